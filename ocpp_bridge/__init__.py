@@ -1,0 +1,1 @@
+"""OCPP certificate handlers, ChargePoint adapters and the station gateway over :mod:`pki`."""

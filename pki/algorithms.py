@@ -1,0 +1,104 @@
+"""Key algorithms evpki generates and accepts, and how each one signs.
+
+An algorithm is named by a short stable string used in the hierarchy TOML and in policies:
+``ec-p256``, ``ec-p384``, ``ec-p521``, ``ed448``, ``ed25519``, ``rsa-2048``, ``rsa-3072``,
+``rsa-4096``. :func:`describe_key` gives the same name for a public key found in a CSR
+(``ec-brainpoolP256r1`` and ``rsa-<bits>`` for sizes we do not generate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+
+from pki.errors import InvalidInput
+
+__all__ = [
+    "GENERATED_ALGORITHMS",
+    "KeyDescription",
+    "describe_key",
+    "generate_private_key",
+    "signature_hash",
+    "signature_padding",
+]
+
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "ec-p256": ec.SECP256R1,
+    "ec-p384": ec.SECP384R1,
+    "ec-p521": ec.SECP521R1,
+}
+_RSA_BITS = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
+GENERATED_ALGORITHMS = (*_CURVES, "ed448", "ed25519", *_RSA_BITS)
+
+_CURVE_NAMES = {
+    "secp256r1": "ec-p256",
+    "secp384r1": "ec-p384",
+    "secp521r1": "ec-p521",
+    "secp224r1": "ec-p224",
+    "brainpoolP256r1": "ec-brainpoolP256r1",
+    "brainpoolP384r1": "ec-brainpoolP384r1",
+    "brainpoolP512r1": "ec-brainpoolP512r1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDescription:
+    """What policy needs to know of a public key."""
+
+    name: str  # e.g. "ec-p256", "rsa-3072", "ed448", "ec-secp192r1"
+    family: str  # "rsa" | "ec" | "eddsa" | "other"
+    bits: int
+    rsa_public_exponent: int | None = None
+
+
+def generate_private_key(algorithm: str) -> CertificateIssuerPrivateKeyTypes:
+    if algorithm in _CURVES:
+        return ec.generate_private_key(_CURVES[algorithm]())
+    if algorithm in _RSA_BITS:
+        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
+    if algorithm == "ed448":
+        return ed448.Ed448PrivateKey.generate()
+    if algorithm == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise InvalidInput(f"unknown key algorithm {algorithm!r}; choose one of {', '.join(GENERATED_ALGORITHMS)}")
+
+
+def describe_key(key: object) -> KeyDescription:
+    if isinstance(key, rsa.RSAPublicKey):
+        return KeyDescription(f"rsa-{key.key_size}", "rsa", key.key_size, key.public_numbers().e)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        name = _CURVE_NAMES.get(key.curve.name, f"ec-{key.curve.name}")
+        return KeyDescription(name, "ec", key.curve.key_size)
+    if isinstance(key, ed448.Ed448PublicKey):
+        return KeyDescription("ed448", "eddsa", 448)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return KeyDescription("ed25519", "eddsa", 255)
+    return KeyDescription(type(key).__name__, "other", 0)
+
+
+def signature_hash(key: CertificatePublicKeyTypes) -> hashes.HashAlgorithm | None:
+    """The digest a CA with this key signs with: matched to the curve, SHA-256 for RSA, none for EdDSA."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.key_size >= 512:
+            return hashes.SHA512()
+        if key.curve.key_size >= 384:
+            return hashes.SHA384()
+        return hashes.SHA256()
+    if isinstance(key, ed448.Ed448PublicKey | ed25519.Ed25519PublicKey):
+        return None
+    return hashes.SHA256()
+
+
+def signature_padding(key: CertificatePublicKeyTypes, rsa_pss: bool) -> padding.AsymmetricPadding | None:
+    """RSA-PSS when the CA is configured for it (OCPP A00.FR.505 recommends it), else PKCS#1 v1.5."""
+    if not isinstance(key, rsa.RSAPublicKey):
+        return None
+    if rsa_pss:
+        return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+    return padding.PKCS1v15()

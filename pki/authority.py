@@ -1,0 +1,142 @@
+"""Certificate construction: turn an approved request and a profile into a signed certificate.
+
+Pure functions over ``cryptography`` objects; no store access. The caller (the service)
+decides serial, validity window and issuer; this module applies the profile's extensions
+and the RFC 5280 structure around them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import secrets
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from pki.errors import PolicyViolation
+from pki.keys.base import Signer
+from pki.profiles import Profile
+
+__all__ = [
+    "BACKDATE",
+    "IssuerContext",
+    "build_certificate",
+    "fingerprint",
+    "new_serial",
+    "serial_hex",
+    "validity_window",
+]
+
+# notBefore is back-dated so that stations with slightly slow clocks accept a fresh certificate.
+BACKDATE = dt.timedelta(minutes=5)
+_SERIAL_BITS = 127  # RFC 5280 §4.1.2.2: positive, <= 20 octets; CA/B BR ask for >= 64 random bits.
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerContext:
+    """The issuing CA as certificate building needs it; ``certificate`` is None for a self-signed root."""
+
+    ca_id: str
+    signer: Signer
+    certificate: x509.Certificate | None
+    rsa_pss: bool
+
+
+def new_serial() -> int:
+    # The top bit is fixed so every serial encodes in exactly 16 octets (126 random bits).
+    return secrets.randbits(_SERIAL_BITS - 1) | (1 << (_SERIAL_BITS - 1))
+
+
+def serial_hex(serial: int) -> str:
+    """Upper-case hex without leading zeros, as OCPP CertificateHashData.serialNumber writes it."""
+    return format(serial, "X")
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def validity_window(
+    now: dt.datetime, validity: dt.timedelta, issuer: x509.Certificate | None
+) -> tuple[dt.datetime, dt.datetime]:
+    """notBefore back-dated a few minutes, notAfter capped at the issuer's notAfter."""
+    not_before = now - BACKDATE
+    not_after = now + validity
+    if issuer is not None:
+        not_before = max(not_before, issuer.not_valid_before_utc)
+        not_after = min(not_after, issuer.not_valid_after_utc)
+    if not_after <= now:
+        raise PolicyViolation("issuer.expired", "the issuing CA certificate has expired")
+    return not_before, not_after
+
+
+def build_certificate(
+    *,
+    issuer: IssuerContext,
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    profile: Profile,
+    serial: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    public_url: str,
+    path_length: int | None = None,
+    dns_names: tuple[str, ...] = (),
+    ip_addresses: tuple[str, ...] = (),
+) -> x509.Certificate:
+    issuer_name = issuer.certificate.subject if issuer.certificate is not None else subject
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.BasicConstraints(ca=profile.is_ca, path_length=path_length if profile.is_ca else None),
+            critical=True,
+        )
+        .add_extension(profile.key_usage(isinstance(public_key, rsa.RSAPublicKey)), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    if profile.extended_usages:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(list(profile.extended_usages)), critical=False)
+    if dns_names or ip_addresses:
+        names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    if profile.ocsp_nocheck:
+        builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)  # RFC 6960 §4.2.2.2.1
+    if issuer.certificate is not None:
+        issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
+        )
+        # Every non-root certificate says where its status is answered (OCPP M06 takes the
+        # GetCertificateStatus responderURL from AIA) and where its issuer's CRL lives.
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess(
+                [x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{public_url}/ocsp"))]
+            ),
+            critical=False,
+        )
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        full_name=[x509.UniformResourceIdentifier(f"{public_url}/crl/{issuer.ca_id}.crl")],
+                        relative_name=None,
+                        reasons=None,
+                        crl_issuer=None,
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    return issuer.signer.sign_certificate(builder, rsa_pss=issuer.rsa_pss)

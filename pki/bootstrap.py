@@ -1,0 +1,182 @@
+"""``evpki init``: build the hierarchy a :class:`~pki.hierarchy.HierarchySpec` describes.
+
+Idempotent and additive: a CA or managed leaf that exists is kept as it is; a key file left
+by an interrupted run is reused rather than replaced. Each CA is created in its own
+transaction together with its certificate row and audit record.
+"""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from pki import audit
+from pki.authority import IssuerContext, build_certificate, fingerprint, new_serial, serial_hex, validity_window
+from pki.context import ORGANIZATION_SETTING, Context
+from pki.errors import Conflict
+from pki.hierarchy import CaSpec, HierarchySpec, LeafSpec
+from pki.keys.base import Signer
+from pki.profiles import ProfileName, get_profile
+from pki.store import repository
+from pki.store.models import CertificateAuthorityRow, CertificateRow
+from pki.views import InitReport
+
+__all__ = ["init_hierarchy", "stored_organization"]
+
+
+def stored_organization(ctx: Context) -> str | None:
+    with ctx.database.read() as session:
+        return repository.get_setting(session, ORGANIZATION_SETTING)
+
+
+def init_hierarchy(ctx: Context, spec: HierarchySpec, actor: str) -> InitReport:
+    with ctx.database.write() as session:
+        stored = repository.get_setting(session, ORGANIZATION_SETTING)
+        if stored is not None and stored != spec.organization:
+            raise Conflict(
+                f"this PKI belongs to {stored!r}; the organisation of an initialised PKI is not changed"
+            )
+        if stored is None:
+            repository.set_setting(session, ORGANIZATION_SETTING, spec.organization)
+    created: list[str] = []
+    kept: list[str] = []
+    for ca in spec.cas:
+        (created if _ensure_ca(ctx, ca, actor) else kept).append(ca.id)
+    for leaf in spec.leaves:
+        (created if _ensure_leaf(ctx, leaf, actor) else kept).append(leaf.label)
+    return InitReport(spec.organization, tuple(created), tuple(kept))
+
+
+def _key(ctx: Context, key_id: str, algorithm: str) -> Signer:
+    return ctx.keys.load(key_id) if ctx.keys.exists(key_id) else ctx.keys.generate(key_id, algorithm)
+
+
+def _ensure_ca(ctx: Context, spec: CaSpec, actor: str) -> bool:
+    with ctx.database.read() as session:
+        if any(row.id == spec.id for row in repository.list_cas(session)):
+            return False
+        parent = ctx.issuer(session, spec.parent)[1] if spec.parent else None
+    key_id = f"ca-{spec.id}"
+    signer = _key(ctx, key_id, spec.pki.algorithm)
+    issuer = parent or IssuerContext(ca_id=spec.id, signer=signer, certificate=None, rsa_pss=spec.pki.rsa_pss)
+    now = ctx.clock.now()
+    profile = get_profile(ProfileName.ROOT if spec.is_root else ProfileName.SUB_CA)
+    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)
+    serial = new_serial()
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=spec.subject,
+        public_key=signer.public_key(),
+        profile=profile,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        path_length=spec.path_length,
+    )
+    der = certificate.public_bytes(Encoding.DER)
+    sha256 = fingerprint(certificate)
+    with ctx.database.write() as session:
+        session.add(
+            CertificateAuthorityRow(
+                id=spec.id,
+                pki=spec.pki.name,
+                standard=spec.pki.standard,
+                parent_id=spec.parent,
+                key_id=key_id,
+                key_backend=ctx.keys.backend,
+                issues=",".join(p.value for p in spec.issues),
+                rsa_pss=spec.pki.rsa_pss,
+                serial=serial_hex(serial),
+                sha256=sha256,
+                subject=certificate.subject.rfc4514_string(),
+                not_before=not_before,
+                not_after=not_after,
+                der=der,
+                created_at=now,
+            )
+        )
+        session.flush()
+        repository.add_certificate(
+            session,
+            CertificateRow(
+                issuer_id=spec.parent or spec.id,
+                serial=serial_hex(serial),
+                sha256=sha256,
+                profile=profile.name.value,
+                subject=certificate.subject.rfc4514_string(),
+                identity=spec.id,
+                not_before=not_before,
+                not_after=not_after,
+                der=der,
+                key_id=key_id,
+                created_at=now,
+            ),
+        )
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="ca-create",
+            ca_id=spec.parent or spec.id,
+            serial=serial_hex(serial),
+            details={"ca": spec.id, "subject": certificate.subject.rfc4514_string(), "sha256": sha256},
+        )
+    return True
+
+
+def _ensure_leaf(ctx: Context, spec: LeafSpec, actor: str) -> bool:
+    with ctx.database.read() as session:
+        if repository.managed_leaf(session, spec.label) is not None:
+            return False
+        ca_row, issuer = ctx.issuer(session, spec.issuer)
+        ctx.check_issuer_usable(session, ca_row)
+    key_id = f"leaf-{spec.label}"
+    signer = _key(ctx, key_id, spec.algorithm)
+    profile = get_profile(spec.profile)
+    now = ctx.clock.now()
+    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)
+    serial = new_serial()
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=spec.subject,
+        public_key=signer.public_key(),
+        profile=profile,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        dns_names=spec.dns,
+        ip_addresses=spec.ips,
+    )
+    sha256 = fingerprint(certificate)
+    common_name = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    with ctx.database.write() as session:
+        repository.add_certificate(
+            session,
+            CertificateRow(
+                issuer_id=spec.issuer,
+                serial=serial_hex(serial),
+                sha256=sha256,
+                profile=profile.name.value,
+                subject=certificate.subject.rfc4514_string(),
+                identity=str(common_name),
+                not_before=not_before,
+                not_after=not_after,
+                der=certificate.public_bytes(Encoding.DER),
+                key_id=key_id,
+                label=spec.label,
+                created_at=now,
+            ),
+        )
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="issue",
+            ca_id=spec.issuer,
+            serial=serial_hex(serial),
+            details={"profile": profile.name.value, "label": spec.label, "sha256": sha256},
+        )
+    return True
+

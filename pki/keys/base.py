@@ -1,0 +1,54 @@
+"""The ``KeyStore`` / ``Signer`` protocols every key backend implements.
+
+A backend creates keys under a stable ``key_id`` and hands out a :class:`Signer` that signs
+certificates and CRLs without ever giving the private key to its caller; the PKCS#11 backend
+keeps keys inside the token, the file backend keeps them encrypted at rest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from pki.errors import InvalidInput
+
+__all__ = ["KeyStore", "Signer", "check_key_id"]
+
+_KEY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+def check_key_id(key_id: str) -> str:
+    if not _KEY_ID.match(key_id):
+        raise InvalidInput(f"invalid key id {key_id!r} (lower-case letters, digits, '.', '_', '-')")
+    return key_id
+
+
+class Signer(Protocol):
+    """Signs with one private key that stays inside its backend."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def public_key(self) -> CertificatePublicKeyTypes: ...
+
+    def sign_certificate(self, builder: x509.CertificateBuilder, *, rsa_pss: bool) -> x509.Certificate: ...
+
+    def sign_crl(
+        self, builder: x509.CertificateRevocationListBuilder, *, rsa_pss: bool
+    ) -> x509.CertificateRevocationList: ...
+
+
+class KeyStore(Protocol):
+    """Creates and finds keys by id. ``generate`` never replaces an existing key."""
+
+    @property
+    def backend(self) -> str: ...
+
+    def generate(self, key_id: str, algorithm: str) -> Signer: ...
+
+    def load(self, key_id: str) -> Signer: ...
+
+    def exists(self, key_id: str) -> bool: ...

@@ -1,0 +1,78 @@
+"""Revocation semantics (RFC 5280 §5.3.1): reasons, what may be revoked, and releasing a hold.
+
+``certificateHold`` is the only reversible state; any final reason may follow a hold.
+``removeFromCRL`` is not something a user asks for: it is what a delta CRL says after a
+release. Revocation status lives in the database, indexed by issuer and serial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+
+from cryptography import x509
+
+from pki.errors import Conflict, InvalidInput
+from pki.store.models import CertificateRow
+
+__all__ = ["RevocationReason", "apply_revocation", "parse_reason", "release_hold"]
+
+
+class RevocationReason(StrEnum):
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "keyCompromise"
+    CA_COMPROMISE = "cACompromise"
+    AFFILIATION_CHANGED = "affiliationChanged"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
+    CERTIFICATE_HOLD = "certificateHold"
+    PRIVILEGE_WITHDRAWN = "privilegeWithdrawn"
+    AA_COMPROMISE = "aACompromise"
+
+    @property
+    def flag(self) -> x509.ReasonFlags:
+        return _FLAGS[self]
+
+
+_FLAGS = {
+    RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
+    RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
+    RevocationReason.CA_COMPROMISE: x509.ReasonFlags.ca_compromise,
+    RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
+    RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
+    RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
+    RevocationReason.CERTIFICATE_HOLD: x509.ReasonFlags.certificate_hold,
+    RevocationReason.PRIVILEGE_WITHDRAWN: x509.ReasonFlags.privilege_withdrawn,
+    RevocationReason.AA_COMPROMISE: x509.ReasonFlags.aa_compromise,
+}
+_BY_FOLDED = {re.sub(r"[^a-z]", "", r.value.lower()): r for r in RevocationReason}
+
+
+def parse_reason(text: str) -> RevocationReason:
+    """Accept RFC 5280 names in any case and with or without separators (key-compromise, keyCompromise)."""
+    reason = _BY_FOLDED.get(re.sub(r"[^a-z]", "", text.lower()))
+    if reason is None:
+        raise InvalidInput(f"unknown revocation reason {text!r}; use one of {', '.join(r.value for r in RevocationReason)}")
+    return reason
+
+
+def apply_revocation(row: CertificateRow, reason: RevocationReason, at: dt.datetime) -> None:
+    if row.status == "revoked":
+        raise Conflict(
+            f"certificate {row.serial} of {row.issuer_id} is already revoked ({row.revocation_reason})"
+        )
+    if row.status == "on-hold" and reason is RevocationReason.CERTIFICATE_HOLD:
+        raise Conflict(f"certificate {row.serial} of {row.issuer_id} is already on hold")
+    row.status = "on-hold" if reason is RevocationReason.CERTIFICATE_HOLD else "revoked"
+    if row.revoked_at is None:  # a hold made final keeps the time the hold began
+        row.revoked_at = at
+    row.revocation_reason = reason.value
+
+
+def release_hold(row: CertificateRow) -> None:
+    if row.status != "on-hold":
+        raise Conflict(f"certificate {row.serial} of {row.issuer_id} is not on hold (status {row.status})")
+    row.status = "valid"
+    row.revoked_at = None
+    row.revocation_reason = None

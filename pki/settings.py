@@ -1,0 +1,96 @@
+"""Settings: ``EVPKI_*`` environment variables first, then an optional ``evpki.toml``.
+
+``EVPKI_HOME`` (default ``./evpki-data``) holds the SQLite database and the encrypted key
+files; ``EVPKI_DATABASE_URL`` points elsewhere (PostgreSQL: ``postgresql+psycopg://...``).
+The key passphrase comes from ``EVPKI_KEY_PASSPHRASE`` or the file named by
+``EVPKI_KEY_PASSPHRASE_FILE`` (which must not be readable by group or others).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from pki.clock import parse_duration
+from pki.errors import InvalidInput, Unavailable
+
+__all__ = ["Settings"]
+
+_MIN_PASSPHRASE = 12
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVPKI_", toml_file="evpki.toml", extra="ignore")
+
+    home: Path = Path("evpki-data")
+    database_url: str | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    key_passphrase: SecretStr | None = None
+    key_passphrase_file: Path | None = None
+    crl_validity: str = "7d"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'evpki.db').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def crl_next_update(self) -> dt.timedelta:
+        return parse_duration(self.crl_validity)
+
+    @property
+    def public_base_url(self) -> str:
+        return self.public_url.rstrip("/")
+
+    def passphrase(self) -> bytes:
+        """The key-encryption passphrase; raises :class:`Unavailable` when none is configured."""
+        if self.key_passphrase is not None:
+            value = self.key_passphrase.get_secret_value()
+        elif self.key_passphrase_file is not None:
+            value = _read_passphrase_file(self.key_passphrase_file)
+        else:
+            raise Unavailable(
+                "no key passphrase: set EVPKI_KEY_PASSPHRASE or EVPKI_KEY_PASSPHRASE_FILE "
+                "(CA keys are never stored unencrypted)"
+            )
+        if len(value) < _MIN_PASSPHRASE:
+            raise InvalidInput(f"the key passphrase must have at least {_MIN_PASSPHRASE} characters")
+        return value.encode()
+
+
+def _read_passphrase_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise Unavailable(f"passphrase file {path} is readable by others; chmod 600 it")
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise Unavailable(f"passphrase file {path} does not exist") from None
+    except OSError as exc:
+        raise Unavailable(f"cannot read passphrase file {path}: {exc.strerror}") from None

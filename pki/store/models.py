@@ -1,0 +1,119 @@
+"""The tables. Alembic migrations in ``pki/store/migrations`` create exactly these.
+
+Serials are stored as canonical upper-case hex without leading zeros (OCPP
+CertificateHashData style) because 20-octet serials do not fit a BIGINT. Times are aware
+UTC; SQLite hands them back naive, so readers pass them through :func:`pki.clock.utc`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "AuditHead",
+    "AuditRecord",
+    "CertificateAuthorityRow",
+    "CertificateRow",
+    "CrlRow",
+    "SettingRow",
+]
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> object:
+    return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+
+
+class CertificateAuthorityRow(SQLModel, table=True):
+    __tablename__ = "certificate_authority"
+
+    id: str = Field(primary_key=True, max_length=64)
+    pki: str = Field(max_length=16)
+    standard: str = Field(max_length=16)
+    parent_id: str | None = Field(default=None, foreign_key="certificate_authority.id", max_length=64)
+    key_id: str = Field(max_length=128)
+    key_backend: str = Field(max_length=16)
+    issues: str = Field(default="", max_length=256)  # comma-separated profile names
+    rsa_pss: bool = False
+    serial: str = Field(max_length=40)
+    sha256: str = Field(max_length=64)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    not_before: dt.datetime = _when()  # type: ignore[assignment]
+    not_after: dt.datetime = _when()  # type: ignore[assignment]
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    crl_number: int = 0
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+
+
+class CertificateRow(SQLModel, table=True):
+    __tablename__ = "certificate"
+    __table_args__ = (
+        UniqueConstraint("issuer_id", "serial", name="uq_certificate_issuer_serial"),
+        Index("ix_certificate_issuer_status", "issuer_id", "status"),
+        Index("ix_certificate_identity", "profile", "identity"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer_id: str = Field(foreign_key="certificate_authority.id", max_length=64)
+    serial: str = Field(max_length=40, index=True)
+    sha256: str = Field(max_length=64, unique=True)
+    profile: str = Field(max_length=32)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    identity: str | None = Field(default=None, max_length=255)
+    station_serial: str | None = Field(default=None, max_length=255)
+    not_before: dt.datetime = _when()  # type: ignore[assignment]
+    not_after: dt.datetime = _when(index=True)  # type: ignore[assignment]
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="valid", max_length=16)  # valid | revoked | on-hold
+    revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    revocation_reason: str | None = Field(default=None, max_length=32)
+    superseded_by_id: int | None = Field(default=None, foreign_key="certificate.id")
+    key_id: str | None = Field(default=None, max_length=128)  # set when evpki holds the key
+    label: str | None = Field(default=None, max_length=64, index=True)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+
+
+class CrlRow(SQLModel, table=True):
+    __tablename__ = "crl"
+    __table_args__ = (UniqueConstraint("ca_id", "number", name="uq_crl_ca_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ca_id: str = Field(foreign_key="certificate_authority.id", max_length=64)
+    number: int
+    this_update: dt.datetime = _when()  # type: ignore[assignment]
+    next_update: dt.datetime = _when()  # type: ignore[assignment]
+    revoked_count: int
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class AuditRecord(SQLModel, table=True):
+    __tablename__ = "audit_record"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: dt.datetime = _when()  # type: ignore[assignment]
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=32)
+    ca_id: str | None = Field(default=None, max_length=64)
+    serial: str | None = Field(default=None, max_length=40)
+    details: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """One row: the last sequence number and hash. Appends lock it, which serialises the chain."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = 0
+    hash: str = Field(max_length=64)
+
+
+class SettingRow(SQLModel, table=True):
+    __tablename__ = "pki_setting"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))

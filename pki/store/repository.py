@@ -1,0 +1,215 @@
+"""Intention-named queries over an explicit session. Callers own the transaction.
+
+Status of a certificate as users see it is derived here in one place: ``revoked`` and
+``on-hold`` come from the stored status; otherwise ``expired`` (past notAfter), then
+``superseded`` (a renewal replaced it), else ``valid``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from pki.errors import Conflict, InvalidInput, NotFound
+from pki.store.models import CertificateAuthorityRow, CertificateRow, CrlRow, SettingRow
+
+__all__ = [
+    "CERTIFICATE_STATUSES",
+    "CertificateFilter",
+    "add_certificate",
+    "add_crl",
+    "current_for_identity",
+    "derived_status",
+    "find_certificate",
+    "get_ca",
+    "get_setting",
+    "latest_crl",
+    "list_cas",
+    "list_certificates",
+    "managed_leaf",
+    "next_crl_number",
+    "revoked_entries",
+    "set_setting",
+    "supersede",
+]
+
+CERTIFICATE_STATUSES = ("valid", "superseded", "expired", "revoked", "on-hold")
+
+
+def derived_status(row: CertificateRow, now: dt.datetime) -> str:
+    from pki.clock import utc
+
+    if row.status in ("revoked", "on-hold"):
+        return row.status
+    if utc(row.not_after) <= now:
+        return "expired"
+    if row.superseded_by_id is not None:
+        return "superseded"
+    return "valid"
+
+
+def get_ca(session: Session, ca_id: str, *, lock: bool = False) -> CertificateAuthorityRow:
+    query = select(CertificateAuthorityRow).where(CertificateAuthorityRow.id == ca_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no CA {ca_id!r}; `evpki ca list` shows the CAs")
+    return row
+
+
+def list_cas(session: Session) -> list[CertificateAuthorityRow]:
+    return list(session.execute(select(CertificateAuthorityRow).order_by(CertificateAuthorityRow.created_at)).scalars())
+
+
+def add_certificate(session: Session, row: CertificateRow) -> CertificateRow:
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_certificate(session: Session, key: str, ca_id: str | None = None) -> CertificateRow:
+    """By SHA-256 fingerprint (64 hex digits) or by serial (hex, any case, leading zeros allowed)."""
+    text = key.strip().replace(":", "")
+    if text.lower().startswith("0x"):
+        text = text[2:]
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise InvalidInput(f"{key!r} is neither a hex serial nor a SHA-256 fingerprint") from None
+    if len(text) == 64:
+        row = session.execute(select(CertificateRow).where(CertificateRow.sha256 == text.lower())).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"no certificate with SHA-256 fingerprint {text.lower()}")
+        return row
+    if len(text) > 40:
+        raise InvalidInput(f"serial {key!r} is longer than 20 octets")
+    serial = format(value, "X")
+    query = select(CertificateRow).where(CertificateRow.serial == serial)
+    if ca_id is not None:
+        query = query.where(CertificateRow.issuer_id == ca_id)
+    rows = list(session.execute(query).scalars())
+    if not rows:
+        where = f" issued by {ca_id}" if ca_id else ""
+        raise NotFound(f"no certificate with serial {serial}{where}")
+    if len(rows) > 1:
+        issuers = ", ".join(sorted(r.issuer_id for r in rows))
+        raise Conflict(f"serial {serial} exists under several CAs ({issuers}); name one with --ca")
+    return rows[0]
+
+
+def current_for_identity(session: Session, profile: str, identity: str) -> list[CertificateRow]:
+    """Certificates of this identity that no renewal has replaced and that are not revoked."""
+    query = select(CertificateRow).where(
+        CertificateRow.profile == profile,
+        CertificateRow.identity == identity,
+        CertificateRow.superseded_by_id.is_(None),  # type: ignore[union-attr]
+        CertificateRow.status != "revoked",
+    )
+    return list(session.execute(query.order_by(CertificateRow.id)).scalars())
+
+
+def supersede(session: Session, old_ids: list[int], new_id: int) -> None:
+    if old_ids:
+        session.execute(
+            update(CertificateRow).where(CertificateRow.id.in_(old_ids)).values(superseded_by_id=new_id)  # type: ignore[union-attr]
+        )
+
+
+def managed_leaf(session: Session, label: str) -> CertificateRow | None:
+    query = select(CertificateRow).where(CertificateRow.label == label).order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
+    return session.execute(query.limit(1)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFilter:
+    ca_id: str | None = None
+    identity: str | None = None
+    profile: str | None = None
+    status: str | None = None
+    expiring_before: dt.datetime | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+def list_certificates(session: Session, flt: CertificateFilter, now: dt.datetime) -> list[CertificateRow]:
+    query: Select[tuple[CertificateRow]] = select(CertificateRow)
+    if flt.ca_id:
+        query = query.where(CertificateRow.issuer_id == flt.ca_id)
+    if flt.identity:
+        query = query.where(or_(CertificateRow.identity == flt.identity, CertificateRow.station_serial == flt.identity))
+    if flt.profile:
+        query = query.where(CertificateRow.profile == flt.profile)
+    if flt.expiring_before is not None:
+        query = query.where(
+            CertificateRow.not_after > now,
+            CertificateRow.not_after <= flt.expiring_before,
+            CertificateRow.status == "valid",
+        )
+    if flt.status:
+        query = query.where(_status_clause(flt.status, now))
+    query = query.order_by(CertificateRow.id).limit(flt.limit).offset(flt.offset)
+    return list(session.execute(query).scalars())
+
+
+def _status_clause(status: str, now: dt.datetime):  # type: ignore[no-untyped-def]
+    live = and_(CertificateRow.status == "valid", CertificateRow.not_after > now)
+    clauses = {
+        "revoked": CertificateRow.status == "revoked",
+        "on-hold": CertificateRow.status == "on-hold",
+        "expired": and_(CertificateRow.status == "valid", CertificateRow.not_after <= now),
+        "superseded": and_(live, CertificateRow.superseded_by_id.is_not(None)),  # type: ignore[union-attr]
+        "valid": and_(live, CertificateRow.superseded_by_id.is_(None)),  # type: ignore[union-attr]
+    }
+    if status not in clauses:
+        raise InvalidInput(f"unknown status {status!r}; use one of {', '.join(CERTIFICATE_STATUSES)}")
+    return clauses[status]
+
+
+def revoked_entries(session: Session, ca_id: str) -> Iterator[tuple[str, dt.datetime, str]]:
+    """(serial hex, revocation time, reason) of every revoked or held certificate of a CA, streamed."""
+    query = (
+        select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason)
+        .where(CertificateRow.issuer_id == ca_id, CertificateRow.status.in_(("revoked", "on-hold")))  # type: ignore[attr-defined]
+        .execution_options(yield_per=50_000)
+    )
+    for serial, revoked_at, reason in session.execute(query):
+        yield serial, revoked_at, reason
+
+
+def next_crl_number(session: Session, ca_id: str) -> int:
+    """Reserve the next CRL number; the CA row lock keeps numbers strictly increasing across processes."""
+    ca = get_ca(session, ca_id, lock=True)
+    ca.crl_number += 1
+    session.flush()
+    return ca.crl_number
+
+
+def add_crl(session: Session, row: CrlRow) -> None:
+    session.add(row)
+
+
+def latest_crl(session: Session, ca_id: str) -> CrlRow | None:
+    query = select(CrlRow).where(CrlRow.ca_id == ca_id).order_by(CrlRow.number.desc()).limit(1)  # type: ignore[attr-defined]
+    return session.execute(query).scalar_one_or_none()
+
+
+def count_certificates(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(CertificateRow)).scalar_one())
+
+
+def get_setting(session: Session, key: str) -> str | None:
+    row = session.get(SettingRow, key)
+    return row.value if row else None
+
+
+def set_setting(session: Session, key: str, value: str) -> None:
+    row = session.get(SettingRow, key)
+    if row is None:
+        session.add(SettingRow(key=key, value=value))
+    else:
+        row.value = value
