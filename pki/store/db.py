@@ -67,7 +67,7 @@ class Database:
                 session.begin()
             yield session
         finally:
-            session.rollback()
+            # close() ends the transaction without expiring loaded objects, which callers keep using.
             session.close()
 
     def migrate(self) -> None:

@@ -1,0 +1,137 @@
+"""Shared fixtures: a data dir and an initialised hierarchy once per session, fresh ones on demand.
+
+With ``EVPKI_TEST_DATABASE_URL`` set (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``)
+every PKI the tests build lives in its own throw-away PostgreSQL database on that server;
+otherwise in a SQLite file under the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from pki import PKI, Settings
+from pki.clock import FixedClock
+
+TEST_PASSPHRASE = "evpki-test-passphrase"
+ORG = "Test CSO GmbH"
+PG_URL = os.environ.get("EVPKI_TEST_DATABASE_URL")
+
+
+def _admin_engine():  # type: ignore[no-untyped-def]
+    url = make_url(PG_URL).set(database="postgres")
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def database_url(home: Path) -> tuple[str, str | None]:
+    """A fresh database URL and, for PostgreSQL, the database name to drop afterwards."""
+    if not PG_URL:
+        return f"sqlite:///{home / 'evpki.db'}", None
+    name = f"evpki_test_{uuid.uuid4().hex[:12]}"
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
+
+
+def drop_database(name: str | None) -> None:
+    if name is None:
+        return
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def make_settings(home: Path, url: str) -> Settings:
+    return Settings(
+        home=home,
+        database_url=url,
+        key_passphrase=TEST_PASSPHRASE,  # type: ignore[arg-type]
+        public_url="http://127.0.0.1:8080",
+    )
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    home = tmp_path_factory.mktemp("evpki-home")
+    url, name = database_url(home)
+    yield home, url
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def pki(session_home: tuple[Path, str]) -> Iterator[PKI]:
+    """One initialised default hierarchy for the whole session (read-mostly tests)."""
+    home, url = session_home
+    instance = PKI.open(make_settings(home, url))
+    instance.init(organization=ORG, actor="test")
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def fresh_pki(tmp_path: Path) -> Iterator[PKI]:
+    """A new initialised hierarchy with a clock the test controls (``fresh_pki.clock``)."""
+    url, name = database_url(tmp_path)
+    clock = FixedClock(dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC))
+    instance = PKI.open(make_settings(tmp_path, url), clock=clock)
+    instance.init(organization=ORG, actor="test")
+    yield instance
+    instance.close()
+    drop_database(name)
+
+
+def make_csr(
+    common_name: str,
+    *,
+    organization: str | None = ORG,
+    country: str | None = None,
+    dc: str | None = None,
+    key: object | None = None,
+    dns: tuple[str, ...] = (),
+) -> tuple[str, object]:
+    """A PEM CSR and its private key (P-256 unless ``key`` is given)."""
+    private = key or ec.generate_private_key(ec.SECP256R1())
+    attrs = []
+    if country:
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country))
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    if dc:
+        attrs.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, dc))
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))
+    if dns:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
+    algorithm = None if not isinstance(private, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) else hashes.SHA256()
+    csr = builder.sign(private, algorithm)  # type: ignore[arg-type]
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), private
+
+
+def openssl_available() -> bool:
+    return shutil.which("openssl") is not None
+
+
+def run_openssl(*args: str, input_bytes: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", *args], input=input_bytes.decode() if input_bytes else None,
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+
+
+requires_openssl = pytest.mark.skipif(not openssl_available(), reason="openssl is not installed")
