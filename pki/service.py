@@ -47,7 +47,7 @@ class PKI:
         database = Database(settings.resolved_database_url)
         if migrate:
             database.migrate()
-        keys = FileKeyStore(settings.keys_dir, settings.passphrase())
+        keys = FileKeyStore(settings.keys_dir, settings.passphrase)
         return cls(database=database, keys=keys, settings=settings, clock=clock)
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from asn1crypto import algos as asn1_algos
@@ -112,14 +113,21 @@ class FileSigner:
 class FileKeyStore:
     backend = "file"
 
-    def __init__(self, directory: Path, passphrase: bytes) -> None:
+    def __init__(self, directory: Path, passphrase: bytes | Callable[[], bytes]) -> None:
+        # A callable defers asking for the passphrase until a key is really used, so read-only
+        # commands (listing CAs, showing certificates) work without it.
         self._dir = directory
-        self._passphrase = passphrase
+        self._passphrase_source = passphrase
         self._cache: dict[str, FileSigner] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FileKeyStore({str(self._dir)!r})"
+
+    @property
+    def _passphrase(self) -> bytes:
+        source = self._passphrase_source
+        return source() if callable(source) else source
 
     def _path(self, key_id: str) -> Path:
         return self._dir / f"{check_key_id(key_id)}.key.pem"

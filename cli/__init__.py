@@ -1,0 +1,1 @@
+"""The ``evpki`` command line: a thin Typer front over :class:`pki.PKI`."""

@@ -1,0 +1,78 @@
+"""``evpki init`` and ``evpki ca list|show|export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import actor, console, guarded, open_pki, print_json, write_output
+from pki.views import pem
+
+__all__ = ["app", "init"]
+
+app = typer.Typer(help="Show and export certificate authorities.", no_args_is_help=True)
+
+
+@guarded
+def init(
+    org: Annotated[
+        str | None, typer.Option("--org", help="CSO organisation name; station certificates must carry it as O.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Hierarchy TOML (default: the one shipped with evpki).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Build the PKI hierarchy. Existing CAs and keys are kept, never replaced."""
+    pki = open_pki()
+    report = pki.init(config=config, organization=org, actor=actor())
+    console.print(f"CSO organisation: [bold]{report.organization}[/bold]")
+    if report.created:
+        console.print(f"created: {', '.join(report.created)}")
+    if report.kept:
+        console.print(f"kept (already present): {', '.join(report.kept)}")
+
+
+@app.command("list")
+@guarded
+def list_cas(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the CAs with their validity and what they issue."""
+    cas = open_pki().list_cas()
+    if json_output:
+        print_json([ca.to_json() for ca in cas])
+        return
+    table = Table("id", "parent", "standard", "not after", "issues")
+    for ca in cas:
+        table.add_row(ca.id, ca.parent_id or "-", ca.standard, ca.not_after.date().isoformat(), ", ".join(ca.issues))
+    console.print(table)
+
+
+@app.command("show")
+@guarded
+def show(
+    ca_id: Annotated[str, typer.Argument(metavar="ID", help="CA id, e.g. cso-sub.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON (with the PEM).")] = False,
+) -> None:
+    """Show one CA."""
+    ca = open_pki().get_ca(ca_id)
+    if json_output:
+        print_json(ca.to_json(with_pem=True))
+        return
+    for key, value in ca.to_json().items():
+        console.print(f"[bold]{key}[/bold]: {', '.join(value) if isinstance(value, list) else value}")
+
+
+@app.command("export")
+@guarded
+def export(
+    ca_id: Annotated[str, typer.Argument(metavar="ID", help="CA id, e.g. cso-sub.")],
+    chain: Annotated[bool, typer.Option("--chain", help="Append the issuers up to and including the root.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Export a CA certificate (PEM), optionally with its chain."""
+    certificates = open_pki().ca_chain(ca_id)
+    selected = certificates if chain else certificates[:1]
+    write_output("".join(pem(c) for c in selected), out)

@@ -1,0 +1,133 @@
+"""What every command shares: opening the PKI, exit codes, error reporting and output helpers.
+
+Exit codes (documented in ``evpki --help`` and the README):
+0 success · 1 internal error · 2 usage error · 3 invalid input · 4 policy violation ·
+5 not found · 6 conflict · 7 unavailable (database, key store, passphrase) · 8 integrity failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from pki import PKI, Settings
+from pki.errors import (
+    Conflict,
+    EvpkiError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PolicyViolation,
+    Unavailable,
+)
+
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_CODES_HELP",
+    "actor",
+    "console",
+    "fail",
+    "guarded",
+    "open_pki",
+    "print_json",
+    "read_input_file",
+    "write_output",
+]
+
+EXIT_CODES: dict[type[EvpkiError], int] = {
+    InvalidInput: 3,
+    PolicyViolation: 4,
+    NotFound: 5,
+    Conflict: 6,
+    Unavailable: 7,
+    IntegrityError: 8,
+}
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 policy violation, "
+    "5 not found, 6 conflict, 7 unavailable, 8 integrity failure."
+)
+_MAX_INPUT_BYTES = 1 << 20
+
+console = Console()
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exit_code_for(error: EvpkiError) -> int:
+    for kind, code in EXIT_CODES.items():
+        if isinstance(error, kind):
+            return code
+    return 1
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    _stderr.print(f"error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn domain errors into one line on stderr and the documented exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except EvpkiError as error:
+            raise fail(error.message, exit_code_for(error)) from None
+
+    return wrapper
+
+
+def open_pki() -> PKI:
+    return PKI.open(Settings())
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def read_input_file(path: str) -> bytes:
+    """Read a small input file (``-`` for stdin); refuses anything over 1 MiB."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(_MAX_INPUT_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                data = handle.read(_MAX_INPUT_BYTES + 1)
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: {exc.strerror}") from None
+    if len(data) > _MAX_INPUT_BYTES:
+        raise InvalidInput(f"{path}: larger than {_MAX_INPUT_BYTES} bytes")
+    return data
+
+
+def write_output(data: bytes | str, out: Path | None) -> None:
+    raw = data.encode() if isinstance(data, str) else data
+    if out is None:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        return
+    try:
+        out.write_bytes(raw)
+    except OSError as exc:
+        raise InvalidInput(f"{out}: {exc.strerror}") from None
+    _stderr.print(f"wrote {out}", markup=False)

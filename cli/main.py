@@ -1,0 +1,48 @@
+"""The ``evpki`` Typer application: one sub-app per noun, and the process entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from cli import audit_cmd, ca_cmd, cert_cmd, crl_cmd
+from cli.common import EXIT_CODES_HELP
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="evpki",
+    help=(
+        "evpki: the certificate authority for EV charging (OCPP security profile 3, ISO 15118 Plug & Charge).\n\n"
+        "Settings come from EVPKI_* variables: EVPKI_HOME (data dir, default ./evpki-data), EVPKI_DATABASE_URL "
+        "(PostgreSQL), EVPKI_KEY_PASSPHRASE or EVPKI_KEY_PASSPHRASE_FILE (CA key encryption), EVPKI_PUBLIC_URL "
+        "(OCSP/CRL base URL in certificates).\n\n" + EXIT_CODES_HELP
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("init", epilog=EXIT_CODES_HELP)(ca_cmd.init)
+app.add_typer(ca_cmd.app, name="ca")
+app.add_typer(cert_cmd.app, name="cert")
+app.add_typer(crl_cmd.app, name="crl")
+app.add_typer(audit_cmd.app, name="audit")
+
+
+def main() -> None:
+    """Run the CLI; an unexpected failure is one line on stderr and exit 1, never a traceback."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence for users
+        if os.environ.get("EVPKI_DEBUG"):
+            raise
+        sys.stderr.write(f"error: internal error ({type(error).__name__}: {error}); set EVPKI_DEBUG=1 for details\n")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
