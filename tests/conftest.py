@@ -84,13 +84,44 @@ def pki(session_home: tuple[Path, str]) -> Iterator[PKI]:
     instance.close()
 
 
-@pytest.fixture
-def fresh_pki(tmp_path: Path) -> Iterator[PKI]:
-    """A new initialised hierarchy with a clock the test controls (``fresh_pki.clock``)."""
-    url, name = database_url(tmp_path)
-    clock = FixedClock(dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC))
-    instance = PKI.open(make_settings(tmp_path, url), clock=clock)
+FRESH_EPOCH = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="session")
+def _fresh_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str | None]]:
+    """An initialised hierarchy made once; every ``fresh_pki`` is a copy of it (keys and database)."""
+    home = tmp_path_factory.mktemp("evpki-template")
+    url, name = database_url(home)
+    instance = PKI.open(make_settings(home, url), clock=FixedClock(FRESH_EPOCH))
     instance.init(organization=ORG, actor="test")
+    instance.close()
+    yield home, name
+    drop_database(name)
+
+
+def _copy_database(template: tuple[Path, str | None], home: Path) -> tuple[str, str | None]:
+    template_home, template_db = template
+    shutil.copytree(template_home / "keys", home / "keys")
+    if template_db is None:
+        for path in template_home.glob("evpki.db*"):
+            shutil.copy2(path, home / path.name)
+        return f"sqlite:///{home / 'evpki.db'}", None
+    name = f"evpki_test_{uuid.uuid4().hex[:12]}"
+    engine = _admin_engine()
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    engine.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fresh_pki(tmp_path: Path, _fresh_template: tuple[Path, str | None]) -> Iterator[PKI]:
+    """A new initialised hierarchy of its own, with a clock the test controls (``fresh_pki.clock``).
+
+    It is a copy of a template made once per session, so it costs milliseconds, not key generation.
+    """
+    url, name = _copy_database(_fresh_template, tmp_path)
+    instance = PKI.open(make_settings(tmp_path, url), clock=FixedClock(FRESH_EPOCH))
     yield instance
     instance.close()
     drop_database(name)
