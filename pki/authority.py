@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from pki.errors import PolicyViolation
@@ -75,6 +75,25 @@ def validity_window(
     return not_before, not_after
 
 
+def _key_usage(profile: Profile, public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
+    usage = profile.key_usage(isinstance(public_key, rsa.RSAPublicKey))
+    if isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        # RFC 9295 §3 (updating RFC 8410 §5): an Ed25519/Ed448 key only signs; keyAgreement and
+        # keyEncipherment MUST NOT be asserted (ISO 15118-20 does ECDH with a separate X448 key).
+        usage = x509.KeyUsage(
+            digital_signature=usage.digital_signature,
+            content_commitment=usage.content_commitment,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=usage.key_cert_sign,
+            crl_sign=usage.crl_sign,
+            encipher_only=False,
+            decipher_only=False,
+        )
+    return usage
+
+
 def build_certificate(
     *,
     issuer: IssuerContext,
@@ -102,7 +121,7 @@ def build_certificate(
             x509.BasicConstraints(ca=profile.is_ca, path_length=path_length if profile.is_ca else None),
             critical=True,
         )
-        .add_extension(profile.key_usage(isinstance(public_key, rsa.RSAPublicKey)), critical=True)
+        .add_extension(_key_usage(profile, public_key), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
     if profile.extended_usages:
@@ -122,7 +141,11 @@ def build_certificate(
         # GetCertificateStatus responderURL from AIA) and where its issuer's CRL lives.
         builder = builder.add_extension(
             x509.AuthorityInformationAccess(
-                [x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{public_url}/ocsp"))]
+                [
+                    x509.AccessDescription(
+                        x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{public_url}/ocsp")
+                    )
+                ]
             ),
             critical=False,
         )

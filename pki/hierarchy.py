@@ -19,9 +19,9 @@ from cryptography import x509
 
 from pki.algorithms import GENERATED_ALGORITHMS
 from pki.clock import parse_duration
-from pki.errors import InvalidInput
+from pki.errors import InvalidInput, NotFound
 from pki.names import build_name
-from pki.profiles import ProfileName, get_profile
+from pki.profiles import Profile, ProfileName, get_profile
 
 __all__ = [
     "STANDARDS",
@@ -150,7 +150,7 @@ def _parse(data: dict[str, Any], organization: str | None) -> HierarchySpec:
             limit = parent_spec.path_length
             if limit is not None and (limit == 0 or path_length is None or path_length >= limit):
                 raise InvalidInput(f"{where}: parent {parent!r} path length does not allow this CA")
-        issues = tuple(get_profile(p).name for p in table.get("issues", []))
+        issues = tuple(_profile(p, where).name for p in table.get("issues", []))
         if any(get_profile(p).is_ca for p in issues):
             raise InvalidInput(f"{where}: 'issues' lists end-entity profiles; sub-CAs come from 'parent'")
         spec = CaSpec(
@@ -168,7 +168,7 @@ def _parse(data: dict[str, Any], organization: str | None) -> HierarchySpec:
     leaves: list[LeafSpec] = []
     for label, table in data.get("leaf", {}).items():
         where = f"leaf.{label}"
-        profile = get_profile(_str(table, "profile", where))
+        profile = _profile(_str(table, "profile", where), where)
         issuer = seen.get(_str(table, "issuer", where))
         if issuer is None:
             raise InvalidInput(f"{where}: unknown issuer {table['issuer']!r}")
@@ -194,9 +194,25 @@ def _parse(data: dict[str, Any], organization: str | None) -> HierarchySpec:
         )
         if leaves[-1].algorithm not in GENERATED_ALGORITHMS:
             raise InvalidInput(f"{where}: unknown algorithm {leaves[-1].algorithm!r}")
+        # A managed leaf obeys its PKI's standard like the CAs do (ISO 15118-2: P-256 only, iso15118.md
+        # §1.2); otherwise init would build the CAs and only then sign a leaf the standard forbids.
+        if leaves[-1].algorithm not in _STANDARD_ALGORITHMS[issuer.pki.standard]:
+            raise InvalidInput(
+                f"{where}: {issuer.pki.standard} allows algorithms "
+                f"{', '.join(_STANDARD_ALGORITHMS[issuer.pki.standard])}, not {leaves[-1].algorithm!r}"
+            )
     if not cas:
         raise InvalidInput("the hierarchy defines no CA")
     return HierarchySpec(organization=org, pkis=pkis, cas=tuple(cas), leaves=tuple(leaves))
+
+
+def _profile(name: object, where: str) -> Profile:
+    # get_profile raises NotFound (right for a request naming a profile); in a hierarchy file an
+    # unknown profile is a bad value, and the contract of load_hierarchy is InvalidInput.
+    try:
+        return get_profile(str(name))
+    except NotFound:
+        raise InvalidInput(f"{where}: unknown profile {name!r}") from None
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import NameOID
 
 from pki.algorithms import describe_key
 from pki.errors import InvalidInput, PolicyViolation
@@ -50,7 +49,8 @@ _EMAID = re.compile(r"^[A-Z]{2}[0-9A-Z]{3}[0-9A-Z]{9}[0-9A-Z]?$")
 _PCID = re.compile(r"^[A-Za-z0-9]{17,18}$")
 _SECC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9*-]{0,63}$")
 _STATION_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,63}$")
-_FQDN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_FQDN = re.compile(rf"^(?=.{{1,253}}$)({_LABEL})(\.{_LABEL})*$")
 
 
 @dataclass(frozen=True, slots=True)

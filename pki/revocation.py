@@ -53,7 +53,8 @@ def parse_reason(text: str) -> RevocationReason:
     """Accept RFC 5280 names in any case and with or without separators (key-compromise, keyCompromise)."""
     reason = _BY_FOLDED.get(re.sub(r"[^a-z]", "", text.lower()))
     if reason is None:
-        raise InvalidInput(f"unknown revocation reason {text!r}; use one of {', '.join(r.value for r in RevocationReason)}")
+        names = ", ".join(r.value for r in RevocationReason)
+        raise InvalidInput(f"unknown revocation reason {text!r}; use one of {names}")
     return reason
 
 
