@@ -16,16 +16,38 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from pki.clock import utc
 from pki.store.models import AuditHead, AuditRecord
 
-__all__ = ["GENESIS_HASH", "AuditVerification", "append", "record_hash", "verify"]
+__all__ = ["GENESIS_HASH", "AuditEntry", "AuditVerification", "append", "append_on", "record_hash", "verify"]
 
 GENESIS_HASH = "0" * 64
 _VERIFY_BATCH = 2000
+
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+# FOR UPDATE serialises appenders on PostgreSQL; SQLite's write transaction already does.
+_HEAD_FOR_UPDATE = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_INSERT_HEAD = insert(_HEAD)
+_UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+_INSERT_RECORD = insert(AuditRecord.__table__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One appended record, as stored."""
+
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    ca_id: str | None
+    serial: str | None
+    details: str  # canonical JSON
+    prev_hash: str
+    hash: str
 
 
 def _canonical(value: dict[str, Any]) -> bytes:
@@ -65,13 +87,30 @@ def append(
     ca_id: str | None = None,
     serial: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditRecord:
-    head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
+) -> AuditEntry:
+    """Append one record inside ``session``'s transaction."""
+    return append_on(
+        session.connection(), at=at, actor=actor, action=action, ca_id=ca_id, serial=serial, details=details
+    )
+
+
+def append_on(
+    connection: Connection,
+    *,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    ca_id: str | None = None,
+    serial: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """:func:`append` on a Core connection that is inside a transaction."""
+    # Core statements rather than ORM objects: this runs once per issuance, and building the
+    # two ORM objects cost more than the three statements themselves.
+    head = connection.execute(_HEAD_FOR_UPDATE).first()
+    prev_seq, prev_hash = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
     details_text = _canonical(details or {}).decode()
-    seq = head.seq + 1
+    seq = prev_seq + 1
     digest = record_hash(
         seq=seq,
         at=at,
@@ -80,23 +119,28 @@ def append(
         ca_id=ca_id,
         serial=serial,
         details=details_text,
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
-    record = AuditRecord(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        ca_id=ca_id,
-        serial=serial,
-        details=details_text,
-        prev_hash=head.hash,
-        hash=digest,
+    entry = AuditEntry(seq, at, actor, action, ca_id, serial, details_text, prev_hash, digest)
+    connection.execute(
+        _INSERT_RECORD,
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "ca_id": ca_id,
+            "serial": serial,
+            "details": details_text,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
     )
-    session.add(record)
-    head.seq = seq
-    head.hash = digest
-    return record
+    if head is None:
+        connection.execute(_INSERT_HEAD, {"id": 1, "seq": seq, "hash": digest})
+    else:
+        connection.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": digest})
+    return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,19 @@ Signing happens before the write transaction so the transaction stays short; if 
 checks inside it fail (the issuer was revoked meanwhile, a serial collided) nothing is
 stored. Renewal is issuance plus marking the identity's previous certificates superseded,
 in the same transaction.
+
+Issuer choice and signing use the context's cached CA directory (see :mod:`pki.context`), so
+a plain issuance reads nothing before it signs. The write transaction re-reads the directory
+in one query and checks the issuer chain against it (expiry, revocation, hold); should any CA
+have changed since the cache was filled, the certificate is discarded and issuance starts over
+from fresh rows. The certificate row and its audit record are written with Core statements in
+that same transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -17,18 +25,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pki import audit
-from pki.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
-from pki.context import ORGANIZATION_SETTING, Context
+from pki.authority import IssuerContext, build_certificate, new_serial, serial_hex, validity_window
+from pki.context import CaDirectory, CaEntry, Context
 from pki.errors import Conflict, NotFound, PolicyViolation, Unavailable
-from pki.policy import RequestIdentity, check_request, load_csr
+from pki.policy import ApprovedRequest, RequestIdentity, check_request, load_csr
 from pki.profiles import Profile, get_profile
 from pki.store import repository
-from pki.store.models import CertificateAuthorityRow, CertificateRow
+from pki.store.models import CertificateRow
 from pki.views import CertificateView, IssuedCertificate
 
 __all__ = ["IssueRequest", "issue"]
 
 _SERIAL_ATTEMPTS = 3
+# How often issuance starts over because a CA changed between signing and storing; CAs change
+# on `evpki init` and CA revocation, so needing more than one fresh start means something is wrong.
+_DIRECTORY_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,56 +52,31 @@ class IssueRequest:
     renew: bool = False
 
 
+class _DirectoryChanged(Exception):
+    """A CA row changed after the certificate was signed with what the cache said."""
+
+
 def issue(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
     csr = load_csr(request.csr)
     profile = get_profile(request.profile)
-    with ctx.database.read() as session:
-        ca_row = _issuer_for(session, profile, request.ca_id)
-        ca_row, issuer = ctx.issuer(session, ca_row.id)
-        ctx.check_issuer_usable(session, ca_row)
-        organization = repository.get_setting(session, ORGANIZATION_SETTING)
-        if organization is None:
-            raise Unavailable("the PKI is not initialised; run `evpki init` first")
-        identity = request.identity
-        if request.renew:
-            identity = _renewal_identity(session, profile, identity)
-        chain = tuple(ctx.chain(session, ca_row.id)[:-1])
-    approved = check_request(csr, profile, standard=ca_row.standard, organization=organization, identity=identity)
+    for _ in range(_DIRECTORY_ATTEMPTS):
+        try:
+            return _issue(ctx, csr, profile, request, actor)
+        except _DirectoryChanged:
+            continue
+    raise Unavailable("the CA hierarchy kept changing during issuance; retry")
+
+
+def _issue(
+    ctx: Context, csr: x509.CertificateSigningRequest, profile: Profile, request: IssueRequest, actor: str
+) -> IssuedCertificate:
+    directory, ca, issuer, organization, identity = _prepare(ctx, profile, request)
+    chain = tuple(entry.certificate for entry in directory.chain(ca.id)[:-1])
+    approved = check_request(csr, profile, standard=ca.standard, organization=organization, identity=identity)
     validity = _validity(profile, request.validity)
     for attempt in range(_SERIAL_ATTEMPTS):
-        now = ctx.clock.now()
-        not_before, not_after = validity_window(now, validity, issuer.certificate)
-        serial = new_serial()
-        certificate = build_certificate(
-            issuer=issuer,
-            subject=approved.subject,
-            public_key=approved.public_key,
-            profile=profile,
-            serial=serial,
-            not_before=not_before,
-            not_after=not_after,
-            public_url=ctx.settings.public_base_url,
-            dns_names=approved.dns_names,
-            ip_addresses=approved.ip_addresses,
-        )
-        row = CertificateRow(
-            issuer_id=ca_row.id,
-            serial=serial_hex(serial),
-            sha256=fingerprint(certificate),
-            profile=profile.name.value,
-            subject=certificate.subject.rfc4514_string(),
-            identity=approved.identity,
-            station_serial=approved.station_serial,
-            not_before=not_before,
-            not_after=not_after,
-            der=certificate.public_bytes(serialization.Encoding.DER),
-            created_at=now,
-        )
         try:
-            with ctx.database.write() as session:
-                ctx.check_issuer_usable(session, repository.get_ca(session, ca_row.id))
-                _store(session, row, certificate, request.renew, actor, now)
-            return IssuedCertificate(CertificateView.from_row(row, now), chain)
+            return _sign_and_store(ctx, directory, ca, issuer, chain, approved, profile, validity, request, actor)
         except IntegrityError as exc:
             # Only a serial collision (126 random bits) can land here; any other integrity
             # failure is a bug and must not be retried silently.
@@ -99,55 +85,173 @@ def issue(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _store(
-    session: Session, row: CertificateRow, certificate: x509.Certificate, renew: bool, actor: str, now: dt.datetime
-) -> list[str]:
-    replaced: list[CertificateRow] = []
-    if renew:
-        replaced = repository.current_for_identity(session, row.profile, row.identity or "")
-        if not replaced:
-            raise NotFound(f"no current {row.profile} certificate for {row.identity!r} to renew")
-        new_key = certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        for old in replaced:
-            old_key = x509.load_der_x509_certificate(old.der).public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            if old_key == new_key:
-                raise Conflict("renewal must use a new key pair; the CSR reuses the current certificate's key")
-    repository.add_certificate(session, row)
-    repository.supersede(session, [old.id for old in replaced if old.id is not None], row.id or 0)
-    details = {
-        "profile": row.profile,
-        "identity": row.identity,
-        "subject": row.subject,
-        "sha256": row.sha256,
-        "not_after": row.not_after.isoformat(),
-    }
-    if renew:
-        details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
-    audit.append(
-        session,
-        at=now,
-        actor=actor,
-        action="renew" if renew else "issue",
-        ca_id=row.issuer_id,
-        serial=row.serial,
-        details=details,
+def _prepare(
+    ctx: Context, profile: Profile, request: IssueRequest
+) -> tuple[CaDirectory, CaEntry, IssuerContext, str, RequestIdentity]:
+    """Directory, issuer, organisation and identity as the checks before signing need them.
+
+    Nothing is read while the cache knows enough; the read transaction runs on first use, for
+    renewals (which look up the certificate being replaced), and whenever the cache says the
+    chosen issuer chain is unusable (so a refusal is never based on a stale status).
+    """
+    directory = ctx.cached_ca_directory()
+    organization = ctx.cached_organization()
+    if directory is not None and organization is not None and not request.renew:
+        ca = _issuer_for(directory, profile, request.ca_id)
+        issuer = _issuer_context(ctx, ca)
+        if _usable_in_cache(ctx, directory, ca):
+            return directory, ca, issuer, organization, request.identity
+    with ctx.database.read() as session:
+        directory = ctx.ca_directory(session.connection())
+        ca = _issuer_for(directory, profile, request.ca_id)
+        issuer = _issuer_context(ctx, ca)
+        ctx.check_chain_usable(directory, ca.id)
+        organization = ctx.organization(session)
+        if organization is None:
+            raise Unavailable("the PKI is not initialised; run `evpki init` first")
+        identity = request.identity
+        if request.renew:
+            identity = _renewal_identity(session, profile, identity)
+    return directory, ca, issuer, organization, identity
+
+
+def _issuer_context(ctx: Context, ca: CaEntry) -> IssuerContext:
+    return IssuerContext(ca_id=ca.id, signer=ctx.keys.load(ca.key_id), certificate=ca.certificate, rsa_pss=ca.rsa_pss)
+
+
+def _usable_in_cache(ctx: Context, directory: CaDirectory, ca: CaEntry) -> bool:
+    try:
+        ctx.check_chain_usable(directory, ca.id)
+    except PolicyViolation:
+        return False
+    return True
+
+
+def _sign_and_store(
+    ctx: Context,
+    directory: CaDirectory,
+    ca: CaEntry,
+    issuer: IssuerContext,
+    chain: tuple[x509.Certificate, ...],
+    approved: ApprovedRequest,
+    profile: Profile,
+    validity: dt.timedelta,
+    request: IssueRequest,
+    actor: str,
+) -> IssuedCertificate:
+    now = ctx.clock.now()
+    not_before, not_after = validity_window(now, validity, issuer.certificate)
+    serial_number = new_serial()
+    serial = serial_hex(serial_number)
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=approved.subject,
+        public_key=approved.public_key,
+        profile=profile,
+        serial=serial_number,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        dns_names=approved.dns_names,
+        ip_addresses=approved.ip_addresses,
     )
-    return [old.serial for old in replaced]
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    sha256 = hashlib.sha256(der).hexdigest()
+    subject = certificate.subject.rfc4514_string()
+    with ctx.database.transaction() as connection:
+        current = ctx.ca_directory(connection)
+        if current.version != directory.version:
+            raise _DirectoryChanged
+        # The issuer's state as of this transaction decides (a revocation may have landed since).
+        ctx.check_chain_usable(current, ca.id)
+        renewal = Session(bind=connection) if request.renew else None
+        replaced = _replaced_by_renewal(renewal, profile, approved.identity, certificate) if renewal else []
+        new_id = repository.insert_certificate(
+            connection,
+            issuer_id=ca.id,
+            serial=serial,
+            sha256=sha256,
+            profile=profile.name.value,
+            subject=subject,
+            identity=approved.identity,
+            station_serial=approved.station_serial,
+            not_before=not_before,
+            not_after=not_after,
+            der=der,
+            created_at=now,
+        )
+        details: dict[str, object] = {
+            "profile": profile.name.value,
+            "identity": approved.identity,
+            "subject": subject,
+            "sha256": sha256,
+            "not_after": not_after.isoformat(),
+        }
+        if renewal is not None:
+            repository.supersede(renewal, [old.id for old in replaced if old.id is not None], new_id)
+            renewal.close()
+            details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
+        audit.append_on(
+            connection,
+            at=now,
+            actor=actor,
+            action="renew" if request.renew else "issue",
+            ca_id=ca.id,
+            serial=serial,
+            details=details,
+        )
+    # What CertificateView.from_row would derive for this row, without reading the DER back:
+    # a certificate stored this instant is neither revoked nor superseded, and validity_window
+    # guarantees notAfter > now, so its status is "valid".
+    view = CertificateView(
+        issuer_id=ca.id,
+        serial=serial,
+        sha256=sha256,
+        profile=profile.name.value,
+        subject=subject,
+        identity=approved.identity,
+        station_serial=approved.station_serial,
+        not_before=not_before,
+        not_after=not_after,
+        status="valid",
+        revoked_at=None,
+        revocation_reason=None,
+        superseded_by=None,
+        label=None,
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+    return IssuedCertificate(view, chain)
 
 
-def _issuer_for(session: Session, profile: Profile, ca_id: str | None) -> CertificateAuthorityRow:
+def _replaced_by_renewal(
+    session: Session, profile: Profile, identity: str, certificate: x509.Certificate
+) -> list[CertificateRow]:
+    replaced = repository.current_for_identity(session, profile.name.value, identity or "")
+    if not replaced:
+        raise NotFound(f"no current {profile.name.value} certificate for {identity!r} to renew")
+    new_key = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for old in replaced:
+        old_key = (
+            x509.load_der_x509_certificate(old.der)
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        if old_key == new_key:
+            raise Conflict("renewal must use a new key pair; the CSR reuses the current certificate's key")
+    return replaced
+
+
+def _issuer_for(directory: CaDirectory, profile: Profile, ca_id: str | None) -> CaEntry:
     if ca_id is not None:
-        ca = repository.get_ca(session, ca_id)
-        if profile.name.value not in ca.issues.split(","):
-            raise PolicyViolation(
-                "issuer.profile", f"CA {ca_id} does not issue {profile.name.value} certificates"
-            )
+        ca = directory.cas.get(ca_id)
+        if ca is None:
+            raise repository.unknown_ca(ca_id)
+        if profile.name.value not in ca.issues:
+            raise PolicyViolation("issuer.profile", f"CA {ca_id} does not issue {profile.name.value} certificates")
         return ca
-    candidates = [ca for ca in repository.list_cas(session) if profile.name.value in ca.issues.split(",")]
+    candidates = [ca for ca in directory.cas.values() if profile.name.value in ca.issues]
     if not candidates:
         raise NotFound(f"no CA issues {profile.name.value} certificates; run `evpki init` or name one with --ca")
     if len(candidates) > 1:
@@ -172,8 +276,12 @@ def _renewal_identity(session: Session, profile: Profile, identity: RequestIdent
         )
     if old_serial and not identity.station_serial:
         return RequestIdentity(
-            station_id=identity.station_id, station_serial=old_serial, secc_id=identity.secc_id,
-            fqdn=identity.fqdn, emaid=identity.emaid, pcid=identity.pcid,
+            station_id=identity.station_id,
+            station_serial=old_serial,
+            secc_id=identity.secc_id,
+            fqdn=identity.fqdn,
+            emaid=identity.emaid,
+            pcid=identity.pcid,
         )
     return identity
 

@@ -1,9 +1,10 @@
 """Engine, transactions and schema migration for SQLite (WAL) and PostgreSQL.
 
-:meth:`Database.write` is the one way to change state: one transaction, committed on
-success and rolled back on any error. On SQLite it starts with ``BEGIN IMMEDIATE`` so
-writers queue instead of failing half-way on a lock upgrade; on PostgreSQL the code that
-needs ordering (audit head, CRL number) takes row locks with ``SELECT ... FOR UPDATE``.
+:meth:`Database.write` (ORM session) and :meth:`Database.transaction` (Core connection) are
+the ways to change state: one transaction, committed on success and rolled back on any
+error. On SQLite it starts with ``BEGIN IMMEDIATE`` so writers queue instead of failing
+half-way on a lock upgrade; on PostgreSQL the code that needs ordering (audit head, CRL
+number) takes row locks with ``SELECT ... FOR UPDATE``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -58,6 +59,28 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One read-write transaction on a Core connection, for hot paths that build no ORM objects.
+
+        Same semantics as :meth:`write` (``BEGIN IMMEDIATE`` on SQLite, commit on success, roll
+        back on any error) without the Session's bookkeeping, which costs more than the
+        statements of an issuance. ``Session(bind=connection)`` joins it when ORM rows are needed.
+        """
+        with _unavailable_on_connect_error():
+            connection = self._write_engine.connect()
+        try:
+            with _unavailable_on_connect_error():
+                transaction = connection.begin()
+            try:
+                yield connection
+                transaction.commit()
+            except BaseException:
+                transaction.rollback()
+                raise
+        finally:
+            connection.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -115,4 +138,6 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get("evpki_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: a full statement execution here cost as much as an INSERT,
+        # once per transaction, and BEGIN has no parameters or result to process.
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pki.errors import Conflict, InvalidInput, NotFound
@@ -27,6 +27,7 @@ __all__ = [
     "find_certificate",
     "get_ca",
     "get_setting",
+    "insert_certificate",
     "latest_crl",
     "list_cas",
     "list_certificates",
@@ -35,9 +36,12 @@ __all__ = [
     "revoked_entries",
     "set_setting",
     "supersede",
+    "unknown_ca",
 ]
 
 CERTIFICATE_STATUSES = ("valid", "superseded", "expired", "revoked", "on-hold")
+
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
 
 
 def derived_status(row: CertificateRow, now: dt.datetime) -> str:
@@ -58,8 +62,13 @@ def get_ca(session: Session, ca_id: str, *, lock: bool = False) -> CertificateAu
         query = query.with_for_update()
     row = session.execute(query).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"no CA {ca_id!r}; `evpki ca list` shows the CAs")
+        raise unknown_ca(ca_id)
     return row
+
+
+def unknown_ca(ca_id: str) -> NotFound:
+    """The error for a CA id that does not exist."""
+    return NotFound(f"no CA {ca_id!r}; `evpki ca list` shows the CAs")
 
 
 def list_cas(session: Session) -> list[CertificateAuthorityRow]:
@@ -70,6 +79,49 @@ def add_certificate(session: Session, row: CertificateRow) -> CertificateRow:
     session.add(row)
     session.flush()
     return row
+
+
+_INSERT_CERTIFICATE = insert(_CERTIFICATE)
+
+
+def insert_certificate(
+    connection: Connection,
+    *,
+    issuer_id: str,
+    serial: str,
+    sha256: str,
+    profile: str,
+    subject: str,
+    identity: str | None,
+    station_serial: str | None,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    der: bytes,
+    created_at: dt.datetime,
+) -> int:
+    """Store a newly issued certificate (status ``valid``) and return its id.
+
+    :func:`add_certificate` without the ORM object, for issuance's hot path: building a
+    ``CertificateRow`` costs more than the INSERT itself.
+    """
+    result = connection.execute(
+        _INSERT_CERTIFICATE,
+        {
+            "issuer_id": issuer_id,
+            "serial": serial,
+            "sha256": sha256,
+            "profile": profile,
+            "subject": subject,
+            "identity": identity,
+            "station_serial": station_serial,
+            "not_before": not_before,
+            "not_after": not_after,
+            "der": der,
+            "status": "valid",
+            "created_at": created_at,
+        },
+    )
+    return int(result.inserted_primary_key[0])
 
 
 def find_certificate(session: Session, key: str, ca_id: str | None = None) -> CertificateRow:
