@@ -12,7 +12,6 @@ from collections.abc import Iterable
 
 from cryptography import x509
 
-from pki.clock import utc
 from pki.keys.base import Signer
 from pki.revocation import RevocationReason
 
@@ -24,6 +23,10 @@ _REASON_EXTENSIONS = {
     # RFC 5280 §5.3.1: the reason code SHOULD be absent rather than "unspecified".
     if reason is not RevocationReason.UNSPECIFIED
 }
+_REASON_EXTENSION_LISTS: dict[str | None, list[x509.Extension[x509.ExtensionType]]] = {
+    reason: [extension] for reason, extension in _REASON_EXTENSIONS.items()
+}
+_NO_EXTENSIONS: list[x509.Extension[x509.ExtensionType]] = []
 
 
 def build_crl(
@@ -37,12 +40,18 @@ def build_crl(
     entries: Iterable[tuple[str, dt.datetime, str]],
 ) -> x509.CertificateRevocationList:
     make = x509.RevokedCertificateBuilder
-    revoked = []
-    for serial, revoked_at, reason in entries:
-        extension = _REASON_EXTENSIONS.get(reason)
-        revoked.append(
-            make(int(serial, 16), utc(revoked_at), [extension] if extension else []).build()
-        )
+    utc = dt.UTC
+    # One pass, no per-entry helper calls: at a million entries every call shows. The
+    # constructor takes naive UTC (what the chained setter would turn an aware time into), and
+    # entries with the same reason share one extension list, which nothing mutates.
+    revoked = [
+        make(
+            int(serial, 16),
+            revoked_at if revoked_at.tzinfo is None else revoked_at.astimezone(utc).replace(tzinfo=None),
+            _REASON_EXTENSION_LISTS.get(reason, _NO_EXTENSIONS),
+        ).build()
+        for serial, revoked_at, reason in entries
+    ]
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = x509.CertificateRevocationListBuilder(
         issuer_name=issuer.subject,

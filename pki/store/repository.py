@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Select, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pki.errors import Conflict, InvalidInput, NotFound
@@ -42,6 +42,7 @@ __all__ = [
 CERTIFICATE_STATUSES = ("valid", "superseded", "expired", "revoked", "on-hold")
 
 _CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+_REVOKED_BATCH = 20_000
 
 
 def derived_status(row: CertificateRow, now: dt.datetime) -> str:
@@ -208,7 +209,7 @@ def list_certificates(session: Session, flt: CertificateFilter, now: dt.datetime
     return list(session.execute(query).scalars())
 
 
-def _status_clause(status: str, now: dt.datetime):  # type: ignore[no-untyped-def]
+def _status_clause(status: str, now: dt.datetime) -> ColumnElement[bool]:
     live = and_(CertificateRow.status == "valid", CertificateRow.not_after > now)
     clauses = {
         "revoked": CertificateRow.status == "revoked",
@@ -222,15 +223,26 @@ def _status_clause(status: str, now: dt.datetime):  # type: ignore[no-untyped-de
     return clauses[status]
 
 
+_REVOKED_QUERY = (
+    select(_CERTIFICATE.c.serial, _CERTIFICATE.c.revoked_at, _CERTIFICATE.c.revocation_reason)
+    .where(_CERTIFICATE.c.issuer_id == bindparam("ca_id"), _CERTIFICATE.c.status.in_(("revoked", "on-hold")))
+    .execution_options(yield_per=_REVOKED_BATCH)
+)
+
+
 def revoked_entries(session: Session, ca_id: str) -> Iterator[tuple[str, dt.datetime, str]]:
-    """(serial hex, revocation time, reason) of every revoked or held certificate of a CA, streamed."""
-    query = (
-        select(CertificateRow.serial, CertificateRow.revoked_at, CertificateRow.revocation_reason)
-        .where(CertificateRow.issuer_id == ca_id, CertificateRow.status.in_(("revoked", "on-hold")))  # type: ignore[attr-defined]
-        .execution_options(yield_per=50_000)
-    )
-    for serial, revoked_at, reason in session.execute(query):
-        yield serial, revoked_at, reason
+    """(serial hex, revocation time, reason) of every revoked or held certificate of a CA, streamed.
+
+    A CRL of a million entries holds a million of these at once, so each costs as little as
+    possible: Core rows (no ORM), unpacked straight into a plain tuple, and one shared string
+    per reason instead of a fresh copy per row. Times are as the database returns them (naive
+    UTC from SQLite).
+    """
+    reasons: dict[str, str] = {}
+    result = session.connection().execute(_REVOKED_QUERY, {"ca_id": ca_id})
+    for partition in result.partitions():
+        # A comprehension per partition: a generator step per row costs more than the row.
+        yield from [(serial, at, reasons.setdefault(reason, reason)) for serial, at, reason in partition]
 
 
 def next_crl_number(session: Session, ca_id: str) -> int:
