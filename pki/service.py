@@ -173,7 +173,8 @@ class PKI:
             ca_row, issuer = self._ctx.issuer(session, ca_id)
             number = repository.next_crl_number(session, ca_id)
             now = self._ctx.clock.now()
-            entries = list(repository.revoked_entries(session, ca_id))
+            # The entries stream straight into the builder: holding them as a list as well would
+            # double peak memory for a million-entry CRL.
             crl = build_crl(
                 issuer=self._ctx.ca_certificate(ca_row),
                 signer=issuer.signer,
@@ -181,21 +182,22 @@ class PKI:
                 number=number,
                 this_update=now,
                 next_update=now + validity,
-                entries=entries,
+                entries=repository.revoked_entries(session, ca_id),
             )
             der = crl.public_bytes(serialization.Encoding.DER)
+            revoked_count = len(crl)
             repository.add_crl(
                 session,
                 CrlRow(
                     ca_id=ca_id, number=number, this_update=now, next_update=now + validity,
-                    revoked_count=len(entries), der=der,
+                    revoked_count=revoked_count, der=der,
                 ),
             )
             audit.append(
                 session, at=now, actor=actor, action="crl", ca_id=ca_id,
-                details={"number": number, "revoked": len(entries), "next_update": (now + validity).isoformat()},
+                details={"number": number, "revoked": revoked_count, "next_update": (now + validity).isoformat()},
             )
-        return CrlView(ca_id, number, now, now + validity, len(entries), der)
+        return CrlView(ca_id, number, now, now + validity, revoked_count, der)
 
     def latest_crl(self, ca_id: str) -> CrlView:
         with self._ctx.database.read() as session:

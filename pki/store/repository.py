@@ -202,6 +202,9 @@ def list_certificates(session: Session, flt: CertificateFilter, now: dt.datetime
             CertificateRow.not_after > now,
             CertificateRow.not_after <= flt.expiring_before,
             CertificateRow.status == "valid",
+            # A renewed certificate is no longer "expiring": its successor took over, and a
+            # renewal loop listing it would renew the same identity twice.
+            CertificateRow.superseded_by_id.is_(None),  # type: ignore[union-attr]
         )
     if flt.status:
         query = query.where(_status_clause(flt.status, now))

@@ -404,14 +404,6 @@ def test_lookup_of_non_hex_is_invalid_input(lpki: PKI) -> None:
         lpki.certificate("not-a-serial")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "pki/store/repository.py list_certificates: expiring_before only checks the stored status == 'valid', "
-        "so certificates already replaced by a renewal (superseded_by_id set) are listed as expiring and a "
-        "renewal loop would renew the same identity twice"
-    ),
-)
 def test_listing_by_expiry_leaves_out_superseded_certificates(lpki: PKI) -> None:
     station_id = _station_id()
     old = _issue_station(lpki, station_id, validity=dt.timedelta(days=10))
