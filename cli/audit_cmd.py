@@ -21,7 +21,12 @@ def verify(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.
     result = open_pki().verify_audit()
     if json_output:
         print_json(
-            {"ok": result.ok, "records": result.records, "first_broken": result.first_broken_seq, "reason": result.reason}
+            {
+                "ok": result.ok,
+                "records": result.records,
+                "first_broken": result.first_broken_seq,
+                "reason": result.reason,
+            }
         )
     if not result.ok:
         raise IntegrityError(f"audit chain broken at record {result.first_broken_seq}: {result.reason}")

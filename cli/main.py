@@ -37,7 +37,7 @@ def main() -> None:
         app(standalone_mode=True)
     except SystemExit:
         raise
-    except Exception as error:  # noqa: BLE001 - the last line of defence for users
+    except Exception as error:
         if os.environ.get("EVPKI_DEBUG"):
             raise
         sys.stderr.write(f"error: internal error ({type(error).__name__}: {error}); set EVPKI_DEBUG=1 for details\n")

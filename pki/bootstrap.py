@@ -33,9 +33,7 @@ def init_hierarchy(ctx: Context, spec: HierarchySpec, actor: str) -> InitReport:
     with ctx.database.write() as session:
         stored = repository.get_setting(session, ORGANIZATION_SETTING)
         if stored is not None and stored != spec.organization:
-            raise Conflict(
-                f"this PKI belongs to {stored!r}; the organisation of an initialised PKI is not changed"
-            )
+            raise Conflict(f"this PKI belongs to {stored!r}; the organisation of an initialised PKI is not changed")
         if stored is None:
             repository.set_setting(session, ORGANIZATION_SETTING, spec.organization)
     created: list[str] = []
@@ -179,4 +177,3 @@ def _ensure_leaf(ctx: Context, spec: LeafSpec, actor: str) -> bool:
             details={"profile": profile.name.value, "label": spec.label, "sha256": sha256},
         )
     return True
-

@@ -88,9 +88,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     try:
         if stripped.startswith(b"-----BEGIN"):
             if len(stripped) > MAX_CSR_CHARS:
-                raise InvalidInput(
-                    f"CSR is {len(stripped)} characters; OCPP allows at most {MAX_CSR_CHARS}"
-                )
+                raise InvalidInput(f"CSR is {len(stripped)} characters; OCPP allows at most {MAX_CSR_CHARS}")
             return x509.load_pem_x509_csr(stripped)
         return x509.load_der_x509_csr(raw)
     except ValueError as exc:
@@ -107,8 +105,7 @@ def check_key(profile: Profile, public_key: object, standard: str) -> None:
         if key.name not in allowed:
             raise PolicyViolation(
                 f"key.{standard}",
-                f"{profile.name.value} certificates under {standard} need a {' or '.join(allowed)} key, "
-                f"not {key.name}",
+                f"{profile.name.value} certificates under {standard} need a {' or '.join(allowed)} key, not {key.name}",
             )
         return
     if key.family == "rsa":

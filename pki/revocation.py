@@ -60,9 +60,7 @@ def parse_reason(text: str) -> RevocationReason:
 
 def apply_revocation(row: CertificateRow, reason: RevocationReason, at: dt.datetime) -> None:
     if row.status == "revoked":
-        raise Conflict(
-            f"certificate {row.serial} of {row.issuer_id} is already revoked ({row.revocation_reason})"
-        )
+        raise Conflict(f"certificate {row.serial} of {row.issuer_id} is already revoked ({row.revocation_reason})")
     if row.status == "on-hold" and reason is RevocationReason.CERTIFICATE_HOLD:
         raise Conflict(f"certificate {row.serial} of {row.issuer_id} is already on hold")
     row.status = "on-hold" if reason is RevocationReason.CERTIFICATE_HOLD else "revoked"

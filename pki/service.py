@@ -158,15 +158,18 @@ class PKI:
             row = repository.find_certificate(session, key, ca_id)
             release_hold(row)
             audit.append(
-                session, at=now, actor=actor, action="release-hold", ca_id=row.issuer_id, serial=row.serial,
+                session,
+                at=now,
+                actor=actor,
+                action="release-hold",
+                ca_id=row.issuer_id,
+                serial=row.serial,
                 details={"sha256": row.sha256},
             )
             session.flush()
             return self._view(session, row)
 
-    def generate_crl(
-        self, ca_id: str, *, next_update: dt.timedelta | None = None, actor: str = "system"
-    ) -> CrlView:
+    def generate_crl(self, ca_id: str, *, next_update: dt.timedelta | None = None, actor: str = "system") -> CrlView:
         """Build, sign and store the next full CRL of ``ca_id``."""
         validity = next_update or self._ctx.settings.crl_next_update
         with self._ctx.database.write() as session:
@@ -189,12 +192,20 @@ class PKI:
             repository.add_crl(
                 session,
                 CrlRow(
-                    ca_id=ca_id, number=number, this_update=now, next_update=now + validity,
-                    revoked_count=revoked_count, der=der,
+                    ca_id=ca_id,
+                    number=number,
+                    this_update=now,
+                    next_update=now + validity,
+                    revoked_count=revoked_count,
+                    der=der,
                 ),
             )
             audit.append(
-                session, at=now, actor=actor, action="crl", ca_id=ca_id,
+                session,
+                at=now,
+                actor=actor,
+                action="crl",
+                ca_id=ca_id,
                 details={"number": number, "revoked": revoked_count, "next_update": (now + validity).isoformat()},
             )
         return CrlView(ca_id, number, now, now + validity, revoked_count, der)

@@ -160,8 +160,12 @@ def openssl_available() -> bool:
 
 def run_openssl(*args: str, input_bytes: bytes | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["openssl", *args], input=input_bytes.decode() if input_bytes else None,
-        capture_output=True, text=True, check=False, timeout=60,
+        ["openssl", *args],
+        input=input_bytes.decode() if input_bytes else None,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
 
 

@@ -18,13 +18,13 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import pem as asn1_pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-from cryptography.hazmat.primitives.padding import PKCS7
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
 )
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.padding import PKCS7
 
 from pki.algorithms import generate_private_key, signature_hash, signature_padding
 from pki.errors import Conflict, NotFound, Unavailable
@@ -33,7 +33,6 @@ from pki.keys.base import check_key_id
 __all__ = ["KDF_ITERATIONS", "FileKeyStore", "FileSigner", "encrypt_pkcs8"]
 
 KDF_ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
-
 
 
 def encrypt_pkcs8(key: CertificateIssuerPrivateKeyTypes, passphrase: bytes) -> bytes:
@@ -47,9 +46,7 @@ def encrypt_pkcs8(key: CertificateIssuerPrivateKeyTypes, passphrase: bytes) -> b
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     salt, iv = os.urandom(16), os.urandom(16)
-    derived = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=KDF_ITERATIONS).derive(
-        passphrase
-    )
+    derived = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=KDF_ITERATIONS).derive(passphrase)
     padder = PKCS7(128).padder()
     padded = padder.update(plain) + padder.finalize()
     encryptor = Cipher(algorithms.AES(derived), modes.CBC(iv)).encryptor()
@@ -94,17 +91,13 @@ class FileSigner:
 
     def sign_certificate(self, builder: x509.CertificateBuilder, *, rsa_pss: bool) -> x509.Certificate:
         public = self._key.public_key()
-        return builder.sign(
-            self._key, signature_hash(public), rsa_padding=signature_padding(public, rsa_pss)
-        )
+        return builder.sign(self._key, signature_hash(public), rsa_padding=signature_padding(public, rsa_pss))
 
     def sign_crl(
         self, builder: x509.CertificateRevocationListBuilder, *, rsa_pss: bool
     ) -> x509.CertificateRevocationList:
         public = self._key.public_key()
-        return builder.sign(
-            self._key, signature_hash(public), rsa_padding=signature_padding(public, rsa_pss)
-        )
+        return builder.sign(self._key, signature_hash(public), rsa_padding=signature_padding(public, rsa_pss))
 
     def __repr__(self) -> str:
         return f"FileSigner(key_id={self._key_id!r})"
@@ -160,9 +153,7 @@ class FileKeyStore:
         try:
             key = serialization.load_pem_private_key(pem, password=self._passphrase)
         except (ValueError, TypeError):
-            raise Unavailable(
-                f"cannot decrypt key {key_id!r}: wrong passphrase or damaged key file"
-            ) from None
+            raise Unavailable(f"cannot decrypt key {key_id!r}: wrong passphrase or damaged key file") from None
         signer = FileSigner(key_id, key)  # type: ignore[arg-type]
         with self._lock:
             self._cache[key_id] = signer

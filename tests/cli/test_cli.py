@@ -46,9 +46,21 @@ def openssl_csr(tmp_path: Path, subject: str, *, key: str = "ec", name: str = "r
     csr = tmp_path / f"{name}.csr"
     newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if key == "ec" else ["-newkey", key]
     subprocess.run(
-        ["openssl", "req", "-new", *newkey, "-nodes", "-keyout", str(tmp_path / f"{name}.key"),
-         "-subj", subject, "-out", str(csr)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-new",
+            *newkey,
+            "-nodes",
+            "-keyout",
+            str(tmp_path / f"{name}.key"),
+            "-subj",
+            subject,
+            "-out",
+            str(csr),
+        ],
+        check=True,
+        capture_output=True,
     )
     return csr
 
@@ -71,8 +83,20 @@ def test_ca_list_json_names_the_default_hierarchy(env: Path) -> None:
     assert result.exit_code == 0, result.output
     ids = {ca["id"] for ca in json.loads(result.stdout)}
     assert ids == {
-        "cso-root", "cso-sub", "mf-root", "v2g-root", "cpo-sub1", "cpo-sub2", "cps-sub1", "cps-sub2",
-        "mo-root", "mo-sub1", "mo-sub2", "oem-root", "oem-sub1", "oem-sub2",
+        "cso-root",
+        "cso-sub",
+        "mf-root",
+        "v2g-root",
+        "cpo-sub1",
+        "cpo-sub2",
+        "cps-sub1",
+        "cps-sub2",
+        "mo-root",
+        "mo-sub1",
+        "mo-sub2",
+        "oem-root",
+        "oem-sub1",
+        "oem-sub2",
     }
 
 
@@ -107,8 +131,18 @@ def test_issued_station_chain_verifies_with_openssl(env: Path, tmp_path: Path) -
     csr = openssl_csr(tmp_path, f"/O={ORG}/CN=SN-CLI-1")
     out = tmp_path / "chain.pem"
     result = invoke(
-        "cert", "issue", "--profile", "station", "--csr", str(csr), "--station-id", "CP-CLI-1",
-        "--station-serial", "SN-CLI-1", "--out", str(out),
+        "cert",
+        "issue",
+        "--profile",
+        "station",
+        "--csr",
+        str(csr),
+        "--station-id",
+        "CP-CLI-1",
+        "--station-serial",
+        "SN-CLI-1",
+        "--out",
+        str(out),
     )
     assert result.exit_code == 0, result.output
     root = tmp_path / "root.pem"
@@ -162,10 +196,23 @@ def test_renew_revoke_and_crl_through_the_cli(env: Path, tmp_path: Path) -> None
     first = openssl_csr(tmp_path, f"/O={ORG}/CN=SN-CLI-4", name="first")
     second = openssl_csr(tmp_path, f"/O={ORG}/CN=SN-CLI-4", name="second")
     old_chain, new_chain = tmp_path / "old.pem", tmp_path / "new.pem"
-    assert invoke(
-        "cert", "issue", "--profile", "station", "--csr", str(first), "--station-id", "CP-CLI-4",
-        "--station-serial", "SN-CLI-4", "--out", str(old_chain),
-    ).exit_code == 0
+    assert (
+        invoke(
+            "cert",
+            "issue",
+            "--profile",
+            "station",
+            "--csr",
+            str(first),
+            "--station-id",
+            "CP-CLI-4",
+            "--station-serial",
+            "SN-CLI-4",
+            "--out",
+            str(old_chain),
+        ).exit_code
+        == 0
+    )
     renewed = invoke("cert", "renew", "--csr", str(second), "--station-id", "CP-CLI-4", "--out", str(new_chain))
     assert renewed.exit_code == 0, renewed.output
     old_serial = run_openssl("x509", "-in", str(old_chain), "-noout", "-serial").stdout.strip().split("=")[1]
@@ -224,7 +271,9 @@ def test_audit_verify_then_tamper_names_the_record(tmp_path: Path, monkeypatch: 
         drop_database(name)
 
 
-def test_unexpected_errors_are_one_line_exit_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unexpected_errors_are_one_line_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import cli.ca_cmd
     from cli.main import main
 
