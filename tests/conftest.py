@@ -29,6 +29,25 @@ from pki.clock import FixedClock
 TEST_PASSPHRASE = "evpki-test-passphrase"
 ORG = "Test CSO GmbH"
 PG_URL = os.environ.get("EVPKI_TEST_DATABASE_URL")
+# The CA ids DESIGN.md fixes for the default hierarchy, stated here independently of the TOML.
+DEFAULT_CA_IDS = frozenset(
+    {
+        "cso-root",
+        "cso-sub",
+        "mf-root",
+        "v2g-root",
+        "cpo-sub1",
+        "cpo-sub2",
+        "cps-sub1",
+        "cps-sub2",
+        "mo-root",
+        "mo-sub1",
+        "mo-sub2",
+        "oem-root",
+        "oem-sub1",
+        "oem-sub2",
+    }
+)
 
 
 def _admin_engine():  # type: ignore[no-untyped-def]

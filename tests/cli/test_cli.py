@@ -12,7 +12,15 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.conftest import ORG, TEST_PASSPHRASE, database_url, drop_database, requires_openssl, run_openssl
+from tests.conftest import (
+    DEFAULT_CA_IDS,
+    ORG,
+    TEST_PASSPHRASE,
+    database_url,
+    drop_database,
+    requires_openssl,
+    run_openssl,
+)
 
 runner = CliRunner()
 
@@ -82,22 +90,7 @@ def test_ca_list_json_names_the_default_hierarchy(env: Path) -> None:
     result = invoke("ca", "list", "--json")
     assert result.exit_code == 0, result.output
     ids = {ca["id"] for ca in json.loads(result.stdout)}
-    assert ids == {
-        "cso-root",
-        "cso-sub",
-        "mf-root",
-        "v2g-root",
-        "cpo-sub1",
-        "cpo-sub2",
-        "cps-sub1",
-        "cps-sub2",
-        "mo-root",
-        "mo-sub1",
-        "mo-sub2",
-        "oem-root",
-        "oem-sub1",
-        "oem-sub2",
-    }
+    assert ids == DEFAULT_CA_IDS
 
 
 def test_ca_list_works_without_the_key_passphrase(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

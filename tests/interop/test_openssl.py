@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from pki import PKI, RequestIdentity
 from pki.store.repository import CertificateFilter
 from pki.views import pem
-from tests.conftest import ORG, requires_openssl, run_openssl
+from tests.conftest import DEFAULT_CA_IDS, ORG, requires_openssl, run_openssl
 from tests.pki.openssl_req import openssl_csr
 
 pytestmark = [pytest.mark.interop, requires_openssl]
@@ -131,25 +131,7 @@ _ALL = [
     "init-cps-leaf",
     "init-firmware-signer",
     "init-csms-server",
-    *(
-        f"ca-{ca}"
-        for ca in (
-            "cso-root",
-            "cso-sub",
-            "mf-root",
-            "v2g-root",
-            "cpo-sub1",
-            "cpo-sub2",
-            "cps-sub1",
-            "cps-sub2",
-            "mo-root",
-            "mo-sub1",
-            "mo-sub2",
-            "oem-root",
-            "oem-sub1",
-            "oem-sub2",
-        )
-    ),
+    *(f"ca-{ca}" for ca in sorted(DEFAULT_CA_IDS)),
 ]
 
 

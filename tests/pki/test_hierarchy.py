@@ -19,26 +19,11 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from pki import PKI, Conflict, InvalidInput, PolicyViolation, RequestIdentity, Settings, Unavailable
 from pki.store.repository import CertificateFilter
-from tests.conftest import ORG
+from tests.conftest import DEFAULT_CA_IDS, ORG
 from tests.pki.builders import open_pki
 from tests.pki.openssl_req import openssl_csr
 
-CA_IDS = {
-    "cso-root",
-    "cso-sub",
-    "mf-root",
-    "v2g-root",
-    "cpo-sub1",
-    "cpo-sub2",
-    "cps-sub1",
-    "cps-sub2",
-    "mo-root",
-    "mo-sub1",
-    "mo-sub2",
-    "oem-root",
-    "oem-sub1",
-    "oem-sub2",
-}
+CA_IDS = DEFAULT_CA_IDS
 MANAGED_LEAVES = {"cps-leaf", "firmware-signer", "csms-server"}
 PUBLIC_URL = "http://127.0.0.1:8080"
 SECC_ID = "DE*ABC*S*EVSE0001CONTROLLER00000000000000001"
