@@ -127,8 +127,8 @@ def _ensure_leaf(ctx: Context, spec: LeafSpec, actor: str) -> bool:
     with ctx.database.read() as session:
         if repository.managed_leaf(session, spec.label) is not None:
             return False
-        ca_row, issuer = ctx.issuer(session, spec.issuer)
-        ctx.check_issuer_usable(session, ca_row)
+        issuer = ctx.issuer(session, spec.issuer)[1]
+        ctx.check_chain_usable(ctx.ca_directory(session.connection()), spec.issuer)
     key_id = f"leaf-{spec.label}"
     signer = _key(ctx, key_id, spec.algorithm)
     profile = get_profile(spec.profile)

@@ -133,19 +133,6 @@ class Context:
             current = row.parent_id
         return chain
 
-    def check_issuer_usable(self, session: Session, ca: CertificateAuthorityRow) -> None:
-        """A CA whose own certificate is revoked, on hold or expired issues nothing."""
-        now = self.clock.now()
-        if utc(ca.not_after) <= now:
-            raise PolicyViolation("issuer.expired", f"CA {ca.id} expired on {utc(ca.not_after).isoformat()}")
-        status = session.execute(
-            select(CertificateRow.status).where(CertificateRow.sha256 == ca.sha256)
-        ).scalar_one_or_none()
-        if status in ("revoked", "on-hold"):
-            raise PolicyViolation("issuer.revoked", f"CA {ca.id} is {status} and cannot issue")
-        if ca.parent_id is not None:
-            self.check_issuer_usable(session, repository.get_ca(session, ca.parent_id))
-
     # -- the cached CA directory (issuance's hot path) ---------------------------------------
 
     def cached_ca_directory(self) -> CaDirectory | None:
@@ -183,7 +170,10 @@ class Context:
         return directory
 
     def check_chain_usable(self, directory: CaDirectory, ca_id: str) -> None:
-        """:meth:`check_issuer_usable` over a directory read in the current transaction."""
+        """A CA whose own certificate, or an ancestor's, is revoked, on hold or expired issues nothing.
+
+        ``directory`` must have been read in the caller's current transaction.
+        """
         now = self.clock.now()
         for ca in directory.chain(ca_id):
             if ca.not_after <= now:

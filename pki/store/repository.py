@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pki.errors import Conflict, InvalidInput, NotFound
@@ -263,10 +263,6 @@ def add_crl(session: Session, row: CrlRow) -> None:
 def latest_crl(session: Session, ca_id: str) -> CrlRow | None:
     query = select(CrlRow).where(CrlRow.ca_id == ca_id).order_by(CrlRow.number.desc()).limit(1)  # type: ignore[attr-defined]
     return session.execute(query).scalar_one_or_none()
-
-
-def count_certificates(session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(CertificateRow)).scalar_one())
 
 
 def get_setting(session: Session, key: str) -> str | None:
