@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import utils as asym_utils
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -24,6 +25,7 @@ __all__ = [
     "KeyDescription",
     "describe_key",
     "generate_private_key",
+    "sign_with_key",
     "signature_hash",
     "signature_padding",
 ]
@@ -102,3 +104,33 @@ def signature_padding(key: CertificatePublicKeyTypes, rsa_pss: bool) -> padding.
     if rsa_pss:
         return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
     return padding.PKCS1v15()
+
+
+def sign_with_key(
+    key: CertificateIssuerPrivateKeyTypes,
+    data: bytes,
+    *,
+    rsa_pss: bool,
+    prehashed: hashes.HashAlgorithm | None = None,
+) -> bytes:
+    """Sign ``data`` (or, with ``prehashed``, a digest of it) as a CA with this key would.
+
+    The digest is the key's natural one (:func:`signature_hash`); a prehashed digest must use
+    that algorithm or be SHA-256 for RSA. EdDSA signs messages, never digests (RFC 8032).
+    """
+    public = key.public_key()
+    if isinstance(key, ed448.Ed448PrivateKey | ed25519.Ed25519PrivateKey):
+        if prehashed is not None:
+            raise InvalidInput("an EdDSA key signs whole messages; it cannot sign a precomputed digest")
+        return key.sign(data)
+    digest: hashes.HashAlgorithm | asym_utils.Prehashed | None = signature_hash(public)
+    if prehashed is not None:
+        digest = asym_utils.Prehashed(prehashed)
+    assert digest is not None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(data, ec.ECDSA(digest))
+    if isinstance(key, rsa.RSAPrivateKey):
+        pad = signature_padding(public, rsa_pss)
+        assert isinstance(pad, padding.PSS | padding.PKCS1v15)
+        return key.sign(data, pad, digest)
+    raise InvalidInput(f"cannot sign with a {type(key).__name__}")

@@ -27,6 +27,7 @@ __all__ = [
     "IssuerContext",
     "build_certificate",
     "fingerprint",
+    "freshest_crl",
     "new_serial",
     "serial_hex",
     "validity_window",
@@ -73,6 +74,19 @@ def validity_window(
     if not_after <= now:
         raise PolicyViolation("issuer.expired", "the issuing CA certificate has expired")
     return not_before, not_after
+
+
+def freshest_crl(public_url: str, ca_id: str) -> x509.FreshestCRL:
+    return x509.FreshestCRL(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(f"{public_url}/crl/{ca_id}-delta.crl")],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
 
 
 def _key_usage(profile: Profile, public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
@@ -162,4 +176,6 @@ def build_certificate(
             ),
             critical=False,
         )
+        # RFC 5280 §4.2.1.15: where the delta CRL that completes the issuer's full CRL lives.
+        builder = builder.add_extension(freshest_crl(public_url, issuer.ca_id), critical=False)
     return issuer.signer.sign_certificate(builder, rsa_pss=issuer.rsa_pss)

@@ -14,6 +14,9 @@ HTTP status, the OCPP handlers to ``Rejected``/``Failed`` with a ``statusInfo`` 
 - :class:`Unavailable` -- a dependency is missing or unreachable (no key passphrase, a
   database that does not answer, a key that cannot be decrypted).
 - :class:`IntegrityError` -- stored state fails a consistency check (a broken audit chain).
+- :class:`Unauthenticated` -- an API token is missing, unknown or revoked.
+- :class:`VerificationFailed` -- a signature, chain or revocation check failed (a tampered
+  firmware file, a signing certificate that is not ours or is revoked).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PolicyViolation",
+    "Unauthenticated",
     "Unavailable",
+    "VerificationFailed",
 ]
 
 
@@ -67,3 +72,11 @@ class Unavailable(EvpkiError):
 
 class IntegrityError(EvpkiError):
     code = "integrity-error"
+
+
+class Unauthenticated(EvpkiError):
+    code = "unauthenticated"
+
+
+class VerificationFailed(EvpkiError):
+    code = "verification-failed"

@@ -67,11 +67,18 @@ def apply_revocation(row: CertificateRow, reason: RevocationReason, at: dt.datet
     if row.revoked_at is None:  # a hold made final keeps the time the hold began
         row.revoked_at = at
     row.revocation_reason = reason.value
+    _stamp(row, at)
 
 
-def release_hold(row: CertificateRow) -> None:
+def release_hold(row: CertificateRow, at: dt.datetime) -> None:
     if row.status != "on-hold":
         raise Conflict(f"certificate {row.serial} of {row.issuer_id} is not on hold (status {row.status})")
     row.status = "valid"
     row.revoked_at = None
     row.revocation_reason = None
+    _stamp(row, at)
+
+
+def _stamp(row: CertificateRow, at: dt.datetime) -> None:
+    row.status_changed_at = at
+    row.status_version = (row.status_version or 0) + 1

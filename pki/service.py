@@ -156,7 +156,7 @@ class PKI:
         now = self._ctx.clock.now()
         with self._ctx.database.write() as session:
             row = repository.find_certificate(session, key, ca_id)
-            release_hold(row)
+            release_hold(row, now)
             audit.append(
                 session,
                 at=now,

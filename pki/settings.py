@@ -37,7 +37,14 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     key_passphrase: SecretStr | None = None
     key_passphrase_file: Path | None = None
-    crl_validity: str = "7d"
+    crl_validity: str = "7d"  # nextUpdate of full CRLs
+    crl_refresh_before: str = "2d"  # a full CRL is regenerated this long before its nextUpdate
+    delta_crl_validity: str = "1d"
+    ocsp_validity: str = "1d"  # nextUpdate - thisUpdate of OCSP responses
+    ocsp_refresh_before: str = "6h"  # pre-signed responses are re-signed this long before nextUpdate
+    ocsp_max_age: str = "5m"  # HTTP max-age of OCSP and CRL responses: bounds how stale a cache gets
+    ocsp_responder_renew_before: str = "10d"  # responder certificates are rotated this long before expiry
+    firmware_max_bytes: int = 4 * 1024**3
 
     @classmethod
     def settings_customise_sources(
@@ -63,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def crl_next_update(self) -> dt.timedelta:
         return parse_duration(self.crl_validity)
+
+    def duration(self, name: str) -> dt.timedelta:
+        """One of the duration settings above (``crl_refresh_before``, ``ocsp_validity``, ...) parsed."""
+        return parse_duration(getattr(self, name))
 
     @property
     def public_base_url(self) -> str:

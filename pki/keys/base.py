@@ -11,7 +11,9 @@ import re
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509 import ocsp
 
 from pki.errors import InvalidInput
 
@@ -39,6 +41,18 @@ class Signer(Protocol):
     def sign_crl(
         self, builder: x509.CertificateRevocationListBuilder, *, rsa_pss: bool
     ) -> x509.CertificateRevocationList: ...
+
+    def sign_ocsp_response(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
+        """Sign with the key's natural digest; RSA keys use PKCS#1 v1.5 (the builder offers no PSS)."""
+        ...
+
+    def sign_bytes(self, data: bytes, *, rsa_pss: bool) -> bytes:
+        """A signature over ``data`` with the key's natural digest (DER ECDSA, raw EdDSA, RSA)."""
+        ...
+
+    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm, *, rsa_pss: bool) -> bytes:
+        """A signature over a digest computed by the caller (streamed input); EdDSA keys cannot do this."""
+        ...
 
 
 class KeyStore(Protocol):

@@ -25,8 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.padding import PKCS7
+from cryptography.x509 import ocsp
 
-from pki.algorithms import generate_private_key, signature_hash, signature_padding
+from pki.algorithms import generate_private_key, sign_with_key, signature_hash, signature_padding
 from pki.errors import Conflict, NotFound, Unavailable
 from pki.keys.base import check_key_id
 
@@ -98,6 +99,15 @@ class FileSigner:
     ) -> x509.CertificateRevocationList:
         public = self._key.public_key()
         return builder.sign(self._key, signature_hash(public), rsa_padding=signature_padding(public, rsa_pss))
+
+    def sign_ocsp_response(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
+        return builder.sign(self._key, signature_hash(self._key.public_key()))
+
+    def sign_bytes(self, data: bytes, *, rsa_pss: bool) -> bytes:
+        return sign_with_key(self._key, data, rsa_pss=rsa_pss)
+
+    def sign_digest(self, digest: bytes, algorithm: hashes.HashAlgorithm, *, rsa_pss: bool) -> bytes:
+        return sign_with_key(self._key, digest, rsa_pss=rsa_pss, prehashed=algorithm)
 
     def __repr__(self) -> str:
         return f"FileSigner(key_id={self._key_id!r})"

@@ -13,11 +13,13 @@ from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstra
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ApiTokenRow",
     "AuditHead",
     "AuditRecord",
     "CertificateAuthorityRow",
     "CertificateRow",
     "CrlRow",
+    "OcspResponseRow",
     "SettingRow",
 ]
 
@@ -53,6 +55,7 @@ class CertificateRow(SQLModel, table=True):
         UniqueConstraint("issuer_id", "serial", name="uq_certificate_issuer_serial"),
         Index("ix_certificate_issuer_status", "issuer_id", "status"),
         Index("ix_certificate_identity", "profile", "identity"),
+        Index("ix_certificate_issuer_changed", "issuer_id", "status_changed_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -69,6 +72,10 @@ class CertificateRow(SQLModel, table=True):
     status: str = Field(default="valid", max_length=16)  # valid | revoked | on-hold
     revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     revocation_reason: str | None = Field(default=None, max_length=32)
+    # Every status change (revoke, hold, release) stamps the time, for delta CRLs, and bumps
+    # the version, so a pre-signed OCSP response built from an older status is never served.
+    status_changed_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    status_version: int = 0
     superseded_by_id: int | None = Field(default=None, foreign_key="certificate.id")
     key_id: str | None = Field(default=None, max_length=128)  # set when evpki holds the key
     label: str | None = Field(default=None, max_length=64, index=True)
@@ -81,7 +88,9 @@ class CrlRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ca_id: str = Field(foreign_key="certificate_authority.id", max_length=64)
-    number: int
+    number: int  # RFC 5280 §5.2.3: full and delta CRLs of one CA share the sequence
+    kind: str = Field(default="full", max_length=8)  # full | delta
+    base_number: int | None = None  # delta CRLs: the full CRL they complete (§5.2.4)
     this_update: dt.datetime = _when()  # type: ignore[assignment]
     next_update: dt.datetime = _when()  # type: ignore[assignment]
     revoked_count: int
@@ -117,3 +126,31 @@ class SettingRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class OcspResponseRow(SQLModel, table=True):
+    """A pre-signed OCSP response (RFC 5019) for one certificate and one CertID hash algorithm."""
+
+    __tablename__ = "ocsp_response"
+
+    ca_id: str = Field(primary_key=True, max_length=64)
+    serial: str = Field(primary_key=True, max_length=40)
+    hash_algorithm: str = Field(primary_key=True, max_length=8)  # sha1 | sha256 | ...
+    status_version: int  # the certificate's status_version this response states
+    this_update: dt.datetime = _when()  # type: ignore[assignment]
+    next_update: dt.datetime = _when()  # type: ignore[assignment]
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ApiTokenRow(SQLModel, table=True):
+    """An API token: only its SHA-256 is stored; the token itself is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    created_by: str = Field(max_length=128)
+    revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
