@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 from pki.clock import utc
 from pki.store.models import AuditHead, AuditRecord
 
-__all__ = ["GENESIS_HASH", "AuditEntry", "AuditVerification", "append", "append_on", "record_hash", "verify"]
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEntry",
+    "AuditVerification",
+    "append",
+    "append_on",
+    "read_records",
+    "record_hash",
+    "verify",
+]
 
 GENESIS_HASH = "0" * 64
 _VERIFY_BATCH = 2000
@@ -48,6 +57,24 @@ class AuditEntry:
     details: str  # canonical JSON
     prev_hash: str
     hash: str
+
+
+def read_records(
+    session: Session, *, after: int = 0, limit: int = 100, action: str | None = None, ca_id: str | None = None
+) -> list[AuditEntry]:
+    """Records with ``seq > after`` in order, at most ``limit`` (keyset pagination by ``seq``)."""
+    statement = select(AuditRecord).where(AuditRecord.seq > after)  # type: ignore[arg-type]
+    if action is not None:
+        statement = statement.where(AuditRecord.action == action)  # type: ignore[arg-type]
+    if ca_id is not None:
+        statement = statement.where(AuditRecord.ca_id == ca_id)  # type: ignore[arg-type]
+    rows = session.execute(statement.order_by(AuditRecord.seq).limit(limit)).scalars()  # type: ignore[arg-type]
+    return [
+        AuditEntry(
+            row.seq, utc(row.at), row.actor, row.action, row.ca_id, row.serial, row.details, row.prev_hash, row.hash
+        )
+        for row in rows
+    ]
 
 
 def _canonical(value: dict[str, Any]) -> bytes:

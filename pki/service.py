@@ -7,30 +7,33 @@ operations; the rules themselves live in the modules it calls.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from pki import audit
-from pki.audit import AuditVerification
+from pki import audit, crls, tokens
+from pki.audit import AuditEntry, AuditVerification
 from pki.bootstrap import init_hierarchy, stored_organization
-from pki.clock import Clock, SystemClock, utc
+from pki.clock import Clock, SystemClock
 from pki.context import ORGANIZATION_SETTING, Context
-from pki.crl import build_crl
-from pki.errors import NotFound
+from pki.errors import EvpkiError
+from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
 from pki.issuance import IssueRequest, issue
 from pki.keys.base import KeyStore
 from pki.keys.file import FileKeyStore
+from pki.ocsp import OcspAnswer, OcspResponder
 from pki.policy import RequestIdentity
 from pki.revocation import RevocationReason, apply_revocation, parse_reason, release_hold
 from pki.settings import Settings
 from pki.store import repository
 from pki.store.db import Database
-from pki.store.models import CertificateRow, CrlRow
+from pki.store.models import CertificateRow
 from pki.store.repository import CertificateFilter
+from pki.tokens import TokenView
 from pki.views import CaView, CertificateView, CrlView, InitReport, IssuedCertificate
 
 __all__ = ["PKI"]
@@ -39,6 +42,7 @@ __all__ = ["PKI"]
 class PKI:
     def __init__(self, *, database: Database, keys: KeyStore, settings: Settings, clock: Clock | None = None) -> None:
         self._ctx = Context(database=database, keys=keys, settings=settings, clock=clock or SystemClock())
+        self._ocsp_responder: OcspResponder | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True) -> PKI:
@@ -133,7 +137,13 @@ class PKI:
     # -- revocation --------------------------------------------------------------------------
 
     def revoke(
-        self, key: str, reason: str | RevocationReason, *, ca_id: str | None = None, actor: str = "system"
+        self,
+        key: str,
+        reason: str | RevocationReason,
+        *,
+        ca_id: str | None = None,
+        actor: str = "system",
+        publish_crls: bool = True,
     ) -> CertificateView:
         parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
         now = self._ctx.clock.now()
@@ -150,9 +160,14 @@ class PKI:
                 details={"reason": parsed.value, "sha256": row.sha256},
             )
             session.flush()
-            return self._view(session, row)
+            view = self._view(session, row)
+        if publish_crls:
+            self._publish_crls(view.issuer_id)
+        return view
 
-    def release_hold(self, key: str, *, ca_id: str | None = None, actor: str = "system") -> CertificateView:
+    def release_hold(
+        self, key: str, *, ca_id: str | None = None, actor: str = "system", publish_crls: bool = True
+    ) -> CertificateView:
         now = self._ctx.clock.now()
         with self._ctx.database.write() as session:
             row = repository.find_certificate(session, key, ca_id)
@@ -167,58 +182,39 @@ class PKI:
                 details={"sha256": row.sha256},
             )
             session.flush()
-            return self._view(session, row)
+            view = self._view(session, row)
+        if publish_crls:
+            self._publish_crls(view.issuer_id)
+        return view
 
-    def generate_crl(self, ca_id: str, *, next_update: dt.timedelta | None = None, actor: str = "system") -> CrlView:
-        """Build, sign and store the next full CRL of ``ca_id``."""
-        validity = next_update or self._ctx.settings.crl_next_update
-        with self._ctx.database.write() as session:
-            ca_row, issuer = self._ctx.issuer(session, ca_id)
-            number = repository.next_crl_number(session, ca_id)
-            now = self._ctx.clock.now()
-            # The entries stream straight into the builder: holding them as a list as well would
-            # double peak memory for a million-entry CRL.
-            crl = build_crl(
-                issuer=self._ctx.ca_certificate(ca_row),
-                signer=issuer.signer,
-                rsa_pss=ca_row.rsa_pss,
-                number=number,
-                this_update=now,
-                next_update=now + validity,
-                entries=repository.revoked_entries(session, ca_id),
-            )
-            der = crl.public_bytes(serialization.Encoding.DER)
-            revoked_count = len(crl)
-            repository.add_crl(
-                session,
-                CrlRow(
-                    ca_id=ca_id,
-                    number=number,
-                    this_update=now,
-                    next_update=now + validity,
-                    revoked_count=revoked_count,
-                    der=der,
-                ),
-            )
-            audit.append(
-                session,
-                at=now,
-                actor=actor,
-                action="crl",
-                ca_id=ca_id,
-                details={"number": number, "revoked": revoked_count, "next_update": (now + validity).isoformat()},
-            )
-        return CrlView(ca_id, number, now, now + validity, revoked_count, der)
+    def _publish_crls(self, ca_id: str) -> None:
+        """Republish the CA's CRLs after a committed status change; failing here fails nothing.
+
+        The change is already committed, and :meth:`current_crl` regenerates stale CRLs later.
+        """
+        try:
+            crls.publish_after_change(self._ctx, ca_id)
+        except EvpkiError as error:
+            logging.getLogger("evpki.crl").warning("CRLs of %s not republished: %s", ca_id, error.message)
+
+    def generate_crl(
+        self,
+        ca_id: str,
+        *,
+        next_update: dt.timedelta | None = None,
+        actor: str = "system",
+        delta: bool = False,
+    ) -> CrlView:
+        """Build, sign and store the next full CRL of ``ca_id`` (a delta CRL with ``delta``)."""
+        return crls.generate(self._ctx, ca_id, kind="delta" if delta else "full", next_update=next_update, actor=actor)
 
     def latest_crl(self, ca_id: str) -> CrlView:
-        with self._ctx.database.read() as session:
-            repository.get_ca(session, ca_id)
-            row = repository.latest_crl(session, ca_id)
-            if row is None:
-                raise NotFound(f"no CRL has been generated for {ca_id} yet")
-            return CrlView(
-                row.ca_id, row.number, utc(row.this_update), utc(row.next_update), row.revoked_count, row.der
-            )
+        """The newest stored full CRL, current or not; :class:`NotFound` before the first."""
+        return crls.latest(self._ctx, ca_id)
+
+    def current_crl(self, ca_id: str, *, delta: bool = False) -> CrlView:
+        """The CA's current full (or delta) CRL, regenerated first when the stored one is stale."""
+        return crls.current(self._ctx, ca_id, kind="delta" if delta else "full")
 
     # -- audit -------------------------------------------------------------------------------
 
@@ -226,9 +222,88 @@ class PKI:
         with self._ctx.database.read() as session:
             return audit.verify(session)
 
+    def audit_records(
+        self, *, after: int = 0, limit: int = 100, action: str | None = None, ca_id: str | None = None
+    ) -> list[AuditEntry]:
+        with self._ctx.database.read() as session:
+            return audit.read_records(session, after=after, limit=limit, action=action, ca_id=ca_id)
+
     def audit_count(self) -> int:
         from pki.store.models import AuditHead
 
         with self._ctx.database.read() as session:
             head = session.execute(select(AuditHead)).scalar_one_or_none()
             return head.seq if head else 0
+
+    # -- OCSP --------------------------------------------------------------------------------
+
+    @property
+    def _ocsp(self) -> OcspResponder:
+        if self._ocsp_responder is None:
+            self._ocsp_responder = OcspResponder(self._ctx)
+        return self._ocsp_responder
+
+    def ocsp_respond(self, request_der: bytes) -> OcspAnswer:
+        """Answer one DER OCSPRequest (RFC 6960); bad input gives an error *response*, never an exception."""
+        return self._ocsp.respond(request_der)
+
+    def ocsp_presign(self, ca_id: str | None = None) -> dict[str, int]:
+        """Pre-sign responses for every unexpired certificate lacking a current one; per CA, how many."""
+        ca_ids = [ca_id] if ca_id is not None else [ca.id for ca in self.list_cas()]
+        return {ca: self._ocsp.presign(ca) for ca in ca_ids}
+
+    def ocsp_responder(self, ca_id: str) -> CertificateView:
+        """The CA's current delegated responder certificate, issued or rotated when needed."""
+        responder = self._ocsp.responders.get(ca_id)
+        return self.certificate(responder.serial, ca_id)
+
+    def rotate_ocsp_responder(self, ca_id: str, *, actor: str = "system") -> CertificateView:
+        responder = self._ocsp.responders.rotate(ca_id, actor=actor)
+        return self.certificate(responder.serial, ca_id)
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    def create_token(self, *, name: str, role: str, actor: str = "system") -> tuple[TokenView, str]:
+        """A new API token; the secret is returned once and only its hash is stored."""
+        return tokens.create_token(self._ctx, name=name, role=role, actor=actor)
+
+    def list_tokens(self) -> list[TokenView]:
+        return tokens.list_tokens(self._ctx)
+
+    def revoke_token(self, name: str, *, actor: str = "system") -> TokenView:
+        return tokens.revoke_token(self._ctx, name, actor=actor)
+
+    def authenticate(self, token: str) -> TokenView:
+        return tokens.authenticate(self._ctx, token)
+
+    # -- firmware ----------------------------------------------------------------------------
+
+    def sign_firmware(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        location: str | None = None,
+        retrieve_at: dt.datetime | None = None,
+        actor: str = "system",
+    ) -> FirmwareSignature:
+        """Sign a firmware file, streamed as byte chunks, with the firmware-signer key (OCPP L01)."""
+        return sign_firmware(
+            self._ctx,
+            chunks,
+            location=location,
+            retrieve_at=retrieve_at,
+            max_bytes=self._ctx.settings.firmware_max_bytes,
+            actor=actor,
+        )
+
+    def verify_firmware(
+        self, chunks: Iterable[bytes], *, signature: str, certificate: str | bytes
+    ) -> FirmwareVerification:
+        """Check a firmware file against its Base64 signature and PEM signing certificate (OCPP A00.FR.707)."""
+        return verify_firmware(
+            self._ctx,
+            chunks,
+            signature_b64=signature,
+            certificate_pem=certificate,
+            max_bytes=self._ctx.settings.firmware_max_bytes,
+        )

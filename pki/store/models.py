@@ -137,6 +137,7 @@ class OcspResponseRow(SQLModel, table=True):
     serial: str = Field(primary_key=True, max_length=40)
     hash_algorithm: str = Field(primary_key=True, max_length=8)  # sha1 | sha256 | ...
     status_version: int  # the certificate's status_version this response states
+    responder_serial: str = Field(max_length=40)  # served only while this responder is current
     this_update: dt.datetime = _when()  # type: ignore[assignment]
     next_update: dt.datetime = _when()  # type: ignore[assignment]
     der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

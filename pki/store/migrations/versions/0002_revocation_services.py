@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("serial", sa.String(length=40), nullable=False),
         sa.Column("hash_algorithm", sa.String(length=8), nullable=False),
         sa.Column("status_version", sa.Integer(), nullable=False),
+        sa.Column("responder_serial", sa.String(length=40), nullable=False),
         sa.Column("this_update", sa.DateTime(timezone=True), nullable=False),
         sa.Column("next_update", sa.DateTime(timezone=True), nullable=False),
         sa.Column("der", sa.LargeBinary(), nullable=False),
