@@ -1,4 +1,7 @@
-"""``make run``: initialise a demo PKI in ./evpki-data (when needed) and print its inventory.
+"""``make run``: initialise a demo PKI in ./evpki-data (when needed), print its inventory and serve it.
+
+The server listens on 127.0.0.1:8080 (``EVPKI_DEMO_PORT`` to change) until Ctrl-C. A demo
+``admin`` API token is created once and kept in ``evpki-data/demo-admin.token`` (mode 0600).
 
 The demo keeps its key passphrase in ``evpki-data/passphrase`` (mode 0600) so it runs with no
 set-up; that is a demo convenience only -- in production the passphrase comes from a secret
@@ -38,7 +41,28 @@ def _passphrase_file(home: Path, console: Console) -> Path:
     return path
 
 
-def main() -> int:
+def _demo_token(pki: PKI, home: Path, console: Console) -> str:
+    """The demo admin token: reused while it still authenticates, else a new one (kept 0600)."""
+    path = home / "demo-admin.token"
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        try:
+            pki.authenticate(token)
+            return token
+        except EvpkiError:
+            path.unlink()
+    names = {view.name for view in pki.list_tokens()}
+    name = next(f"demo-admin-{n}" for n in range(1, 10_000) if f"demo-admin-{n}" not in names)
+    _, token = pki.create_token(name=name, role="admin", actor="demo")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    console.print(f"[yellow]Created the demo admin API token {name!r} in {path} (mode 0600).[/yellow]")
+    return token
+
+
+def main(argv: list[str] | None = None) -> int:
+    serve = "--no-serve" not in (argv if argv is not None else sys.argv[1:])
     console = Console()
     settings = Settings()
     env = {}
@@ -51,6 +75,8 @@ def main() -> int:
         report = pki.init(organization=None if pki.organization() else _DEMO_ORG, actor="demo")
         cas = pki.list_cas()
         leaves = [v for v in pki.certificates(CertificateFilter(limit=100_000)) if v.label]
+        _demo_token(pki, settings.home, console)
+        pki.close()
     except EvpkiError as error:
         console.print(f"[red]error:[/red] {error.message}")
         return 1
@@ -69,6 +95,8 @@ def main() -> int:
     console.print(table)
     exports = " ".join(f"{k}={v}" for k, v in env.items())
     prefix = f"export {exports}; " if exports else ""
+    port = int(os.environ.get("EVPKI_DEMO_PORT", "8080"))
+    base = f"http://127.0.0.1:{port}"
     console.print(
         "\nTry:\n"
         f"  {prefix}.venv/bin/evpki ca list\n"
@@ -78,6 +106,31 @@ def main() -> int:
         "--station-serial SN-0001 --out station-chain.pem\n"
         "  .venv/bin/evpki --help",
         highlight=False,
+    )
+    if not serve:
+        return 0
+    console.print(
+        f"\n[bold]Serving on {base}[/bold] (Ctrl-C stops it)\n"
+        f"  API docs:        {base}/docs   (OpenAPI: {base}/openapi.json)\n"
+        f"  OCSP responder:  {base}/ocsp\n"
+        f"  CRLs:            {base}/crl/<ca>.crl and {base}/crl/<ca>-delta.crl, e.g. {base}/crl/cso-sub.crl\n"
+        f"  Roots:           {base}/api/v1/roots?use=V2GRootCertificate\n"
+        f"  Admin token:     {settings.home / 'demo-admin.token'}\n"
+        f'  e.g. curl -H "Authorization: Bearer $(cat {settings.home / "demo-admin.token"})" {base}/api/v1/cas',
+        highlight=False,
+    )
+    os.environ.update(env)
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,
     )
     return 0
 

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     ocsp_max_age: str = "5m"  # HTTP max-age of OCSP and CRL responses: bounds how stale a cache gets
     ocsp_responder_renew_before: str = "10d"  # responder certificates are rotated this long before expiry
     firmware_max_bytes: int = 4 * 1024**3
+    maintenance_interval: str = "5m"  # how often `evpki serve` re-signs OCSP and refreshes CRLs
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,58 @@
+"""Request body limits, enforced while the body streams in (a lying Content-Length does not help).
+
+JSON and OCSP bodies are small by nature; only the firmware upload may be large, and it has
+its own limit (``firmware_max_bytes``). Over the limit the client gets 413 problem+json and
+nothing reaches a handler.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import PayloadTooLarge, problem_response
+
+__all__ = ["BodyLimit"]
+
+DEFAULT_LIMIT = 64 * 1024
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, *, default: int = DEFAULT_LIMIT, large: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.default = default
+        self.large = large or {}
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.large.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope["path"])
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._refuse(scope, receive, send, limit)
+                return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # Raised inside the handler's read: the problem handlers turn it into a 413.
+                    raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem_response(
+            413, "payload-too-large", "Payload too large", f"the request body exceeds {limit} bytes", scope["path"]
+        )
+        await response(scope, receive, send)

@@ -1,0 +1,116 @@
+"""RFC 9457 problem details: the one place domain errors become HTTP statuses.
+
+Every problem has a stable ``type`` URI per error class (``urn:evpki:problem:<code>``), a
+``title``, the ``status``, a ``detail`` for humans and the request path as ``instance``; a
+policy violation also names its ``rule``. Clients should switch on ``type``, never on text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pki.errors import (
+    Conflict,
+    EvpkiError,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PolicyViolation,
+    Unauthenticated,
+    Unavailable,
+    VerificationFailed,
+)
+
+__all__ = ["PROBLEM_JSON", "Forbidden", "PayloadTooLarge", "install_problem_handlers", "problem_response"]
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Forbidden(EvpkiError):
+    """The caller is authenticated but its role may not do this (an edge concern, hence here)."""
+
+    code = "forbidden"
+
+
+class PayloadTooLarge(EvpkiError):
+    code = "payload-too-large"
+
+
+_STATUS: list[tuple[type[EvpkiError], int, str]] = [
+    (PolicyViolation, 422, "Request refused by policy"),
+    (VerificationFailed, 422, "Verification failed"),
+    (InvalidInput, 400, "Invalid input"),
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict with the current state"),
+    (Unauthenticated, 401, "Authentication required"),
+    (Forbidden, 403, "Forbidden for this role"),
+    (PayloadTooLarge, 413, "Payload too large"),
+    (Unavailable, 503, "Service unavailable"),
+    (IntegrityError, 500, "Stored state failed an integrity check"),
+]
+
+
+def _problem_type(code: str) -> str:
+    return f"urn:evpki:problem:{code}"
+
+
+def problem_response(status: int, code: str, title: str, detail: str, instance: str, **extra: Any) -> JSONResponse:
+    body = {"type": _problem_type(code), "title": title, "status": status, "detail": detail, "instance": instance}
+    body.update(extra)
+    headers = {"WWW-Authenticate": 'Bearer realm="evpki"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _for_domain_error(request: Request, error: EvpkiError) -> JSONResponse:
+    for cls, status, title in _STATUS:
+        if isinstance(error, cls):
+            extra = {"rule": error.rule} if isinstance(error, PolicyViolation) else {}
+            return problem_response(status, error.code, title, error.message, request.url.path, **extra)
+    return problem_response(500, error.code, "Error", error.message, request.url.path)
+
+
+async def _domain_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, EvpkiError)
+    return _for_domain_error(request, error)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = [
+        {"loc": list(item.get("loc", ())), "msg": str(item.get("msg", "")), "type": str(item.get("type", ""))}
+        for item in error.errors()
+    ]
+    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+    return problem_response(400, "validation-error", "Invalid request", detail, request.url.path, errors=errors)
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(error.status_code, "http-error")
+    return problem_response(error.status_code, code, str(error.detail), str(error.detail), request.url.path)
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    # Never a traceback to the client; the server log has it (uvicorn logs unhandled errors).
+    import logging
+
+    logging.getLogger("evpki.api").exception("unhandled error on %s", request.url.path)
+    return problem_response(500, "internal-error", "Internal error", "an unexpected error occurred", request.url.path)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(EvpkiError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for _, status, title in _STATUS
+}

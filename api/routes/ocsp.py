@@ -1,0 +1,89 @@
+"""``/ocsp``: the OCSP responder over HTTP (RFC 6960 Appendix A, RFC 5019 §5-6). Public.
+
+POST takes a DER ``application/ocsp-request``; GET takes it base64-encoded in the path. Both
+return ``application/ocsp-response``. A response from the pre-signed store carries RFC 5019
+cache headers; ``max-age`` is capped by ``ocsp_max_age`` so that an HTTP cache never hides a
+revocation for longer than that. Nonce responses are ``no-store``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from email.utils import format_datetime
+
+from fastapi import APIRouter, Request, Response
+
+from api.deps import get_pki, public
+from pki.ocsp import MAX_REQUEST_BYTES, OcspAnswer
+
+router = APIRouter(tags=["OCSP"])
+
+OCSP_RESPONSE = "application/ocsp-response"
+_RESPONSES = {
+    200: {
+        "description": "a DER OCSPResponse (errors such as malformedRequest are OCSP statuses, still HTTP 200)",
+        "content": {OCSP_RESPONSE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+def _http_date(when: dt.datetime) -> str:
+    return format_datetime(when.astimezone(dt.UTC), usegmt=True)
+
+
+def _response(request: Request, answer: OcspAnswer) -> Response:
+    headers: dict[str, str] = {}
+    if answer.cacheable and answer.next_update is not None and answer.this_update is not None:
+        pki = get_pki(request)
+        now = pki.clock.now()
+        max_age = int(min((answer.next_update - now).total_seconds(), pki.settings.duration("ocsp_max_age").seconds))
+        max_age = max(max_age, 0)
+        headers = {
+            # RFC 5019 §6.2; Expires follows max-age rather than nextUpdate so that HTTP/1.0
+            # caches do not keep a "good" longer than HTTP/1.1 ones would.
+            "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
+            "Expires": _http_date(now + dt.timedelta(seconds=max_age)),
+            "Last-Modified": _http_date(answer.this_update),
+            "ETag": answer.etag,
+        }
+        if request.headers.get("if-none-match") == answer.etag:
+            return Response(status_code=304, headers=headers)
+    else:
+        headers = {"Cache-Control": "no-store"}
+    return Response(answer.der, media_type=OCSP_RESPONSE, headers=headers)
+
+
+@router.post(
+    "/ocsp",
+    summary="OCSP request (DER body)",
+    response_class=Response,
+    responses=_RESPONSES,
+    openapi_extra={
+        "x-evpki-public": True,
+        "security": [],
+        "requestBody": {
+            "required": True,
+            "content": {"application/ocsp-request": {"schema": {"type": "string", "format": "binary"}}},
+        },
+    },
+)
+async def ocsp_post(request: Request) -> Response:
+    body = await request.body()
+    return _response(request, get_pki(request).ocsp_respond(body))
+
+
+@router.get("/ocsp/{encoded:path}", summary="OCSP request (base64 DER in the path)", response_class=Response,
+            responses=_RESPONSES, **public())  # fmt: skip
+async def ocsp_get(encoded: str, request: Request) -> Response:
+    pki = get_pki(request)
+    try:
+        # RFC 6960 A.1: base64 of the DER, then URL-encoded (which the router has undone).
+        der = base64.b64decode(encoded.strip("/"), validate=True) if len(encoded) <= 2 * MAX_REQUEST_BYTES else b""
+    except (binascii.Error, ValueError):
+        try:
+            der = base64.urlsafe_b64decode(encoded.strip("/") + "=" * (-len(encoded.strip("/")) % 4))
+        except (binascii.Error, ValueError):
+            der = b""
+    return _response(request, pki.ocsp_respond(der))

@@ -1,0 +1,206 @@
+"""Request and response bodies of the REST API: camelCase on the wire, snake_case in Python."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from pki.policy import MAX_CSR_CHARS, RequestIdentity
+from pki.views import CaView, CertificateView
+
+__all__ = [
+    "AuditRecordOut",
+    "AuditVerificationOut",
+    "CaOut",
+    "CertificateList",
+    "CertificateOut",
+    "FirmwareSignatureOut",
+    "FirmwareVerificationOut",
+    "FirmwareVerifyIn",
+    "IdentityIn",
+    "IssueIn",
+    "IssuedOut",
+    "Problem",
+    "RevokeIn",
+]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=["urn:evpki:problem:policy-violation"])
+    title: str
+    status: int
+    detail: str
+    instance: str
+    rule: str | None = Field(default=None, description="the policy rule that refused the request")
+
+
+class IdentityIn(_Wire):
+    """Who the certificate is for; which fields are needed depends on the profile."""
+
+    station_id: str | None = Field(default=None, max_length=255, description="OCPP identity (station profile)")
+    station_serial: str | None = Field(
+        default=None, max_length=255, description="CN of a station certificate (OCPP A00.FR.511); default stationId"
+    )
+    secc_id: str | None = Field(default=None, max_length=255, description="SECC id (secc profile CN)")
+    fqdn: str | None = Field(default=None, max_length=253, description="host name (csms-server profile)")
+    emaid: str | None = Field(default=None, max_length=64, description="eMAID (contract profile)")
+    pcid: str | None = Field(default=None, max_length=64, description="PCID (oem-provisioning profile)")
+
+    def to_domain(self) -> RequestIdentity:
+        return RequestIdentity(
+            station_id=self.station_id,
+            station_serial=self.station_serial,
+            secc_id=self.secc_id,
+            fqdn=self.fqdn,
+            emaid=self.emaid,
+            pcid=self.pcid,
+        )
+
+
+_CSR_EXAMPLE = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBDDCBsw...\n-----END CERTIFICATE REQUEST-----\n"
+
+
+class IssueIn(_Wire):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "profile": "station",
+                    "csr": _CSR_EXAMPLE,
+                    "identity": {"stationId": "CP-0001", "stationSerial": "SN-0001"},
+                }
+            ]
+        },
+    )
+
+    profile: str = Field(description="certificate profile: station, secc, csms-server, ...", max_length=32)
+    # The 5,500-character cap (OCPP) is the policy's rule (pki.policy), enforced there once.
+    csr: str = Field(description=f"PEM PKCS#10 request, at most {MAX_CSR_CHARS} characters (OCPP's cap)")
+    identity: IdentityIn = Field(default_factory=IdentityIn)
+    ca: str | None = Field(default=None, max_length=64, description="issuing CA id; default: the CA for the profile")
+    validity: str | None = Field(default=None, max_length=16, description="e.g. 365d; capped by the profile")
+
+
+class RevokeIn(_Wire):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "keyCompromise"}]},
+    )
+
+    reason: str = Field(description="RFC 5280 reason name, e.g. keyCompromise, superseded, certificateHold")
+
+
+class CertificateOut(_Wire):
+    issuer_id: str
+    serial: str = Field(description="upper-case hex, as OCPP CertificateHashData.serialNumber")
+    sha256: str
+    profile: str
+    subject: str
+    identity: str | None
+    station_serial: str | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    status: str = Field(description="valid | superseded | expired | revoked | on-hold")
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    superseded_by: str | None
+    label: str | None
+    certificate_pem: str
+
+    @classmethod
+    def of(cls, view: CertificateView) -> CertificateOut:
+        return cls(**{name: getattr(view, name) for name in cls.model_fields})
+
+
+class IssuedOut(_Wire):
+    certificate: CertificateOut
+    chain_pem: str = Field(description="leaf then sub-CAs, root left out (OCPP CertificateSigned.certificateChain)")
+
+
+class CertificateList(_Wire):
+    items: list[CertificateOut]
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="pass as offset for the next page; null on the last page")
+
+
+class CaOut(_Wire):
+    id: str
+    pki: str
+    standard: str
+    parent_id: str | None
+    subject: str
+    serial: str
+    sha256: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    issues: list[str]
+    key_backend: str
+    crl_number: int
+
+    @classmethod
+    def of(cls, view: CaView) -> CaOut:
+        data: dict[str, Any] = {name: getattr(view, name) for name in cls.model_fields}
+        data["issues"] = list(view.issues)
+        return cls(**data)
+
+
+class AuditRecordOut(_Wire):
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    ca_id: str | None
+    serial: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditVerificationOut(_Wire):
+    ok: bool
+    records: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+class FirmwareSignatureOut(_Wire):
+    sha256: str
+    size: int
+    algorithm: str
+    signature: str = Field(description="Base64 signature over the whole file (firmware.signature)")
+    signing_certificate: str = Field(description="PEM (firmware.signingCertificate)")
+    update_firmware: dict[str, Any] | None = Field(
+        default=None, description="OCPP 2.0.1/2.1 UpdateFirmwareRequest payload (needs location)"
+    )
+    signed_update_firmware: dict[str, Any] | None = Field(
+        default=None, description="OCPP 1.6 SignedUpdateFirmware.req payload (needs location)"
+    )
+
+
+class FirmwareVerifyIn(_Wire):
+    signature: str = Field(max_length=800, description="Base64 signature (OCPP caps it at 800 characters)")
+    signing_certificate: str = Field(max_length=5500, description="PEM signing certificate")
+
+
+class FirmwareVerificationOut(_Wire):
+    ok: bool
+    sha256: str
+    size: int
+    signer_subject: str
+    signer_serial: str
+    signer_not_after: dt.datetime
