@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -134,11 +135,20 @@ class CrlView:
     next_update: dt.datetime
     revoked_count: int
     der: bytes = field(repr=False)
+    kind: str = "full"  # full | delta
+    base_number: int | None = None  # a delta CRL's base full CRL (RFC 5280 §5.2.4)
+
+    @property
+    def etag(self) -> str:
+        """A strong HTTP entity tag (RFC 9110 §8.8.3): the quoted hex SHA-256 of the DER."""
+        return f'"{hashlib.sha256(self.der).hexdigest()}"'
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ca_id": self.ca_id,
+            "kind": self.kind,
             "number": self.number,
+            "base_number": self.base_number,
             "this_update": _iso(self.this_update),
             "next_update": _iso(self.next_update),
             "revoked_count": self.revoked_count,

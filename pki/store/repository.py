@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pki.errors import Conflict, InvalidInput, NotFound
@@ -22,12 +22,14 @@ __all__ = [
     "CertificateFilter",
     "add_certificate",
     "add_crl",
+    "changed_entries_since",
     "current_for_identity",
     "derived_status",
     "find_certificate",
     "get_ca",
     "get_setting",
     "insert_certificate",
+    "last_status_change",
     "latest_crl",
     "list_cas",
     "list_certificates",
@@ -260,9 +262,50 @@ def add_crl(session: Session, row: CrlRow) -> None:
     session.add(row)
 
 
-def latest_crl(session: Session, ca_id: str) -> CrlRow | None:
-    query = select(CrlRow).where(CrlRow.ca_id == ca_id).order_by(CrlRow.number.desc()).limit(1)  # type: ignore[attr-defined]
+def latest_crl(session: Session, ca_id: str, kind: str = "full") -> CrlRow | None:
+    """The newest stored CRL of ``kind`` (``full`` or ``delta``) of a CA, or None."""
+    query = (
+        select(CrlRow)
+        .where(CrlRow.ca_id == ca_id, CrlRow.kind == kind)
+        .order_by(CrlRow.number.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
     return session.execute(query).scalar_one_or_none()
+
+
+_CHANGED_QUERY = (
+    select(
+        _CERTIFICATE.c.serial,
+        _CERTIFICATE.c.revoked_at,
+        _CERTIFICATE.c.revocation_reason,
+        _CERTIFICATE.c.status_changed_at,
+    )
+    .where(_CERTIFICATE.c.issuer_id == bindparam("ca_id"), _CERTIFICATE.c.status_changed_at >= bindparam("since"))
+    .execution_options(yield_per=_REVOKED_BATCH)
+)
+
+
+def changed_entries_since(
+    session: Session, ca_id: str, since: dt.datetime
+) -> Iterator[tuple[str, dt.datetime | None, str | None, dt.datetime]]:
+    """(serial hex, revocation time, reason, status change time) of every certificate of a CA
+    whose status changed (revoke, hold, release) at or after ``since``, streamed.
+
+    A released certificate has no revocation time and no reason. The range scan runs on the
+    ``(issuer_id, status_changed_at)`` index; times are as the database returns them.
+    """
+    result = session.connection().execute(_CHANGED_QUERY, {"ca_id": ca_id, "since": since})
+    for partition in result.partitions():
+        yield from [(serial, at, reason, changed) for serial, at, reason, changed in partition]
+
+
+def last_status_change(session: Session, ca_id: str) -> dt.datetime | None:
+    """When a certificate of the CA last changed status (aware UTC), or None; one index lookup."""
+    from pki.clock import utc
+
+    query = select(func.max(_CERTIFICATE.c.status_changed_at)).where(_CERTIFICATE.c.issuer_id == ca_id)
+    value = session.connection().execute(query).scalar_one_or_none()
+    return utc(value) if value is not None else None
 
 
 def get_setting(session: Session, key: str) -> str | None:
