@@ -2,7 +2,8 @@
 
 Exit codes (documented in ``evpki --help`` and the README):
 0 success · 1 internal error · 2 usage error · 3 invalid input · 4 policy violation ·
-5 not found · 6 conflict · 7 unavailable (database, key store, passphrase) · 8 integrity failure.
+5 not found · 6 conflict · 7 unavailable (database, key store, passphrase) · 8 integrity failure ·
+9 verification failed (a firmware signature or signing certificate did not check out).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pki.errors import (
     NotFound,
     PolicyViolation,
     Unavailable,
+    VerificationFailed,
 )
 
 __all__ = [
@@ -49,10 +51,11 @@ EXIT_CODES: dict[type[EvpkiError], int] = {
     Conflict: 6,
     Unavailable: 7,
     IntegrityError: 8,
+    VerificationFailed: 9,
 }
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid input, 4 policy violation, "
-    "5 not found, 6 conflict, 7 unavailable, 8 integrity failure."
+    "5 not found, 6 conflict, 7 unavailable, 8 integrity failure, 9 verification failed."
 )
 _MAX_INPUT_BYTES = 1 << 20
 

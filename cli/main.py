@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import audit_cmd, ca_cmd, cert_cmd, crl_cmd
+from cli import audit_cmd, ca_cmd, cert_cmd, crl_cmd, firmware_cmd
 from cli.common import EXIT_CODES_HELP
 
 __all__ = ["app", "main"]
@@ -29,6 +29,7 @@ app.add_typer(ca_cmd.app, name="ca")
 app.add_typer(cert_cmd.app, name="cert")
 app.add_typer(crl_cmd.app, name="crl")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(firmware_cmd.app, name="firmware")
 
 
 def main() -> None:
