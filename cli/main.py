@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli import audit_cmd, ca_cmd, cert_cmd, crl_cmd, firmware_cmd
+from cli import audit_cmd, ca_cmd, cert_cmd, crl_cmd, firmware_cmd, ocsp_cmd, serve_cmd, token_cmd
 from cli.common import EXIT_CODES_HELP
 
 __all__ = ["app", "main"]
@@ -30,6 +30,9 @@ app.add_typer(cert_cmd.app, name="cert")
 app.add_typer(crl_cmd.app, name="crl")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(firmware_cmd.app, name="firmware")
+app.add_typer(ocsp_cmd.app, name="ocsp")
+app.add_typer(token_cmd.app, name="token")
+app.command("serve", epilog=EXIT_CODES_HELP)(serve_cmd.serve)
 
 
 def main() -> None:

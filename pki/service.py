@@ -17,9 +17,9 @@ from sqlalchemy import select
 from pki import audit, crls, tokens
 from pki.audit import AuditEntry, AuditVerification
 from pki.bootstrap import init_hierarchy, stored_organization
-from pki.clock import Clock, SystemClock
+from pki.clock import Clock, SystemClock, utc
 from pki.context import ORGANIZATION_SETTING, Context
-from pki.errors import EvpkiError
+from pki.errors import EvpkiError, NotFound
 from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
 from pki.issuance import IssueRequest, issue
@@ -34,6 +34,7 @@ from pki.store.db import Database
 from pki.store.models import CertificateRow
 from pki.store.repository import CertificateFilter
 from pki.tokens import TokenView
+from pki.trust import ROOT_USE_PKI, RootUse, parse_root_use
 from pki.views import CaView, CertificateView, CrlView, InitReport, IssuedCertificate
 
 __all__ = ["PKI"]
@@ -83,6 +84,28 @@ class PKI:
     def get_ca(self, ca_id: str) -> CaView:
         with self._ctx.database.read() as session:
             return CaView.from_row(repository.get_ca(session, ca_id))
+
+    def roots(self, use: str | RootUse) -> list[x509.Certificate]:
+        """The root certificates stations install for an OCPP ``InstallCertificateUse``, newest first.
+
+        Roots that are expired or revoked are left out: a station must not be told to trust them.
+        """
+        parsed = use if isinstance(use, RootUse) else parse_root_use(use)
+        now = self._ctx.clock.now()
+        with self._ctx.database.read() as session:
+            roots = [
+                row
+                for row in repository.list_cas(session)
+                if row.parent_id is None and row.pki == ROOT_USE_PKI[parsed] and utc(row.not_after) > now
+            ]
+            usable = []
+            for row in sorted(roots, key=lambda r: utc(r.created_at), reverse=True):
+                status = repository.find_certificate(session, row.serial, row.id).status
+                if status == "valid":
+                    usable.append(self._ctx.ca_certificate(row))
+        if not usable:
+            raise NotFound(f"no usable {parsed.value} in this PKI")
+        return usable
 
     def ca_chain(self, ca_id: str) -> list[x509.Certificate]:
         """The CA's certificate followed by its ancestors', root last."""
