@@ -76,7 +76,8 @@ def test_renew_appends_one_record_naming_the_replaced_certificate(apki: PKI) -> 
 def test_revoke_appends_one_record_with_the_reason(apki: PKI) -> None:
     serial = _issue(apki)
     before = apki.audit_count()
-    apki.revoke(serial, "key-compromise", ca_id="cso-sub", actor="bob")
+    # The CRLs published after the revocation add records of their own (tested with the CRLs).
+    apki.revoke(serial, "key-compromise", ca_id="cso-sub", actor="bob", publish_crls=False)
     record = _last_record(apki)
     assert apki.audit_count() == before + 1
     assert (record["action"], record["actor"], record["serial"]) == ("revoke", "bob", serial)
@@ -87,7 +88,7 @@ def test_release_hold_appends_one_record(apki: PKI) -> None:
     serial = _issue(apki)
     apki.revoke(serial, "certificateHold", ca_id="cso-sub")
     before = apki.audit_count()
-    apki.release_hold(serial, ca_id="cso-sub")
+    apki.release_hold(serial, ca_id="cso-sub", publish_crls=False)
     assert apki.audit_count() == before + 1
     assert (_last_record(apki)["action"], _last_record(apki)["serial"]) == ("release-hold", serial)
 
