@@ -7,11 +7,9 @@ regenerated on the fetch, so the file served is never older than the database.
 
 from __future__ import annotations
 
-import datetime as dt
-from email.utils import format_datetime
-
 from fastapi import APIRouter, Request, Response
 
+from api.caching import cached_response
 from api.deps import PkiDep, public
 from api.problems import PROBLEM_RESPONSES
 from pki.errors import NotFound
@@ -19,10 +17,6 @@ from pki.errors import NotFound
 router = APIRouter(prefix="/crl", tags=["CRL"], responses=PROBLEM_RESPONSES)
 
 PKIX_CRL = "application/pkix-crl"
-
-
-def _http_date(when: dt.datetime) -> str:
-    return format_datetime(when.astimezone(dt.UTC), usegmt=True)
 
 
 @router.get(
@@ -39,15 +33,13 @@ def get_crl(name: str, request: Request, pki: PkiDep) -> Response:
     delta = stem.endswith("-delta") and stem not in {ca.id for ca in pki.list_cas()}
     ca_id = stem[: -len("-delta")] if delta else stem
     crl = pki.current_crl(ca_id, delta=delta)
-    now = pki.clock.now()
-    max_age = int(min((crl.next_update - now).total_seconds(), pki.settings.duration("ocsp_max_age").total_seconds()))
-    max_age = max(max_age, 0)
-    headers = {
-        "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
-        "Expires": _http_date(now + dt.timedelta(seconds=max_age)),
-        "Last-Modified": _http_date(crl.this_update),
-        "ETag": crl.etag,
-    }
-    if request.headers.get("if-none-match") == crl.etag:
-        return Response(status_code=304, headers=headers)
-    return Response(crl.der, media_type=PKIX_CRL, headers=headers)
+    return cached_response(
+        request,
+        crl.der,
+        PKIX_CRL,
+        now=pki.clock.now(),
+        this_update=crl.this_update,
+        next_update=crl.next_update,
+        etag=crl.etag,
+        max_age_cap=pki.settings.duration("ocsp_max_age"),
+    )

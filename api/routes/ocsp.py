@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-from email.utils import format_datetime
 
 from fastapi import APIRouter, Request, Response
 
+from api.caching import cached_response
 from api.deps import get_pki, public
 from pki.ocsp import MAX_REQUEST_BYTES, OcspAnswer
 
@@ -29,30 +28,20 @@ _RESPONSES = {
 }
 
 
-def _http_date(when: dt.datetime) -> str:
-    return format_datetime(when.astimezone(dt.UTC), usegmt=True)
-
-
 def _response(request: Request, answer: OcspAnswer) -> Response:
-    headers: dict[str, str] = {}
     if answer.cacheable and answer.next_update is not None and answer.this_update is not None:
         pki = get_pki(request)
-        now = pki.clock.now()
-        max_age = int(min((answer.next_update - now).total_seconds(), pki.settings.duration("ocsp_max_age").seconds))
-        max_age = max(max_age, 0)
-        headers = {
-            # RFC 5019 §6.2; Expires follows max-age rather than nextUpdate so that HTTP/1.0
-            # caches do not keep a "good" longer than HTTP/1.1 ones would.
-            "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
-            "Expires": _http_date(now + dt.timedelta(seconds=max_age)),
-            "Last-Modified": _http_date(answer.this_update),
-            "ETag": answer.etag,
-        }
-        if request.headers.get("if-none-match") == answer.etag:
-            return Response(status_code=304, headers=headers)
-    else:
-        headers = {"Cache-Control": "no-store"}
-    return Response(answer.der, media_type=OCSP_RESPONSE, headers=headers)
+        return cached_response(
+            request,
+            answer.der,
+            OCSP_RESPONSE,
+            now=pki.clock.now(),
+            this_update=answer.this_update,
+            next_update=answer.next_update,
+            etag=answer.etag,
+            max_age_cap=pki.settings.duration("ocsp_max_age"),
+        )
+    return Response(answer.der, media_type=OCSP_RESPONSE, headers={"Cache-Control": "no-store"})
 
 
 @router.post(
