@@ -17,10 +17,14 @@ from pki import PKI
 from pki.errors import Unauthenticated
 from pki.tokens import Role
 
-__all__ = ["Caller", "CallerDep", "PkiDep", "allow", "get_pki", "public"]
+__all__ = ["Caller", "CallerDep", "PkiDep", "allow", "get_pki", "pki_of", "public"]
 
 
-def get_pki(request: Request) -> PKI:
+# The dependencies are ``async`` on purpose: a sync dependency costs a threadpool hop per
+# request, more than the token lookup itself (one indexed read, done on the event loop).
+
+
+async def get_pki(request: Request) -> PKI:
     pki: PKI = request.app.state.pki
     return pki
 
@@ -39,7 +43,16 @@ class Caller:
         return f"token:{self.name}"
 
 
-def _caller(request: Request) -> Caller:
+def pki_of(request: Request) -> PKI:
+    pki: PKI = request.app.state.pki
+    return pki
+
+
+async def _caller(request: Request) -> Caller:
+    return _authenticate(request)
+
+
+def _authenticate(request: Request) -> Caller:
     caller = getattr(request.state, "caller", None)
     if caller is not None:
         return caller  # type: ignore[no-any-return]
@@ -49,7 +62,7 @@ def _caller(request: Request) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use 'Authorization: Bearer <token>'")
-    view = get_pki(request).authenticate(token.strip())
+    view = pki_of(request).authenticate(token.strip())
     caller = Caller(view.name, view.role)
     request.state.caller = caller
     return caller
@@ -59,8 +72,8 @@ class _RoleGuard:
     def __init__(self, roles: tuple[Role, ...]) -> None:
         self.roles = frozenset((Role.ADMIN, *roles))
 
-    def __call__(self, request: Request) -> Caller:
-        caller = _caller(request)
+    async def __call__(self, request: Request) -> Caller:
+        caller = _authenticate(request)
         if caller.role not in self.roles:
             allowed = ", ".join(sorted(r.value for r in self.roles))
             raise Forbidden(f"role {caller.role.value!r} may not call this endpoint (allowed: {allowed})")

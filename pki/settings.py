@@ -9,6 +9,7 @@ The key passphrase comes from ``EVPKI_KEY_PASSPHRASE`` or the file named by
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import stat
 from pathlib import Path
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
 
     def duration(self, name: str) -> dt.timedelta:
         """One of the duration settings above (``crl_refresh_before``, ``ocsp_validity``, ...) parsed."""
-        return parse_duration(getattr(self, name))
+        return _parsed(getattr(self, name))
 
     @property
     def public_base_url(self) -> str:
@@ -94,6 +95,12 @@ class Settings(BaseSettings):
         if len(value) < _MIN_PASSPHRASE:
             raise InvalidInput(f"the key passphrase must have at least {_MIN_PASSPHRASE} characters")
         return value.encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> dt.timedelta:
+    # Durations are read on hot paths (every OCSP response); parsing the same text once is enough.
+    return parse_duration(text)
 
 
 def _read_passphrase_file(path: Path) -> str:

@@ -14,7 +14,7 @@ import binascii
 from fastapi import APIRouter, Request, Response
 
 from api.caching import cached_response
-from api.deps import get_pki, public
+from api.deps import pki_of, public
 from pki.ocsp import MAX_REQUEST_BYTES, OcspAnswer
 
 router = APIRouter(tags=["OCSP"])
@@ -30,7 +30,7 @@ _RESPONSES = {
 
 def _response(request: Request, answer: OcspAnswer) -> Response:
     if answer.cacheable and answer.next_update is not None and answer.this_update is not None:
-        pki = get_pki(request)
+        pki = pki_of(request)
         return cached_response(
             request,
             answer.der,
@@ -60,13 +60,13 @@ def _response(request: Request, answer: OcspAnswer) -> Response:
 )
 async def ocsp_post(request: Request) -> Response:
     body = await request.body()
-    return _response(request, get_pki(request).ocsp_respond(body))
+    return _response(request, pki_of(request).ocsp_respond(body))
 
 
 @router.get("/ocsp/{encoded:path}", summary="OCSP request (base64 DER in the path)", response_class=Response,
             responses=_RESPONSES, **public())  # fmt: skip
 async def ocsp_get(encoded: str, request: Request) -> Response:
-    pki = get_pki(request)
+    pki = pki_of(request)
     try:
         # RFC 6960 A.1: base64 of the DER, then URL-encoded (which the router has undone).
         der = base64.b64decode(encoded.strip("/"), validate=True) if len(encoded) <= 2 * MAX_REQUEST_BYTES else b""
