@@ -98,6 +98,8 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         app.state.pki = pki  # usable before the lifespan runs (ASGI test transports skip it)
     install_problem_handlers(app)
     max_firmware = (pki.settings if pki is not None else settings or Settings()).firmware_max_bytes
+    app.add_middleware(ocsp.OcspFastPath)
+    # Added last, so outermost: the limit applies to every request, the fast path included.
     app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware})
     for module in (health, cas, certificates, roots, firmware, audit, ocsp, crl):
         app.include_router(module.router)
