@@ -47,6 +47,7 @@ from pki.context import Context
 from pki.errors import EvpkiError
 from pki.ocsp_responders import Responder, ResponderDirectory
 from pki.revocation import RevocationReason
+from pki.store import repository
 from pki.store.models import CertificateRow, OcspResponseRow
 
 __all__ = ["MAX_CERT_IDS", "MAX_NONCE", "MAX_REQUEST_BYTES", "OcspAnswer", "OcspResponder"]
@@ -74,7 +75,15 @@ _STATUS_COLUMNS = (
     _CERTIFICATE.c.status_version,
 )
 # Built once: the hot path only binds values (building a statement per request costs more than
-# running it). The certificate's status and its stored response, if any, in one indexed read.
+# running it). A certificate joined with its stored response for one CertID hash, if any.
+_WITH_STORED = _CERTIFICATE.outerjoin(
+    _STORED,
+    and_(
+        _STORED.c.ca_id == _CERTIFICATE.c.issuer_id,
+        _STORED.c.serial == _CERTIFICATE.c.serial,
+        _STORED.c.hash_algorithm == bindparam("hash_algorithm"),
+    ),
+)
 _PRESIGNED_QUERY = (
     select(
         *_STATUS_COLUMNS,
@@ -84,17 +93,21 @@ _PRESIGNED_QUERY = (
         _STORED.c.next_update,
         _STORED.c.der,
     )
-    .select_from(
-        _CERTIFICATE.outerjoin(
-            _STORED,
-            and_(
-                _STORED.c.ca_id == _CERTIFICATE.c.issuer_id,
-                _STORED.c.serial == _CERTIFICATE.c.serial,
-                _STORED.c.hash_algorithm == bindparam("hash_algorithm"),
-            ),
-        )
-    )
+    .select_from(_WITH_STORED)
     .where(_CERTIFICATE.c.issuer_id == bindparam("ca_id"), _CERTIFICATE.c.serial == bindparam("serial"))
+)
+# Unexpired certificates whose stored response is missing, outdated, by another responder or due.
+_STALE_QUERY = (
+    select(_CERTIFICATE.c.serial, *_STATUS_COLUMNS)
+    .select_from(_WITH_STORED)
+    .where(
+        _CERTIFICATE.c.issuer_id == bindparam("ca_id"),
+        _CERTIFICATE.c.not_after > bindparam("now"),
+        (_STORED.c.der.is_(None))
+        | (_STORED.c.status_version != _CERTIFICATE.c.status_version)
+        | (_STORED.c.responder_serial != bindparam("responder_serial"))
+        | (_STORED.c.next_update <= bindparam("refresh_at")),
+    )
 )
 _STATUS_QUERY = select(_CERTIFICATE.c.serial, *_STATUS_COLUMNS).where(
     _CERTIFICATE.c.issuer_id == bindparam("ca_id"), _CERTIFICATE.c.serial == bindparam("serial")
@@ -286,17 +299,7 @@ class OcspResponder:
         next_update: dt.datetime,
         der: bytes,
     ) -> None:
-        values = {
-            "ca_id": responder.ca_id,
-            "serial": format(cert_id.serial, "X"),
-            "hash_algorithm": cert_id.hash_algorithm,
-            "status_version": status.version,
-            "responder_serial": responder.serial,
-            "this_update": this_update,
-            "next_update": next_update,
-            "der": der,
-        }
-        self._upsert([values])
+        self._upsert([_stored_values(responder, cert_id, status, this_update, next_update, der)])
 
     def _upsert(self, rows: list[dict[str, object]]) -> None:
         # A response stored from a status that changed meanwhile carries the old version and is
@@ -371,52 +374,24 @@ class OcspResponder:
         for hash_name in _PRESIGNED_HASHES:
             algorithm = _HASHES[hash_name]
             name_hash, key_hash = _digest(algorithm, name_der), _digest(algorithm, key_bits)
-            stored = _STORED.alias("stored")
-            query = (
-                select(
-                    _CERTIFICATE.c.serial,
-                    _CERTIFICATE.c.status,
-                    _CERTIFICATE.c.revoked_at,
-                    _CERTIFICATE.c.revocation_reason,
-                    _CERTIFICATE.c.status_version,
-                )
-                .select_from(
-                    _CERTIFICATE.outerjoin(
-                        stored,
-                        and_(
-                            stored.c.ca_id == _CERTIFICATE.c.issuer_id,
-                            stored.c.serial == _CERTIFICATE.c.serial,
-                            stored.c.hash_algorithm == hash_name,
-                        ),
-                    )
-                )
-                .where(
-                    _CERTIFICATE.c.issuer_id == ca_id,
-                    _CERTIFICATE.c.not_after > now,
-                    (stored.c.der.is_(None))
-                    | (stored.c.status_version != _CERTIFICATE.c.status_version)
-                    | (stored.c.responder_serial != responder.serial)
-                    | (stored.c.next_update <= refresh_at),
-                )
-            )
             with ctx.database.engine.connect() as connection:
-                rows = connection.execute(query).all()
+                rows = connection.execute(
+                    _STALE_QUERY,
+                    {
+                        "ca_id": ca_id,
+                        "hash_algorithm": hash_name,
+                        "now": now,
+                        "refresh_at": refresh_at,
+                        "responder_serial": responder.serial,
+                    },
+                ).all()
             for serial, status_name, revoked_at, reason, version in rows:
                 status = _status(status_name, revoked_at, reason, version)
                 cert_id = _CertId(hash_name, name_hash, key_hash, int(serial, 16))
                 answer = self._sign_single(responder, cert_id, status, None, now, store=False)
                 assert answer.this_update is not None and answer.next_update is not None
                 pending.append(
-                    {
-                        "ca_id": ca_id,
-                        "serial": serial,
-                        "hash_algorithm": hash_name,
-                        "status_version": version,
-                        "responder_serial": responder.serial,
-                        "this_update": answer.this_update,
-                        "next_update": answer.next_update,
-                        "der": answer.der,
-                    }
+                    _stored_values(responder, cert_id, status, answer.this_update, answer.next_update, answer.der)
                 )
                 signed += 1
                 if len(pending) >= batch:
@@ -429,8 +404,6 @@ class OcspResponder:
     # -- issuer lookup ------------------------------------------------------------------------
 
     def _ca_certificate(self, ca_id: str) -> x509.Certificate:
-        from pki.store import repository
-
         with self._ctx.database.read() as session:
             return self._ctx.ca_certificate(repository.get_ca(session, ca_id))
 
@@ -443,8 +416,6 @@ class OcspResponder:
         return ca_id
 
     def _read_issuers(self) -> None:
-        from pki.store import repository
-
         with self._issuers_lock:
             with self._ctx.database.read() as session:
                 cas = repository.list_cas(session)
@@ -457,6 +428,27 @@ class OcspResponder:
                     issuers[(hash_name, _digest(algorithm, name_der), _digest(algorithm, key_bits))] = ca_id
             self._issuers = issuers
             self._issuers_read_at = time.monotonic()
+
+
+def _stored_values(
+    responder: Responder,
+    cert_id: _CertId,
+    status: _Status,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+    der: bytes,
+) -> dict[str, object]:
+    """One ``ocsp_response`` row: the response and the status version and responder it states."""
+    return {
+        "ca_id": responder.ca_id,
+        "serial": format(cert_id.serial, "X"),
+        "hash_algorithm": cert_id.hash_algorithm,
+        "status_version": status.version,
+        "responder_serial": responder.serial,
+        "this_update": this_update,
+        "next_update": next_update,
+        "der": der,
+    }
 
 
 # -- parsing ------------------------------------------------------------------------------
