@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import PlainTextResponse
 
-from api.deps import CallerDep, PkiDep, allow
+from api.deps import Caller, CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES, Forbidden
 from api.schemas import CertificateList, CertificateOut, IssuedOut, IssueIn, RevokeIn
 from pki import PKI
@@ -30,10 +30,17 @@ def _check_profile(caller_role: Role, profile: str) -> None:
         raise Forbidden(f"the csms role may issue only {', '.join(sorted(_CSMS_PROFILES))} certificates")
 
 
-def _issued(result: object) -> IssuedOut:
-    from pki.views import IssuedCertificate
-
-    assert isinstance(result, IssuedCertificate)
+def _issue(pki: PKI, body: IssueIn, caller: Caller, *, renew: bool) -> IssuedOut:
+    _check_profile(caller.role, body.profile)
+    operation = pki.renew if renew else pki.issue
+    result = operation(
+        profile=body.profile,
+        csr=body.csr,
+        identity=body.identity.to_domain(),
+        ca_id=body.ca,
+        validity=parse_duration(body.validity) if body.validity else None,
+        actor=caller.actor,
+    )
     return IssuedOut(certificate=CertificateOut.of(result.certificate), chain_pem=result.chain_pem)
 
 
@@ -45,16 +52,7 @@ def _issued(result: object) -> IssuedOut:
     **allow(Role.OPERATOR, Role.CSMS),
 )
 def issue(body: IssueIn, pki: PkiDep, caller: CallerDep) -> IssuedOut:
-    _check_profile(caller.role, body.profile)
-    result = pki.issue(
-        profile=body.profile,
-        csr=body.csr,
-        identity=body.identity.to_domain(),
-        ca_id=body.ca,
-        validity=parse_duration(body.validity) if body.validity else None,
-        actor=caller.actor,
-    )
-    return _issued(result)
+    return _issue(pki, body, caller, renew=False)
 
 
 @router.post(
@@ -64,16 +62,7 @@ def issue(body: IssueIn, pki: PkiDep, caller: CallerDep) -> IssuedOut:
     **allow(Role.OPERATOR, Role.CSMS),
 )
 def renew(body: IssueIn, pki: PkiDep, caller: CallerDep) -> IssuedOut:
-    _check_profile(caller.role, body.profile)
-    result = pki.renew(
-        profile=body.profile,
-        csr=body.csr,
-        identity=body.identity.to_domain(),
-        ca_id=body.ca,
-        validity=parse_duration(body.validity) if body.validity else None,
-        actor=caller.actor,
-    )
-    return _issued(result)
+    return _issue(pki, body, caller, renew=True)
 
 
 @router.get("", summary="List certificates (filters, pagination)", **allow(Role.OPERATOR, Role.CSMS, Role.AUDITOR))
