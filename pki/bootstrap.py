@@ -7,8 +7,11 @@ transaction together with its certificate row and audit record.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
 
 from pki import audit
 from pki.authority import IssuerContext, build_certificate, fingerprint, new_serial, serial_hex, validity_window
@@ -21,7 +24,7 @@ from pki.store import repository
 from pki.store.models import CertificateAuthorityRow, CertificateRow
 from pki.views import InitReport
 
-__all__ = ["init_hierarchy", "stored_organization"]
+__all__ = ["init_hierarchy", "record_managed_leaf", "stored_organization"]
 
 
 def stored_organization(ctx: Context) -> str | None:
@@ -147,33 +150,59 @@ def _ensure_leaf(ctx: Context, spec: LeafSpec, actor: str) -> bool:
         dns_names=spec.dns,
         ip_addresses=spec.ips,
     )
-    sha256 = fingerprint(certificate)
     common_name = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
     with ctx.database.write() as session:
-        repository.add_certificate(
+        record_managed_leaf(
             session,
-            CertificateRow(
-                issuer_id=spec.issuer,
-                serial=serial_hex(serial),
-                sha256=sha256,
-                profile=profile.name.value,
-                subject=certificate.subject.rfc4514_string(),
-                identity=str(common_name),
-                not_before=not_before,
-                not_after=not_after,
-                der=certificate.public_bytes(Encoding.DER),
-                key_id=key_id,
-                label=spec.label,
-                created_at=now,
-            ),
-        )
-        audit.append(
-            session,
-            at=now,
+            certificate,
+            issuer_id=spec.issuer,
+            profile=profile.name.value,
+            identity=str(common_name),
+            key_id=key_id,
+            label=spec.label,
+            now=now,
             actor=actor,
-            action="issue",
-            ca_id=spec.issuer,
-            serial=serial_hex(serial),
-            details={"profile": profile.name.value, "label": spec.label, "sha256": sha256},
         )
     return True
+
+
+def record_managed_leaf(
+    session: Session,
+    certificate: x509.Certificate,
+    *,
+    issuer_id: str,
+    profile: str,
+    identity: str,
+    key_id: str,
+    label: str,
+    now: dt.datetime,
+    actor: str,
+) -> CertificateRow:
+    """Store a certificate whose key evpki holds (``label`` finds it again) and audit its issuance."""
+    sha256 = fingerprint(certificate)
+    serial = serial_hex(certificate.serial_number)
+    row = CertificateRow(
+        issuer_id=issuer_id,
+        serial=serial,
+        sha256=sha256,
+        profile=profile,
+        subject=certificate.subject.rfc4514_string(),
+        identity=identity,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        der=certificate.public_bytes(Encoding.DER),
+        key_id=key_id,
+        label=label,
+        created_at=now,
+    )
+    repository.add_certificate(session, row)
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="issue",
+        ca_id=issuer_id,
+        serial=serial,
+        details={"profile": profile, "label": label, "sha256": sha256},
+    )
+    return row

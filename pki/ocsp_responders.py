@@ -18,14 +18,13 @@ import threading
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pki import audit
 from pki.algorithms import describe_key
-from pki.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
+from pki.authority import build_certificate, new_serial, serial_hex, validity_window
+from pki.bootstrap import record_managed_leaf
 from pki.clock import utc
 from pki.context import Context
 from pki.keys.base import Signer
@@ -143,32 +142,18 @@ class ResponderDirectory:
                 not_after=not_after,
                 public_url=ctx.settings.public_base_url,
             )
-            sha256 = fingerprint(certificate)
-            row = CertificateRow(
+            row = record_managed_leaf(
+                session,
+                certificate,
                 issuer_id=ca_id,
-                serial=serial_hex(serial),
-                sha256=sha256,
                 profile=_PROFILE,
-                subject=certificate.subject.rfc4514_string(),
                 identity=ca_id,
-                not_before=not_before,
-                not_after=not_after,
-                der=certificate.public_bytes(Encoding.DER),
                 key_id=key_id,
                 label=_label(ca_id),
-                created_at=now,
-            )
-            repository.add_certificate(session, row)
-            audit.append(
-                session,
-                at=now,
+                now=now,
                 actor=actor,
-                action="issue",
-                ca_id=ca_id,
-                serial=row.serial,
-                details={"profile": _PROFILE, "label": row.label, "sha256": sha256},
             )
-        return Responder(ca_id, row.serial, certificate, signer, not_after, now)
+        return Responder(ca_id, row.serial, certificate, signer, certificate.not_valid_after_utc, now)
 
 
 def _subject(ca_certificate: x509.Certificate) -> x509.Name:
