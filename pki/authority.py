@@ -24,18 +24,24 @@ from pki.profiles import Profile
 
 __all__ = [
     "BACKDATE",
+    "ISO15118_2",
+    "ISO15118_2_MAX_CERTIFICATE_BYTES",
     "IssuerContext",
     "build_certificate",
     "fingerprint",
     "freshest_crl",
     "new_serial",
     "serial_hex",
+    "short_key_identifier",
     "validity_window",
 ]
 
 # notBefore is back-dated so that stations with slightly slow clocks accept a fresh certificate.
 BACKDATE = dt.timedelta(minutes=5)
 _SERIAL_BITS = 127  # RFC 5280 §4.1.2.2: positive, <= 20 octets; CA/B BR ask for >= 64 random bits.
+ISO15118_2 = "iso15118-2"
+# V2G_CI_MsgDataTypes.xsd certificateType: a DER certificate in an ISO 15118-2 message is <= 800 bytes.
+ISO15118_2_MAX_CERTIFICATE_BYTES = 800
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,12 @@ class IssuerContext:
     signer: Signer
     certificate: x509.Certificate | None
     rsa_pss: bool
+    standard: str = "ocpp"
+
+    @property
+    def compact(self) -> bool:
+        """ISO 15118-2 certificates travel inside EXI messages and must stay small (see :func:`build_certificate`)."""
+        return self.standard == ISO15118_2
 
 
 def new_serial() -> int:
@@ -87,6 +99,12 @@ def freshest_crl(public_url: str, ca_id: str) -> x509.FreshestCRL:
             )
         ]
     )
+
+
+def short_key_identifier(public_key: CertificatePublicKeyTypes) -> x509.SubjectKeyIdentifier:
+    """RFC 5280 §4.2.1.2 method (2): 0100 then the low 60 bits of the SHA-1 of the key -- 8 bytes, not 20."""
+    full = x509.SubjectKeyIdentifier.from_public_key(public_key).digest
+    return x509.SubjectKeyIdentifier(bytes([0x40 | (full[12] & 0x0F)]) + full[13:])
 
 
 def _key_usage(profile: Profile, public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
@@ -136,8 +154,11 @@ def build_certificate(
             critical=True,
         )
         .add_extension(_key_usage(profile, public_key), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
+    if issuer.compact:
+        builder = builder.add_extension(short_key_identifier(public_key), critical=False)
+    else:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     if profile.extended_usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(profile.extended_usages)), critical=False)
     if dns_names or ip_addresses:
@@ -151,8 +172,8 @@ def build_certificate(
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
         )
-        # Every non-root certificate says where its status is answered (OCPP M06 takes the
-        # GetCertificateStatus responderURL from AIA) and where its issuer's CRL lives.
+        # Every non-root certificate says where its status is answered: OCPP M06 takes the
+        # GetCertificateStatus responderURL from AIA.
         builder = builder.add_extension(
             x509.AuthorityInformationAccess(
                 [
@@ -163,6 +184,11 @@ def build_certificate(
             ),
             critical=False,
         )
+    if issuer.certificate is not None and not issuer.compact:
+        # Where the issuer's CRLs live. ISO 15118-2 certificates leave both CRL pointers out:
+        # six of them share one OCPP exiResponse of 5,600 characters, the EV world checks status
+        # by OCSP (stapled by the SECC), and none of the public V2G samples carries a CRL DP.
+        # The CRLs of those CAs are still published at /crl/<ca>.crl.
         builder = builder.add_extension(
             x509.CRLDistributionPoints(
                 [
@@ -178,4 +204,17 @@ def build_certificate(
         )
         # RFC 5280 §4.2.1.15: where the delta CRL that completes the issuer's full CRL lives.
         builder = builder.add_extension(freshest_crl(public_url, issuer.ca_id), critical=False)
-    return issuer.signer.sign_certificate(builder, rsa_pss=issuer.rsa_pss)
+    certificate = issuer.signer.sign_certificate(builder, rsa_pss=issuer.rsa_pss)
+    if issuer.compact:
+        _check_compact_size(certificate)
+    return certificate
+
+
+def _check_compact_size(certificate: x509.Certificate) -> None:
+    size = len(certificate.public_bytes(serialization.Encoding.DER))
+    if size > ISO15118_2_MAX_CERTIFICATE_BYTES:
+        raise PolicyViolation(
+            "iso15118.certificate-size",
+            f"the certificate would be {size} bytes; ISO 15118-2 messages carry at most "
+            f"{ISO15118_2_MAX_CERTIFICATE_BYTES} (shorten the subject)",
+        )

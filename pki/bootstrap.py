@@ -59,7 +59,9 @@ def _ensure_ca(ctx: Context, spec: CaSpec, actor: str) -> bool:
         parent = ctx.issuer(session, spec.parent)[1] if spec.parent else None
     key_id = f"ca-{spec.id}"
     signer = _key(ctx, key_id, spec.pki.algorithm)
-    issuer = parent or IssuerContext(ca_id=spec.id, signer=signer, certificate=None, rsa_pss=spec.pki.rsa_pss)
+    issuer = parent or IssuerContext(
+        ca_id=spec.id, signer=signer, certificate=None, rsa_pss=spec.pki.rsa_pss, standard=spec.pki.standard
+    )
     now = ctx.clock.now()
     profile = get_profile(ProfileName.ROOT if spec.is_root else ProfileName.SUB_CA)
     not_before, not_after = validity_window(now, spec.validity, issuer.certificate)

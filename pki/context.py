@@ -121,6 +121,7 @@ class Context:
             signer=self.keys.load(row.key_id),
             certificate=self.ca_certificate(row),
             rsa_pss=row.rsa_pss,
+            standard=row.standard,
         )
 
     def chain(self, session: Session, ca_id: str) -> list[x509.Certificate]:

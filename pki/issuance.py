@@ -116,7 +116,13 @@ def _prepare(
 
 
 def _issuer_context(ctx: Context, ca: CaEntry) -> IssuerContext:
-    return IssuerContext(ca_id=ca.id, signer=ctx.keys.load(ca.key_id), certificate=ca.certificate, rsa_pss=ca.rsa_pss)
+    return IssuerContext(
+        ca_id=ca.id,
+        signer=ctx.keys.load(ca.key_id),
+        certificate=ca.certificate,
+        rsa_pss=ca.rsa_pss,
+        standard=ca.standard,
+    )
 
 
 def _usable_in_cache(ctx: Context, directory: CaDirectory, ca: CaEntry) -> bool:

@@ -178,8 +178,24 @@ def _assert_leaf_basics(text: str, issuer_id: str) -> None:
     assert (_extension_block(text, "X509v3 Basic Constraints") or "").startswith("X509v3 Basic Constraints: critical")
     aia = _extension_block(text, "Authority Information Access") or ""
     assert f"OCSP - URI:{PUBLIC_URL}/ocsp" in aia
+    _assert_crl_pointers(text, issuer_id)
+
+
+# The default hierarchy's ISO 15118-2 CAs: their certificates are compact (OCSP only, 8-byte key ids).
+_ISO15118_2_CAS = frozenset(
+    {"v2g-root", "cpo-sub1", "cpo-sub2", "cps-sub1", "cps-sub2", "mo-root", "mo-sub1", "mo-sub2"}
+    | {"oem-root", "oem-sub1", "oem-sub2"}
+)
+
+
+def _assert_crl_pointers(text: str, issuer_id: str) -> None:
     cdp = _extension_block(text, "X509v3 CRL Distribution Points") or ""
-    assert f"URI:{PUBLIC_URL}/crl/{issuer_id}.crl" in cdp
+    if issuer_id in _ISO15118_2_CAS:
+        assert cdp == "" and "Freshest CRL" not in text
+        ski = (_extension_block(text, "X509v3 Subject Key Identifier") or "").split("\n", 1)[1].strip()
+        assert len(ski.split(":")) == 8  # RFC 5280 §4.2.1.2 method (2)
+    else:
+        assert f"URI:{PUBLIC_URL}/crl/{issuer_id}.crl" in cdp
 
 
 def _key_usage(text: str) -> str:
@@ -251,7 +267,7 @@ def test_sub_ca_certificate_extensions(chains: dict[str, Chain], ca_id: str, pat
     assert _key_usage(text) == "Certificate Sign, CRL Sign"
     assert "Extended Key Usage" not in text
     assert f"OCSP - URI:{PUBLIC_URL}/ocsp" in text
-    assert f"URI:{PUBLIC_URL}/crl/{chain.issuer_id}.crl" in text
+    _assert_crl_pointers(text, chain.issuer_id)
 
 
 @pytest.mark.parametrize("ca_id", ["cso-root", "mf-root", "v2g-root", "mo-root", "oem-root"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
@@ -72,6 +73,7 @@ def test_sub_cas_chain_to_the_roots_of_the_design(pki: PKI) -> None:
 
 
 def test_every_non_root_certificate_has_aia_ocsp_and_crl_distribution_point(pki: PKI) -> None:
+    """ISO 15118-2 certificates are the exception: compact, OCSP only (see the next test)."""
     checked = 0
     for view in pki.certificates(CertificateFilter()):
         certificate = x509.load_pem_x509_certificate(view.certificate_pem.encode())
@@ -80,10 +82,31 @@ def test_every_non_root_certificate_has_aia_ocsp_and_crl_distribution_point(pki:
         aia = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
         ocsp = [d.access_location.value for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP]
         assert ocsp == [f"{PUBLIC_URL}/ocsp"]
+        if pki.get_ca(view.issuer_id).standard == "iso15118-2":
+            continue
         cdp = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
         assert [n.value for point in cdp for n in point.full_name or []] == [f"{PUBLIC_URL}/crl/{view.issuer_id}.crl"]
         checked += 1
-    assert checked >= len(CA_IDS) - 5 + len(MANAGED_LEAVES)  # 9 sub-CAs and the 3 leaves at least
+    assert checked >= 3  # cso-sub, the firmware signer, the CSMS server at least
+
+
+def test_iso15118_2_certificates_are_compact(pki: PKI) -> None:
+    """8-byte key identifiers, no CRL pointers, at most 800 bytes (V2G_CI_MsgDataTypes.xsd certificateType)."""
+    checked = 0
+    for view in pki.certificates(CertificateFilter()):
+        if pki.get_ca(view.issuer_id).standard != "iso15118-2":
+            continue
+        certificate = x509.load_pem_x509_certificate(view.certificate_pem.encode())
+        assert len(certificate.public_bytes(serialization.Encoding.DER)) <= 800
+        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        assert len(ski) == 8 and ski[0] >> 4 == 0b0100  # RFC 5280 §4.2.1.2 method (2)
+        types = {type(e.value) for e in certificate.extensions}
+        assert x509.CRLDistributionPoints not in types and x509.FreshestCRL not in types
+        if certificate.issuer != certificate.subject:
+            aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+            assert aki.key_identifier is not None and len(aki.key_identifier) == 8
+        checked += 1
+    assert checked >= 10  # the V2G, MO and OEM sub-CAs and the CPS leaf
 
 
 def test_roots_carry_no_aia_and_no_crl_distribution_point(pki: PKI) -> None:
