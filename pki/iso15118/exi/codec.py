@@ -1,0 +1,551 @@
+"""The EXI engine: walks the compiled grammar tables and maps them to the typed messages.
+
+Owns: the generic type encoder/decoder (one loop over grammar states for every complex type),
+value encoding with schema facets, the adapters between dataclasses and the ordered events of
+a type, and the document / fragment / SignedInfo framings. Grammar facts live in
+:mod:`.grammar`, bit-level primitives in :mod:`.bits`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pki.iso15118.exi import grammar as g
+from pki.iso15118.exi.bits import MAX_INTEGER_GROUPS, BitReader, BitWriter
+from pki.iso15118.exi.errors import ExiError, UnsupportedMessage
+from pki.iso15118.messages import (
+    EMAID,
+    Body,
+    CertificateChain,
+    CertificateInstallationReq,
+    CertificateInstallationRes,
+    CertificateUpdateReq,
+    CertificateUpdateRes,
+    ContractSignatureEncryptedPrivateKey,
+    DHPublicKey,
+    FaultCode,
+    Header,
+    Notification,
+    Reference,
+    ResponseCode,
+    RootCertificateId,
+    Signature,
+    SignedInfo,
+    V2GMessage,
+)
+
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "Fragment",
+    "decode_fragment",
+    "decode_message",
+    "decode_signed_info",
+    "encode_fragment",
+    "encode_message",
+    "encode_signed_info",
+]
+
+# A V2G message with six 800-byte certificates is ~5 KB; 64 KiB is far above anything legitimate.
+MAX_INPUT_BYTES = 64 * 1024
+
+Fragment = (
+    CertificateInstallationReq
+    | CertificateUpdateReq
+    | CertificateChain
+    | ContractSignatureEncryptedPrivateKey
+    | DHPublicKey
+    | EMAID
+)
+Events = list[tuple[str, Any]]
+
+_STATES: dict[str, list[g.State]] = {name: g.compile_type(t) for name, t in g.TYPES.items()}
+_ENUMS: dict[str, tuple[Any, ...]] = {"responseCodeType": tuple(ResponseCode), "faultCodeType": tuple(FaultCode)}
+# xs:ID is an NCName; \w covers Unicode letters and digits (a close approximation of XML NameChar).
+_NCNAME = re.compile(r"[^\W\d][\w.\-]*")
+_MAX_INTEGER_BITS = 7 * MAX_INTEGER_GROUPS
+
+
+# -- simple values -----------------------------------------------------------------------------------
+
+
+def _check_length(simple: g.Simple, n: int, unit: str, what: str) -> None:
+    if n < simple.min_length or (simple.max_length is not None and n > simple.max_length):
+        upper = "" if simple.max_length is None else f"–{simple.max_length}"
+        raise ExiError(f"{what} is {n} {unit} long, {simple.schema_type} allows {simple.min_length}{upper}")
+
+
+def _check_range(simple: g.Simple, value: int, what: str) -> None:
+    if (simple.min_value is not None and value < simple.min_value) or (
+        simple.max_value is not None and value > simple.max_value
+    ):
+        raise ExiError(
+            f"{what} = {value} is outside the {simple.schema_type} range {simple.min_value}..{simple.max_value}"
+        )
+
+
+def _encode_simple(w: BitWriter, simple: g.Simple, value: Any, what: str) -> None:
+    kind = simple.kind
+    if kind == "binary":
+        if not isinstance(value, bytes | bytearray):
+            raise ExiError(f"{what} must be bytes, got {type(value).__name__}")
+        _check_length(simple, len(value), "bytes", what)
+        w.binary(bytes(value))
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise ExiError(f"{what} must be a str, got {type(value).__name__}")
+        _check_length(simple, len(value), "characters", what)
+        if simple is g.ID and not _NCNAME.fullmatch(value):
+            raise ExiError(f"{what} {value!r} is not a valid xs:ID (an XML NCName)")
+        w.string(value)
+    elif kind == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ExiError(f"{what} must be an int, got {type(value).__name__}")
+        _check_range(simple, value, what)
+        if (value if value >= 0 else -value - 1).bit_length() > _MAX_INTEGER_BITS:
+            raise ExiError(f"{what} needs more than {_MAX_INTEGER_BITS} bits, this codec's integer limit")
+        w.integer(value)
+    else:  # enum: n-bit index in declaration order
+        members = _ENUMS[simple.schema_type]
+        try:
+            index = members.index(value)
+        except ValueError:
+            raise ExiError(f"{what} {value!r} is not a {simple.schema_type} value") from None
+        w.bits(index, (simple.enum_size - 1).bit_length())
+
+
+def _decode_simple(r: BitReader, simple: g.Simple, what: str) -> Any:
+    kind = simple.kind
+    if kind == "binary":
+        value: Any = r.binary(what, simple.max_length)
+        _check_length(simple, len(value), "bytes", what)
+    elif kind == "string":
+        value = r.string(what, simple.max_length)
+        _check_length(simple, len(value), "characters", what)
+    elif kind == "integer":
+        value = r.integer(what)
+        _check_range(simple, value, what)
+    else:
+        index = r.bits((simple.enum_size - 1).bit_length(), what)
+        if index >= simple.enum_size:
+            raise ExiError(f"{what}: enumeration index {index} out of range for {simple.schema_type}")
+        value = _ENUMS[simple.schema_type][index]
+    return value
+
+
+# -- the generic type engine ---------------------------------------------------------------------------
+
+
+def _encode_type(w: BitWriter, type_name: str, value: Any) -> None:
+    """Encode ``value`` with the grammar of ``type_name``: one event code per production, then EE."""
+    states = _STATES[type_name]
+    items = g.TYPES[type_name].items
+    state = states[0]
+    for name, item_value in _TO_EVENTS[type_name](value):
+        entry = state.codes.get(name)
+        if entry is None:
+            expected = ", ".join(p[1] for p in state.productions if p[0] != g.REFUSED_ITEM)
+            raise ExiError(f"{type_name}: {name} is not allowed here (expected {expected})")
+        code, item_index, nxt = entry
+        w.bits(code, state.width)
+        item = items[item_index]
+        content = g.content_of(item, name)
+        if isinstance(content, g.Simple):
+            if item.kind == "SE":  # simple-typed element: CH (1 bit), value, EE (1 bit)
+                w.bits(0, 1)
+                _encode_simple(w, content, item_value, name)
+                w.bits(0, 1)
+            else:
+                _encode_simple(w, content, item_value, name)
+        else:
+            assert content is not None
+            _encode_type(w, content, item_value)
+        state = states[nxt]
+    if state.ee is None:
+        expected = ", ".join(p[1] for p in state.productions)
+        raise ExiError(f"{type_name} is incomplete: expected {expected}")
+    w.bits(state.ee, state.width)
+
+
+def _read_code(r: BitReader, state: g.State, where: str) -> tuple[int, str, int]:
+    code = r.bits(state.width, f"an event code in {where}")
+    if code >= len(state.productions):
+        # code == len(productions) is the escape to second-level events (xsi:type, undeclared
+        # attributes, ...) that ISO 15118-2 never uses; anything above is not a valid code.
+        raise ExiError(f"unsupported EXI deviation: event code {code} at bit {r.pos} in {where}")
+    return state.productions[code]
+
+
+def _decode_type(r: BitReader, type_name: str) -> Events:
+    """Decode the content of a ``type_name`` element up to and including its EE."""
+    states = _STATES[type_name]
+    items = g.TYPES[type_name].items
+    state = states[0]
+    events: Events = []
+    while True:
+        item_index, name, nxt = _read_code(r, state, type_name)
+        if item_index == g.EE_ITEM:
+            return events
+        if item_index == g.REFUSED_ITEM:
+            if type_name == "BodyType":
+                raise UnsupportedMessage(
+                    f"unsupported ISO 15118-2 message body {name}: this codec handles "
+                    "CertificateInstallationReq/Res and CertificateUpdateReq/Res only",
+                    body=name,
+                )
+            raise ExiError(
+                f"unsupported EXI content {name} in {type_name} (not used by ISO 15118-2 certificate messages)"
+            )
+        item = items[item_index]
+        content = g.content_of(item, name)
+        if isinstance(content, g.Simple):
+            if item.kind == "SE":
+                if r.bits(1, name):
+                    raise ExiError(f"unsupported EXI deviation: escape code in simple element {name} at bit {r.pos}")
+                value = _decode_simple(r, content, name)
+                if r.bits(1, name):
+                    raise ExiError(f"unsupported EXI deviation: escape code at the end of {name} at bit {r.pos}")
+            else:
+                value = _decode_simple(r, content, name)
+        else:
+            assert content is not None
+            try:
+                value = _FROM_EVENTS[content](_decode_type(r, content))
+            except UnsupportedMessage as exc:
+                if events and events[0][0] == "Header":  # V2G_Message: keep the SessionID for the caller
+                    exc.session_id = events[0][1].session_id
+                raise
+        events.append((name, value))
+        state = states[nxt]
+
+
+# -- adapters: dataclass <-> ordered events of its schema type -------------------------------------------
+
+
+def _opt(name: str, value: Any) -> Events:
+    return [] if value is None else [(name, value)]
+
+
+def _count(what: str, values: tuple[Any, ...], low: int, high: int) -> tuple[Any, ...]:
+    if not isinstance(values, tuple | list) or not low <= len(values) <= high:
+        n = len(values) if isinstance(values, tuple | list) else type(values).__name__
+        raise ExiError(f"{what} needs {low}–{high} entries, got {n}")
+    return tuple(values)
+
+
+def _body_events(body: Body) -> Events:
+    name = type(body).__name__
+    if name not in g.BODY_TYPES or not isinstance(body, _BODY_CLASSES):
+        raise ExiError(f"unsupported body {name}: expected one of {', '.join(g.BODY_TYPES)}")
+    return [(name, body)]
+
+
+def _res_events(res: CertificateInstallationRes | CertificateUpdateRes) -> Events:
+    return [
+        ("ResponseCode", res.response_code),
+        ("SAProvisioningCertificateChain", res.sa_provisioning_certificate_chain),
+        ("ContractSignatureCertChain", res.contract_signature_cert_chain),
+        ("ContractSignatureEncryptedPrivateKey", res.contract_signature_encrypted_private_key),
+        ("DHpublickey", res.dh_public_key),
+        ("eMAID", res.emaid),
+    ]
+
+
+def _chain_events(chain: CertificateChain) -> Events:
+    subs = chain.sub_certificates
+    events = [*_opt("Id", chain.id), ("Certificate", chain.certificate)]
+    if subs:
+        events.append(("SubCertificates", _count("SubCertificates", subs, 1, 4)))
+    return events
+
+
+def _reference_events(ref: Reference) -> Events:
+    events = [*_opt("Id", ref.id), *_opt("Type", ref.type), *_opt("URI", ref.uri)]
+    if ref.transforms:
+        events.append(("Transforms", tuple(ref.transforms)))
+    events += [("DigestMethod", ref.digest_method), ("DigestValue", ref.digest_value)]
+    return events
+
+
+_TO_EVENTS: dict[str, Callable[[Any], Events]] = {
+    "V2G_Message": lambda m: [("Header", m.header), ("Body", m.body)],
+    "MessageHeaderType": lambda h: [
+        ("SessionID", h.session_id),
+        *_opt("Notification", h.notification),
+        *_opt("Signature", h.signature),
+    ],
+    "NotificationType": lambda n: [("FaultCode", n.fault_code), *_opt("FaultMsg", n.fault_msg)],
+    "BodyType": _body_events,
+    "CertificateInstallationReqType": lambda r: [
+        ("Id", r.id),
+        ("OEMProvisioningCert", r.oem_provisioning_cert),
+        ("ListOfRootCertificateIDs", r.root_certificate_ids),
+    ],
+    "CertificateInstallationResType": _res_events,
+    "CertificateUpdateReqType": lambda r: [
+        ("Id", r.id),
+        ("ContractSignatureCertChain", r.contract_signature_cert_chain),
+        ("eMAID", r.emaid),
+        ("ListOfRootCertificateIDs", r.root_certificate_ids),
+    ],
+    "CertificateUpdateResType": lambda r: [*_res_events(r), *_opt("RetryCounter", r.retry_counter)],
+    "CertificateChainType": _chain_events,
+    "SubCertificatesType": lambda subs: [("Certificate", c) for c in subs],
+    "ListOfRootCertificateIDsType": lambda ids: [
+        ("RootCertificateID", i) for i in _count("ListOfRootCertificateIDs", ids, 1, 20)
+    ],
+    "X509IssuerSerialType": lambda i: [("X509IssuerName", i.issuer_name), ("X509SerialNumber", i.serial_number)],
+    "ContractSignatureEncryptedPrivateKeyType": lambda k: [("Id", k.id), ("CH", k.value)],
+    "DiffieHellmanPublickeyType": lambda k: [("Id", k.id), ("CH", k.value)],
+    "EMAIDType": lambda e: [("Id", e.id), ("CH", e.value)],
+    "SignatureType": lambda s: [*_opt("Id", s.id), ("SignedInfo", s.signed_info), ("SignatureValue", s)],
+    "SignatureValueType": lambda s: [*_opt("Id", s.signature_value_id), ("CH", s.signature_value)],
+    "SignedInfoType": lambda si: [
+        *_opt("Id", si.id),
+        ("CanonicalizationMethod", si.canonicalization_method),
+        ("SignatureMethod", si.signature_method),
+        *(("Reference", ref) for ref in _count("SignedInfo references", si.references, 1, 1 << 16)),
+    ],
+    "CanonicalizationMethodType": lambda a: [("Algorithm", a)],
+    "SignatureMethodType": lambda a: [("Algorithm", a)],
+    "DigestMethodType": lambda a: [("Algorithm", a)],
+    "TransformType": lambda a: [("Algorithm", a)],
+    "ReferenceType": _reference_events,
+    "TransformsType": lambda ts: [("Transform", t) for t in ts],
+}
+
+_BODY_CLASSES = (CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes)
+
+
+def _all(events: Events, name: str) -> tuple[Any, ...]:
+    return tuple(v for n, v in events if n == name)
+
+
+def _res_fields(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "response_code": d["ResponseCode"],
+        "sa_provisioning_certificate_chain": d["SAProvisioningCertificateChain"],
+        "contract_signature_cert_chain": d["ContractSignatureCertChain"],
+        "contract_signature_encrypted_private_key": d["ContractSignatureEncryptedPrivateKey"],
+        "dh_public_key": d["DHpublickey"],
+        "emaid": d["eMAID"],
+    }
+
+
+def _from_signature(events: Events) -> Signature:
+    d = dict(events)
+    value_id, value = d["SignatureValue"]
+    return Signature(signed_info=d["SignedInfo"], signature_value=value, id=d.get("Id"), signature_value_id=value_id)
+
+
+# Decoded events always follow the grammar, so every required name is present.
+_FROM_EVENTS: dict[str, Callable[[Events], Any]] = {
+    "V2G_Message": lambda e: V2GMessage(header=dict(e)["Header"], body=dict(e)["Body"]),
+    "MessageHeaderType": lambda e: Header(
+        session_id=dict(e)["SessionID"], notification=dict(e).get("Notification"), signature=dict(e).get("Signature")
+    ),
+    "NotificationType": lambda e: Notification(fault_code=dict(e)["FaultCode"], fault_msg=dict(e).get("FaultMsg")),
+    "BodyType": lambda e: e[0][1] if e else None,
+    "CertificateInstallationReqType": lambda e: CertificateInstallationReq(
+        id=dict(e)["Id"],
+        oem_provisioning_cert=dict(e)["OEMProvisioningCert"],
+        root_certificate_ids=dict(e)["ListOfRootCertificateIDs"],
+    ),
+    "CertificateInstallationResType": lambda e: CertificateInstallationRes(**_res_fields(dict(e))),
+    "CertificateUpdateReqType": lambda e: CertificateUpdateReq(
+        id=dict(e)["Id"],
+        contract_signature_cert_chain=dict(e)["ContractSignatureCertChain"],
+        emaid=dict(e)["eMAID"],
+        root_certificate_ids=dict(e)["ListOfRootCertificateIDs"],
+    ),
+    "CertificateUpdateResType": lambda e: CertificateUpdateRes(
+        **_res_fields(dict(e)), retry_counter=dict(e).get("RetryCounter")
+    ),
+    "CertificateChainType": lambda e: CertificateChain(
+        certificate=dict(e)["Certificate"], sub_certificates=dict(e).get("SubCertificates", ()), id=dict(e).get("Id")
+    ),
+    "SubCertificatesType": lambda e: _all(e, "Certificate"),
+    "ListOfRootCertificateIDsType": lambda e: _all(e, "RootCertificateID"),
+    "X509IssuerSerialType": lambda e: RootCertificateId(
+        issuer_name=dict(e)["X509IssuerName"], serial_number=dict(e)["X509SerialNumber"]
+    ),
+    "ContractSignatureEncryptedPrivateKeyType": lambda e: ContractSignatureEncryptedPrivateKey(
+        id=dict(e)["Id"], value=dict(e)["CH"]
+    ),
+    "DiffieHellmanPublickeyType": lambda e: DHPublicKey(id=dict(e)["Id"], value=dict(e)["CH"]),
+    "EMAIDType": lambda e: EMAID(id=dict(e)["Id"], value=dict(e)["CH"]),
+    "SignatureType": _from_signature,
+    "SignatureValueType": lambda e: (dict(e).get("Id"), dict(e)["CH"]),
+    "SignedInfoType": lambda e: SignedInfo(
+        canonicalization_method=dict(e)["CanonicalizationMethod"],
+        signature_method=dict(e)["SignatureMethod"],
+        references=_all(e, "Reference"),
+        id=dict(e).get("Id"),
+    ),
+    "CanonicalizationMethodType": lambda e: e[0][1],
+    "SignatureMethodType": lambda e: e[0][1],
+    "DigestMethodType": lambda e: e[0][1],
+    "TransformType": lambda e: e[0][1],
+    "ReferenceType": lambda e: Reference(
+        uri=dict(e).get("URI"),
+        digest_method=dict(e)["DigestMethod"],
+        digest_value=dict(e)["DigestValue"],
+        transforms=dict(e).get("Transforms", ()),
+        id=dict(e).get("Id"),
+        type=dict(e).get("Type"),
+    ),
+    "TransformsType": lambda e: _all(e, "Transform"),
+}
+
+
+# -- framings: document, ISO-2 fragments, xmldsig SignedInfo fragment ------------------------------------
+
+
+def _reader(data: bytes) -> BitReader:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ExiError(f"EXI input must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > MAX_INPUT_BYTES:
+        raise ExiError(f"EXI input of {len(data)} bytes exceeds the {MAX_INPUT_BYTES}-byte limit")
+    r = BitReader(data)
+    header = r.bits(8, "the EXI header")
+    if header != g.EXI_HEADER:
+        raise ExiError(
+            f"not an ISO 15118-2 EXI stream: header byte {header:#04x}, expected 0x80 (no options, no cookie)"
+        )
+    return r
+
+
+def _finish(r: BitReader, what: str) -> None:
+    # Padding bits in the last byte are insignificant (EXI §8); whole bytes after the end are not.
+    if r.remaining >= 8:
+        raise ExiError(f"{r.remaining // 8} unexpected byte(s) after the end of the EXI {what}")
+
+
+def encode_message(message: V2GMessage) -> bytes:
+    """Encode a whole ``V2G_Message`` document (header byte 0x80, SE(V2G_Message), content, ED)."""
+    if not isinstance(message, V2GMessage):
+        raise ExiError(f"encode_message needs a V2GMessage, got {type(message).__name__}")
+    w = BitWriter()
+    w.bits(g.EXI_HEADER, 8)
+    w.bits(g.DOC_V2G_MESSAGE, g.DOC_CONTENT_WIDTH)
+    _encode_type(w, "V2G_Message", message)
+    # DocEnd offers only ED (comments/PIs are not preserved): a 0-bit event code.
+    return w.getvalue()
+
+
+def decode_message(data: bytes) -> V2GMessage:
+    """Decode a ``V2G_Message`` document; other bodies raise :class:`UnsupportedMessage`."""
+    r = _reader(data)
+    code = r.bits(g.DOC_CONTENT_WIDTH, "the document root")
+    if code != g.DOC_V2G_MESSAGE:
+        raise ExiError(f"the EXI document root is not V2G_Message (event code {code}, expected {g.DOC_V2G_MESSAGE})")
+    message = _FROM_EVENTS["V2G_Message"](_decode_type(r, "V2G_Message"))
+    if message.body is None:
+        raise ExiError("the V2G_Message Body is empty")
+    _finish(r, "document")
+    return message
+
+
+_FRAGMENT_TYPES: dict[type, tuple[str, str]] = {
+    CertificateInstallationReq: ("CertificateInstallationReq", "CertificateInstallationReqType"),
+    CertificateUpdateReq: ("CertificateUpdateReq", "CertificateUpdateReqType"),
+    CertificateChain: ("ContractSignatureCertChain", "CertificateChainType"),
+    ContractSignatureEncryptedPrivateKey: (
+        "ContractSignatureEncryptedPrivateKey",
+        "ContractSignatureEncryptedPrivateKeyType",
+    ),
+    DHPublicKey: ("DHpublickey", "DiffieHellmanPublickeyType"),
+}
+_FRAGMENT_BY_CODE: dict[int, str] = {
+    g.FRAGMENT_CODES[element]: type_name for element, type_name in _FRAGMENT_TYPES.values()
+}
+
+
+def encode_fragment(element: Fragment) -> bytes:
+    """Encode a signed element alone as an ISO-2 EXI fragment (the bytes its digest covers)."""
+    w = BitWriter()
+    w.bits(g.EXI_HEADER, 8)
+    if isinstance(element, EMAID):
+        _encode_emaid_fragment(w, element)
+    else:
+        entry = _FRAGMENT_TYPES.get(type(element))
+        if entry is None:
+            raise ExiError(f"no ISO 15118-2 fragment encoding for {type(element).__name__}")
+        if isinstance(element, CertificateChain) and element.id is None:
+            raise ExiError("ContractSignatureCertChain needs an Id to be signed as a fragment")
+        name, type_name = entry
+        w.bits(g.FRAGMENT_CODES[name], g.FRAGMENT_WIDTH)
+        _encode_type(w, type_name, element)
+    w.bits(g.FRAGMENT_ED, g.FRAGMENT_WIDTH)
+    return w.getvalue()
+
+
+def _encode_emaid_fragment(w: BitWriter, emaid: EMAID) -> None:
+    # Generic element fragment grammar (see grammar.py): AT(Id) string, CH string, EE.
+    w.bits(g.FRAGMENT_CODES["eMAID"], g.FRAGMENT_WIDTH)
+    w.bits(g.ELEMENT_FRAGMENT_AT_ID, g.ELEMENT_FRAGMENT_WIDTH_0)
+    _encode_simple(w, g.ID, emaid.id, "eMAID Id")
+    w.bits(g.ELEMENT_FRAGMENT_CH, g.ELEMENT_FRAGMENT_WIDTH_0)
+    _encode_simple(w, g.EMAID, emaid.value, "eMAID")
+    w.bits(g.ELEMENT_FRAGMENT_EE, g.ELEMENT_FRAGMENT_WIDTH_2)
+
+
+def _decode_emaid_fragment(r: BitReader) -> EMAID:
+    for expected, width, what in (
+        (g.ELEMENT_FRAGMENT_AT_ID, g.ELEMENT_FRAGMENT_WIDTH_0, "AT(Id)"),
+        (g.ELEMENT_FRAGMENT_CH, g.ELEMENT_FRAGMENT_WIDTH_0, "CH"),
+        (g.ELEMENT_FRAGMENT_EE, g.ELEMENT_FRAGMENT_WIDTH_2, "EE"),
+    ):
+        code = r.bits(width, f"the eMAID fragment {what}")
+        if code != expected:
+            raise ExiError(f"eMAID fragment: expected {what} (code {expected}), got event code {code} at bit {r.pos}")
+        if what == "AT(Id)":
+            emaid_id = _decode_simple(r, g.ID, "eMAID Id")
+        elif what == "CH":
+            value = _decode_simple(r, g.EMAID, "eMAID")
+    return EMAID(id=emaid_id, value=value)
+
+
+def decode_fragment(data: bytes) -> Fragment:
+    """Decode one of the ISO-2 fragments :func:`encode_fragment` produces."""
+    r = _reader(data)
+    code = r.bits(g.FRAGMENT_WIDTH, "the fragment element code")
+    if code == g.FRAGMENT_CODES["eMAID"]:
+        element: Fragment = _decode_emaid_fragment(r)
+    elif code in _FRAGMENT_BY_CODE:
+        type_name = _FRAGMENT_BY_CODE[code]
+        element = _FROM_EVENTS[type_name](_decode_type(r, type_name))
+    else:
+        raise ExiError(f"unsupported ISO 15118-2 fragment element code {code}")
+    end = r.bits(g.FRAGMENT_WIDTH, "the fragment end")
+    if end != g.FRAGMENT_ED:
+        raise ExiError(f"fragment: expected ED (code {g.FRAGMENT_ED}), got event code {end}; one element only")
+    _finish(r, "fragment")
+    return element
+
+
+def encode_signed_info(signed_info: SignedInfo) -> bytes:
+    """Encode ``SignedInfo`` as an xmldsig fragment: the bytes the ECDSA signature covers."""
+    if not isinstance(signed_info, SignedInfo):
+        raise ExiError(f"encode_signed_info needs a SignedInfo, got {type(signed_info).__name__}")
+    w = BitWriter()
+    w.bits(g.EXI_HEADER, 8)
+    w.bits(g.DSIG_FRAGMENT_SIGNED_INFO, g.DSIG_FRAGMENT_WIDTH)
+    _encode_type(w, "SignedInfoType", signed_info)
+    w.bits(g.DSIG_FRAGMENT_ED, g.DSIG_FRAGMENT_WIDTH)
+    return w.getvalue()
+
+
+def decode_signed_info(data: bytes) -> SignedInfo:
+    r = _reader(data)
+    code = r.bits(g.DSIG_FRAGMENT_WIDTH, "the xmldsig fragment element code")
+    if code != g.DSIG_FRAGMENT_SIGNED_INFO:
+        raise ExiError(f"xmldsig fragment: expected SignedInfo (code {g.DSIG_FRAGMENT_SIGNED_INFO}), got {code}")
+    signed_info: SignedInfo = _FROM_EVENTS["SignedInfoType"](_decode_type(r, "SignedInfoType"))
+    end = r.bits(g.DSIG_FRAGMENT_WIDTH, "the fragment end")
+    if end != g.DSIG_FRAGMENT_ED:
+        raise ExiError(f"xmldsig fragment: expected ED (code {g.DSIG_FRAGMENT_ED}), got event code {end}")
+    _finish(r, "fragment")
+    return signed_info
