@@ -148,24 +148,54 @@ def _encode_type(w: BitWriter, type_name: str, value: Any) -> None:
             expected = ", ".join(p[1] for p in state.productions if p[0] != g.REFUSED_ITEM)
             raise ExiError(f"{type_name}: {name} is not allowed here (expected {expected})")
         code, item_index, nxt = entry
-        w.bits(code, state.width)
         item = items[item_index]
         content = g.content_of(item, name)
         if isinstance(content, g.Simple):
-            if item.kind == "SE":  # simple-typed element: CH (1 bit), value, EE (1 bit)
+            if item_value in (b"", "") and isinstance(item_value, bytes | str):
+                # Empty simple content: EXIficient writes no CH but the escape code of the state and
+                # the second-level EE (3 bits, code 0), which ends the element. For a simple-typed
+                # element that is SE, escape (1 bit), EE; for simple content after attributes the
+                # escape replaces CH itself.
+                _check_length(content, 0, "bytes" if content.kind == "binary" else "characters", name)
+                if item.kind == "SE":
+                    w.bits(code, state.width)
+                    w.bits(1, 1)
+                else:
+                    w.bits(len(state.productions), state.width)
+                w.bits(_EMPTY_CONTENT, _EMPTY_CONTENT_WIDTH)
+                if item.kind == "CH":
+                    return  # the second-level EE closed this element
+            elif item.kind == "SE":  # simple-typed element: CH (1 bit), value, EE (1 bit)
+                w.bits(code, state.width)
                 w.bits(0, 1)
                 _encode_simple(w, content, item_value, name)
                 w.bits(0, 1)
             else:
+                w.bits(code, state.width)
                 _encode_simple(w, content, item_value, name)
         else:
             assert content is not None
+            w.bits(code, state.width)
             _encode_type(w, content, item_value)
         state = states[nxt]
     if state.ee is None:
         expected = ", ".join(p[1] for p in state.productions)
         raise ExiError(f"{type_name} is incomplete: expected {expected}")
     w.bits(state.ee, state.width)
+
+
+# Empty simple content is written as the escape followed by the second-level EE: code 0 of 3 bits.
+_EMPTY_CONTENT = 0
+_EMPTY_CONTENT_WIDTH = 3
+
+
+def _decode_empty(r: BitReader, simple: g.Simple, what: str) -> Any:
+    code = r.bits(_EMPTY_CONTENT_WIDTH, f"a second-level event in {what}")
+    if code != _EMPTY_CONTENT or simple.kind not in ("binary", "string"):
+        raise ExiError(f"unsupported EXI deviation: second-level event code {code} in {what} at bit {r.pos}")
+    value = b"" if simple.kind == "binary" else ""
+    _check_length(simple, 0, "bytes" if simple.kind == "binary" else "characters", what)
+    return value
 
 
 def _read_code(r: BitReader, state: g.State, where: str) -> tuple[int, str, int]:
@@ -184,6 +214,16 @@ def _decode_type(r: BitReader, type_name: str) -> Events:
     state = states[0]
     events: Events = []
     while True:
+        if "CH" in state.codes and r.remaining >= state.width:
+            # A state offering simple content: its escape may carry empty content (see _encode_type).
+            start = r.pos
+            if r.bits(state.width, type_name) == len(state.productions):
+                _, item_index, _ = state.codes["CH"]
+                content = g.content_of(items[item_index], "CH")
+                assert isinstance(content, g.Simple)
+                events.append(("CH", _decode_empty(r, content, type_name)))
+                return events
+            r.pos = start
         item_index, name, nxt = _read_code(r, state, type_name)
         if item_index == g.EE_ITEM:
             return events
@@ -201,11 +241,12 @@ def _decode_type(r: BitReader, type_name: str) -> Events:
         content = g.content_of(item, name)
         if isinstance(content, g.Simple):
             if item.kind == "SE":
-                if r.bits(1, name):
-                    raise ExiError(f"unsupported EXI deviation: escape code in simple element {name} at bit {r.pos}")
-                value = _decode_simple(r, content, name)
-                if r.bits(1, name):
-                    raise ExiError(f"unsupported EXI deviation: escape code at the end of {name} at bit {r.pos}")
+                if r.bits(1, name):  # escape: only the empty-content form (second-level EE) is accepted
+                    value = _decode_empty(r, content, name)
+                else:
+                    value = _decode_simple(r, content, name)
+                    if r.bits(1, name):
+                        raise ExiError(f"unsupported EXI deviation: escape code at the end of {name} at bit {r.pos}")
             else:
                 value = _decode_simple(r, content, name)
         else:
