@@ -65,6 +65,13 @@ _ENUMS: dict[str, tuple[Any, ...]] = {"responseCodeType": tuple(ResponseCode), "
 # xs:ID is an NCName; \w covers Unicode letters and digits (a close approximation of XML NameChar).
 _NCNAME = re.compile(r"[^\W\d][\w.\-]*")
 _MAX_INTEGER_BITS = 7 * MAX_INTEGER_GROUPS
+# Error messages name the element, not "CH", for simple content with attributes.
+_CH_WHAT = {
+    "EMAIDType": "eMAID",
+    "DiffieHellmanPublickeyType": "DHpublickey",
+    "ContractSignatureEncryptedPrivateKeyType": "ContractSignatureEncryptedPrivateKey",
+    "SignatureValueType": "SignatureValue",
+}
 
 
 # -- simple values -----------------------------------------------------------------------------------
@@ -150,13 +157,14 @@ def _encode_type(w: BitWriter, type_name: str, value: Any) -> None:
         code, item_index, nxt = entry
         item = items[item_index]
         content = g.content_of(item, name)
+        what = _CH_WHAT.get(type_name, type_name) if name == "CH" else name
         if isinstance(content, g.Simple):
-            if item_value in (b"", "") and isinstance(item_value, bytes | str):
+            if item.kind != "AT" and item_value in (b"", "") and isinstance(item_value, bytes | str):
                 # Empty simple content: EXIficient writes no CH but the escape code of the state and
                 # the second-level EE (3 bits, code 0), which ends the element. For a simple-typed
                 # element that is SE, escape (1 bit), EE; for simple content after attributes the
                 # escape replaces CH itself.
-                _check_length(content, 0, "bytes" if content.kind == "binary" else "characters", name)
+                _check_length(content, 0, "bytes" if content.kind == "binary" else "characters", what)
                 if item.kind == "SE":
                     w.bits(code, state.width)
                     w.bits(1, 1)
@@ -168,11 +176,11 @@ def _encode_type(w: BitWriter, type_name: str, value: Any) -> None:
             elif item.kind == "SE":  # simple-typed element: CH (1 bit), value, EE (1 bit)
                 w.bits(code, state.width)
                 w.bits(0, 1)
-                _encode_simple(w, content, item_value, name)
+                _encode_simple(w, content, item_value, what)
                 w.bits(0, 1)
             else:
                 w.bits(code, state.width)
-                _encode_simple(w, content, item_value, name)
+                _encode_simple(w, content, item_value, what)
         else:
             assert content is not None
             w.bits(code, state.width)
@@ -221,7 +229,7 @@ def _decode_type(r: BitReader, type_name: str) -> Events:
                 _, item_index, _ = state.codes["CH"]
                 content = g.content_of(items[item_index], "CH")
                 assert isinstance(content, g.Simple)
-                events.append(("CH", _decode_empty(r, content, type_name)))
+                events.append(("CH", _decode_empty(r, content, _CH_WHAT.get(type_name, type_name))))
                 return events
             r.pos = start
         item_index, name, nxt = _read_code(r, state, type_name)
@@ -248,7 +256,7 @@ def _decode_type(r: BitReader, type_name: str) -> Events:
                     if r.bits(1, name):
                         raise ExiError(f"unsupported EXI deviation: escape code at the end of {name} at bit {r.pos}")
             else:
-                value = _decode_simple(r, content, name)
+                value = _decode_simple(r, content, _CH_WHAT.get(type_name, type_name) if name == "CH" else name)
         else:
             assert content is not None
             try:

@@ -128,3 +128,48 @@ def edge_req() -> V2GMessage:
         root_certificate_ids=(RootCertificateId("", -1), RootCertificateId("x", -(2**200))),
     )
     return V2GMessage(Header(req.header.session_id, signature=sig), body)
+
+
+# -- hypothesis strategies for whole messages and fragments ------------------------------------------
+
+from hypothesis import strategies as st  # noqa: E402
+
+ids = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,8}", fullmatch=True)
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+certs = st.binary(max_size=40) | st.binary(min_size=790, max_size=800)
+chains = st.builds(CertificateChain, certs, st.lists(certs, max_size=4).map(tuple), st.none() | ids)
+id_chains = st.builds(CertificateChain, certs, st.lists(certs, max_size=4).map(tuple), ids)
+root_ids = st.lists(
+    st.builds(RootCertificateId, texts, st.integers(min_value=-(2**300), max_value=2**300)), min_size=1, max_size=20
+).map(tuple)
+emaid_values = st.from_regex(r"[A-Z0-9]{14,15}", fullmatch=True)
+emaids = st.builds(EMAID, ids, emaid_values)
+enc_keys = st.builds(ContractSignatureEncryptedPrivateKey, ids, st.binary(max_size=48))
+dh_keys = st.builds(DHPublicKey, ids, st.binary(max_size=65))
+references = st.builds(
+    Reference,
+    st.none() | texts,
+    texts,
+    st.binary(max_size=40),
+    st.lists(texts, max_size=3).map(tuple),
+    st.none() | ids,
+    st.none() | texts,
+)
+signed_infos = st.builds(
+    SignedInfo, texts, texts, st.lists(references, min_size=1, max_size=4).map(tuple), st.none() | ids
+)
+signatures = st.builds(Signature, signed_infos, st.binary(max_size=70), st.none() | ids, st.none() | ids)
+notifications = st.builds(
+    Notification,
+    st.sampled_from(FaultCode),
+    st.none() | st.text(st.characters(exclude_categories=("Cs",)), max_size=64),
+)
+headers = st.builds(Header, st.binary(max_size=8), st.none() | notifications, st.none() | signatures)
+install_reqs = st.builds(CertificateInstallationReq, ids, certs, root_ids)
+update_reqs = st.builds(CertificateUpdateReq, ids, chains, emaid_values, root_ids)
+_res_args = (st.sampled_from(ResponseCode), chains, chains, enc_keys, dh_keys, emaids)
+install_ress = st.builds(CertificateInstallationRes, *_res_args)
+update_ress = st.builds(CertificateUpdateRes, *_res_args, st.none() | st.integers(min_value=-32768, max_value=32767))
+bodies = install_reqs | install_ress | update_reqs | update_ress
+messages = st.builds(V2GMessage, headers, bodies)
+fragments = install_reqs | update_reqs | id_chains | enc_keys | dh_keys | emaids
