@@ -130,6 +130,8 @@ def _decode_simple(r: BitReader, simple: g.Simple, what: str) -> Any:
     elif kind == "string":
         value = r.string(what, simple.max_length)
         _check_length(simple, len(value), "characters", what)
+        if simple is g.ID and not _NCNAME.fullmatch(value):
+            raise ExiError(f"{what} {value!r} is not a valid xs:ID (an XML NCName)")
     elif kind == "integer":
         value = r.integer(what)
         _check_range(simple, value, what)
