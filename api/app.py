@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from api.limits import BodyLimit
 from api.problems import install_problem_handlers
-from api.routes import audit, cas, certificates, crl, firmware, health, ocsp, roots
+from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots
 from api.schemas import Problem
 from pki import PKI, Settings
 from pki.errors import EvpkiError
@@ -87,6 +87,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         openapi_tags=[
             {"name": "certificates", "description": "issue, renew, revoke, look up"},
             {"name": "certificate authorities"},
+            {"name": "contracts", "description": "ISO 15118 contract registry: which vehicle (PCID) holds which eMAID"},
             {"name": "roots", "description": "trust anchors by OCPP InstallCertificateUse"},
             {"name": "firmware", "description": "OCPP L01 / 1.6 SignedUpdateFirmware signing"},
             {"name": "audit"},
@@ -101,7 +102,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
     app.add_middleware(ocsp.OcspFastPath)
     # Added last, so outermost: the limit applies to every request, the fast path included.
     app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware})
-    for module in (health, cas, certificates, roots, firmware, audit, ocsp, crl):
+    for module in (health, cas, certificates, contracts, roots, firmware, audit, ocsp, crl):
         app.include_router(module.router)
     _document_security(app)
     return app

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from pki.iso15118.contracts import CONTRACT_STATUSES, MAX_NOTE_CHARS, ContractRevocation, ContractView
 from pki.policy import MAX_CSR_CHARS, RequestIdentity
 from pki.views import CaView, CertificateView
 
@@ -17,6 +18,12 @@ __all__ = [
     "CaOut",
     "CertificateList",
     "CertificateOut",
+    "CertificateRefOut",
+    "ContractIn",
+    "ContractList",
+    "ContractOut",
+    "ContractRevocationOut",
+    "ContractRevokeIn",
     "FirmwareSignatureOut",
     "FirmwareVerificationOut",
     "FirmwareVerifyIn",
@@ -204,3 +211,88 @@ class FirmwareVerificationOut(_Wire):
     signer_subject: str
     signer_serial: str
     signer_not_after: dt.datetime
+
+
+class ContractIn(_Wire):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"emaid": "DE-ABC-C123ABC56", "pcid": "WMIV2G0000000001A", "validity": "1y", "note": "customer 4711"},
+                {"emaid": "DEABCC123ABC57", "pcid": "WMIV2G0000000001A", "validUntil": "2027-12-31T23:59:59Z"},
+            ]
+        },
+    )
+
+    emaid: str = Field(max_length=32, description="ISO 15118-2 eMAID; hyphens are removed, letters upper-cased")
+    pcid: str = Field(max_length=32, description="the vehicle: CN of its OEM provisioning certificate (17-18 chars)")
+    valid_from: AwareDatetime | None = Field(default=None, description="start, with an offset; default now")
+    valid_until: AwareDatetime | None = Field(
+        default=None, description="end (exclusive); none: contract certificates get the profile's default validity"
+    )
+    validity: str | None = Field(default=None, max_length=16, description="end as a duration after validFrom, e.g. 1y")
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS, description="e.g. a customer reference")
+
+
+class CertificateRefOut(_Wire):
+    issuer_id: str
+    serial: str = Field(description="upper-case hex")
+
+
+class ContractOut(_Wire):
+    emaid: str = Field(description="normalised: no separators, upper case")
+    pcid: str
+    status: str = Field(description=" | ".join(CONTRACT_STATUSES))
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    note: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revocation_note: str | None
+    current_certificate: CertificateRefOut | None = Field(description="the contract certificate issued last")
+
+    @classmethod
+    def of(cls, view: ContractView) -> ContractOut:
+        data: dict[str, Any] = {name: getattr(view, name) for name in cls.model_fields}
+        current = view.current_certificate
+        data["current_certificate"] = (
+            CertificateRefOut(issuer_id=current.issuer_id, serial=current.serial) if current else None
+        )
+        return cls(**data)
+
+
+class ContractList(_Wire):
+    items: list[ContractOut]
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="pass as offset for the next page; null on the last page")
+
+
+class ContractRevokeIn(_Wire):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"note": "terminated by the customer"}]},
+    )
+
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS, description="why")
+
+
+class ContractRevocationOut(_Wire):
+    contract: ContractOut
+    revoked_certificates: list[CertificateRefOut] = Field(
+        description="contract certificates revoked with the contract (cessationOfOperation)"
+    )
+
+    @classmethod
+    def of(cls, result: ContractRevocation) -> ContractRevocationOut:
+        return cls(
+            contract=ContractOut.of(result.contract),
+            revoked_certificates=[
+                CertificateRefOut(issuer_id=ref.issuer_id, serial=ref.serial) for ref in result.revoked_certificates
+            ],
+        )

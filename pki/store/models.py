@@ -18,6 +18,7 @@ __all__ = [
     "AuditRecord",
     "CertificateAuthorityRow",
     "CertificateRow",
+    "ContractRow",
     "CrlRow",
     "OcspResponseRow",
     "SettingRow",
@@ -155,3 +156,28 @@ class ApiTokenRow(SQLModel, table=True):
     created_at: dt.datetime = _when()  # type: ignore[assignment]
     created_by: str = Field(max_length=128)
     revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+
+
+class ContractRow(SQLModel, table=True):
+    """A mobility operator's contract: which vehicle (PCID) holds which eMAID (ISO 15118-2).
+
+    ``status`` is stored as active | revoked; pending and expired follow from the validity.
+    The current contract certificate is named by (issuer, serial), as certificates are.
+    """
+
+    __tablename__ = "contract"
+    __table_args__ = (Index("ix_contract_pcid_status", "pcid", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    emaid: str = Field(max_length=15, unique=True)  # normalised: no separators, upper case
+    pcid: str = Field(max_length=18)
+    status: str = Field(default="active", max_length=16)  # active | revoked
+    valid_from: dt.datetime = _when()  # type: ignore[assignment]
+    valid_until: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    note: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    updated_at: dt.datetime = _when()  # type: ignore[assignment]
+    revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    revocation_note: str | None = Field(default=None, max_length=200)
+    current_certificate_issuer: str | None = Field(default=None, max_length=64)
+    current_certificate_serial: str | None = Field(default=None, max_length=40)

@@ -1,0 +1,544 @@
+"""The contract registry: which vehicle (PCID) holds which ISO 15118 contract (eMAID).
+
+The mobility operator records contracts here. The provisioning service looks one up by PCID
+(CertificateInstallationReq: :func:`find_active_for_pcid`) or by eMAID (CertificateUpdateReq:
+:func:`find_for_emaid`) and, inside the transaction that issues the contract certificate, calls
+:func:`record_contract_certificate`. The rules:
+
+- An eMAID is kept in the ISO 15118-2 normalised form (``eMAIDType``: 14-15 characters, no
+  separators, upper case) and is unique for ever, revoked contracts included.
+- A PCID -- the CN of the vehicle's OEM provisioning certificate -- is matched exactly, as the
+  certificate carries it. It holds at most one contract at any instant: the validity periods
+  ``[valid_from, valid_until)`` of its unrevoked contracts never overlap, so a successor can be
+  scheduled to start when the current contract ends, and an expired one is no obstacle.
+- Revoking a contract revokes, in the same transaction, every contract certificate for its eMAID
+  that could still be used (``cessationOfOperation``), the current one included: a vehicle must
+  not keep charging on a terminated contract. The caller republishes the CRLs afterwards.
+
+The stored status is ``active`` or ``revoked``; views derive ``pending`` (not started yet) and
+``expired`` from the validity, as certificate views do. Free-text notes stay out of the audit
+log: it is append-only, and a customer reference is personal data that may have to be erased.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, text
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from pki import audit
+from pki.clock import utc
+from pki.context import Context
+from pki.errors import Conflict, InvalidInput, NotFound
+from pki.revocation import RevocationReason, apply_revocation
+from pki.store.models import CertificateRow, ContractRow
+
+__all__ = [
+    "CONTRACT_STATUSES",
+    "MAX_LIMIT",
+    "MAX_NOTE_CHARS",
+    "CertificateRef",
+    "ContractRevocation",
+    "ContractView",
+    "add_contract",
+    "find_active_for_pcid",
+    "find_for_emaid",
+    "get_contract",
+    "list_contracts",
+    "normalise_emaid",
+    "parse_pcid",
+    "record_contract_certificate",
+    "revoke_contract",
+]
+
+CONTRACT_STATUSES = ("active", "pending", "expired", "revoked")
+MAX_NOTE_CHARS = 200
+MAX_LIMIT = 100_000
+
+# ISO 15118-2 eMAIDType (14-15 characters): country, provider, 9-character instance, optional
+# check character; hyphens are for humans only (OPCP "handling of IDs").
+_EMAID = re.compile(r"^[A-Z]{2}[0-9A-Z]{3}[0-9A-Z]{9}[0-9A-Z]?$")
+# PCID: WMI + 14 characters + optional check character (ISO 15118-2 Annex H).
+_PCID = re.compile(r"^[A-Za-z0-9]{17,18}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTRACT_PROFILE = "contract"
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRef:
+    issuer_id: str
+    serial: str  # upper-case hex, as stored
+
+
+@dataclass(frozen=True, slots=True)
+class ContractView:
+    emaid: str
+    pcid: str
+    status: str  # active | pending | expired | revoked, at the time the view was made
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None  # None: contract certificates get the profile's default validity
+    note: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revocation_note: str | None
+    current_certificate: CertificateRef | None
+
+    @classmethod
+    def from_row(cls, row: ContractRow, now: dt.datetime) -> ContractView:
+        current = None
+        if row.current_certificate_issuer and row.current_certificate_serial:
+            current = CertificateRef(row.current_certificate_issuer, row.current_certificate_serial)
+        return cls(
+            emaid=row.emaid,
+            pcid=row.pcid,
+            status=_derived_status(row, now),
+            valid_from=utc(row.valid_from),
+            valid_until=utc(row.valid_until) if row.valid_until else None,
+            note=row.note,
+            created_at=utc(row.created_at),
+            updated_at=utc(row.updated_at),
+            revoked_at=utc(row.revoked_at) if row.revoked_at else None,
+            revocation_note=row.revocation_note,
+            current_certificate=current,
+        )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def to_json(self) -> dict[str, Any]:
+        """camelCase, like the REST representation, so scripts read CLI and API output alike."""
+        current = self.current_certificate
+        return {
+            "emaid": self.emaid,
+            "pcid": self.pcid,
+            "status": self.status,
+            "validFrom": self.valid_from.isoformat(),
+            "validUntil": _iso(self.valid_until),
+            "note": self.note,
+            "createdAt": self.created_at.isoformat(),
+            "updatedAt": self.updated_at.isoformat(),
+            "revokedAt": _iso(self.revoked_at),
+            "revocationNote": self.revocation_note,
+            "currentCertificateIssuer": current.issuer_id if current else None,
+            "currentCertificateSerial": current.serial if current else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRevocation:
+    contract: ContractView
+    revoked_certificates: tuple[CertificateRef, ...]  # revoked with the contract (cessationOfOperation)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _derived_status(row: ContractRow, now: dt.datetime) -> str:
+    if row.status == "revoked":
+        return "revoked"
+    if row.valid_until is not None and utc(row.valid_until) <= now:
+        return "expired"
+    if utc(row.valid_from) > now:
+        return "pending"
+    return "active"
+
+
+def _status_clause(status: str, now: dt.datetime) -> ColumnElement[bool]:
+    unrevoked = ContractRow.status == "active"
+    not_ended = or_(ContractRow.valid_until.is_(None), ContractRow.valid_until > now)  # type: ignore[union-attr,operator]
+    clauses = {
+        "revoked": ContractRow.status == "revoked",
+        "expired": and_(unrevoked, ContractRow.valid_until <= now),  # type: ignore[operator]
+        "pending": and_(unrevoked, ContractRow.valid_from > now, not_ended),  # type: ignore[operator]
+        "active": and_(unrevoked, ContractRow.valid_from <= now, not_ended),  # type: ignore[operator]
+    }
+    if status not in clauses:
+        raise InvalidInput(f"unknown contract status {status!r}; use one of {', '.join(CONTRACT_STATUSES)}")
+    return clauses[status]  # type: ignore[return-value]
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+def normalise_emaid(text: str) -> str:
+    """``DE-ABC-C123ABC56`` → ``DEABCC123ABC56``; :class:`InvalidInput` unless it is an ISO 15118-2 eMAID."""
+    if not isinstance(text, str):
+        raise TypeError(f"an eMAID is a str, not {type(text).__name__}")
+    normalised = text.strip().replace("-", "").upper()
+    if not _EMAID.match(normalised):
+        raise InvalidInput(
+            f"{text!r} is not an eMAID: ISO 15118-2 wants 2 letters (country), 3 letters or digits (provider), "
+            "9 letters or digits (instance) and an optional check character, 14-15 in all; hyphens are ignored"
+        )
+    return normalised
+
+
+def parse_pcid(text: str) -> str:
+    """The PCID as the OEM provisioning certificate's CN carries it (17-18 letters and digits)."""
+    if not isinstance(text, str):
+        raise TypeError(f"a PCID is a str, not {type(text).__name__}")
+    pcid = text.strip()
+    if not _PCID.match(pcid):
+        raise InvalidInput(f"{text!r} is not a PCID: 17-18 letters and digits, no separators")
+    return pcid
+
+
+def _note(text: str | None, what: str) -> str | None:
+    if text is None:
+        return None
+    note = text.strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise InvalidInput(f"the {what} is {len(note)} characters; at most {MAX_NOTE_CHARS}")
+    if _CONTROL.search(note):
+        raise InvalidInput(f"the {what} must not contain control characters")
+    return note or None
+
+
+def _instant(value: dt.datetime, what: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"{what} is a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{what} must be timezone-aware (e.g. 2027-12-31T23:59:59+00:00)")
+    # Whole seconds, like the clock and X.509 times.
+    return value.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _period(valid_from: dt.datetime, valid_until: dt.datetime | None) -> str:
+    until = valid_until.isoformat() if valid_until else "open-ended"
+    return f"{valid_from.isoformat()} to {until}"
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _session_of(source: Context | Session | Connection) -> Iterator[Session]:
+    if isinstance(source, Context):
+        with source.database.read() as session:
+            yield session
+    elif isinstance(source, Session):
+        yield source
+    elif isinstance(source, Connection):
+        # Joins the connection's transaction; never commits it (that is the caller's).
+        yield Session(bind=source)
+    else:
+        raise TypeError(f"expected a Context, Session or Connection, not {type(source).__name__}")
+
+
+def _row_by_emaid(session: Session, emaid: str, *, lock: bool = False) -> ContractRow | None:
+    query = select(ContractRow).where(ContractRow.emaid == emaid)
+    if lock:
+        query = query.with_for_update()  # PostgreSQL; SQLite's write transaction already serialises
+    return session.execute(query).scalar_one_or_none()
+
+
+def get_contract(ctx: Context, emaid: str) -> ContractView:
+    """The contract of ``emaid`` (any spelling :func:`normalise_emaid` accepts); :class:`NotFound` if none."""
+    normalised = normalise_emaid(emaid)
+    with ctx.database.read() as session:
+        row = _row_by_emaid(session, normalised)
+        if row is None:
+            raise NotFound(f"no contract with eMAID {normalised}")
+        return ContractView.from_row(row, ctx.clock.now())
+
+
+def list_contracts(
+    ctx: Context, *, pcid: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[ContractView]:
+    """Contracts in the order they were added; ``status`` is one of :data:`CONTRACT_STATUSES`."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be 1-{MAX_LIMIT}")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
+    now = ctx.clock.now()
+    query = select(ContractRow)
+    if pcid is not None:
+        query = query.where(ContractRow.pcid == parse_pcid(pcid))
+    if status is not None:
+        query = query.where(_status_clause(status, now))
+    query = query.order_by(ContractRow.id).limit(limit).offset(offset)  # type: ignore[arg-type]
+    with ctx.database.read() as session:
+        return [ContractView.from_row(row, now) for row in session.execute(query).scalars()]
+
+
+def find_active_for_pcid(source: Context | Session | Connection, pcid: str, now: dt.datetime) -> ContractView | None:
+    """The contract the vehicle ``pcid`` holds at ``now`` (CertificateInstallationReq), or None.
+
+    ``source`` is a :class:`Context` (a read transaction of its own) or the caller's session or
+    connection. Pending, expired and revoked contracts are not returned.
+    """
+    parsed = parse_pcid(pcid)
+    query = (
+        select(ContractRow)
+        .where(ContractRow.pcid == parsed, _status_clause("active", now))
+        .order_by(ContractRow.valid_from.desc())  # type: ignore[union-attr]
+    )
+    with _session_of(source) as session:
+        # Periods of one PCID never overlap, so there is at most one; the order is a guard.
+        row = session.execute(query).scalars().first()
+        return ContractView.from_row(row, now) if row is not None else None
+
+
+def find_for_emaid(source: Context | Session | Connection, emaid: str, now: dt.datetime) -> ContractView | None:
+    """The contract of ``emaid`` whatever its status (CertificateUpdateReq), or None.
+
+    Check :attr:`ContractView.is_active` before issuing: the view says why it is not.
+    """
+    normalised = normalise_emaid(emaid)
+    with _session_of(source) as session:
+        row = _row_by_emaid(session, normalised)
+        return ContractView.from_row(row, now) if row is not None else None
+
+
+# -- changing ----------------------------------------------------------------------------------
+
+
+def _lock_pcid(session: Session, pcid: str) -> None:
+    """Serialise additions for one PCID, so two concurrent adds cannot both pass the overlap check.
+
+    SQLite's write transaction (BEGIN IMMEDIATE) already serialises every writer; PostgreSQL
+    gets a transaction-scoped advisory lock, because there is no row to lock before the first
+    contract of a PCID exists.
+    """
+    if session.connection().dialect.name == "postgresql":
+        digest = hashlib.sha256(b"evpki:contract-pcid:" + pcid.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _overlapping(
+    session: Session, pcid: str, start: dt.datetime, end: dt.datetime | None, now: dt.datetime
+) -> ContractRow | None:
+    rows = session.execute(select(ContractRow).where(ContractRow.pcid == pcid, ContractRow.status == "active"))
+    for row in rows.scalars():
+        other_start = utc(row.valid_from)
+        other_end = utc(row.valid_until) if row.valid_until else None
+        if other_end is not None and other_end <= now:
+            continue  # expired
+        if (end is None or other_start < end) and (other_end is None or start < other_end):
+            return row
+    return None
+
+
+def add_contract(
+    ctx: Context,
+    *,
+    emaid: str,
+    pcid: str,
+    valid_from: dt.datetime | None = None,
+    valid_until: dt.datetime | None = None,
+    validity: dt.timedelta | None = None,
+    note: str | None = None,
+    actor: str = "system",
+) -> ContractView:
+    """Record that vehicle ``pcid`` holds contract ``emaid`` from ``valid_from`` (default now).
+
+    The end is ``valid_until`` or ``valid_from + validity`` (not both), or open. :class:`Conflict`
+    when the eMAID exists or the PCID holds another contract during the new one's period.
+    """
+    normalised = normalise_emaid(emaid)
+    parsed_pcid = parse_pcid(pcid)
+    clean_note = _note(note, "note")
+    now = ctx.clock.now()
+    start = _instant(valid_from, "valid_from") if valid_from is not None else now
+    if valid_until is not None and validity is not None:
+        raise InvalidInput("give valid_until or validity, not both")
+    end = _instant(valid_until, "valid_until") if valid_until is not None else None
+    if validity is not None:
+        if validity <= dt.timedelta(0):
+            raise InvalidInput("validity must be positive")
+        end = start + validity
+    if end is not None and end <= start:
+        raise InvalidInput(f"valid_until ({end.isoformat()}) must be after valid_from ({start.isoformat()})")
+    if end is not None and end <= now:
+        raise InvalidInput(f"valid_until ({end.isoformat()}) is in the past; the contract would never be usable")
+    try:
+        with ctx.database.write() as session:
+            _lock_pcid(session, parsed_pcid)
+            existing = _row_by_emaid(session, normalised)
+            if existing is not None:
+                raise Conflict(f"eMAID {normalised} is already registered (PCID {existing.pcid}, {existing.status})")
+            # Only the future matters: a back-dated contract may overlap contracts that have ended.
+            other = _overlapping(session, parsed_pcid, max(start, now), end, now)
+            if other is not None:
+                other_period = _period(utc(other.valid_from), utc(other.valid_until) if other.valid_until else None)
+                raise Conflict(
+                    f"PCID {parsed_pcid} already holds contract {other.emaid} ({_derived_status(other, now)}, "
+                    f"{other_period}); a vehicle holds one contract at a time: revoke {other.emaid} first "
+                    "or start the new contract when it ends"
+                )
+            row = ContractRow(
+                emaid=normalised,
+                pcid=parsed_pcid,
+                status="active",
+                valid_from=start,
+                valid_until=end,
+                note=clean_note,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="contract-add",
+                details={
+                    "emaid": normalised,
+                    "pcid": parsed_pcid,
+                    "validFrom": start.isoformat(),
+                    "validUntil": _iso(end),
+                },
+            )
+            return ContractView.from_row(row, now)
+    except SqlIntegrityError:
+        # The unique eMAID constraint caught a concurrent add of the same eMAID.
+        raise Conflict(f"eMAID {normalised} is already registered") from None
+
+
+def revoke_contract(ctx: Context, emaid: str, *, note: str | None = None, actor: str = "system") -> ContractRevocation:
+    """End the contract now and revoke its usable contract certificates; :class:`Conflict` if already revoked."""
+    normalised = normalise_emaid(emaid)
+    clean_note = _note(note, "revocation note")
+    now = ctx.clock.now()
+    reason = RevocationReason.CESSATION_OF_OPERATION  # RFC 5280 §5.3.1: the contract ended, no compromise
+    with ctx.database.write() as session:
+        row = _row_by_emaid(session, normalised, lock=True)
+        if row is None:
+            raise NotFound(f"no contract with eMAID {normalised}")
+        if row.status == "revoked":
+            assert row.revoked_at is not None
+            raise Conflict(f"contract {normalised} is already revoked (since {utc(row.revoked_at).isoformat()})")
+        row.status = "revoked"
+        row.revoked_at = now
+        row.updated_at = now
+        row.revocation_note = clean_note
+        revoked = []
+        for certificate in _usable_certificates(session, row, now):
+            apply_revocation(certificate, reason, now)
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="revoke",
+                ca_id=certificate.issuer_id,
+                serial=certificate.serial,
+                details={"reason": reason.value, "sha256": certificate.sha256, "contract": normalised},
+            )
+            revoked.append(CertificateRef(certificate.issuer_id, certificate.serial))
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="contract-revoke",
+            details={
+                "emaid": normalised,
+                "pcid": row.pcid,
+                "certificates": [f"{ref.issuer_id}/{ref.serial}" for ref in revoked],
+            },
+        )
+        session.flush()
+        return ContractRevocation(ContractView.from_row(row, now), tuple(revoked))
+
+
+def _usable_certificates(session: Session, row: ContractRow, now: dt.datetime) -> list[CertificateRow]:
+    """Unexpired contract certificates for the eMAID that are valid or on hold, the current one included.
+
+    Earlier certificates count too: one replaced by CertificateUpdate stays cryptographically
+    valid until it expires, and so does one issued outside the registry for the same eMAID.
+    """
+    mine = and_(CertificateRow.profile == _CONTRACT_PROFILE, CertificateRow.identity == row.emaid)
+    if row.current_certificate_issuer and row.current_certificate_serial:
+        current = and_(
+            CertificateRow.issuer_id == row.current_certificate_issuer,
+            CertificateRow.serial == row.current_certificate_serial,
+        )
+        mine = or_(mine, current)
+    query = (
+        select(CertificateRow)
+        .where(mine, CertificateRow.status.in_(("valid", "on-hold")), CertificateRow.not_after > now)  # type: ignore[attr-defined,operator]
+        .order_by(CertificateRow.id)
+        .with_for_update()
+    )
+    return list(session.execute(query).scalars())
+
+
+def record_contract_certificate(
+    session: Session | Connection,
+    contract: ContractView | str,
+    issuer_id: str,
+    serial: str,
+    *,
+    at: dt.datetime | None = None,
+    actor: str = "system",
+) -> ContractView:
+    """Make certificate (``issuer_id``, ``serial``) the contract's current one, with an audit record.
+
+    Call it inside the transaction that issues the certificate: if the contract was revoked (or
+    is not active) meanwhile, the :class:`Conflict` it raises rolls the issuance back too.
+    ``contract`` is a view or an eMAID; ``at`` defaults to the certificate's issuance time. The
+    certificate must be a ``contract`` certificate issued for this eMAID (:class:`InvalidInput`).
+    """
+    if isinstance(session, Context):
+        raise TypeError("record_contract_certificate joins the caller's issuance transaction: pass its session")
+    emaid = contract.emaid if isinstance(contract, ContractView) else normalise_emaid(contract)
+    serial_hex = _serial_hex(serial)
+    with _session_of(session) as orm:
+        row = _row_by_emaid(orm, emaid, lock=True)
+        if row is None:
+            raise NotFound(f"no contract with eMAID {emaid}")
+        certificate = orm.execute(
+            select(CertificateRow).where(CertificateRow.issuer_id == issuer_id, CertificateRow.serial == serial_hex)
+        ).scalar_one_or_none()
+        if certificate is None:
+            raise NotFound(f"no certificate with serial {serial_hex} issued by {issuer_id}")
+        if certificate.profile != _CONTRACT_PROFILE:
+            raise InvalidInput(f"certificate {issuer_id}/{serial_hex} is a {certificate.profile} certificate")
+        if certificate.identity != emaid:
+            raise InvalidInput(f"certificate {issuer_id}/{serial_hex} is for {certificate.identity}, not {emaid}")
+        when = _instant(at, "at") if at is not None else utc(certificate.created_at)
+        status = _derived_status(row, when)
+        if status != "active":
+            raise Conflict(f"contract {emaid} is {status}; it cannot take a new contract certificate")
+        previous = None
+        if row.current_certificate_issuer and row.current_certificate_serial:
+            previous = f"{row.current_certificate_issuer}/{row.current_certificate_serial}"
+        row.current_certificate_issuer = issuer_id
+        row.current_certificate_serial = serial_hex
+        row.updated_at = when
+        orm.flush()
+        audit.append(
+            orm,
+            at=when,
+            actor=actor,
+            action="contract-certificate",
+            ca_id=issuer_id,
+            serial=serial_hex,
+            details={"emaid": emaid, "previous": previous},
+        )
+        return ContractView.from_row(row, when)
+
+
+def _serial_hex(serial: str) -> str:
+    """Canonical stored form: upper-case hex without leading zeros (see ``pki.store.models``)."""
+    text_value = serial.strip().replace(":", "")
+    try:
+        value = int(text_value, 16)
+    except ValueError:
+        raise InvalidInput(f"{serial!r} is not a hex serial") from None
+    if value <= 0 or len(text_value) > 40:
+        raise InvalidInput(f"{serial!r} is not a certificate serial (positive, at most 20 octets)")
+    return format(value, "X")
