@@ -10,10 +10,17 @@ xmldsig ``SignedInfo`` fragment. Anything else is refused with :class:`ExiError`
 Modules: :mod:`.bits` (bit streams, EXI primitives), :mod:`.grammar` (grammar tables as data),
 :mod:`.codec` (the engine and framings), :mod:`.errors`.
 
-Decoding is defensive: input above :data:`MAX_INPUT_BYTES` is refused, lengths are checked
-against the remaining input before allocation, integers are read in a bounded number of groups.
-Padding bits in the last byte are ignored (EXI says they carry no information), but whole extra
-bytes after the end of the document or fragment are an error.
+Decisions worth knowing:
+
+- Decoding is defensive: input above :data:`MAX_INPUT_BYTES` is refused, lengths are checked
+  against the remaining input before allocation, Unsigned Integers are read in at most 5 groups
+  (lengths) or 64 groups (X509SerialNumber, i.e. ≤ 448 bits — RFC 5280 serials need 160).
+- Padding bits in the last byte are ignored (EXI says they carry no information), but whole
+  extra bytes after the end of the document or fragment are an error.
+- Empty simple content (an empty SessionID, Certificate, FaultMsg, ...) is written the way
+  EXIficient writes it — the state's escape code followed by the second-level EE — and decoded
+  in that form as well as in the plain "CH with length 0" form.
+- Schema facets are enforced in both directions; ``Id`` values must be NCNames (xs:ID).
 """
 
 from __future__ import annotations
