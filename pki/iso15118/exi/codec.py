@@ -417,7 +417,7 @@ _FROM_EVENTS: dict[str, Callable[[Events], Any]] = {
         certificate=dict(e)["Certificate"], sub_certificates=dict(e).get("SubCertificates", ()), id=dict(e).get("Id")
     ),
     "SubCertificatesType": lambda e: _all(e, "Certificate"),
-    "ListOfRootCertificateIDsType": lambda e: _all(e, "RootCertificateID"),
+    "ListOfRootCertificateIDsType": lambda e: _count("ListOfRootCertificateIDs", _all(e, "RootCertificateID"), 1, 20),
     "X509IssuerSerialType": lambda e: RootCertificateId(
         issuer_name=dict(e)["X509IssuerName"], serial_number=dict(e)["X509SerialNumber"]
     ),

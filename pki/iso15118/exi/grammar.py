@@ -308,8 +308,12 @@ _TYPES: tuple[ComplexType, ...] = (
     ),
     # V2G_CI_MsgDataTypes.xsd SubCertificatesType: Certificate maxOccurs 4
     ComplexType("SubCertificatesType", (_se("Certificate", CERTIFICATE, min=1, max=4),)),
-    # V2G_CI_MsgDataTypes.xsd ListOfRootCertificateIDsType: RootCertificateID maxOccurs 20
-    ComplexType("ListOfRootCertificateIDsType", (_se("RootCertificateID", "X509IssuerSerialType", min=1, max=20),)),
+    # V2G_CI_MsgDataTypes.xsd ListOfRootCertificateIDsType: RootCertificateID maxOccurs 20. EXIficient
+    # (the reference codec) does not expand 20 occurrences into 20 states: after the first it loops
+    # on {RootCertificateID, EE} like an unbounded particle, so a 20th entry is followed by the
+    # 2-bit EE, not a 1-bit one (found by differential testing; SubCertificates' 4 are expanded).
+    # The 1–20 facet is enforced by the codec instead.
+    ComplexType("ListOfRootCertificateIDsType", (_se("RootCertificateID", "X509IssuerSerialType", min=1, max=None),)),
     # V2G_CI_MsgDataTypes.xsd ContractSignatureEncryptedPrivateKeyType: privateKeyType + Id
     ComplexType("ContractSignatureEncryptedPrivateKeyType", (_at("Id", ID), _ch(PRIVATE_KEY))),
     # V2G_CI_MsgDataTypes.xsd DiffieHellmanPublickeyType: dHpublickeyType + Id

@@ -20,9 +20,11 @@ from pki.iso15118.exi import (
     encode_message,
     encode_signed_info,
 )
+from pki.iso15118.exi.bits import BitWriter
 from pki.iso15118.messages import (
     EMAID,
     CertificateChain,
+    CertificateInstallationReq,
     ContractSignatureEncryptedPrivateKey,
     DHPublicKey,
     FaultCode,
@@ -274,3 +276,36 @@ def test_escape_codes_are_refused() -> None:
     # V2G_Message Header SE is 1 bit: '1' is the escape to second-level events.
     with pytest.raises(ExiError, match="unsupported EXI deviation"):
         decode_message(bytes([0x80, 0x99, 0x00]))
+
+
+def test_twenty_root_certificate_ids_end_like_exificient() -> None:
+    # EXIficient loops on {RootCertificateID, EE} instead of expanding maxOccurs=20, so the EE after
+    # the 20th entry takes 2 bits (found by the differential test against EXIficient 1.55).
+    request = CertificateInstallationReq("A", b"\0", (RootCertificateId("0", 0),) * 20)
+    expected = (
+        "800f01a08020000330000000cc000000330000000cc000000330000000cc000000330000000cc000000330000000cc"
+        "000000330000000cc000000330000000cc000000330000000cc000000330000000cc000000330000000cc00005e8"
+    )
+    assert encode_fragment(request).hex() == expected
+    assert decode_fragment(bytes.fromhex(expected)) == request
+    # A 21st entry is valid EXI for that grammar but breaks the schema facet.
+    w = BitWriter()
+    w.bits(0x80, 8)
+    w.bits(15, 8)
+    w.bits(0, 1)
+    w.string("A")
+    w.bits(0, 2)  # SE(OEMProvisioningCert), CH
+    w.binary(b"\0")
+    w.bits(0, 2)  # EE, SE(ListOfRootCertificateIDs)
+    for index in range(21):
+        w.bits(0, 1 if index == 0 else 2)  # SE(RootCertificateID)
+        w.bits(0, 2)
+        w.string("0")
+        w.bits(0, 3)
+        w.integer(0)
+        w.bits(0, 2)  # EE of X509SerialNumber, EE of X509IssuerSerial
+    w.bits(1, 2)  # EE of the list
+    w.bits(0, 1)  # EE of CertificateInstallationReq
+    w.bits(244, 8)
+    with pytest.raises(ExiError, match="ListOfRootCertificateIDs needs 1–20 entries, got 21"):
+        decode_fragment(w.getvalue())
