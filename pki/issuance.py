@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,12 +36,19 @@ from pki.store import repository
 from pki.store.models import CertificateRow
 from pki.views import CertificateView, IssuedCertificate
 
-__all__ = ["IssueRequest", "issue"]
+__all__ = ["BeforeStore", "InTransaction", "IssueRequest", "issue"]
 
 _SERIAL_ATTEMPTS = 3
 # How often issuance starts over because a CA changed between signing and storing; CAs change
 # on `evpki init` and CA revocation, so needing more than one fresh start means something is wrong.
 _DIRECTORY_ATTEMPTS = 3
+
+
+# Called with the signed certificate before anything is stored; raising there stores nothing.
+BeforeStore = Callable[[x509.Certificate], None]
+# Called inside the write transaction with its connection and the new certificate row's id, so a
+# caller's own record of the issuance (a contract's current certificate) commits with the row.
+InTransaction = Callable[[Connection, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,8 @@ class IssueRequest:
     ca_id: str | None = None
     validity: dt.timedelta | None = None
     renew: bool = False
+    before_store: BeforeStore | None = None
+    in_transaction: InTransaction | None = None
 
 
 class _DirectoryChanged(Exception):
@@ -161,6 +172,8 @@ def _sign_and_store(
         dns_names=approved.dns_names,
         ip_addresses=approved.ip_addresses,
     )
+    if request.before_store is not None:
+        request.before_store(certificate)
     der = certificate.public_bytes(serialization.Encoding.DER)
     sha256 = hashlib.sha256(der).hexdigest()
     subject = certificate.subject.rfc4514_string()
@@ -197,6 +210,8 @@ def _sign_and_store(
             repository.supersede(renewal, [old.id for old in replaced if old.id is not None], new_id)
             renewal.close()
             details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
+        if request.in_transaction is not None:
+            request.in_transaction(connection, new_id)
         audit.append_on(
             connection,
             at=now,

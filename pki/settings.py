@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     ocsp_responder_renew_before: str = "10d"  # responder certificates are rotated this long before expiry
     firmware_max_bytes: int = 4 * 1024**3
     maintenance_interval: str = "5m"  # how often `evpki serve` re-signs OCSP and refreshes CRLs
+    # ISO 15118 contract provisioning: the OEM roots whose vehicles may install contracts, as a
+    # comma-separated list of our CA ids and/or PEM files (a file's self-signed certificates are
+    # anchors, the others intermediates that lead to them).
+    iso15118_oem_roots: str = "oem-root"
 
     @classmethod
     def settings_customise_sources(

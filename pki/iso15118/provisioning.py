@@ -1,0 +1,638 @@
+"""ISO 15118-2 contract provisioning: the one entry point behind OCPP Get15118EVCertificate.
+
+:func:`provision` takes the three OCPP fields (``iso15118SchemaVersion``, ``action``,
+``exiRequest``) and returns the OCPP answer. The pipeline, in order:
+
+1. base64 → EXI → :class:`~pki.iso15118.messages.V2GMessage`; the body must be the request the
+   action names (Install ↔ CertificateInstallationReq, Update ↔ CertificateUpdateReq);
+2. the car's signature over its request, made with the OEM provisioning key (Install) or the
+   current contract key (Update), and that certificate's path to a trusted root plus its
+   revocation status where we issued it (:mod:`pki.iso15118.chains`);
+3. the contract: the active one of the PCID (Install) or the one of the eMAID (Update), from the
+   registry (:mod:`pki.iso15118.contracts`);
+4. a CPS chain below one of the V2G roots the car lists in ``ListOfRootCertificateIDs``;
+5. a new contract certificate (CN = eMAID, DC=MO) through the issuance pipeline, its key
+   encrypted for the car ([V2G2-818]: the OEM key on Install, the old contract key on Update),
+   the four elements signed by the CPS leaf, the response encoded with the request's SessionID.
+
+The response is built and its size checked *before* the certificate is stored, so a response
+that would break the OCPP field limit fails clearly and leaves nothing behind; the certificate
+row, its audit record and the contract's new current certificate commit in one transaction.
+
+OCPP status and ISO ResponseCode: ``Accepted`` means an EXI response is included (OCPP 2.0.1
+Iso15118EVCertificateStatusEnumType) -- also when it carries a ``FAILED_*`` ResponseCode the car
+must see. ``Failed`` (with ``exiResponse = ""``, which the schema still requires) is for a
+request we cannot answer in EXI at all: not base64, not EXI, another body, another schema, an
+answer that would not fit the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import itertools
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from sqlalchemy import Connection, select
+
+from pki.authority import serial_hex
+from pki.clock import utc
+from pki.context import CaDirectory, Context
+from pki.errors import Conflict, EvpkiError, PolicyViolation
+from pki.iso15118 import contracts
+from pki.iso15118.chains import ChainRejected, TrustStore, validate_path
+from pki.iso15118.contracts import ContractView
+from pki.iso15118.exi import ExiError, decode_message, encode_message
+from pki.iso15118.keywrap import encrypt_contract_key
+from pki.iso15118.messages import (
+    EMAID,
+    MSG_DEF_NAMESPACE,
+    CertificateChain,
+    CertificateInstallationReq,
+    CertificateInstallationRes,
+    CertificateUpdateReq,
+    CertificateUpdateRes,
+    ContractSignatureEncryptedPrivateKey,
+    DHPublicKey,
+    Header,
+    ResponseCode,
+    RootCertificateId,
+    V2GMessage,
+)
+from pki.iso15118.signing import sign_elements, verify_elements
+from pki.iso15118.trust_anchors import oem_trust, own_trust
+from pki.issuance import IssueRequest, issue
+from pki.policy import RequestIdentity
+from pki.profiles import ProfileName, get_profile
+from pki.store import repository
+from pki.store.models import CertificateRow
+
+__all__ = [
+    "EXI_REQUEST_LIMITS",
+    "EXI_RESPONSE_LIMITS",
+    "ISO15118_20_NAMESPACE",
+    "Action",
+    "ProvisioningResult",
+    "provision",
+]
+
+log = logging.getLogger("evpki.iso15118")
+
+ISO15118_20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
+# Names some tools send for ISO 15118-2 (reference/iso15118.md §5: be lenient, then sniff the EXI).
+_ISO2_ALIASES = frozenset({MSG_DEF_NAMESPACE.lower(), "15118-2", "iso15118-2", "iso-2", "iso2"})
+# OCPP field limits in characters: 2.0.1 text §1.16 (5,600 both ways), 2.1 schema (11,000 / 17,000);
+# 1.6 carries the 2.0.1 payload inside DataTransfer (OCA application note).
+EXI_REQUEST_LIMITS = {"1.6": 5600, "2.0.1": 5600, "2.1": 11000}
+EXI_RESPONSE_LIMITS = {"1.6": 5600, "2.0.1": 5600, "2.1": 17000}
+_RESPONSE_IDS = ("id1", "id2", "id3", "id4")
+# Placeholders for the elements a FAILED_* response must still carry (every element of the Res is
+# mandatory in V2G_CI_MsgBody.xsd); the car reads the ResponseCode and stops.
+_PLACEHOLDER_EMAID = "ZZ00000000000Z"
+
+
+class Action(StrEnum):
+    INSTALL = "Install"
+    UPDATE = "Update"
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningResult:
+    """The OCPP answer and what a log or an operator wants to know about it."""
+
+    status: Literal["Accepted", "Failed"]
+    exi_response: str  # base64 EXI; "" when Failed
+    response_code: ResponseCode | None  # the ISO code inside exi_response; None when Failed
+    reason: str | None  # why it is not a plain success
+    reason_code: str | None = None  # OCPP StatusInfo.reasonCode (≤ 20 characters)
+    emaid: str | None = None
+    contract_certificate_serial: str | None = None
+    contract_certificate_issuer: str | None = None
+
+    def to_ocpp(self) -> dict[str, Any]:
+        """The Get15118EVCertificate.conf payload (2.0.1 / 2.1 field names)."""
+        payload: dict[str, Any] = {"status": self.status, "exiResponse": self.exi_response}
+        if self.reason is not None:
+            payload["statusInfo"] = {"reasonCode": self.reason_code or "Failed", "additionalInfo": self.reason[:512]}
+        return payload
+
+
+class _Refused(Exception):
+    """The request is understood but must be answered with a FAILED_* ResponseCode."""
+
+    def __init__(self, response_code: ResponseCode, reason: str, reason_code: str) -> None:
+        super().__init__(reason)
+        self.response_code = response_code
+        self.reason = reason
+        self.reason_code = reason_code
+
+
+class _ResponseTooLarge(Exception):
+    """Raised while the certificate is not yet stored, so the issuance is abandoned."""
+
+
+class _Unanswerable(Exception):
+    """No EXI response is possible: OCPP ``Failed`` with ``exiResponse = ""``."""
+
+    def __init__(self, reason: str, reason_code: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.reason_code = reason_code
+
+
+def provision(
+    ctx: Context,
+    *,
+    iso15118_schema_version: str,
+    action: str,
+    exi_request: str,
+    ocpp_version: str = "2.0.1",
+    max_response_chars: int | None = None,
+    actor: str = "csms",
+) -> ProvisioningResult:
+    """Answer one Get15118EVCertificate request; never raises for anything the request contains."""
+    try:
+        limit = _response_limit(ocpp_version, max_response_chars)
+        parsed_action = _action(action)
+        message = _decode(exi_request, iso15118_schema_version, ocpp_version)
+        request = _expected_body(message, parsed_action)
+    except _Unanswerable as failure:
+        log.warning("Get15118EVCertificate failed: %s", failure.reason)
+        return ProvisioningResult("Failed", "", None, failure.reason, failure.reason_code)
+    session_id = message.header.session_id
+    try:
+        return _provision(ctx, message, request, limit, actor)
+    except _Refused as refusal:
+        log.warning("Get15118EVCertificate refused with %s: %s", refusal.response_code.value, refusal.reason)
+        emaid = request.emaid if isinstance(request, CertificateUpdateReq) else None
+        exi = _failure_response(request, session_id, refusal.response_code, emaid)
+        return ProvisioningResult(
+            "Accepted", exi, refusal.response_code, refusal.reason, refusal.reason_code, emaid=emaid
+        )
+    except _Unanswerable as failure:
+        log.warning("Get15118EVCertificate failed: %s", failure.reason)
+        return ProvisioningResult("Failed", "", None, failure.reason, failure.reason_code)
+
+
+# -- reading the request ---------------------------------------------------------------------------
+
+
+def _response_limit(ocpp_version: str, override: int | None) -> int:
+    if ocpp_version not in EXI_RESPONSE_LIMITS:
+        raise _Unanswerable(
+            f"unknown OCPP version {ocpp_version!r}; expected one of {', '.join(EXI_RESPONSE_LIMITS)}",
+            "InvalidVersion",
+        )
+    if override is not None:
+        if override < 1:
+            raise _Unanswerable("the exiResponse limit must be positive", "InvalidLimit")
+        return override
+    return EXI_RESPONSE_LIMITS[ocpp_version]
+
+
+def _action(value: str) -> Action:
+    try:
+        return Action(value)
+    except ValueError:
+        raise _Unanswerable(f"action must be Install or Update, not {value[:40]!r}", "InvalidAction") from None
+
+
+def _decode(exi_request: str, schema_version: str, ocpp_version: str) -> V2GMessage:
+    limit = EXI_REQUEST_LIMITS[ocpp_version]
+    if len(exi_request) > limit:
+        raise _Unanswerable(
+            f"exiRequest has {len(exi_request)} characters; OCPP {ocpp_version} allows {limit}", "TooLarge"
+        )
+    try:
+        data = base64.b64decode(exi_request, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Unanswerable("exiRequest is not base64", "InvalidExi") from None
+    version = schema_version.strip().lower()
+    if version == ISO15118_20_NAMESPACE.lower() or "-20" in version:
+        raise _Unanswerable(
+            f"ISO 15118-20 ({schema_version}) contract provisioning is not supported; only {MSG_DEF_NAMESPACE}",
+            "UnsupportedSchema",
+        )
+    # An unknown name is accepted when the stream is an ISO 15118-2 document (they all start 80 98).
+    if version not in _ISO2_ALIASES and not data.startswith(b"\x80\x98"):
+        raise _Unanswerable(f"unsupported iso15118SchemaVersion {schema_version[:60]!r}", "UnsupportedSchema")
+    try:
+        return decode_message(data)
+    except ExiError as exc:
+        raise _Unanswerable(f"exiRequest is not a usable ISO 15118-2 message: {exc.message}", "InvalidExi") from None
+
+
+def _expected_body(message: V2GMessage, action: Action) -> CertificateInstallationReq | CertificateUpdateReq:
+    body = message.body
+    expected = CertificateInstallationReq if action is Action.INSTALL else CertificateUpdateReq
+    if not isinstance(body, expected):
+        raise _Unanswerable(
+            f"action {action.value} needs a {expected.__name__}, but the EXI carries a {type(body).__name__}",
+            "ActionMismatch",
+        )
+    return body
+
+
+# -- the pipeline ----------------------------------------------------------------------------------
+
+
+def _provision(
+    ctx: Context,
+    message: V2GMessage,
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    limit: int,
+    actor: str,
+) -> ProvisioningResult:
+    now = ctx.clock.now()
+    with ctx.database.read() as session:
+        directory = ctx.ca_directory(session.connection())
+        if isinstance(request, CertificateInstallationReq):
+            car_certificate = _verify_installation(ctx, session.connection(), directory, message, request, now)
+            pcid = _common_name(car_certificate)
+            contract = _contract_for_pcid(session.connection(), pcid, now)
+        else:
+            car_certificate = _verify_update(ctx, session.connection(), directory, message, request, now)
+            contract = _contract_for_update(session.connection(), request, car_certificate, now)
+        cps = _cps_chain(ctx, session, directory, request.root_certificate_ids, now)
+        mo_ca = _contract_issuer(directory)
+        renew = bool(repository.current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid))
+    mo_subs = tuple(_der(entry.certificate) for entry in directory.chain(mo_ca)[:-1])
+    peer = car_certificate.public_key()
+    assert isinstance(peer, ec.EllipticCurvePublicKey)  # checked by the signature verification
+    contract_key = ec.generate_private_key(ec.SECP256R1())
+    built: list[str] = []  # the base64 response, made from the signed certificate before it is stored
+
+    def build_response(certificate: x509.Certificate) -> None:
+        built.append(_signed_response(ctx, request, message, cps, certificate, mo_subs, contract_key, peer, limit))
+
+    def link_contract(connection: Connection, _row_id: int) -> None:
+        contracts.record_contract_certificate(connection, contract, mo_ca, serial_hex(serial[0]), at=now, actor=actor)
+
+    serial: list[int] = []
+
+    def remember_and_build(certificate: x509.Certificate) -> None:
+        serial[:] = [certificate.serial_number]
+        build_response(certificate)
+
+    try:
+        issued = issue(
+            ctx,
+            IssueRequest(
+                profile=ProfileName.CONTRACT.value,
+                csr=_contract_csr(contract.emaid, contract_key),
+                identity=RequestIdentity(emaid=contract.emaid),
+                ca_id=mo_ca,
+                validity=_contract_validity(contract, now),
+                renew=renew,
+                before_store=remember_and_build,
+                in_transaction=link_contract,
+            ),
+            actor,
+        )
+    except _ResponseTooLarge as exc:
+        raise _Unanswerable(str(exc), "TooLarge") from None
+    except Conflict as exc:  # the contract was revoked while this request was being answered
+        raise _Refused(ResponseCode.FAILED_CONTRACT_CANCELED, exc.message, "ContractCanceled") from None
+    except EvpkiError as exc:
+        raise _Refused(
+            ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
+            f"the contract certificate could not be issued: {exc.message}",
+            "IssuanceFailed",
+        ) from None
+    log.info(
+        "contract certificate %s/%s issued for %s (%s)",
+        issued.certificate.issuer_id,
+        issued.certificate.serial,
+        contract.emaid,
+        type(request).__name__,
+    )
+    return ProvisioningResult(
+        "Accepted",
+        built[0],
+        ResponseCode.OK,
+        None,
+        emaid=contract.emaid,
+        contract_certificate_serial=issued.certificate.serial,
+        contract_certificate_issuer=issued.certificate.issuer_id,
+    )
+
+
+def _verify_installation(
+    ctx: Context,
+    connection: Connection,
+    directory: CaDirectory,
+    message: V2GMessage,
+    request: CertificateInstallationReq,
+    now: dt.datetime,
+) -> x509.Certificate:
+    """The OEM provisioning certificate, once it signed the request and chains to a trusted OEM root."""
+    oem = _parse_certificate(request.oem_provisioning_cert, "OEMProvisioningCert")
+    _check_signature(message, request, oem, "the vehicle's OEM provisioning signature")
+    path = _validated(oem, (), oem_trust(ctx, directory), now, "the OEM provisioning certificate")
+    _check_revocation(connection, directory, path, "the OEM provisioning certificate")
+    return oem
+
+
+def _verify_update(
+    ctx: Context,
+    connection: Connection,
+    directory: CaDirectory,
+    message: V2GMessage,
+    request: CertificateUpdateReq,
+    now: dt.datetime,
+) -> x509.Certificate:
+    """The contract certificate being replaced, once it signed the request and chains to our MO CA."""
+    chain = request.contract_signature_cert_chain
+    leaf = _parse_certificate(chain.certificate, "ContractSignatureCertChain/Certificate")
+    subs = tuple(
+        _parse_certificate(der, "ContractSignatureCertChain/SubCertificates") for der in chain.sub_certificates
+    )
+    _check_signature(message, request, leaf, "the vehicle's contract signature")
+    path = _validated(leaf, subs, own_trust(directory, ProfileName.CONTRACT), now, "the contract certificate")
+    _check_revocation(connection, directory, path, "the contract certificate")
+    return leaf
+
+
+def _parse_certificate(der: bytes, what: str) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise _Refused(
+            ResponseCode.FAILED_CERT_CHAIN_ERROR, f"{what} is not a DER certificate", "BadCertificate"
+        ) from None
+
+
+def _check_signature(
+    message: V2GMessage,
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    certificate: x509.Certificate,
+    what: str,
+) -> None:
+    try:
+        verify_elements(message.header.signature, (request,), certificate.public_key(), what=what)
+    except EvpkiError as exc:  # VerificationFailed, or an ExiError re-encoding a hostile element
+        raise _Refused(ResponseCode.FAILED_SIGNATURE_ERROR, exc.message, "SignatureError") from None
+
+
+def _validated(
+    leaf: x509.Certificate,
+    presented: tuple[x509.Certificate, ...],
+    trust: TrustStore,
+    now: dt.datetime,
+    what: str,
+) -> list[x509.Certificate]:
+    try:
+        return validate_path(leaf, presented, trust, now, what=what)
+    except ChainRejected as exc:
+        reason_code = "Expired" if exc.response_code is ResponseCode.FAILED_CERTIFICATE_EXPIRED else "CertChainError"
+        raise _Refused(exc.response_code, exc.message, reason_code) from None
+
+
+def _check_revocation(connection: Connection, directory: CaDirectory, path: list[x509.Certificate], what: str) -> None:
+    """Every certificate of the path that one of our CAs issued must be on record and not revoked."""
+    ours = {entry.certificate: entry.id for entry in directory.cas.values()}
+    for certificate, issuer in itertools.pairwise(path):
+        issuer_id = ours.get(issuer)
+        if issuer_id is None:
+            continue  # a foreign CA: its certificates' status is the foreign CA's business
+        row = connection.execute(
+            select(CertificateRow.status, CertificateRow.revocation_reason).where(
+                CertificateRow.issuer_id == issuer_id,
+                CertificateRow.serial == serial_hex(certificate.serial_number),
+            )
+        ).first()
+        name = certificate.subject.rfc4514_string()
+        if row is None:
+            raise _Refused(
+                ResponseCode.FAILED_CERT_CHAIN_ERROR,
+                f"{what}: {issuer_id} has no record of {name!r} (serial {serial_hex(certificate.serial_number)})",
+                "UnknownCertificate",
+            )
+        if row.status in ("revoked", "on-hold"):
+            raise _Refused(
+                ResponseCode.FAILED_CERTIFICATE_REVOKED,
+                f"{what}: {name!r} is {row.status} ({row.revocation_reason})",
+                "Revoked",
+            )
+
+
+def _contract_for_pcid(connection: Connection, pcid: str, now: dt.datetime) -> ContractView:
+    try:
+        contract = contracts.find_active_for_pcid(connection, pcid, now)
+    except EvpkiError as exc:  # a CN that is not a PCID
+        raise _Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, exc.message, "NoContract") from None
+    if contract is None:
+        raise _Refused(
+            ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, f"no active contract for the vehicle {pcid}", "NoContract"
+        )
+    return contract
+
+
+def _contract_for_update(
+    connection: Connection, request: CertificateUpdateReq, leaf: x509.Certificate, now: dt.datetime
+) -> ContractView:
+    try:
+        emaid = contracts.normalise_emaid(request.emaid)
+    except EvpkiError as exc:
+        raise _Refused(ResponseCode.FAILED, exc.message, "BadEmaid") from None
+    if contracts.normalise_emaid(_common_name(leaf)) != emaid:
+        raise _Refused(
+            ResponseCode.FAILED_CERT_CHAIN_ERROR,
+            f"the request's eMAID {emaid} is not the CN of its contract certificate ({_common_name(leaf)})",
+            "EmaidMismatch",
+        )
+    contract = contracts.find_for_emaid(connection, emaid, now)
+    if contract is None:
+        raise _Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, f"no contract with eMAID {emaid}", "NoContract")
+    if contract.status != "active":
+        raise _Refused(
+            ResponseCode.FAILED_CONTRACT_CANCELED, f"the contract {emaid} is {contract.status}", "ContractCanceled"
+        )
+    return contract
+
+
+def _common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _CpsChain:
+    leaf: x509.Certificate
+    sub_certificates: tuple[bytes, ...]
+    key_id: str
+
+
+def _cps_chain(
+    ctx: Context, session: Any, directory: CaDirectory, root_ids: tuple[RootCertificateId, ...], now: dt.datetime
+) -> _CpsChain:
+    """The newest usable CPS leaf whose V2G root is one the car trusts (reference/iso15118.md §2.1)."""
+    rows = session.execute(
+        select(CertificateRow)
+        .where(
+            CertificateRow.profile == ProfileName.CPS_LEAF.value,
+            CertificateRow.status == "valid",
+            CertificateRow.key_id.is_not(None),  # type: ignore[union-attr]
+            CertificateRow.not_after > now,
+        )
+        .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
+    ).scalars()
+    for row in rows:
+        if row.issuer_id not in directory.cas or utc(row.not_before) > now:
+            continue
+        entries = directory.chain(row.issuer_id)
+        if not any(_names_root(root_id, entries[-1].certificate) for root_id in root_ids):
+            continue
+        try:
+            ctx.check_chain_usable(directory, row.issuer_id)
+        except PolicyViolation:
+            continue
+        return _CpsChain(
+            leaf=x509.load_der_x509_certificate(row.der),
+            sub_certificates=tuple(_der(entry.certificate) for entry in entries[:-1]),
+            key_id=str(row.key_id),
+        )
+    listed = "; ".join(f"{r.issuer_name} #{r.serial_number:X}" for r in root_ids[:5])
+    raise _Refused(
+        ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
+        f"no CPS certificate below any V2G root the vehicle trusts ({listed})",
+        "NoCpsChain",
+    )
+
+
+def _names_root(root_id: RootCertificateId, root: x509.Certificate) -> bool:
+    """X509IssuerSerial match: the serial exactly, the name as RFC 4514 text in either RDN order."""
+    if root_id.serial_number != root.serial_number:
+        return False
+    try:
+        named = x509.Name.from_rfc4514_string(root_id.issuer_name)
+    except ValueError:
+        return _loose(root_id.issuer_name) == _loose(root.subject.rfc4514_string())
+    return named == root.subject or x509.Name(list(reversed(named.rdns))) == root.subject
+
+
+def _loose(text: str) -> str:
+    return ",".join(sorted(part.strip().lower() for part in text.split(",")))
+
+
+def _contract_issuer(directory: CaDirectory) -> str:
+    issuers = [entry.id for entry in directory.cas.values() if ProfileName.CONTRACT.value in entry.issues]
+    if len(issuers) != 1:
+        raise _Refused(
+            ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
+            f"this PKI needs exactly one CA issuing contract certificates, not {len(issuers)}",
+            "NoContractCa",
+        )
+    return issuers[0]
+
+
+def _contract_validity(contract: ContractView, now: dt.datetime) -> dt.timedelta | None:
+    """The profile's default, cut to the contract's end (RISE-V2G: 4 weeks to 2 years)."""
+    default = get_profile(ProfileName.CONTRACT.value).default_validity
+    if contract.valid_until is None:
+        return None
+    left = contract.valid_until - now
+    if left <= dt.timedelta(0):
+        raise _Refused(ResponseCode.FAILED_CONTRACT_CANCELED, f"the contract {contract.emaid} has ended", "Ended")
+    return min(default, left)
+
+
+def _contract_csr(emaid: str, key: ec.EllipticCurvePrivateKey) -> bytes:
+    # Compact on purpose: six certificates share one exiResponse (reference/iso15118.md §6 risk 2).
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, emaid),
+            x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "MO"),
+        ]
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return csr.public_bytes(Encoding.DER)
+
+
+def _der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
+
+
+# -- the response ----------------------------------------------------------------------------------
+
+
+def _signed_response(
+    ctx: Context,
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    message: V2GMessage,
+    cps: _CpsChain,
+    certificate: x509.Certificate,
+    mo_subs: tuple[bytes, ...],
+    contract_key: ec.EllipticCurvePrivateKey,
+    peer: ec.EllipticCurvePublicKey,
+    limit: int,
+) -> str:
+    wrapped = encrypt_contract_key(contract_key, peer)
+    emaid = _common_name(certificate)
+    contract_chain = CertificateChain(certificate=_der(certificate), sub_certificates=mo_subs, id=_RESPONSE_IDS[0])
+    encrypted = ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=wrapped.encrypted_private_key)
+    dh_public_key = DHPublicKey(id=_RESPONSE_IDS[2], value=wrapped.dh_public_key)
+    emaid_element = EMAID(id=_RESPONSE_IDS[3], value=emaid)
+    signer = ctx.keys.load(cps.key_id)
+    signature = sign_elements(
+        (contract_chain, encrypted, dh_public_key, emaid_element),
+        lambda data: signer.sign_bytes(data, rsa_pss=False),
+    )
+    sa_chain = CertificateChain(certificate=_der(cps.leaf), sub_certificates=cps.sub_certificates)
+    fields = (ResponseCode.OK, sa_chain, contract_chain, encrypted, dh_public_key, emaid_element)
+    body = (
+        CertificateInstallationRes(*fields)
+        if isinstance(request, CertificateInstallationReq)
+        else (CertificateUpdateRes(*fields))
+    )
+    response = V2GMessage(Header(session_id=message.header.session_id, signature=signature), body)
+    text = base64.b64encode(encode_message(response)).decode("ascii")
+    if len(text) > limit:
+        raise _ResponseTooLarge(
+            f"the exiResponse would be {len(text)} characters, over the limit of {limit}: shorten the subjects "
+            "of the CPS and MO certificates, or use a station that advertises a larger "
+            "Get15118EVCertificateResponse.exiResponse field length"
+        )
+    return text
+
+
+def _failure_response(
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    session_id: bytes,
+    response_code: ResponseCode,
+    emaid: str | None,
+) -> str:
+    """An unsigned response carrying only ``response_code``; its other elements are placeholders."""
+    placeholder = CertificateChain(certificate=b"\x00")
+    fields = (
+        response_code,
+        placeholder,
+        CertificateChain(certificate=b"\x00", id=_RESPONSE_IDS[0]),
+        ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=b"\x00"),
+        DHPublicKey(id=_RESPONSE_IDS[2], value=b"\x00"),
+        EMAID(id=_RESPONSE_IDS[3], value=_placeholder_emaid(emaid)),
+    )
+    body = (
+        CertificateInstallationRes(*fields)
+        if isinstance(request, CertificateInstallationReq)
+        else (CertificateUpdateRes(*fields))
+    )
+    return base64.b64encode(encode_message(V2GMessage(Header(session_id=session_id), body))).decode("ascii")
+
+
+def _placeholder_emaid(emaid: str | None) -> str:
+    if emaid is not None:
+        try:
+            return contracts.normalise_emaid(emaid)
+        except EvpkiError:
+            pass
+    return _PLACEHOLDER_EMAID

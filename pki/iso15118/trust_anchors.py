@@ -1,0 +1,100 @@
+"""Which roots the provisioning service trusts for the certificates a car presents.
+
+* OEM provisioning certificates (CertificateInstallationReq): the roots named by the setting
+  ``iso15118_oem_roots`` (``EVPKI_ISO15118_OEM_ROOTS``), a comma-separated list of our CA ids
+  (default ``oem-root``) and/or PEM files. For one of our CAs, its certificate is the anchor and
+  every CA of ours below it an intermediate. In a PEM file, self-signed certificates are anchors
+  and the others intermediates: an external OEM's root and sub-CAs, since the request carries
+  the provisioning certificate alone.
+* Contract certificates (CertificateUpdateReq): the roots of our own CAs that issue contract
+  certificates, with the CAs between them as intermediates.
+
+PEM files are parsed once per modification time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from threading import Lock
+
+from cryptography import x509
+
+from pki.context import CaDirectory, Context
+from pki.errors import InvalidInput, NotFound
+from pki.iso15118.chains import TrustStore
+from pki.profiles import ProfileName
+
+__all__ = ["oem_trust", "own_trust"]
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedFile:
+    mtime_ns: int
+    anchors: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+
+
+_files: dict[Path, _ParsedFile] = {}
+_files_lock = Lock()
+
+
+def _below(directory: CaDirectory, ca_id: str) -> list[x509.Certificate]:
+    """Our CAs that have ``ca_id`` among their ancestors."""
+    return [
+        entry.certificate
+        for entry in directory.cas.values()
+        if entry.id != ca_id and any(parent.id == ca_id for parent in directory.chain(entry.id)[1:])
+    ]
+
+
+def _pem_file(path: Path) -> _ParsedFile:
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise NotFound(f"iso15118_oem_roots names {str(path)!r}, which cannot be read: {exc.strerror}") from None
+    with _files_lock:
+        cached = _files.get(path)
+        if cached is not None and cached.mtime_ns == mtime:
+            return cached
+    try:
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
+    except ValueError:
+        raise InvalidInput(f"iso15118_oem_roots: {path} holds no readable PEM certificates") from None
+    anchors = tuple(c for c in certificates if c.issuer == c.subject)
+    if not anchors:
+        raise InvalidInput(f"iso15118_oem_roots: {path} holds no self-signed root certificate")
+    parsed = _ParsedFile(mtime, anchors, tuple(c for c in certificates if c.issuer != c.subject))
+    with _files_lock:
+        _files[path] = parsed
+    return parsed
+
+
+def oem_trust(ctx: Context, directory: CaDirectory) -> TrustStore:
+    anchors: list[x509.Certificate] = []
+    intermediates: list[x509.Certificate] = []
+    for entry in (part.strip() for part in ctx.settings.iso15118_oem_roots.split(",")):
+        if not entry:
+            continue
+        if entry in directory.cas:
+            anchors.append(directory.cas[entry].certificate)
+            intermediates.extend(_below(directory, entry))
+        elif "/" in entry or entry.endswith(".pem"):
+            parsed = _pem_file(Path(entry))
+            anchors.extend(parsed.anchors)
+            intermediates.extend(parsed.intermediates)
+        else:
+            raise NotFound(f"iso15118_oem_roots names {entry!r}, which is neither one of our CAs nor a PEM file")
+    return TrustStore(tuple(anchors), tuple(intermediates))
+
+
+def own_trust(directory: CaDirectory, profile: ProfileName) -> TrustStore:
+    anchors: dict[str, x509.Certificate] = {}
+    intermediates: dict[str, x509.Certificate] = {}
+    for entry in directory.cas.values():
+        if profile.value not in entry.issues:
+            continue
+        chain = directory.chain(entry.id)
+        anchors[chain[-1].id] = chain[-1].certificate
+        intermediates.update((ca.id, ca.certificate) for ca in chain[:-1])
+    return TrustStore(tuple(anchors.values()), tuple(intermediates.values()))
