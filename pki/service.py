@@ -22,6 +22,9 @@ from pki.context import ORGANIZATION_SETTING, Context
 from pki.errors import EvpkiError, NotFound
 from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
+from pki.iso15118 import contracts
+from pki.iso15118.contracts import ContractRevocation, ContractView
+from pki.iso15118.provisioning import ProvisioningResult, provision
 from pki.issuance import IssueRequest, issue
 from pki.keys.base import KeyStore
 from pki.keys.file import FileKeyStore
@@ -329,4 +332,75 @@ class PKI:
             signature_b64=signature,
             certificate_pem=certificate,
             max_bytes=self._ctx.settings.firmware_max_bytes,
+        )
+
+    # -- contracts ---------------------------------------------------------------------------
+
+    def add_contract(
+        self,
+        *,
+        emaid: str,
+        pcid: str,
+        valid_from: dt.datetime | None = None,
+        valid_until: dt.datetime | None = None,
+        validity: dt.timedelta | None = None,
+        note: str | None = None,
+        actor: str = "system",
+    ) -> ContractView:
+        """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118); one contract per PCID at a time."""
+        return contracts.add_contract(
+            self._ctx,
+            emaid=emaid,
+            pcid=pcid,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            validity=validity,
+            note=note,
+            actor=actor,
+        )
+
+    def contracts(
+        self, *, pcid: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ContractView]:
+        return contracts.list_contracts(self._ctx, pcid=pcid, status=status, limit=limit, offset=offset)
+
+    def contract(self, emaid: str) -> ContractView:
+        """By eMAID, with or without separators."""
+        return contracts.get_contract(self._ctx, emaid)
+
+    def revoke_contract(
+        self, emaid: str, *, note: str | None = None, actor: str = "system", publish_crls: bool = True
+    ) -> ContractRevocation:
+        """Revoke the contract and its usable contract certificates (cessationOfOperation), then the CRLs."""
+        result = contracts.revoke_contract(self._ctx, emaid, note=note, actor=actor)
+        if publish_crls:
+            for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
+                self._publish_crls(ca_id)
+        return result
+
+    # -- ISO 15118 contract provisioning -------------------------------------------------------
+
+    def provision_contract(
+        self,
+        *,
+        iso15118_schema_version: str,
+        action: str,
+        exi_request: str,
+        ocpp_version: str = "2.0.1",
+        max_response_chars: int | None = None,
+        actor: str = "csms",
+    ) -> ProvisioningResult:
+        """Answer an OCPP Get15118EVCertificate request (see :mod:`pki.iso15118.provisioning`).
+
+        Never raises for the request's content: every outcome is an OCPP status (Accepted with an
+        EXI response, possibly carrying a FAILED_* ResponseCode, or Failed with a reason).
+        """
+        return provision(
+            self._ctx,
+            iso15118_schema_version=iso15118_schema_version,
+            action=action,
+            exi_request=exi_request,
+            ocpp_version=ocpp_version,
+            max_response_chars=max_response_chars,
+            actor=actor,
         )
