@@ -1,20 +1,28 @@
-"""``evpki contract add|list|show|revoke``: the ISO 15118 contract registry (PCID ↔ eMAID)."""
+"""``evpki contract add|list|show|revoke``: the ISO 15118 contract registry (PCID ↔ eMAID);
+``evpki contract install``: answer a station's Get15118EVCertificate request."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from cli.common import actor, console, guarded, open_pki, print_json
+from cli.common import actor, console, fail, guarded, open_pki, print_json
+from cli.exi_cmd import EXI_HELP as _EXI_HELP
+from cli.exi_cmd import read_exi_base64
 from pki.clock import parse_duration
 from pki.errors import InvalidInput
 from pki.iso15118.contracts import CONTRACT_STATUSES, MAX_LIMIT, ContractView
+from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode
 
 __all__ = ["app"]
+
+# The command prints each outcome itself; the service's log lines would repeat it on stderr.
+logging.getLogger("evpki.iso15118").addHandler(logging.NullHandler())
 
 app = typer.Typer(
     help="ISO 15118 contracts: which vehicle (PCID) holds which contract (eMAID), and their certificates.",
@@ -150,3 +158,42 @@ def revoke(
     console.print(f"contract {result.contract.emaid} revoked", highlight=False)
     for ref in result.revoked_certificates:
         console.print(f"{ref.issuer_id}/{ref.serial}: revoked (cessationOfOperation)", highlight=False)
+
+
+@app.command("install")
+@guarded
+def install(
+    exi_request: Annotated[
+        str, typer.Option("--exi-request", metavar="BASE64|@FILE", help="The station's exiRequest: " + _EXI_HELP)
+    ],
+    action: Annotated[str, typer.Option("--action", help="Install or Update, as in Get15118EVCertificate.")],
+    schema_version: Annotated[
+        str, typer.Option("--schema-version", help="iso15118SchemaVersion as the station sent it.")
+    ] = MSG_DEF_NAMESPACE,
+    ocpp_version: Annotated[
+        str, typer.Option("--ocpp-version", help="1.6, 2.0.1 or 2.1: sets the exiRequest/exiResponse length limits.")
+    ] = "2.0.1",
+    max_response_chars: Annotated[
+        int | None,
+        typer.Option("--max-response-chars", help="A larger exiResponse limit the station advertises (FieldLength)."),
+    ] = None,
+) -> None:
+    """Answer a Get15118EVCertificate request: print {"status", "exiResponse"} as OCPP wants it.
+
+    Exit 0 when a contract certificate was issued; 4 when the answer carries an ISO FAILED_*
+    ResponseCode (no contract, bad signature, ...); 3 when no EXI answer is possible (status Failed).
+    The JSON is printed in every case.
+    """
+    result = open_pki().provision_contract(
+        iso15118_schema_version=schema_version,
+        action=action,
+        exi_request=read_exi_base64(exi_request),
+        ocpp_version=ocpp_version,
+        max_response_chars=max_response_chars,
+        actor=actor(),
+    )
+    print_json(result.to_ocpp())
+    if result.status == "Failed":
+        raise fail(result.reason or "no EXI answer is possible", 3)
+    if result.response_code is not ResponseCode.OK:
+        raise fail(f"{result.response_code.value if result.response_code else '?'}: {result.reason}", 4)

@@ -7,7 +7,19 @@ import sys
 
 import typer
 
-from cli import audit_cmd, ca_cmd, cert_cmd, contract_cmd, crl_cmd, firmware_cmd, ocsp_cmd, serve_cmd, token_cmd
+from cli import (
+    audit_cmd,
+    ca_cmd,
+    cert_cmd,
+    contract_cmd,
+    crl_cmd,
+    ev_cmd,
+    exi_cmd,
+    firmware_cmd,
+    ocsp_cmd,
+    serve_cmd,
+    token_cmd,
+)
 from cli.common import EXIT_CODES_HELP
 
 __all__ = ["app", "main"]
@@ -32,6 +44,8 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(ocsp_cmd.app, name="ocsp")
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(exi_cmd.app, name="exi")
+app.add_typer(ev_cmd.app, name="ev")
 app.add_typer(contract_cmd.app, name="contract")
 app.command("serve", epilog=EXIT_CODES_HELP)(serve_cmd.serve)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,23 +11,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from pki import PKI, RequestIdentity
 from pki.iso15118.contracts import record_contract_certificate
-from tests.conftest import TEST_PASSPHRASE, _copy_database, drop_database, make_csr, make_settings
+from tests.conftest import make_csr, make_settings
 
 runner = CliRunner()
 PCID = "WMIV2G0000000001A"
-
-
-@pytest.fixture
-def env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _fresh_template: tuple[Path, str | None]
-) -> Iterator[tuple[Path, str]]:
-    """An initialised hierarchy of this test's own (a copy of the session template), in EVPKI_* variables."""
-    url, name = _copy_database(_fresh_template, tmp_path)
-    monkeypatch.setenv("EVPKI_HOME", str(tmp_path))
-    monkeypatch.setenv("EVPKI_DATABASE_URL", url)
-    monkeypatch.setenv("EVPKI_KEY_PASSPHRASE", TEST_PASSPHRASE)
-    yield tmp_path, url
-    drop_database(name)
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import itertools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 from cryptography import x509
@@ -18,54 +17,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pki import PKI, RequestIdentity
+from pki import PKI
 from pki.clock import FixedClock
 from pki.errors import VerificationFailed
 from pki.iso15118 import ev
 from pki.iso15118.exi import decode_message, encode_message
 from pki.iso15118.messages import CertificateInstallationRes, CertificateUpdateRes, ResponseCode
 from pki.store.repository import CertificateFilter
+from tests.pki.iso15118.vehicles import Car, make_car, mo_roots, new_emaid, new_pcid, v2g_roots
 
 ISO2 = "urn:iso:15118:2:2013:MsgDef"
-_numbers = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Car:
-    pcid: str
-    certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-
-def new_pcid() -> str:
-    return f"WMI{next(_numbers):014d}"
-
-
-def new_emaid() -> str:
-    return f"DETST{next(_numbers):09d}"
-
-
-def make_car(pki: PKI, pcid: str | None = None) -> Car:
-    pcid = pcid or new_pcid()
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, pcid), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    issued = pki.issue(
-        profile="oem-provisioning",
-        csr=csr.public_bytes(serialization.Encoding.PEM),
-        identity=RequestIdentity(pcid=pcid),
-    )
-    return Car(pcid, x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode()), key)
-
-
-def v2g_roots(pki: PKI) -> list[x509.Certificate]:
-    return pki.roots("V2GRootCertificate")
-
-
-def mo_roots(pki: PKI) -> list[x509.Certificate]:
-    return [pki.ca_chain("mo-sub2")[-1]]
 
 
 def install(pki: PKI, car: Car, *, session_id: bytes = b"\x01\x02\x03\x04\x05\x06\x07\x08", **kwargs: object):  # type: ignore[no-untyped-def]
