@@ -23,19 +23,19 @@ class SystemClock:
 
 
 class FixedClock:
-    """A clock that only moves when told to (tests)."""
+    """A clock that only moves when told to (tests); whole seconds, like :class:`SystemClock`."""
 
     def __init__(self, at: dt.datetime) -> None:
-        self._at = utc(at)
+        self._at = utc(at).replace(microsecond=0)
 
     def now(self) -> dt.datetime:
         return self._at
 
     def advance(self, delta: dt.timedelta) -> None:
-        self._at = self._at + delta
+        self._at = (self._at + delta).replace(microsecond=0)
 
     def set(self, at: dt.datetime) -> None:
-        self._at = utc(at)
+        self._at = utc(at).replace(microsecond=0)
 
 
 def utc(value: dt.datetime) -> dt.datetime:

@@ -352,7 +352,7 @@ def add_contract(
     parsed_pcid = parse_pcid(pcid)
     clean_note = _note(note, "note")
     now = ctx.clock.now()
-    start = _instant(valid_from, "valid_from") if valid_from is not None else now
+    start = _instant(valid_from, "valid_from") if valid_from is not None else now.replace(microsecond=0)
     if valid_until is not None and validity is not None:
         raise InvalidInput("give valid_until or validity, not both")
     end = _instant(valid_until, "valid_until") if valid_until is not None else None

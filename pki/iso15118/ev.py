@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -150,8 +151,10 @@ def open_response(
 
 def _certificate(der: bytes, what: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.public_key()
+        return certificate
+    except (ValueError, UnsupportedAlgorithm):
         raise VerificationFailed(f"{what} is not a DER certificate") from None
 
 

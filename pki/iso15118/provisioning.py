@@ -38,6 +38,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -363,9 +364,12 @@ def _verify_update(
 
 
 def _parse_certificate(der: bytes, what: str) -> x509.Certificate:
+    """A certificate whose public key is readable too (a damaged one may name an unknown curve)."""
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.public_key()
+        return certificate
+    except (ValueError, UnsupportedAlgorithm):
         raise _Refused(
             ResponseCode.FAILED_CERT_CHAIN_ERROR, f"{what} is not a DER certificate", "BadCertificate"
         ) from None
