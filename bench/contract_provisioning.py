@@ -27,9 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -50,16 +49,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _vehicle(pki: PKI, pcid: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, pcid), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    issued = pki.issue(
-        profile="oem-provisioning",
-        csr=csr.public_bytes(serialization.Encoding.PEM),
-        identity=RequestIdentity(pcid=pcid),
-    )
+    csr, key = ev.vehicle_csr(pcid)
+    issued = pki.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid))
     return x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode()), key
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -85,17 +85,8 @@ def create_vehicle(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where oem.pem and oem.key.pem (0600) are written.")],
 ) -> None:
     """Make a test vehicle: a P-256 key and an OEM provisioning certificate (CN = PCID, DC=OEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, pcid), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    issued = open_pki().issue(
-        profile="oem-provisioning",
-        csr=csr.public_bytes(serialization.Encoding.PEM),
-        identity=RequestIdentity(pcid=pcid),
-        actor=actor(),
-    )
+    csr, key = ev.vehicle_csr(pcid)
+    issued = open_pki().issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid), actor=actor())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "oem.pem").write_text(issued.chain_pem)
     _write_private(

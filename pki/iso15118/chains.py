@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from pki.errors import VerificationFailed
 from pki.iso15118.messages import ResponseCode
 
-__all__ = ["ChainRejected", "TrustStore", "validate_path"]
+__all__ = ["ChainRejected", "TrustStore", "readable_certificate", "validate_path"]
 
 # ISO 15118-2 [V2G2-656]: at most two sub-CAs between a leaf and its root.
 _MAX_PATH = 4
@@ -51,6 +51,16 @@ class TrustStore:
     def candidates(self, subject: x509.Name, extra: Iterable[x509.Certificate]) -> list[x509.Certificate]:
         pool = [*extra, *self.intermediates, *self.anchors]
         return [certificate for certificate in pool if certificate.subject == subject]
+
+
+def readable_certificate(der: bytes) -> x509.Certificate | None:
+    """The certificate in ``der`` if both it and its public key parse (a damaged one may name an unknown curve)."""
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    return certificate
 
 
 def _extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:

@@ -18,14 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from pki.errors import VerificationFailed
-from pki.iso15118.chains import ChainRejected, TrustStore, validate_path
+from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
 from pki.iso15118.exi import decode_message, encode_message
 from pki.iso15118.keywrap import WrappedContractKey, decrypt_contract_key
 from pki.iso15118.messages import (
@@ -41,7 +40,14 @@ from pki.iso15118.messages import (
 )
 from pki.iso15118.signing import sign_elements, verify_elements
 
-__all__ = ["InstalledContract", "installation_request", "open_response", "root_ids", "update_request"]
+__all__ = [
+    "InstalledContract",
+    "installation_request",
+    "open_response",
+    "root_ids",
+    "update_request",
+    "vehicle_csr",
+]
 
 _REQUEST_ID = "id1"
 
@@ -56,6 +62,16 @@ class InstalledContract:
     sub_certificates: tuple[x509.Certificate, ...]
     private_key: ec.EllipticCurvePrivateKey
     cps_chain: tuple[x509.Certificate, ...]
+
+
+def vehicle_csr(pcid: str) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
+    """A new vehicle key and the PEM CSR for its OEM provisioning certificate (CN = PCID, DC=OEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, pcid), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
+    )
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    return csr.public_bytes(Encoding.PEM), key
 
 
 def root_ids(roots: Sequence[x509.Certificate]) -> tuple[RootCertificateId, ...]:
@@ -150,12 +166,10 @@ def open_response(
 
 
 def _certificate(der: bytes, what: str) -> x509.Certificate:
-    try:
-        certificate = x509.load_der_x509_certificate(der)
-        certificate.public_key()
-        return certificate
-    except (ValueError, UnsupportedAlgorithm):
-        raise VerificationFailed(f"{what} is not a DER certificate") from None
+    certificate = readable_certificate(der)
+    if certificate is None:
+        raise VerificationFailed(f"{what} is not a DER certificate")
+    return certificate
 
 
 def _path(

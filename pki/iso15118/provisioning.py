@@ -38,7 +38,6 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -50,7 +49,7 @@ from pki.clock import utc
 from pki.context import CaDirectory, Context
 from pki.errors import Conflict, EvpkiError, PolicyViolation
 from pki.iso15118 import contracts
-from pki.iso15118.chains import ChainRejected, TrustStore, validate_path
+from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
 from pki.iso15118.contracts import ContractView
 from pki.iso15118.exi import ExiError, decode_message, encode_message
 from pki.iso15118.keywrap import encrypt_contract_key
@@ -364,15 +363,10 @@ def _verify_update(
 
 
 def _parse_certificate(der: bytes, what: str) -> x509.Certificate:
-    """A certificate whose public key is readable too (a damaged one may name an unknown curve)."""
-    try:
-        certificate = x509.load_der_x509_certificate(der)
-        certificate.public_key()
-        return certificate
-    except (ValueError, UnsupportedAlgorithm):
-        raise _Refused(
-            ResponseCode.FAILED_CERT_CHAIN_ERROR, f"{what} is not a DER certificate", "BadCertificate"
-        ) from None
+    certificate = readable_certificate(der)
+    if certificate is None:
+        raise _Refused(ResponseCode.FAILED_CERT_CHAIN_ERROR, f"{what} is not a DER certificate", "BadCertificate")
+    return certificate
 
 
 def _check_signature(

@@ -24,14 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from pki.errors import VerificationFailed
-from pki.iso15118.exi import encode_fragment, encode_signed_info
+from pki.iso15118.exi import Fragment, encode_fragment, encode_signed_info
 from pki.iso15118.messages import (
-    EMAID,
-    CertificateChain,
-    CertificateInstallationReq,
-    CertificateUpdateReq,
-    ContractSignatureEncryptedPrivateKey,
-    DHPublicKey,
     Reference,
     Signature,
     SignedInfo,
@@ -52,14 +46,7 @@ SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 _COORDINATE_BYTES = 32
 
-SignableElement = (
-    CertificateInstallationReq
-    | CertificateUpdateReq
-    | CertificateChain
-    | ContractSignatureEncryptedPrivateKey
-    | DHPublicKey
-    | EMAID
-)
+SignableElement = Fragment  # the elements ISO 15118-2 signs by Id
 # Produces a DER ECDSA signature over the bytes given (the key store's Signer.sign_bytes, or a car's key).
 SignBytes = Callable[[bytes], bytes]
 

@@ -12,10 +12,8 @@ import datetime as dt
 from dataclasses import replace
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from pki import PKI
 from pki.clock import FixedClock
@@ -24,7 +22,7 @@ from pki.iso15118 import ev
 from pki.iso15118.exi import decode_message, encode_message
 from pki.iso15118.messages import CertificateInstallationRes, CertificateUpdateRes, ResponseCode
 from pki.store.repository import CertificateFilter
-from tests.pki.iso15118.vehicles import Car, make_car, mo_roots, new_emaid, new_pcid, v2g_roots
+from tests.pki.iso15118.vehicles import Car, foreign_certificate, make_car, mo_roots, new_emaid, new_pcid, v2g_roots
 
 ISO2 = "urn:iso:15118:2:2013:MsgDef"
 
@@ -152,19 +150,7 @@ def test_an_unsigned_request_gets_signature_error(pki: PKI) -> None:
 
 def test_a_foreign_oem_gets_cert_chain_error(pki: PKI) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, new_pcid())])
-    now = dt.datetime.now(dt.UTC)
-    foreign = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    result = install(pki, Car("x", foreign, key))
+    result = install(pki, Car("x", foreign_certificate(new_pcid(), key), key))
     assert result.response_code is ResponseCode.FAILED_CERT_CHAIN_ERROR
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pki import PKI, PolicyViolation, RequestIdentity
 from pki.iso15118 import ev
 from pki.iso15118.messages import ResponseCode
-from tests.pki.iso15118.vehicles import make_car, new_emaid, new_pcid, v2g_roots
+from tests.pki.iso15118.vehicles import foreign_certificate, make_car, new_emaid, new_pcid, v2g_roots
 
 ISO2 = "urn:iso:15118:2:2013:MsgDef"
 
@@ -56,34 +56,14 @@ def test_a_flipped_bit_is_refused_and_never_raises(pki: PKI, signed_request: byt
     assert result.response_code is not ResponseCode.OK
 
 
-def _ca(name: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-        path_length: int | None) -> x509.Certificate:  # fmt: skip
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, name), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
-    )
-    issuer_name, issuer_key = issuer or (subject, key)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=path_length is not None, path_length=path_length), critical=True)
-    )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 def test_an_external_oem_trusted_through_a_pem_file(fresh_pki: PKI, tmp_path: Path) -> None:
     """Another OEM's root and sub-CA in a PEM bundle; the request carries only the vehicle's certificate."""
     fresh_pki.clock.set(dt.datetime.now(dt.UTC))  # type: ignore[attr-defined]
     root_key, sub_key, car_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    root = _ca("Other OEM Root", root_key, None, 1)
-    sub = _ca("Other OEM Sub", sub_key, (root.subject, root_key), 0)
+    root = foreign_certificate("Other OEM Root", root_key, None, 1)
+    sub = foreign_certificate("Other OEM Sub", sub_key, (root.subject, root_key), 0)
     pcid = new_pcid()
-    car = _ca(pcid, car_key, (sub.subject, sub_key), None)
+    car = foreign_certificate(pcid, car_key, (sub.subject, sub_key), None)
     bundle = tmp_path / "other-oem.pem"
     bundle.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (root, sub)))
     fresh_pki.add_contract(emaid=new_emaid(), pcid=pcid)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pki import PKI, RequestIdentity
+from pki.iso15118.ev import vehicle_csr
 
-__all__ = ["Car", "make_car", "mo_roots", "new_emaid", "new_pcid", "v2g_roots"]
+__all__ = ["Car", "foreign_certificate", "make_car", "mo_roots", "new_emaid", "new_pcid", "v2g_roots"]
 
 _numbers = itertools.count(1)
 
@@ -34,17 +36,34 @@ def new_emaid() -> str:
 
 def make_car(pki: PKI, pcid: str | None = None) -> Car:
     pcid = pcid or new_pcid()
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [x509.NameAttribute(NameOID.COMMON_NAME, pcid), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
-    )
-    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
-    issued = pki.issue(
-        profile="oem-provisioning",
-        csr=csr.public_bytes(serialization.Encoding.PEM),
-        identity=RequestIdentity(pcid=pcid),
-    )
+    csr, key = vehicle_csr(pcid)
+    issued = pki.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid))
     return Car(pcid, x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode()), key)
+
+
+def foreign_certificate(
+    name: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None,
+    path_length: int | None = None,
+) -> x509.Certificate:
+    """A certificate from a CA that is not ours (``issuer`` None: self-signed); a CA when ``path_length`` is set."""
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, name), x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "OEM")]
+    )
+    issuer_name, issuer_key = issuer or (subject, key)
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=path_length is not None, path_length=path_length), critical=True)
+    )
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def v2g_roots(pki: PKI) -> list[x509.Certificate]:
