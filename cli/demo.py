@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         f"-subj '/O={report.organization}/CN=SN-0001' -out station.csr\n"
         "  .venv/bin/evpki cert issue --profile station --csr station.csr --station-id CP-0001 "
         "--station-serial SN-0001 --out station-chain.pem\n"
+        "  # ISO 15118 Plug & Charge: a test car gets its contract certificate end to end\n"
+        "  .venv/bin/evpki ev create-vehicle --pcid WMIDEMO0000000001 --out-dir car\n"
+        "  .venv/bin/evpki contract add --emaid DE-DMO-C00000000-1 --pcid WMIDEMO0000000001\n"
+        "  .venv/bin/evpki ev simulate-install --oem-cert car/oem.pem --oem-key car/oem.key.pem --out-dir car\n"
         "  .venv/bin/evpki --help",
         highlight=False,
     )
