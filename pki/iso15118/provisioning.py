@@ -45,30 +45,21 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, select
 
 from pki.authority import serial_hex
-from pki.clock import utc
 from pki.context import CaDirectory, Context
-from pki.errors import Conflict, EvpkiError, PolicyViolation
+from pki.errors import Conflict, EvpkiError
 from pki.iso15118 import contracts
 from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
 from pki.iso15118.contracts import ContractView
-from pki.iso15118.exi import ExiError, decode_message, encode_message
-from pki.iso15118.keywrap import encrypt_contract_key
+from pki.iso15118.cps import ResponseTooLarge, common_name, der, failure_response, find_cps_chain, signed_response
+from pki.iso15118.exi import ExiError, decode_message
 from pki.iso15118.messages import (
-    EMAID,
     MSG_DEF_NAMESPACE,
-    CertificateChain,
     CertificateInstallationReq,
-    CertificateInstallationRes,
     CertificateUpdateReq,
-    CertificateUpdateRes,
-    ContractSignatureEncryptedPrivateKey,
-    DHPublicKey,
-    Header,
     ResponseCode,
-    RootCertificateId,
     V2GMessage,
 )
-from pki.iso15118.signing import sign_elements, verify_elements
+from pki.iso15118.signing import verify_elements
 from pki.iso15118.trust_anchors import oem_trust, own_trust
 from pki.issuance import IssueRequest, issue
 from pki.policy import RequestIdentity
@@ -94,10 +85,6 @@ _ISO2_ALIASES = frozenset({MSG_DEF_NAMESPACE.lower(), "15118-2", "iso15118-2", "
 # 1.6 carries the 2.0.1 payload inside DataTransfer (OCA application note).
 EXI_REQUEST_LIMITS = {"1.6": 5600, "2.0.1": 5600, "2.1": 11000}
 EXI_RESPONSE_LIMITS = {"1.6": 5600, "2.0.1": 5600, "2.1": 17000}
-_RESPONSE_IDS = ("id1", "id2", "id3", "id4")
-# Placeholders for the elements a FAILED_* response must still carry (every element of the Res is
-# mandatory in V2G_CI_MsgBody.xsd); the car reads the ResponseCode and stops.
-_PLACEHOLDER_EMAID = "ZZ00000000000Z"
 
 
 class Action(StrEnum):
@@ -136,10 +123,6 @@ class _Refused(Exception):
         self.reason_code = reason_code
 
 
-class _ResponseTooLarge(Exception):
-    """Raised while the certificate is not yet stored, so the issuance is abandoned."""
-
-
 class _Unanswerable(Exception):
     """No EXI response is possible: OCPP ``Failed`` with ``exiResponse = ""``."""
 
@@ -174,7 +157,7 @@ def provision(
     except _Refused as refusal:
         log.warning("Get15118EVCertificate refused with %s: %s", refusal.response_code.value, refusal.reason)
         emaid = request.emaid if isinstance(request, CertificateUpdateReq) else None
-        exi = _failure_response(request, session_id, refusal.response_code, emaid)
+        exi = failure_response(request, session_id, refusal.response_code, emaid)
         return ProvisioningResult(
             "Accepted", exi, refusal.response_code, refusal.reason, refusal.reason_code, emaid=emaid
         )
@@ -257,22 +240,29 @@ def _provision(
         directory = ctx.ca_directory(session.connection())
         if isinstance(request, CertificateInstallationReq):
             car_certificate = _verify_installation(ctx, session.connection(), directory, message, request, now)
-            pcid = _common_name(car_certificate)
+            pcid = common_name(car_certificate)
             contract = _contract_for_pcid(session.connection(), pcid, now)
         else:
             car_certificate = _verify_update(ctx, session.connection(), directory, message, request, now)
             contract = _contract_for_update(session.connection(), request, car_certificate, now)
-        cps = _cps_chain(ctx, session, directory, request.root_certificate_ids, now)
+        cps = find_cps_chain(ctx, session, directory, request.root_certificate_ids, now)
+        if cps is None:
+            listed = "; ".join(f"{r.issuer_name} #{r.serial_number:X}" for r in request.root_certificate_ids[:5])
+            raise _Refused(
+                ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
+                f"no CPS certificate below any V2G root the vehicle trusts ({listed})",
+                "NoCpsChain",
+            )
         mo_ca = _contract_issuer(directory)
         renew = bool(repository.current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid))
-    mo_subs = tuple(_der(entry.certificate) for entry in directory.chain(mo_ca)[:-1])
+    mo_subs = tuple(der(entry.certificate) for entry in directory.chain(mo_ca)[:-1])
     peer = car_certificate.public_key()
     assert isinstance(peer, ec.EllipticCurvePublicKey)  # checked by the signature verification
     contract_key = ec.generate_private_key(ec.SECP256R1())
     built: list[str] = []  # the base64 response, made from the signed certificate before it is stored
 
     def build_response(certificate: x509.Certificate) -> None:
-        built.append(_signed_response(ctx, request, message, cps, certificate, mo_subs, contract_key, peer, limit))
+        built.append(signed_response(ctx, request, message, cps, certificate, mo_subs, contract_key, peer, limit))
 
     def link_contract(connection: Connection, _row_id: int) -> None:
         contracts.record_contract_certificate(connection, contract, mo_ca, serial_hex(serial[0]), at=now, actor=actor)
@@ -298,7 +288,7 @@ def _provision(
             ),
             actor,
         )
-    except _ResponseTooLarge as exc:
+    except ResponseTooLarge as exc:
         raise _Unanswerable(str(exc), "TooLarge") from None
     except Conflict as exc:  # the contract was revoked while this request was being answered
         raise _Refused(ResponseCode.FAILED_CONTRACT_CANCELED, exc.message, "ContractCanceled") from None
@@ -442,10 +432,10 @@ def _contract_for_update(
         emaid = contracts.normalise_emaid(request.emaid)
     except EvpkiError as exc:
         raise _Refused(ResponseCode.FAILED, exc.message, "BadEmaid") from None
-    if contracts.normalise_emaid(_common_name(leaf)) != emaid:
+    if contracts.normalise_emaid(common_name(leaf)) != emaid:
         raise _Refused(
             ResponseCode.FAILED_CERT_CHAIN_ERROR,
-            f"the request's eMAID {emaid} is not the CN of its contract certificate ({_common_name(leaf)})",
+            f"the request's eMAID {emaid} is not the CN of its contract certificate ({common_name(leaf)})",
             "EmaidMismatch",
         )
     contract = contracts.find_for_emaid(connection, emaid, now)
@@ -456,70 +446,6 @@ def _contract_for_update(
             ResponseCode.FAILED_CONTRACT_CANCELED, f"the contract {emaid} is {contract.status}", "ContractCanceled"
         )
     return contract
-
-
-def _common_name(certificate: x509.Certificate) -> str:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
-
-
-@dataclass(frozen=True, slots=True)
-class _CpsChain:
-    leaf: x509.Certificate
-    sub_certificates: tuple[bytes, ...]
-    key_id: str
-
-
-def _cps_chain(
-    ctx: Context, session: Any, directory: CaDirectory, root_ids: tuple[RootCertificateId, ...], now: dt.datetime
-) -> _CpsChain:
-    """The newest usable CPS leaf whose V2G root is one the car trusts (reference/iso15118.md §2.1)."""
-    rows = session.execute(
-        select(CertificateRow)
-        .where(
-            CertificateRow.profile == ProfileName.CPS_LEAF.value,
-            CertificateRow.status == "valid",
-            CertificateRow.key_id.is_not(None),  # type: ignore[union-attr]
-            CertificateRow.not_after > now,
-        )
-        .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
-    ).scalars()
-    for row in rows:
-        if row.issuer_id not in directory.cas or utc(row.not_before) > now:
-            continue
-        entries = directory.chain(row.issuer_id)
-        if not any(_names_root(root_id, entries[-1].certificate) for root_id in root_ids):
-            continue
-        try:
-            ctx.check_chain_usable(directory, row.issuer_id)
-        except PolicyViolation:
-            continue
-        return _CpsChain(
-            leaf=x509.load_der_x509_certificate(row.der),
-            sub_certificates=tuple(_der(entry.certificate) for entry in entries[:-1]),
-            key_id=str(row.key_id),
-        )
-    listed = "; ".join(f"{r.issuer_name} #{r.serial_number:X}" for r in root_ids[:5])
-    raise _Refused(
-        ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
-        f"no CPS certificate below any V2G root the vehicle trusts ({listed})",
-        "NoCpsChain",
-    )
-
-
-def _names_root(root_id: RootCertificateId, root: x509.Certificate) -> bool:
-    """X509IssuerSerial match: the serial exactly, the name as RFC 4514 text in either RDN order."""
-    if root_id.serial_number != root.serial_number:
-        return False
-    try:
-        named = x509.Name.from_rfc4514_string(root_id.issuer_name)
-    except ValueError:
-        return _loose(root_id.issuer_name) == _loose(root.subject.rfc4514_string())
-    return named == root.subject or x509.Name(list(reversed(named.rdns))) == root.subject
-
-
-def _loose(text: str) -> str:
-    return ",".join(sorted(part.strip().lower() for part in text.split(",")))
 
 
 def _contract_issuer(directory: CaDirectory) -> str:
@@ -554,83 +480,3 @@ def _contract_csr(emaid: str, key: ec.EllipticCurvePrivateKey) -> bytes:
     )
     csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     return csr.public_bytes(Encoding.DER)
-
-
-def _der(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(Encoding.DER)
-
-
-# -- the response ----------------------------------------------------------------------------------
-
-
-def _signed_response(
-    ctx: Context,
-    request: CertificateInstallationReq | CertificateUpdateReq,
-    message: V2GMessage,
-    cps: _CpsChain,
-    certificate: x509.Certificate,
-    mo_subs: tuple[bytes, ...],
-    contract_key: ec.EllipticCurvePrivateKey,
-    peer: ec.EllipticCurvePublicKey,
-    limit: int,
-) -> str:
-    wrapped = encrypt_contract_key(contract_key, peer)
-    emaid = _common_name(certificate)
-    contract_chain = CertificateChain(certificate=_der(certificate), sub_certificates=mo_subs, id=_RESPONSE_IDS[0])
-    encrypted = ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=wrapped.encrypted_private_key)
-    dh_public_key = DHPublicKey(id=_RESPONSE_IDS[2], value=wrapped.dh_public_key)
-    emaid_element = EMAID(id=_RESPONSE_IDS[3], value=emaid)
-    signer = ctx.keys.load(cps.key_id)
-    signature = sign_elements(
-        (contract_chain, encrypted, dh_public_key, emaid_element),
-        lambda data: signer.sign_bytes(data, rsa_pss=False),
-    )
-    sa_chain = CertificateChain(certificate=_der(cps.leaf), sub_certificates=cps.sub_certificates)
-    fields = (ResponseCode.OK, sa_chain, contract_chain, encrypted, dh_public_key, emaid_element)
-    body = (
-        CertificateInstallationRes(*fields)
-        if isinstance(request, CertificateInstallationReq)
-        else (CertificateUpdateRes(*fields))
-    )
-    response = V2GMessage(Header(session_id=message.header.session_id, signature=signature), body)
-    text = base64.b64encode(encode_message(response)).decode("ascii")
-    if len(text) > limit:
-        raise _ResponseTooLarge(
-            f"the exiResponse would be {len(text)} characters, over the limit of {limit}: shorten the subjects "
-            "of the CPS and MO certificates, or use a station that advertises a larger "
-            "Get15118EVCertificateResponse.exiResponse field length"
-        )
-    return text
-
-
-def _failure_response(
-    request: CertificateInstallationReq | CertificateUpdateReq,
-    session_id: bytes,
-    response_code: ResponseCode,
-    emaid: str | None,
-) -> str:
-    """An unsigned response carrying only ``response_code``; its other elements are placeholders."""
-    placeholder = CertificateChain(certificate=b"\x00")
-    fields = (
-        response_code,
-        placeholder,
-        CertificateChain(certificate=b"\x00", id=_RESPONSE_IDS[0]),
-        ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=b"\x00"),
-        DHPublicKey(id=_RESPONSE_IDS[2], value=b"\x00"),
-        EMAID(id=_RESPONSE_IDS[3], value=_placeholder_emaid(emaid)),
-    )
-    body = (
-        CertificateInstallationRes(*fields)
-        if isinstance(request, CertificateInstallationReq)
-        else (CertificateUpdateRes(*fields))
-    )
-    return base64.b64encode(encode_message(V2GMessage(Header(session_id=session_id), body))).decode("ascii")
-
-
-def _placeholder_emaid(emaid: str | None) -> str:
-    if emaid is not None:
-        try:
-            return contracts.normalise_emaid(emaid)
-        except EvpkiError:
-            pass
-    return _PLACEHOLDER_EMAID

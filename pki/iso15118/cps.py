@@ -1,0 +1,201 @@
+"""The CPS side of contract provisioning: which CPS chain answers a car, and the response it signs.
+
+The car lists the V2G roots it trusts; :func:`find_cps_chain` picks the newest usable CPS leaf
+whose chain ends in one of them. :func:`signed_response` builds the CertificateInstallationRes /
+CertificateUpdateRes around a freshly signed contract certificate -- the contract key encrypted
+for the car, the four Id-carrying elements signed by the CPS leaf (ISO 15118-2 [V2G2-771]), the
+request's SessionID -- and refuses one that would not fit the OCPP field.
+:func:`failure_response` is the unsigned answer that carries only a ``FAILED_*`` ResponseCode.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+
+from pki.clock import utc
+from pki.context import CaDirectory, Context
+from pki.errors import EvpkiError, PolicyViolation
+from pki.iso15118 import contracts
+from pki.iso15118.exi import encode_message
+from pki.iso15118.keywrap import encrypt_contract_key
+from pki.iso15118.messages import (
+    EMAID,
+    CertificateChain,
+    CertificateInstallationReq,
+    CertificateInstallationRes,
+    CertificateUpdateReq,
+    CertificateUpdateRes,
+    ContractSignatureEncryptedPrivateKey,
+    DHPublicKey,
+    Header,
+    ResponseCode,
+    RootCertificateId,
+    V2GMessage,
+)
+from pki.iso15118.signing import sign_elements
+from pki.profiles import ProfileName
+from pki.store.models import CertificateRow
+
+__all__ = [
+    "CpsChain",
+    "ResponseTooLarge",
+    "common_name",
+    "der",
+    "failure_response",
+    "find_cps_chain",
+    "signed_response",
+]
+
+_RESPONSE_IDS = ("id1", "id2", "id3", "id4")
+# Placeholders for the elements a FAILED_* response must still carry (every element of the Res is
+# mandatory in V2G_CI_MsgBody.xsd); the car reads the ResponseCode and stops.
+_PLACEHOLDER_EMAID = "ZZ00000000000Z"
+
+
+class ResponseTooLarge(Exception):
+    """Raised while the certificate is not yet stored, so the issuance is abandoned."""
+
+
+@dataclass(frozen=True, slots=True)
+class CpsChain:
+    leaf: x509.Certificate
+    sub_certificates: tuple[bytes, ...]
+    key_id: str
+
+
+def find_cps_chain(
+    ctx: Context, session: Any, directory: CaDirectory, root_ids: tuple[RootCertificateId, ...], now: dt.datetime
+) -> CpsChain | None:
+    """The newest usable CPS leaf whose V2G root is one the car trusts (reference/iso15118.md §2.1), or None."""
+    rows = session.execute(
+        select(CertificateRow)
+        .where(
+            CertificateRow.profile == ProfileName.CPS_LEAF.value,
+            CertificateRow.status == "valid",
+            CertificateRow.key_id.is_not(None),  # type: ignore[union-attr]
+            CertificateRow.not_after > now,
+        )
+        .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
+    ).scalars()
+    for row in rows:
+        if row.issuer_id not in directory.cas or utc(row.not_before) > now:
+            continue
+        entries = directory.chain(row.issuer_id)
+        if not any(_names_root(root_id, entries[-1].certificate) for root_id in root_ids):
+            continue
+        try:
+            ctx.check_chain_usable(directory, row.issuer_id)
+        except PolicyViolation:
+            continue
+        return CpsChain(
+            leaf=x509.load_der_x509_certificate(row.der),
+            sub_certificates=tuple(der(entry.certificate) for entry in entries[:-1]),
+            key_id=str(row.key_id),
+        )
+    return None
+
+
+def _names_root(root_id: RootCertificateId, root: x509.Certificate) -> bool:
+    """X509IssuerSerial match: the serial exactly, the name as RFC 4514 text in either RDN order."""
+    if root_id.serial_number != root.serial_number:
+        return False
+    try:
+        named = x509.Name.from_rfc4514_string(root_id.issuer_name)
+    except ValueError:
+        return _loose(root_id.issuer_name) == _loose(root.subject.rfc4514_string())
+    return named == root.subject or x509.Name(list(reversed(named.rdns))) == root.subject
+
+
+def _loose(text: str) -> str:
+    return ",".join(sorted(part.strip().lower() for part in text.split(",")))
+
+
+def signed_response(
+    ctx: Context,
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    message: V2GMessage,
+    cps: CpsChain,
+    certificate: x509.Certificate,
+    mo_subs: tuple[bytes, ...],
+    contract_key: ec.EllipticCurvePrivateKey,
+    peer: ec.EllipticCurvePublicKey,
+    limit: int,
+) -> str:
+    wrapped = encrypt_contract_key(contract_key, peer)
+    emaid = common_name(certificate)
+    contract_chain = CertificateChain(certificate=der(certificate), sub_certificates=mo_subs, id=_RESPONSE_IDS[0])
+    encrypted = ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=wrapped.encrypted_private_key)
+    dh_public_key = DHPublicKey(id=_RESPONSE_IDS[2], value=wrapped.dh_public_key)
+    emaid_element = EMAID(id=_RESPONSE_IDS[3], value=emaid)
+    signer = ctx.keys.load(cps.key_id)
+    signature = sign_elements(
+        (contract_chain, encrypted, dh_public_key, emaid_element),
+        lambda data: signer.sign_bytes(data, rsa_pss=False),
+    )
+    sa_chain = CertificateChain(certificate=der(cps.leaf), sub_certificates=cps.sub_certificates)
+    fields = (ResponseCode.OK, sa_chain, contract_chain, encrypted, dh_public_key, emaid_element)
+    body = (
+        CertificateInstallationRes(*fields)
+        if isinstance(request, CertificateInstallationReq)
+        else (CertificateUpdateRes(*fields))
+    )
+    response = V2GMessage(Header(session_id=message.header.session_id, signature=signature), body)
+    text = base64.b64encode(encode_message(response)).decode("ascii")
+    if len(text) > limit:
+        raise ResponseTooLarge(
+            f"the exiResponse would be {len(text)} characters, over the limit of {limit}: shorten the subjects "
+            "of the CPS and MO certificates, or use a station that advertises a larger "
+            "Get15118EVCertificateResponse.exiResponse field length"
+        )
+    return text
+
+
+def failure_response(
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    session_id: bytes,
+    response_code: ResponseCode,
+    emaid: str | None,
+) -> str:
+    """An unsigned response carrying only ``response_code``; its other elements are placeholders."""
+    placeholder = CertificateChain(certificate=b"\x00")
+    fields = (
+        response_code,
+        placeholder,
+        CertificateChain(certificate=b"\x00", id=_RESPONSE_IDS[0]),
+        ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=b"\x00"),
+        DHPublicKey(id=_RESPONSE_IDS[2], value=b"\x00"),
+        EMAID(id=_RESPONSE_IDS[3], value=_placeholder_emaid(emaid)),
+    )
+    body = (
+        CertificateInstallationRes(*fields)
+        if isinstance(request, CertificateInstallationReq)
+        else (CertificateUpdateRes(*fields))
+    )
+    return base64.b64encode(encode_message(V2GMessage(Header(session_id=session_id), body))).decode("ascii")
+
+
+def _placeholder_emaid(emaid: str | None) -> str:
+    if emaid is not None:
+        try:
+            return contracts.normalise_emaid(emaid)
+        except EvpkiError:
+            pass
+    return _PLACEHOLDER_EMAID
+
+
+def common_name(certificate: x509.Certificate) -> str:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(Encoding.DER)
