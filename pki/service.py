@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy import select
 
-from pki import audit, crls, tokens
+from pki import audit, crls, deliveries, stations, tokens
 from pki.audit import AuditEntry, AuditVerification
 from pki.bootstrap import init_hierarchy, stored_organization
 from pki.clock import Clock, SystemClock, utc
 from pki.context import ORGANIZATION_SETTING, Context
+from pki.deliveries import DeliveryView
 from pki.errors import EvpkiError, NotFound
 from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
@@ -32,6 +34,7 @@ from pki.ocsp import OcspAnswer, OcspResponder
 from pki.policy import RequestIdentity
 from pki.revocation import RevocationReason, apply_revocation, parse_reason, release_hold
 from pki.settings import Settings
+from pki.stations import StationView
 from pki.store import repository
 from pki.store.db import Database
 from pki.store.models import CertificateRow
@@ -404,3 +407,116 @@ class PKI:
             max_response_chars=max_response_chars,
             actor=actor,
         )
+
+    # -- OCPP stations and deliveries ----------------------------------------------------------
+
+    def add_station(
+        self,
+        *,
+        identity: str,
+        serial: str,
+        security_profile: int = 3,
+        password: str | None = None,
+        actor: str = "system",
+    ) -> StationView:
+        """Register a station: its OCPP identity, the serial its certificate CN carries, its security profile."""
+        return stations.add_station(
+            self._ctx,
+            identity=identity,
+            serial=serial,
+            security_profile=security_profile,
+            password=password,
+            actor=actor,
+        )
+
+    def station(self, identity: str) -> StationView:
+        return stations.get_station(self._ctx, identity)
+
+    def stations(self, *, limit: int = 1000, offset: int = 0) -> list[StationView]:
+        return stations.list_stations(self._ctx, limit=limit, offset=offset)
+
+    def set_station_password(self, identity: str, password: str, *, actor: str = "system") -> StationView:
+        return stations.set_password(self._ctx, identity, password, actor=actor)
+
+    def set_station_status(self, identity: str, status: str, *, actor: str = "system") -> StationView:
+        return stations.set_station_status(self._ctx, identity, status, actor=actor)
+
+    def remove_station(self, identity: str, *, actor: str = "system") -> None:
+        stations.remove_station(self._ctx, identity, actor=actor)
+
+    def check_station_password(self, identity: str, password: str) -> StationView | None:
+        """The station when ``password`` is its Basic-auth password (profile 2, active), else None."""
+        return stations.check_password(self._ctx, identity, password)
+
+    def record_station_connection(self, identity: str, ocpp_version: str) -> None:
+        stations.record_connection(self._ctx, identity, ocpp_version)
+
+    def issue_for_station(
+        self,
+        *,
+        station: str,
+        profile: str,
+        csr: str | bytes,
+        topic: str,
+        payload_for: Callable[[str], dict[str, Any]],
+        identity: RequestIdentity | None = None,
+        actor: str = "ocpp",
+    ) -> tuple[DeliveryView, bool]:
+        """Issue for a station's CSR and store the CertificateSigned delivery (see :mod:`pki.deliveries`)."""
+        return deliveries.issue_for_station(
+            self._ctx,
+            station=station,
+            profile=profile,
+            csr=csr,
+            topic=topic,
+            payload_for=payload_for,
+            identity=identity,
+            actor=actor,
+        )
+
+    def create_delivery(
+        self, *, station: str, action: str, topic: str, payload: dict[str, Any], actor: str = "system"
+    ) -> DeliveryView:
+        return deliveries.create_delivery(
+            self._ctx, station=station, action=action, topic=topic, payload=payload, actor=actor
+        )
+
+    def pending_delivery(self, station: str, topic: str) -> DeliveryView | None:
+        return deliveries.find_pending(self._ctx, station, topic)
+
+    def pending_deliveries(self, station: str) -> list[DeliveryView]:
+        return deliveries.pending_deliveries(self._ctx, station)
+
+    def delivery(self, delivery_id: int) -> DeliveryView:
+        return deliveries.delivery(self._ctx, delivery_id)
+
+    def mark_delivery_sent(self, delivery_id: int) -> None:
+        deliveries.mark_sent(self._ctx, delivery_id)
+
+    def record_delivery_result(
+        self, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp"
+    ) -> DeliveryView:
+        """Close a delivery with the station's answer; a rejected certificate is revoked and the CRLs republished."""
+        view, changed_ca = deliveries.record_result(self._ctx, delivery_id, response, actor=actor)
+        if changed_ca is not None:
+            self._publish_crls(changed_ca)
+        return view
+
+    def record_security_event(
+        self, *, station: str, event_type: str, timestamp: str, tech_info: str | None = None, actor: str = "ocpp"
+    ) -> None:
+        """A station's SecurityEventNotification, kept in the hash-chained audit log (OCPP A04)."""
+        now = self._ctx.clock.now()
+        with self._ctx.database.write() as session:
+            audit.append(
+                session,
+                at=now,
+                actor=actor,
+                action="security-event",
+                details={
+                    "station": station,
+                    "type": event_type[:50],
+                    "timestamp": timestamp[:40],
+                    "tech_info": (tech_info or "")[:255] or None,
+                },
+            )

@@ -181,3 +181,50 @@ class ContractRow(SQLModel, table=True):
     revocation_note: str | None = Field(default=None, max_length=200)
     current_certificate_issuer: str | None = Field(default=None, max_length=64)
     current_certificate_serial: str | None = Field(default=None, max_length=40)
+
+
+class StationRow(SQLModel, table=True):
+    """A charging station the OCPP bridge knows: its OCPP identity and the serial its certificate names.
+
+    OCPP A00.FR.405/511: the station certificate's CN is the station's serial number, which need
+    not be its OCPP identity (the URL path), so the mapping is stored explicitly.
+    """
+
+    __tablename__ = "station"
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity: str = Field(max_length=48, unique=True)  # OCPP identity (identifierString ≤ 48)
+    serial: str = Field(max_length=64)  # CN of its station certificate
+    security_profile: int = Field(default=3)  # 2 (TLS + Basic auth) or 3 (mutual TLS)
+    password_hash: str | None = Field(default=None, max_length=200)  # profile 2 only; scrypt
+    status: str = Field(default="active", max_length=16)  # active | disabled
+    ocpp_version: str | None = Field(default=None, max_length=8)  # of the last connection
+    last_seen_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    updated_at: dt.datetime = _when()  # type: ignore[assignment]
+
+
+class OcppDeliveryRow(SQLModel, table=True):
+    """A call the CSMS must get a station to accept (CertificateSigned, InstallCertificate, ...).
+
+    ``topic`` names what the call is about, so a repeated request finds the call still pending
+    instead of making a second one (a station re-sending its CSR with back-off gets the same
+    certificate). ``status``: pending | accepted | rejected | failed | superseded.
+    """
+
+    __tablename__ = "ocpp_delivery"
+    __table_args__ = (Index("ix_ocpp_delivery_station_status", "station_identity", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    station_identity: str = Field(max_length=48)
+    action: str = Field(max_length=48)
+    topic: str = Field(max_length=200)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the call's JSON payload
+    status: str = Field(default="pending", max_length=16)
+    certificate_issuer: str | None = Field(default=None, max_length=64)  # what CertificateSigned delivers
+    certificate_serial: str | None = Field(default=None, max_length=40)
+    attempts: int = Field(default=0)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    last_sent_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    completed_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the station's answer

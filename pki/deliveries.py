@@ -1,0 +1,340 @@
+"""Calls a station still has to accept, kept until it does: the CSMS side of guaranteed delivery.
+
+A certificate issued for a station's CSR is useless until the station accepts the
+CertificateSigned call that carries it; a root is trusted only once InstallCertificate was
+accepted. Each such call is a *delivery*: stored with its payload when it is created, re-sent on
+every reconnect until the station answers, and closed by that answer.
+
+- ``topic`` names what a delivery is about (``CertificateSigned:ChargingStationCertificate``,
+  ``InstallCertificate:V2GRootCertificate:<sha256>``). While one is pending, a repeated request
+  on the same topic gets the *same* delivery: a station that re-sends its CSR with back-off
+  (OCPP A02.FR.17-19) does not get a second certificate.
+- :func:`issue_for_station` issues the certificate and stores its delivery in one transaction.
+- :func:`record_result` closes a delivery. For CertificateSigned, *Accepted* supersedes the
+  station's previous certificates of that profile (the renewal takes effect only when the station
+  has the new one); *Rejected* revokes the certificate that was never installed (reason
+  superseded). Either way in the same transaction as the delivery's new status, with an audit
+  record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.orm import Session
+
+from pki import audit
+from pki.clock import utc
+from pki.context import Context
+from pki.errors import Conflict, InvalidInput, NotFound
+from pki.issuance import IssueRequest, issue
+from pki.policy import RequestIdentity
+from pki.revocation import RevocationReason, apply_revocation
+from pki.store import repository
+from pki.store.models import CertificateRow, OcppDeliveryRow, StationRow
+
+__all__ = [
+    "DeliveryView",
+    "create_delivery",
+    "delivery",
+    "find_pending",
+    "issue_for_station",
+    "mark_sent",
+    "pending_deliveries",
+    "record_result",
+]
+
+_DELIVERIES = OcppDeliveryRow.__table__  # type: ignore[attr-defined]
+_CERTIFICATES = CertificateRow.__table__  # type: ignore[attr-defined]
+_CLOSED_BY = {"Accepted": "accepted", "Rejected": "rejected"}
+# Statuses that close a delivery as done although they are not "Accepted".
+_DONE_ANYWAY = {("DeleteCertificate", "NotFound")}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    id: int
+    station_identity: str
+    action: str
+    topic: str
+    payload: dict[str, Any]
+    status: str
+    certificate_issuer: str | None
+    certificate_serial: str | None
+    attempts: int
+    created_at: dt.datetime
+    last_sent_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    result: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> DeliveryView:
+        return cls(
+            id=row.id,
+            station_identity=row.station_identity,
+            action=row.action,
+            topic=row.topic,
+            payload=json.loads(row.payload),
+            status=row.status,
+            certificate_issuer=row.certificate_issuer,
+            certificate_serial=row.certificate_serial,
+            attempts=row.attempts,
+            created_at=utc(row.created_at),
+            last_sent_at=utc(row.last_sent_at) if row.last_sent_at is not None else None,
+            completed_at=utc(row.completed_at) if row.completed_at is not None else None,
+            result=json.loads(row.result) if row.result else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "stationId": self.station_identity,
+            "action": self.action,
+            "topic": self.topic,
+            "payload": self.payload,
+            "status": self.status,
+            "certificateIssuer": self.certificate_issuer,
+            "certificateSerial": self.certificate_serial,
+            "attempts": self.attempts,
+            "createdAt": self.created_at.isoformat(),
+            "lastSentAt": self.last_sent_at.isoformat() if self.last_sent_at else None,
+            "completedAt": self.completed_at.isoformat() if self.completed_at else None,
+            "result": self.result,
+        }
+
+
+def _insert(
+    connection: Connection,
+    *,
+    station: str,
+    action: str,
+    topic: str,
+    payload: dict[str, Any],
+    now: dt.datetime,
+    certificate: tuple[str, str] | None,
+) -> int:
+    """Insert a pending delivery; an older pending one on the same topic is superseded by it."""
+    connection.execute(
+        update(_DELIVERIES)
+        .where(
+            _DELIVERIES.c.station_identity == station,
+            _DELIVERIES.c.topic == topic,
+            _DELIVERIES.c.status == "pending",
+        )
+        .values(status="superseded", completed_at=now)
+    )
+    result = connection.execute(
+        insert(_DELIVERIES).values(
+            station_identity=station,
+            action=action,
+            topic=topic,
+            payload=json.dumps(payload, separators=(",", ":")),
+            status="pending",
+            certificate_issuer=certificate[0] if certificate else None,
+            certificate_serial=certificate[1] if certificate else None,
+            attempts=0,
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _view(connection: Connection, delivery_id: int) -> DeliveryView:
+    row = connection.execute(select(_DELIVERIES).where(_DELIVERIES.c.id == delivery_id)).first()
+    if row is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    return DeliveryView.from_row(row)
+
+
+def _station(session: Session, identity: str) -> StationRow:
+    row = session.execute(select(StationRow).where(StationRow.identity == identity)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no station {identity!r}; `evpki station add` registers one")
+    return row
+
+
+def create_delivery(
+    ctx: Context,
+    *,
+    station: str,
+    action: str,
+    topic: str,
+    payload: dict[str, Any],
+    actor: str = "system",
+) -> DeliveryView:
+    """Store a pending call (InstallCertificate, DeleteCertificate, TriggerMessage, ...)."""
+    now = ctx.clock.now()
+    with ctx.database.transaction() as connection:
+        delivery_id = _insert(
+            connection, station=station, action=action, topic=topic, payload=payload, now=now, certificate=None
+        )
+        audit.append_on(
+            connection, at=now, actor=actor, action="ocpp-delivery", details={"station": station, "topic": topic}
+        )
+        return _view(connection, delivery_id)
+
+
+def find_pending(ctx: Context, station: str, topic: str) -> DeliveryView | None:
+    with ctx.database.read() as session:
+        row = session.execute(
+            select(_DELIVERIES)
+            .where(
+                _DELIVERIES.c.station_identity == station,
+                _DELIVERIES.c.topic == topic,
+                _DELIVERIES.c.status == "pending",
+            )
+            .order_by(_DELIVERIES.c.id.desc())
+        ).first()
+        return DeliveryView.from_row(row) if row is not None else None
+
+
+def pending_deliveries(ctx: Context, station: str) -> list[DeliveryView]:
+    """What the station must still accept, oldest first (the order to re-send on reconnect)."""
+    with ctx.database.read() as session:
+        rows = session.execute(
+            select(_DELIVERIES)
+            .where(_DELIVERIES.c.station_identity == station, _DELIVERIES.c.status == "pending")
+            .order_by(_DELIVERIES.c.id)
+        ).all()
+        return [DeliveryView.from_row(row) for row in rows]
+
+
+def delivery(ctx: Context, delivery_id: int) -> DeliveryView:
+    with ctx.database.read() as session:
+        return _view(session.connection(), delivery_id)
+
+
+def mark_sent(ctx: Context, delivery_id: int) -> None:
+    now = ctx.clock.now()
+    with ctx.database.transaction() as connection:
+        connection.execute(
+            update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == delivery_id)
+            .values(attempts=_DELIVERIES.c.attempts + 1, last_sent_at=now)
+        )
+
+
+def issue_for_station(
+    ctx: Context,
+    *,
+    station: str,
+    profile: str,
+    csr: str | bytes,
+    topic: str,
+    payload_for: Callable[[str], dict[str, Any]],
+    identity: RequestIdentity | None = None,
+    actor: str = "ocpp",
+) -> tuple[DeliveryView, bool]:
+    """The pending CertificateSigned for ``topic``, issuing the certificate first if none is pending.
+
+    Returns the delivery and whether it is new. ``payload_for`` turns the PEM chain (leaf first,
+    no root) into the call's payload for the station's OCPP version. The certificate row, its
+    audit record and the delivery commit together. Policy refusals raise as issuance does.
+    """
+    pending = find_pending(ctx, station, topic)
+    if pending is not None:
+        return pending, False
+    with ctx.database.read() as session:
+        row = _station(session, station)
+        if row.status != "active":
+            raise Conflict(f"station {station!r} is disabled")
+        serial = row.serial
+    identity = identity or RequestIdentity(station_id=station, station_serial=serial)
+    chain_pem: list[str] = []
+    created: list[int] = []
+
+    def remember(certificate: x509.Certificate) -> None:
+        chain_pem[:] = [certificate.public_bytes(Encoding.PEM).decode()]
+
+    def store_delivery(connection: Connection, row_id: int) -> None:
+        issued = connection.execute(
+            select(_CERTIFICATES.c.issuer_id, _CERTIFICATES.c.serial).where(_CERTIFICATES.c.id == row_id)
+        ).one()
+        issuer_chain = "".join(
+            c.public_bytes(Encoding.PEM).decode() for c in _issuer_chain(ctx, connection, issued.issuer_id)
+        )
+        created.append(
+            _insert(
+                connection,
+                station=station,
+                action="CertificateSigned",
+                topic=topic,
+                payload=payload_for(chain_pem[0] + issuer_chain),
+                now=ctx.clock.now(),
+                certificate=(issued.issuer_id, issued.serial),
+            )
+        )
+
+    issue(
+        ctx,
+        IssueRequest(profile=profile, csr=csr, identity=identity, before_store=remember, in_transaction=store_delivery),
+        actor,
+    )
+    return delivery(ctx, created[0]), True
+
+
+def _issuer_chain(ctx: Context, connection: Connection, ca_id: str) -> list[x509.Certificate]:
+    """The issuing CA and its ancestors, root excluded (OCPP CertificateSigned: no root)."""
+    directory = ctx.ca_directory(connection)
+    return [entry.certificate for entry in directory.chain(ca_id)[:-1]]
+
+
+def record_result(
+    ctx: Context, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp"
+) -> tuple[DeliveryView, str | None]:
+    """Close a delivery with the station's answer; returns it and the CA whose CRLs changed, if any.
+
+    A delivery that is no longer pending is left as it is (a late or repeated answer) and returned.
+    """
+    if not isinstance(response, dict):
+        raise InvalidInput("the station's answer must be a JSON object")
+    now = ctx.clock.now()
+    changed_ca: str | None = None
+    with ctx.database.write() as session:
+        connection = session.connection()
+        current = _view(connection, delivery_id)
+        if current.status != "pending":
+            return current, None
+        answer = str(response.get("status", ""))
+        status = _CLOSED_BY.get(answer, "failed")
+        if (current.action, answer) in _DONE_ANYWAY:
+            status = "accepted"
+        connection.execute(
+            update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == delivery_id)
+            .values(status=status, completed_at=now, result=json.dumps(response, separators=(",", ":")))
+        )
+        details: dict[str, Any] = {"station": current.station_identity, "topic": current.topic, "status": status}
+        if current.action == "CertificateSigned" and current.certificate_issuer and current.certificate_serial:
+            certificate = repository.find_certificate(session, current.certificate_serial, current.certificate_issuer)
+            if status == "accepted":
+                replaced = [
+                    old
+                    for old in repository.current_for_identity(session, certificate.profile, certificate.identity or "")
+                    if old.id != certificate.id and old.id is not None and old.id < (certificate.id or 0)
+                ]
+                repository.supersede(session, [old.id for old in replaced if old.id is not None], certificate.id)  # type: ignore[arg-type]
+                details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
+            elif status == "rejected" and certificate.status != "revoked":
+                # Never installed, so never usable: revoke rather than leave a valid orphan behind.
+                apply_revocation(certificate, RevocationReason.SUPERSEDED, now)
+                details["revoked"] = f"{certificate.issuer_id}/{certificate.serial}"
+                changed_ca = certificate.issuer_id
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="ocpp-delivery-result",
+            ca_id=current.certificate_issuer,
+            serial=current.certificate_serial,
+            details=details,
+        )
+        session.flush()
+        return _view(connection, delivery_id), changed_ca
