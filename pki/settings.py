@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     # comma-separated list of our CA ids and/or PEM files (a file's self-signed certificates are
     # anchors, the others intermediates that lead to them).
     iso15118_oem_roots: str = "oem-root"
+    # OCPP bridge (issue 5): renewal is triggered this long before a station or SECC certificate expires.
+    ocpp_renew_before_station: str = "30d"
+    ocpp_renew_before_secc: str = "30d"
+    # Revoke a station's superseded certificate once it has reconnected with its new one.
+    ocpp_revoke_superseded: bool = False
+    # GetCertificateStatus / GetCertificateChainStatus for foreign responders: per-request timeout (seconds).
+    ocpp_status_timeout: float = 5.0
+    # Get15118EVCertificate forwarded to an OPCP-style contract pool instead of answered locally.
+    contract_pool_url: str | None = None
+    contract_pool_token: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
