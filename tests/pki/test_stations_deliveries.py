@@ -1,0 +1,123 @@
+"""The station registry and OCPP deliveries: identity ↔ serial, Basic-auth passwords, CSR de-duplication,
+and what a station's answer does to the certificate it was offered."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from cryptography import x509
+
+from pki import PKI, Conflict, InvalidInput, NotFound
+from pki.store.repository import CertificateFilter
+from tests.conftest import ORG, make_csr
+
+_numbers = itertools.count(1)
+TOPIC = "CertificateSigned:ChargingStationCertificate"
+
+
+def _station(pki: PKI, **kwargs: object) -> tuple[str, str]:
+    n = next(_numbers)
+    identity, serial = f"CP-{n:04d}", f"SN-{n:04d}"
+    pki.add_station(identity=identity, serial=serial, **kwargs)  # type: ignore[arg-type]
+    return identity, serial
+
+
+def _offer(pki: PKI, identity: str, serial: str):  # type: ignore[no-untyped-def]
+    csr, _ = make_csr(serial, organization=ORG)
+    return pki.issue_for_station(
+        station=identity, profile="station", csr=csr, topic=TOPIC, payload_for=lambda chain: {"certificateChain": chain}
+    )
+
+
+def test_a_station_is_registered_once_with_a_valid_identity(pki: PKI) -> None:
+    identity, serial = _station(pki)
+    view = pki.station(identity)
+    assert (view.serial, view.security_profile, view.has_password, view.status) == (serial, 3, False, "active")
+    with pytest.raises(Conflict):
+        pki.add_station(identity=identity, serial="OTHER")
+    for bad in ("", "a/b", "x" * 49, "with space"):
+        with pytest.raises(InvalidInput):
+            pki.add_station(identity=bad, serial="SN")
+    with pytest.raises(InvalidInput, match="password"):
+        pki.add_station(identity="CP-NOPASS", serial="SN", security_profile=2)
+    with pytest.raises(NotFound):
+        pki.station("CP-UNKNOWN")
+
+
+def test_basic_auth_passwords_are_checked_against_a_hash(pki: PKI) -> None:
+    identity, _ = _station(pki, security_profile=2, password="correct horse battery")
+    assert pki.check_station_password(identity, "correct horse battery") is not None
+    assert pki.check_station_password(identity, "wrong horse battery!") is None
+    assert pki.check_station_password("CP-NOBODY", "correct horse battery") is None
+    pki.set_station_status(identity, "disabled")
+    assert pki.check_station_password(identity, "correct horse battery") is None
+    with pytest.raises(InvalidInput, match="16-40"):
+        pki.set_station_password(identity, "short")
+    records = pki.audit_records(action="station-add", limit=1000) + pki.audit_records(action="station-password")
+    assert records and "correct horse" not in str(records)
+
+
+def test_a_resent_csr_gets_the_pending_certificate_not_a_second_one(pki: PKI) -> None:
+    identity, serial = _station(pki)
+    first, new = _offer(pki, identity, serial)
+    again, new_again = _offer(pki, identity, serial)
+    assert new and not new_again and again.id == first.id
+    assert len(pki.certificates(CertificateFilter(identity=identity))) == 1
+    chain = x509.load_pem_x509_certificates(first.payload["certificateChain"].encode())
+    assert chain[0].subject.rfc4514_string() == f"CN={serial},O={ORG}"
+    assert [c.subject for c in chain[1:]] == [pki.ca_chain("cso-sub")[0].subject]  # no root
+    assert [d.id for d in pki.pending_deliveries(identity)] == [first.id]
+
+
+def test_acceptance_supersedes_the_previous_certificate(pki: PKI) -> None:
+    identity, serial = _station(pki)
+    old, _ = _offer(pki, identity, serial)
+    pki.record_delivery_result(old.id, {"status": "Accepted"})
+    new, _ = _offer(pki, identity, serial)
+    assert pki.certificate(old.certificate_serial, "cso-sub").superseded_by is None  # not before acceptance
+    closed = pki.record_delivery_result(new.id, {"status": "Accepted"})
+    assert closed.status == "accepted" and closed.result == {"status": "Accepted"}
+    assert pki.certificate(old.certificate_serial, "cso-sub").superseded_by == new.certificate_serial
+    assert pki.pending_deliveries(identity) == []
+    late = pki.record_delivery_result(new.id, {"status": "Rejected"})  # a late answer changes nothing
+    assert late.status == "accepted" and pki.certificate(new.certificate_serial, "cso-sub").status == "valid"
+
+
+def test_a_rejected_certificate_is_revoked(pki: PKI) -> None:
+    identity, serial = _station(pki)
+    offered, _ = _offer(pki, identity, serial)
+    closed = pki.record_delivery_result(offered.id, {"status": "Rejected", "statusInfo": {"reasonCode": "Bad"}})
+    assert closed.status == "rejected"
+    view = pki.certificate(offered.certificate_serial, "cso-sub")
+    assert (view.status, view.revocation_reason) == ("revoked", "superseded")
+
+
+def test_a_disabled_or_unknown_station_gets_nothing(pki: PKI) -> None:
+    identity, serial = _station(pki)
+    pki.set_station_status(identity, "disabled")
+    with pytest.raises(Conflict, match="disabled"):
+        _offer(pki, identity, serial)
+    with pytest.raises(NotFound):
+        _offer(pki, "CP-NOBODY", "SN-NOBODY")
+
+
+def test_a_csr_for_another_serial_is_refused_and_nothing_is_pending(pki: PKI) -> None:
+    from pki import PolicyViolation
+
+    identity, _ = _station(pki)
+    with pytest.raises(PolicyViolation):
+        _offer(pki, identity, "SN-SOMEONE-ELSE")
+    assert pki.pending_deliveries(identity) == []
+
+
+def test_other_deliveries_are_superseded_by_a_newer_one_on_the_same_topic(pki: PKI) -> None:
+    identity, _ = _station(pki)
+    first = pki.create_delivery(station=identity, action="InstallCertificate", topic="roots", payload={"a": 1})
+    second = pki.create_delivery(station=identity, action="InstallCertificate", topic="roots", payload={"a": 2})
+    assert pki.delivery(first.id).status == "superseded"
+    assert [d.id for d in pki.pending_deliveries(identity)] == [second.id]
+    pki.mark_delivery_sent(second.id)
+    assert pki.delivery(second.id).attempts == 1
+    gone = pki.create_delivery(station=identity, action="DeleteCertificate", topic="delete", payload={})
+    assert pki.record_delivery_result(gone.id, {"status": "NotFound"}).status == "accepted"
