@@ -42,7 +42,7 @@ def init_hierarchy(ctx: Context, spec: HierarchySpec, actor: str) -> InitReport:
     created: list[str] = []
     kept: list[str] = []
     for ca in spec.cas:
-        (created if _ensure_ca(ctx, ca, actor) else kept).append(ca.id)
+        (created if ensure_ca(ctx, ca, actor) else kept).append(ca.id)
     for leaf in spec.leaves:
         (created if _ensure_leaf(ctx, leaf, actor) else kept).append(leaf.label)
     return InitReport(spec.organization, tuple(created), tuple(kept))
@@ -52,7 +52,8 @@ def _key(ctx: Context, key_id: str, algorithm: str) -> Signer:
     return ctx.keys.load(key_id) if ctx.keys.exists(key_id) else ctx.keys.generate(key_id, algorithm)
 
 
-def _ensure_ca(ctx: Context, spec: CaSpec, actor: str) -> bool:
+def ensure_ca(ctx: Context, spec: CaSpec, actor: str) -> bool:
+    """Create the CA of ``spec`` unless a CA with its id exists; True when created."""
     with ctx.database.read() as session:
         if any(row.id == spec.id for row in repository.list_cas(session)):
             return False

@@ -46,6 +46,7 @@ __all__ = [
     "delivery",
     "find_pending",
     "issue_for_station",
+    "last_delivery",
     "mark_sent",
     "pending_deliveries",
     "record_result",
@@ -191,6 +192,22 @@ def find_pending(ctx: Context, station: str, topic: str) -> DeliveryView | None:
                 _DELIVERIES.c.status == "pending",
             )
             .order_by(_DELIVERIES.c.id.desc())
+        ).first()
+        return DeliveryView.from_row(row) if row is not None else None
+
+
+def last_delivery(ctx: Context, station: str, topic: str, status: str = "accepted") -> DeliveryView | None:
+    """The newest delivery on ``topic`` with ``status`` (e.g. the CertificateSigned a station last accepted)."""
+    with ctx.database.read() as session:
+        row = session.execute(
+            select(_DELIVERIES)
+            .where(
+                _DELIVERIES.c.station_identity == station,
+                _DELIVERIES.c.topic == topic,
+                _DELIVERIES.c.status == status,
+            )
+            .order_by(_DELIVERIES.c.id.desc())
+            .limit(1)
         ).first()
         return DeliveryView.from_row(row) if row is not None else None
 

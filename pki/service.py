@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy import select
 
-from pki import audit, crls, deliveries, stations, tokens
+from pki import audit, crls, deliveries, rollover, stations, tokens
 from pki.audit import AuditEntry, AuditVerification
 from pki.bootstrap import init_hierarchy, stored_organization
 from pki.clock import Clock, SystemClock, utc
@@ -484,6 +484,10 @@ class PKI:
     def pending_delivery(self, station: str, topic: str) -> DeliveryView | None:
         return deliveries.find_pending(self._ctx, station, topic)
 
+    def last_delivery(self, station: str, topic: str, *, status: str = "accepted") -> DeliveryView | None:
+        """The newest delivery on ``topic`` that ended with ``status`` (renewal finds the installed SECC one)."""
+        return deliveries.last_delivery(self._ctx, station, topic, status)
+
     def pending_deliveries(self, station: str) -> list[DeliveryView]:
         return deliveries.pending_deliveries(self._ctx, station)
 
@@ -520,3 +524,15 @@ class PKI:
                     "tech_info": (tech_info or "")[:255] or None,
                 },
             )
+
+    # -- root rollover -------------------------------------------------------------------------
+
+    def rollover_root(self, ca_id: str, *, validity: dt.timedelta | None = None, actor: str = "system") -> str:
+        """A new generation of root ``ca_id`` and its subtree, linked by a certificate the old root signs."""
+        return rollover.rollover_root(self._ctx, ca_id, validity=validity, actor=actor)
+
+    def root_link(self, root_id: str) -> x509.Certificate | None:
+        """The link certificate of root ``root_id`` (its name and key, signed by the previous root), if any."""
+        with self._ctx.database.read() as session:
+            row = repository.managed_leaf(session, f"{rollover.LINK_LABEL_PREFIX}{root_id}")
+            return x509.load_der_x509_certificate(row.der) if row is not None else None

@@ -1,0 +1,191 @@
+"""Root rollover: a new generation of a root CA and its subtree, introduced by a link certificate.
+
+``rollover_root(ctx, "cso-root")`` creates:
+
+* ``cso-root-2``: a new self-signed root (new key, same algorithm, the CN marked ``G2``);
+* a *link certificate*: the new root's name and key, signed by the old root. A station that only
+  accepts a new CSMS root signed by the one it has (OCPP 2.0.1 SecurityCtrlr.AdditionalRootCertificateCheck,
+  M05.FR.09-16) installs this one; others install the self-signed root. Both anchor the same
+  name and key, so chains from the new generation validate against either;
+* a copy of every CA below the old root under the new one (``cso-sub`` → ``cso-sub-2``, same
+  path lengths), and the profiles each old CA issued move to its copy: from now on stations and
+  CSMS servers get certificates of the new generation.
+
+The old generation stays valid (and keeps answering OCSP and publishing CRLs) until the operator
+revokes or lets it expire; the bridge's root reconciliation then deletes the old root from
+stations. Managed leaves (CSMS server, CPS, firmware signer) are not re-issued here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+
+from pki import audit
+from pki.algorithms import describe_key
+from pki.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
+from pki.bootstrap import ensure_ca
+from pki.clock import utc
+from pki.context import Context
+from pki.errors import InvalidInput
+from pki.hierarchy import CaSpec, PkiSpec
+from pki.profiles import ProfileName, get_profile
+from pki.store import repository
+from pki.store.models import CertificateAuthorityRow, CertificateRow
+
+__all__ = ["LINK_LABEL_PREFIX", "rollover_root"]
+
+LINK_LABEL_PREFIX = "link-"
+_GENERATION = re.compile(r"^(?P<base>.+?)-(?P<n>\d+)$")
+
+
+def _next_id(existing: set[str], old_id: str) -> tuple[str, int]:
+    match = _GENERATION.match(old_id)
+    base, generation = (match["base"], int(match["n"])) if match else (old_id, 1)
+    n = generation + 1
+    while f"{base}-{n}" in existing:
+        n += 1
+    return f"{base}-{n}", n
+
+
+def _renamed(subject: x509.Name, generation: int) -> x509.Name:
+    attributes = []
+    for attribute in subject:
+        if attribute.oid == x509.NameOID.COMMON_NAME:
+            base = re.sub(r" G\d+$", "", str(attribute.value))
+            attributes.append(x509.NameAttribute(x509.NameOID.COMMON_NAME, f"{base} G{generation}"))
+        else:
+            attributes.append(attribute)
+    return x509.Name(attributes)
+
+
+def _path_length(certificate: x509.Certificate) -> int | None:
+    return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+
+
+def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None = None, actor: str = "system") -> str:
+    """Create the next generation of ``root_id`` (see the module docstring); returns the new root's id."""
+    with ctx.database.read() as session:
+        cas = {row.id: row for row in repository.list_cas(session)}
+    old_root = cas.get(root_id)
+    if old_root is None:
+        raise repository.unknown_ca(root_id)
+    if old_root.parent_id is not None:
+        raise InvalidInput(f"{root_id} is not a root; roll over its root instead")
+    old_certificate = x509.load_der_x509_certificate(old_root.der)
+    algorithm = describe_key(old_certificate.public_key()).name
+    pki = PkiSpec(old_root.pki, old_root.standard, algorithm, old_root.rsa_pss)
+    new_root_id, generation = _next_id(set(cas), root_id)
+    lifetime = validity or (utc(old_root.not_after) - utc(old_root.not_before))
+    ensure_ca(
+        ctx,
+        CaSpec(new_root_id, pki, None, _renamed(old_certificate.subject, generation), lifetime, None, ()),
+        actor,
+    )
+    _link(ctx, root_id, new_root_id, actor)
+    _copy_subtree(ctx, cas, root_id, new_root_id, pki, generation, actor)
+    return new_root_id
+
+
+def _link(ctx: Context, old_root_id: str, new_root_id: str, actor: str) -> None:
+    """The new root's name and key, certified by the old root (a CA certificate, RFC 4210 §4.4 style link)."""
+    with ctx.database.read() as session:
+        _, issuer = ctx.issuer(session, old_root_id)
+        new_row = repository.get_ca(session, new_root_id)
+    new_certificate = x509.load_der_x509_certificate(new_row.der)
+    now = ctx.clock.now()
+    not_before, not_after = validity_window(now, utc(new_row.not_after) - now, issuer.certificate)
+    serial = new_serial()
+    link = build_certificate(
+        issuer=issuer,
+        subject=new_certificate.subject,
+        public_key=new_certificate.public_key(),
+        profile=get_profile(ProfileName.SUB_CA),
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+    )
+    der = link.public_bytes(Encoding.DER)
+    with ctx.database.write() as session:
+        repository.add_certificate(
+            session,
+            CertificateRow(
+                issuer_id=old_root_id,
+                serial=serial_hex(serial),
+                sha256=fingerprint(link),
+                profile=ProfileName.SUB_CA.value,
+                subject=link.subject.rfc4514_string(),
+                identity=new_root_id,
+                not_before=not_before,
+                not_after=not_after,
+                der=der,
+                label=f"{LINK_LABEL_PREFIX}{new_root_id}",
+                created_at=now,
+            ),
+        )
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="ca-link",
+            ca_id=old_root_id,
+            serial=serial_hex(serial),
+            details={"new_root": new_root_id, "sha256": fingerprint(link)},
+        )
+
+
+def _copy_subtree(
+    ctx: Context,
+    cas: dict[str, CertificateAuthorityRow],
+    old_parent: str,
+    new_parent: str,
+    pki: PkiSpec,
+    generation: int,
+    actor: str,
+) -> None:
+    existing = set(cas)
+    for row in sorted(cas.values(), key=lambda r: r.id):
+        if row.parent_id != old_parent:
+            continue
+        certificate = x509.load_der_x509_certificate(row.der)
+        copy_id, _ = _next_id(existing, row.id)
+        existing.add(copy_id)
+        issues = tuple(ProfileName(name) for name in row.issues.split(",") if name)
+        lifetime = utc(row.not_after) - utc(row.not_before)
+        ensure_ca(
+            ctx,
+            CaSpec(
+                copy_id,
+                pki,
+                new_parent,
+                _renamed(certificate.subject, generation),
+                lifetime,
+                _path_length(certificate),
+                issues,
+            ),
+            actor,
+        )
+        if issues:
+            _stop_issuing(ctx, row.id, copy_id, actor)
+        _copy_subtree(ctx, cas, row.id, copy_id, pki, generation, actor)
+
+
+def _stop_issuing(ctx: Context, old_id: str, new_id: str, actor: str) -> None:
+    now = ctx.clock.now()
+    with ctx.database.write() as session:
+        row = session.execute(select(CertificateAuthorityRow).where(CertificateAuthorityRow.id == old_id)).scalar_one()
+        moved = row.issues
+        row.issues = ""
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="ca-issues-moved",
+            ca_id=old_id,
+            details={"to": new_id, "profiles": moved},
+        )
