@@ -1,4 +1,4 @@
-"""``evpki init`` and ``evpki ca list|show|export``."""
+"""``evpki init`` and ``evpki ca list|show|export|rollover``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import actor, console, guarded, open_pki, print_json, write_output
+from pki.clock import parse_duration
 from pki.views import pem
 
 __all__ = ["app", "init"]
@@ -76,3 +77,27 @@ def export(
     certificates = open_pki().ca_chain(ca_id)
     selected = certificates if chain else certificates[:1]
     write_output("".join(pem(c) for c in selected), out)
+
+
+@app.command("rollover")
+@guarded
+def rollover(
+    ca_id: Annotated[str, typer.Argument(metavar="ROOT", help="Root CA id, e.g. cso-root.")],
+    validity: Annotated[
+        str | None, typer.Option("--validity", help="Lifetime of the new root, e.g. 20y (default: the old one's).")
+    ] = None,
+    link_out: Annotated[
+        Path | None, typer.Option("--link-out", help="Write the link certificate (new root signed by the old) here.")
+    ] = None,
+) -> None:
+    """Start a new generation of a root: new root, a link certificate the old root signs, its sub-CAs copied.
+
+    The profiles the old sub-CAs issued move to their copies. The old generation stays valid until
+    you revoke it or it expires; `evpki bridge` installs the new root on stations and later deletes the old.
+    """
+    pki = open_pki()
+    new_root = pki.rollover_root(ca_id, validity=parse_duration(validity) if validity else None, actor=actor())
+    link = pki.root_link(new_root)
+    console.print(f"new root {new_root}; CAs now: {', '.join(ca.id for ca in pki.list_cas())}")
+    if link is not None and link_out is not None:
+        write_output(pem(link), link_out)

@@ -105,7 +105,7 @@ class PKI:
                 if row.parent_id is None and row.pki == ROOT_USE_PKI[parsed] and utc(row.not_after) > now
             ]
             usable = []
-            for row in sorted(roots, key=lambda r: utc(r.created_at), reverse=True):
+            for row in sorted(roots, key=lambda r: (utc(r.created_at), r.id), reverse=True):
                 status = repository.find_certificate(session, row.serial, row.id).status
                 if status == "valid":
                     usable.append(self._ctx.ca_certificate(row))
