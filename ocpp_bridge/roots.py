@@ -1,0 +1,121 @@
+"""Root reconciliation: what a station's trust store should gain or lose, from its GetInstalledCertificateIds answer.
+
+OCPP M03 (inventory), M05 (InstallCertificate) and M04 (DeleteCertificate): for every root use
+the station reported, each root we trust for that use (:meth:`pki.PKI.roots`: not expired, not
+revoked, newest first) that the station lacks is installed; each installed root that is *ours*
+but no longer trusted for that use (revoked, expired, removed from the trust set, or installed
+under the wrong use) is deleted, with exactly the hash data the station reported (M04.FR.07).
+Roots that are not ours are left alone. Installs come before deletes, so a rollover never leaves
+a station without a root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from ocpp_bridge.status import HASHES, cert_id_of
+from pki import PKI
+from pki.errors import NotFound
+from pki.trust import RootUse
+from pki.views import pem
+
+__all__ = ["USES_2X", "Change", "matches", "plan"]
+
+# GetInstalledCertificateIds 2.0.1 root uses (V2GCertificateChain is the station's own chain, not a root).
+USES_2X = ("CSMSRootCertificate", "V2GRootCertificate", "MORootCertificate", "ManufacturerRootCertificate")
+_USE_16 = {"CentralSystemRootCertificate": RootUse.CSMS, "ManufacturerRootCertificate": RootUse.MANUFACTURER}
+_HASH_FIELDS = ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    action: str  # InstallCertificate | DeleteCertificate
+    topic: str  # the delivery topic: one pending change per root and use
+    payload: dict[str, Any]
+
+
+def matches(root: x509.Certificate, hash_data: dict[str, Any]) -> bool:
+    """Whether OCPP ``CertificateHashDataType`` names the self-signed ``root`` (hex compared case-insensitively)."""
+    algorithm = str(hash_data.get("hashAlgorithm", ""))
+    if algorithm not in HASHES:
+        return False
+    try:
+        if int(str(hash_data["serialNumber"]), 16) != root.serial_number:
+            return False
+    except (KeyError, ValueError):
+        return False
+    expected = cert_id_of(root, root, algorithm)
+    return all(
+        str(hash_data.get(field, "")).lower() == expected[field].lower()
+        for field in ("issuerNameHash", "issuerKeyHash")
+    )
+
+
+def _use(version: str, name: str) -> RootUse | None:
+    if version == "1.6":
+        return _USE_16.get(name)
+    try:
+        return RootUse(name)
+    except ValueError:
+        return None  # V2GCertificateChain
+
+
+def _installed(
+    version: str, request: dict[str, Any], response: dict[str, Any]
+) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+    if version == "1.6":
+        use = request["certificateType"]
+        return [use], [(use, entry) for entry in response.get("certificateHashData", [])]
+    # M03: an omitted certificateType asks for every type.
+    uses = list(request.get("certificateType") or [*USES_2X, *(["OEMRootCertificate"] if version == "2.1" else [])])
+    entries = [
+        (entry["certificateType"], entry["certificateHashData"])
+        for entry in response.get("certificateHashDataChain", [])
+    ]
+    return uses, entries
+
+
+def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, Any]) -> list[Change]:
+    """The InstallCertificate and DeleteCertificate calls that bring the station's roots in line."""
+    uses, installed = _installed(version, request, response)
+    ours = [
+        x509.load_pem_x509_certificate(ca.certificate_pem.encode()) for ca in pki.list_cas() if ca.parent_id is None
+    ]
+    installs: list[Change] = []
+    deletes: list[Change] = []
+    for name in uses:
+        use = _use(version, name)
+        if use is None:
+            continue
+        try:
+            trusted = pki.roots(use)
+        except NotFound:
+            trusted = []
+        entries = [entry for kind, entry in installed if kind == name]
+        for root in trusted:
+            if not any(matches(root, entry) for entry in entries):
+                fingerprint = root.fingerprint(hashes.SHA256()).hex()
+                installs.append(
+                    Change(
+                        "InstallCertificate",
+                        f"InstallCertificate:{name}:{fingerprint}",
+                        {"certificateType": name, "certificate": pem(root)},
+                    )
+                )
+        for entry in entries:
+            root = next((candidate for candidate in ours if matches(candidate, entry)), None)
+            if root is None or root in trusted:
+                continue  # not ours, or still trusted
+            fingerprint = root.fingerprint(hashes.SHA256()).hex()
+            # M04.FR.07: the hash algorithm and values exactly as the station reported them.
+            hash_data = {field: entry[field] for field in _HASH_FIELDS}
+            deletes.append(
+                Change(
+                    "DeleteCertificate", f"DeleteCertificate:{name}:{fingerprint}", {"certificateHashData": hash_data}
+                )
+            )
+    return installs + deletes
