@@ -1,0 +1,172 @@
+"""Who may open an OCPP connection: the checks the gateway runs before it accepts the WebSocket upgrade.
+
+Security profile 3 (OCPP 2.0.1 Part 2 §1.3.7, A00.FR.401-430): after the TLS handshake verified
+the client certificate's path to a CSO root (:mod:`ocpp_bridge.tls`), :func:`admit_certificate`
+asks the PKI about the certificate and the station registry about the identity in the URL:
+
+- the identity is registered, active and uses profile 3 (A00.FR.001/002: one profile per station);
+- the certificate is one this PKI issued (looked up by its SHA-256 fingerprint) with the ``station``
+  profile from a CA of the CSO hierarchy (A00.FR.403, A00.FR.705: validity checked with the CA);
+- it is inside its validity period by the PKI's clock (expired certificates are refused; the
+  optional A00.FR.429 exception for expired certificates is not offered);
+- it is not revoked nor on hold (A00.FR.702); a *superseded* certificate is still accepted, because
+  a station that cannot connect with its renewed certificate falls back to the old one (A02.FR.28);
+- subject O equals the CSO organisation (A00.FR.404; equality, not a substring, since our CA
+  issues exactly that O) and CN equals the serial registered for the identity (A00.FR.405/511).
+
+Security profile 2 (A00.FR.201-206): :func:`admit_password` checks HTTP Basic credentials, user =
+identity, against the station's scrypt hash; the station must be active and on profile 2.
+
+Each check returns an :class:`Admission` or a :class:`Refusal` with the HTTP status, the security
+event type to record (A00.FR.408 ``InvalidChargingStationCertificate``) and a reason. These are
+blocking database calls: the gateway runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from pki import PKI, NotFound
+from pki.stations import StationView
+
+__all__ = [
+    "EVENT_BASIC_AUTH",
+    "EVENT_INVALID_CERTIFICATE",
+    "EVENT_REFUSED",
+    "Admission",
+    "Refusal",
+    "admit_certificate",
+    "admit_password",
+    "parse_basic_authorization",
+    "station_issuer_ids",
+]
+
+EVENT_INVALID_CERTIFICATE = "InvalidChargingStationCertificate"  # A00.FR.408
+EVENT_BASIC_AUTH = "FailedToAuthenticateAtCsms"  # the station-side name of the same failure, Appendix 1
+EVENT_REFUSED = "ConnectionRefused"  # identity unknown, disabled, or registered for another profile
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    station: StationView
+    certificate: x509.Certificate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: HTTPStatus
+    event_type: str
+    reason: str
+
+
+def _station(pki: PKI, identity: str, profile: int) -> StationView | Refusal:
+    try:
+        station = pki.station(identity)
+    except NotFound:
+        return Refusal(HTTPStatus.FORBIDDEN, EVENT_REFUSED, "station identity is not registered")
+    if station.status != "active":
+        return Refusal(HTTPStatus.FORBIDDEN, EVENT_REFUSED, "station is disabled")
+    if station.security_profile != profile:
+        # A00.FR.001/002: the CSMS drops a station that connects with a profile other than its own.
+        return Refusal(
+            HTTPStatus.FORBIDDEN,
+            EVENT_REFUSED,
+            f"station is registered for security profile {station.security_profile}, connected with {profile}",
+        )
+    return station
+
+
+def _subject(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> list[str]:
+    return [str(attribute.value) for attribute in certificate.subject.get_attributes_for_oid(oid)]
+
+
+def admit_certificate(
+    pki: PKI,
+    identity: str,
+    certificate_der: bytes | None,
+    *,
+    station_issuers: frozenset[str] | None = None,
+) -> Admission | Refusal:
+    """Profile 3: may the holder of ``certificate_der`` (already path-validated by TLS) speak as ``identity``?
+
+    ``station_issuers`` (the CA ids that issue station certificates) may be passed to save a query.
+    """
+    if not certificate_der:
+        return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_INVALID_CERTIFICATE, "no client certificate")  # A00.FR.407
+    station = _station(pki, identity, 3)
+    if isinstance(station, Refusal):
+        return station
+    certificate = x509.load_der_x509_certificate(certificate_der)
+    fingerprint = hashlib.sha256(certificate_der).hexdigest()
+    bad = HTTPStatus.FORBIDDEN, EVENT_INVALID_CERTIFICATE
+    try:
+        view = pki.certificate(fingerprint)
+    except NotFound:
+        return Refusal(*bad, f"certificate SHA-256 {fingerprint} was not issued by this PKI")
+    if view.profile != "station" or view.issuer_id not in (station_issuers or station_issuer_ids(pki)):
+        return Refusal(*bad, f"certificate {view.serial} is a {view.profile} certificate from {view.issuer_id}")
+    now = pki.clock.now()
+    if now < view.not_before:
+        return Refusal(*bad, f"certificate {view.serial} is not valid before {view.not_before.isoformat()}")
+    if view.status in ("revoked", "on-hold", "expired"):
+        return Refusal(*bad, f"certificate {view.serial} is {view.status}")
+    organization = pki.organization()
+    if _subject(certificate, NameOID.ORGANIZATION_NAME) != [organization]:
+        return Refusal(
+            *bad, f"certificate O {_subject(certificate, NameOID.ORGANIZATION_NAME)} is not {organization!r}"
+        )
+    if _subject(certificate, NameOID.COMMON_NAME) != [station.serial]:
+        return Refusal(
+            *bad,
+            f"certificate CN {_subject(certificate, NameOID.COMMON_NAME)} is not the station serial {station.serial!r}",
+        )
+    return Admission(station, certificate)
+
+
+def station_issuer_ids(pki: PKI) -> frozenset[str]:
+    """The CAs that issue ``station`` certificates (``cso-sub`` in the default hierarchy)."""
+    return frozenset(ca.id for ca in pki.list_cas() if "station" in ca.issues)
+
+
+def parse_basic_authorization(header: str | None) -> tuple[str, str] | None:
+    """``(user, password)`` from an ``Authorization: Basic`` header (RFC 7617), or None."""
+    if not header:
+        return None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        # OCPP 1.6 AuthorizationKey may be raw bytes; latin-1 keeps every byte.
+        text = decoded.decode("latin-1")
+    user, colon, password = text.partition(":")
+    if not colon:
+        return None
+    return user, password
+
+
+def admit_password(pki: PKI, identity: str, authorization: str | None) -> Admission | Refusal:
+    """Profile 2: do the Basic credentials name ``identity`` (A00.FR.202) with its password?"""
+    credentials = parse_basic_authorization(authorization)
+    if credentials is None:
+        return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "no HTTP Basic credentials")
+    user, password = credentials
+    if user != identity:
+        return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "Basic auth user is not the station identity")
+    station = pki.check_station_password(identity, password)
+    if station is None:
+        # One answer for unknown, disabled, other-profile and wrong password: no oracle for identities.
+        return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "wrong station identity or password")
+    return Admission(station)

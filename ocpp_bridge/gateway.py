@@ -1,0 +1,423 @@
+"""The OCPP-J station gateway behind ``evpki bridge``: WebSocket listeners, admission, sessions, monitors.
+
+Two listeners (OCPP A00.FR.006 allows one per security profile):
+
+- *profile 3* (``port``): mutual TLS. The TLS layer verifies the client certificate's path to the
+  CSO root; before the WebSocket upgrade, :func:`~ocpp_bridge.admission.admit_certificate` checks
+  it against the PKI and the registry (A00.FR.403-405, A00.FR.702/705).
+- *profile 2* (``basic_port``): server-authenticated TLS plus HTTP Basic auth, checked before the
+  upgrade (A00.FR.201-206).
+
+A refused station gets an HTTP 401/403 instead of ``101 Switching Protocols`` and the refusal is
+recorded as a security event in the audit log (A00.FR.408), at most a few per minute per remote
+address so that nobody can flood the log. The station identity is the last URL path segment
+(percent-decoded, [P4-201] §3.1.1); the subprotocol is the first of the station's offers that we
+speak (``ocpp2.1``, ``ocpp2.0.1``, ``ocpp1.6``), and an offer without one is refused (HTTP 400).
+
+Once upgraded, a :class:`~ocpp_bridge.session.StationSession` routes the frames; with an upstream
+CSMS it opens ``{upstream}/{identity}`` with the same subprotocol and relays what the certificate
+core does not own. A monitor asks the core for renewal triggers of every connected station, and
+the CSMS server certificates are re-issued while running (A00.FR.701 fast expiration).
+
+Everything is one asyncio process: no thread per connection, blocking PKI calls in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import ssl
+import time
+import weakref
+from dataclasses import dataclass
+from http import HTTPStatus
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake, NegotiationError
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from ocpp_bridge.admission import Admission, Refusal, admit_certificate, admit_password, station_issuer_ids
+from ocpp_bridge.core import CertificateService
+from ocpp_bridge.session import SessionOptions, StationSession
+from ocpp_bridge.tls import SERVER_CERTIFICATE_VALIDITY, ServerCertificates, client_ca_certificates, server_context
+from pki import PKI, InvalidInput
+from pki.stations import parse_identity
+
+__all__ = ["SUBPROTOCOLS", "Bridge", "BridgeConfig", "choose_subprotocol", "identity_from_path"]
+
+log = logging.getLogger("evpki.bridge")
+
+# OCPP-J subprotocol → the core's version name ([P4-201] §3.1.2, [P4-21]); our preference order.
+SUBPROTOCOLS: dict[str, str] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+_EVENTS_PER_MINUTE = 6  # refusals recorded as security events per remote address and minute; the rest logged
+_FAILURES_PER_MINUTE = 30  # failed Basic-auth attempts per address and minute before 429 without a check
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    host: str = "127.0.0.1"
+    port: int | None = 8443  # security profile 3 (mutual TLS); None: no such listener; 0: any free port
+    basic_port: int | None = 8444  # security profile 2 (TLS + Basic auth)
+    server_name: str | None = None  # FQDN in the server certificates (A00.FR.510); default from host
+    upstream: str | None = None  # ws(s)://csms.example/ocpp: relay what the core does not own
+    upstream_ca: Path | None = None  # CA bundle to verify a wss:// upstream (default: system store)
+    certificate_dir: Path | None = None  # server keys and certificates (default: EVPKI_HOME/bridge)
+    server_certificate_validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY
+    server_certificate_check: float = 600.0  # seconds between server-certificate freshness checks
+    renewal_interval: float = 3600.0  # seconds between renewal checks of connected stations
+    call_timeout: float = 30.0  # seconds a station has to answer a CALL we send
+    trigger_cooldown: float = 600.0  # a renewal trigger is not repeated sooner for a station
+    heartbeat_interval: int = 300  # BootNotification interval when there is no upstream
+    max_frame_bytes: int = 65536  # larger frames close the connection with 1009
+    ping_interval: float | None = 60.0
+    ping_timeout: float | None = 30.0
+    open_timeout: float = 30.0  # the opening handshake, including admission
+    backlog: int = 1024
+
+    def resolved_server_name(self) -> str:
+        if self.server_name:
+            return self.server_name
+        try:
+            ip_address(self.host)
+        except ValueError:
+            return self.host
+        return "localhost"  # a certificate names a host, and clients on this machine reach it so
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    identity: str
+    version: str
+    admission: Admission
+    authorization: str | None = None
+
+
+class _Failures:
+    """Refused attempts per remote address in the current minute (bounded memory)."""
+
+    def __init__(self) -> None:
+        self._minute = 0.0
+        self._counts: dict[str, int] = {}
+
+    def _roll(self) -> None:
+        minute = time.monotonic() // 60
+        if minute != self._minute or len(self._counts) > 100_000:
+            self._minute, self._counts = minute, {}
+
+    def count(self, address: str) -> int:
+        self._roll()
+        return self._counts.get(address, 0)
+
+    def add(self, address: str) -> int:
+        self._roll()
+        self._counts[address] = self._counts.get(address, 0) + 1
+        return self._counts[address]
+
+
+def identity_from_path(path: str) -> str:
+    """The station identity: the last non-empty path segment, percent-decoded ([P4-201] §3.1.1)."""
+    segments = [segment for segment in urlsplit(path).path.split("/") if segment]
+    if not segments:
+        raise InvalidInput("the URL names no station identity")
+    return parse_identity(unquote(segments[-1]))
+
+
+def _offered(headers: Headers) -> list[str]:
+    return [
+        item.strip() for value in headers.get_all("Sec-WebSocket-Protocol") for item in value.split(",") if item.strip()
+    ]
+
+
+def choose_subprotocol(offered: list[str]) -> str | None:
+    """The station's most preferred offer that we speak (OCPP-J: the client lists them in its order)."""
+    return next((item for item in offered if item in SUBPROTOCOLS), None)
+
+
+class Bridge:
+    """The gateway: ``async with Bridge(pki, config) as bridge: await bridge.serve_forever()``."""
+
+    def __init__(
+        self, pki: PKI, config: BridgeConfig | None = None, *, service: CertificateService | None = None
+    ) -> None:
+        self.pki = pki
+        self.config = config or BridgeConfig()
+        self.service = service or CertificateService(pki)
+        self.sessions: dict[str, StationSession] = {}
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, _Admitted] = weakref.WeakKeyDictionary()
+        self._cooldowns: dict[str, dict[object, float]] = {}
+        self._servers: dict[str, Server] = {}
+        self._contexts: list[ssl.SSLContext] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failures = _Failures()
+        self._station_issuers: frozenset[str] = frozenset()
+        directory = self.config.certificate_dir or pki.settings.home / "bridge"
+        self.server_certificates = ServerCertificates(
+            pki,
+            server_name=self.config.resolved_server_name(),
+            directory=directory,
+            validity=self.config.server_certificate_validity,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.server_certificates.refresh)
+        self._station_issuers = await asyncio.to_thread(station_issuer_ids, self.pki)
+        common: dict[str, Any] = {
+            "select_subprotocol": self._select_subprotocol,
+            "subprotocols": [Subprotocol(name) for name in SUBPROTOCOLS],
+            "max_size": self.config.max_frame_bytes,
+            "max_queue": 4,  # frames buffered per connection: small, a station sends one CALL at a time
+            "compression": None,  # A00.FR.424 spirit, and per-connection zlib state costs ~300 KiB
+            "ping_interval": self.config.ping_interval,
+            "ping_timeout": self.config.ping_timeout,
+            "open_timeout": self.config.open_timeout,
+            "server_header": None,
+            "backlog": self.config.backlog,
+        }
+        if self.config.port is not None:
+            cas = await asyncio.to_thread(client_ca_certificates, self.pki)
+            context = server_context(self.server_certificates, client_cas=cas)
+            self._contexts.append(context)
+            self._servers["mtls"] = await serve(
+                self._handler,
+                self.config.host,
+                self.config.port,
+                ssl=context,
+                process_request=self._process_mtls,
+                **common,
+            )
+        if self.config.basic_port is not None:
+            context = server_context(self.server_certificates, client_cas=None)
+            self._contexts.append(context)
+            self._servers["basic"] = await serve(
+                self._handler,
+                self.config.host,
+                self.config.basic_port,
+                ssl=context,
+                process_request=self._process_basic,
+                **common,
+            )
+        self._tasks.append(asyncio.create_task(self._renewal_monitor(), name="evpki-renewal-monitor"))
+        self._tasks.append(asyncio.create_task(self._certificate_monitor(), name="evpki-server-certificates"))
+        log.info("bridge listening on %s", ", ".join(f"{name} port {port}" for name, port in self.ports.items()))
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The bound port of each listener (``mtls``, ``basic``); useful with port 0."""
+        return {name: server.sockets[0].getsockname()[1] for name, server in self._servers.items() if server.sockets}
+
+    async def stop(self) -> None:
+        """Stop accepting, close every station connection (1001) and wait for their sessions to end."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for server in self._servers.values():
+            server.close(close_connections=True)
+        for server in self._servers.values():
+            await server.wait_closed()
+        self._servers.clear()
+
+    async def serve_forever(self) -> None:
+        await asyncio.gather(*(server.serve_forever() for server in self._servers.values()))
+
+    async def __aenter__(self) -> Bridge:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- admission (before the upgrade) ----------------------------------------------------------
+
+    def _select_subprotocol(self, connection: ServerConnection, subprotocols: Any) -> Subprotocol | None:
+        chosen = choose_subprotocol(list(subprotocols))
+        if chosen is None:
+            raise NegotiationError("no supported OCPP subprotocol (ocpp2.1, ocpp2.0.1, ocpp1.6)")
+        return Subprotocol(chosen)
+
+    def _preflight(self, connection: ServerConnection, request: Request) -> tuple[str, str] | Response:
+        try:
+            identity = identity_from_path(request.path)
+        except InvalidInput:
+            return connection.respond(HTTPStatus.NOT_FOUND, "No station identity in the URL.\n")
+        subprotocol = choose_subprotocol(_offered(request.headers))
+        if subprotocol is None:
+            # websockets would go on without a subprotocol; OCPP-J needs one (A00 / [P4-201] §3.1.2).
+            return connection.respond(HTTPStatus.BAD_REQUEST, "Offer ocpp2.1, ocpp2.0.1 or ocpp1.6.\n")
+        return identity, SUBPROTOCOLS[subprotocol]
+
+    async def _process_mtls(self, connection: ServerConnection, request: Request) -> Response | None:
+        checked = self._preflight(connection, request)
+        if isinstance(checked, Response):
+            return checked
+        identity, version = checked
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        result = await asyncio.to_thread(
+            admit_certificate, self.pki, identity, der, station_issuers=self._station_issuers
+        )
+        return await self._decide(connection, identity, version, result, None, basic=False)
+
+    async def _process_basic(self, connection: ServerConnection, request: Request) -> Response | None:
+        checked = self._preflight(connection, request)
+        if isinstance(checked, Response):
+            return checked
+        identity, version = checked
+        authorization = request.headers.get("Authorization")
+        result: Admission | Refusal
+        if authorization is None:
+            result = Refusal(HTTPStatus.UNAUTHORIZED, "", "no credentials")
+        elif self._failures.count(_address(connection)) >= _FAILURES_PER_MINUTE:
+            # Password guessing costs us an scrypt per try: past the budget, refuse without one.
+            result = Refusal(HTTPStatus.TOO_MANY_REQUESTS, "", "too many failed attempts from this address")
+        else:
+            result = await asyncio.to_thread(admit_password, self.pki, identity, authorization)
+        return await self._decide(connection, identity, version, result, authorization, basic=True)
+
+    async def _decide(
+        self,
+        connection: ServerConnection,
+        identity: str,
+        version: str,
+        result: Admission | Refusal,
+        authorization: str | None,
+        *,
+        basic: bool,
+    ) -> Response | None:
+        if isinstance(result, Admission):
+            self._admitted[connection] = _Admitted(identity, version, result, authorization)
+            return None
+        address = _address(connection)
+        log.warning("refused %s from %s: %s", identity, address, result.reason)
+        # Security events (A00.FR.408), rate-limited per address; a missing credential is no event.
+        failures = self._failures.add(address) if result.event_type else 0
+        if result.event_type and failures <= _EVENTS_PER_MINUTE:
+            await asyncio.to_thread(
+                self.pki.record_security_event,
+                station=identity,
+                event_type=result.event_type,
+                timestamp=self.pki.clock.now().isoformat(),
+                tech_info=f"connection refused from {address}: {result.reason}",
+                actor="bridge",
+            )
+        text = {401: "Unauthorized.\n", 403: "Forbidden.\n", 429: "Too many failed attempts.\n"}
+        response = connection.respond(result.status, text.get(result.status, "Refused.\n"))
+        if result.status == HTTPStatus.UNAUTHORIZED and basic:
+            response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
+        return response
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    async def _handler(self, connection: ServerConnection) -> None:
+        admitted = self._admitted.pop(connection, None)
+        if admitted is None:  # cannot happen: process_request admitted every upgraded connection
+            await connection.close(1011, "not admitted")
+            return
+        identity, version = admitted.identity, admitted.version
+        upstream: ClientConnection | None = None
+        if self.config.upstream:
+            upstream = await self._connect_upstream(admitted)
+            if upstream is None:
+                # 1011: the station retries with back-off, as after any server failure.
+                await connection.close(1011, "upstream CSMS unavailable")
+                return
+        session = StationSession(
+            connection=connection,
+            identity=identity,
+            version=version,
+            service=self.service,
+            options=SessionOptions(
+                call_timeout=self.config.call_timeout,
+                heartbeat_interval=self.config.heartbeat_interval,
+                trigger_cooldown=self.config.trigger_cooldown,
+            ),
+            certificate=admitted.admission.certificate,
+            upstream=upstream,
+            cooldowns=self._cooldowns.setdefault(identity, {}),
+        )
+        previous = self.sessions.get(identity)
+        self.sessions[identity] = session
+        if previous is not None:
+            # One connection per identity: the newer one wins (a station reconnecting after A02 renewal).
+            asyncio.create_task(previous.close(1000, "replaced by a newer connection"))  # noqa: RUF006
+        log.info("%s connected (OCPP %s)", identity, version)
+        try:
+            await session.run(after=previous)
+        finally:
+            if self.sessions.get(identity) is session:
+                del self.sessions[identity]
+            log.info("%s disconnected", identity)
+
+    async def _connect_upstream(self, admitted: _Admitted) -> ClientConnection | None:
+        assert self.config.upstream is not None
+        url = f"{self.config.upstream.rstrip('/')}/{quote(admitted.identity, safe='')}"
+        subprotocol = next(name for name, version in SUBPROTOCOLS.items() if version == admitted.version)
+        context: ssl.SSLContext | None = None
+        if url.startswith("wss://"):
+            cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
+            context = ssl.create_default_context(cafile=cafile)
+        headers = {"Authorization": admitted.authorization} if admitted.authorization else None
+        try:
+            upstream = await connect(
+                url,
+                ssl=context,
+                subprotocols=[Subprotocol(subprotocol)],
+                additional_headers=headers,
+                max_size=self.config.max_frame_bytes,
+                compression=None,
+                open_timeout=self.config.open_timeout,
+                ping_interval=self.config.ping_interval,
+                ping_timeout=self.config.ping_timeout,
+            )
+        except (OSError, InvalidHandshake, TimeoutError) as error:
+            log.warning("upstream %s refused %s: %s", url, admitted.identity, error)
+            return None
+        if upstream.subprotocol != subprotocol:
+            log.warning("upstream %s did not agree to %s for %s", url, subprotocol, admitted.identity)
+            await upstream.close()
+            return None
+        return upstream
+
+    # -- monitors ----------------------------------------------------------------------------------
+
+    async def check_renewals(self) -> None:
+        """Ask the core once, for every connected station, whether a renewal trigger is due (A02)."""
+        for session in list(self.sessions.values()):
+            try:
+                session.enqueue(await asyncio.to_thread(self.service.renewal_due, session.version, session.identity))
+            except Exception:
+                log.exception("renewal check of %s failed", session.identity)
+
+    async def _renewal_monitor(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.renewal_interval)
+            await self.check_renewals()
+
+    async def _certificate_monitor(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.server_certificate_check)
+            try:
+                if await asyncio.to_thread(self.server_certificates.refresh):
+                    # In the loop's thread: OpenSSL contexts must not change under a running handshake.
+                    for context in self._contexts:
+                        self.server_certificates.load_into(context)
+            except Exception:
+                log.exception("renewing the server certificates failed; the current ones stay in use")
+
+
+def _address(connection: ServerConnection) -> str:
+    with contextlib.suppress(Exception):
+        host = connection.remote_address[0]
+        return str(host)
+    return "unknown"
