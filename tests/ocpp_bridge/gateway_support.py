@@ -283,3 +283,11 @@ def basic_auth(identity: str, password: str) -> dict[str, str]:
     import base64
 
     return {"Authorization": "Basic " + base64.b64encode(f"{identity}:{password}".encode()).decode()}
+
+
+def security_events(pki: PKI, identity: str) -> list[dict[str, Any]]:
+    """The security events the audit log holds for ``identity``."""
+    import json
+
+    records = pki.audit_records(action="security-event", limit=1000)
+    return [event for event in (json.loads(r.details) for r in records) if event.get("station") == identity]
