@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from jsonschema.exceptions import ValidationError as SchemaValidationError
+from jsonschema.exceptions import best_match
 from ocpp.messages import MessageType, get_validator
 
 from ocpp_bridge.errors import OcppCallError
@@ -49,7 +50,7 @@ def _validate(version: str, action: str, payload: Any, direction: Direction) -> 
     if not isinstance(payload, dict):
         raise OcppCallError("FormationViolation" if version == "1.6" else "FormatViolation", "payload is not an object")
     validator = _validator(version, action, direction)
-    error = next(iter(validator.iter_errors(payload)), None)
+    error = best_match(validator.iter_errors(payload))  # the error the library itself would raise
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "payload"
         raise OcppCallError(_code(version, error), f"{action} {direction} {where}: {error.message}"[:512])
