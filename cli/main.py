@@ -9,6 +9,7 @@ import typer
 
 from cli import (
     audit_cmd,
+    bridge_cmd,
     ca_cmd,
     cert_cmd,
     contract_cmd,
@@ -18,6 +19,7 @@ from cli import (
     firmware_cmd,
     ocsp_cmd,
     serve_cmd,
+    station_cmd,
     token_cmd,
 )
 from cli.common import EXIT_CODES_HELP
@@ -48,6 +50,8 @@ app.add_typer(exi_cmd.app, name="exi")
 app.add_typer(ev_cmd.app, name="ev")
 app.add_typer(contract_cmd.app, name="contract")
 app.command("serve", epilog=EXIT_CODES_HELP)(serve_cmd.serve)
+app.add_typer(station_cmd.app, name="station")
+app.command("bridge", epilog=EXIT_CODES_HELP)(bridge_cmd.bridge)
 
 
 def main() -> None:

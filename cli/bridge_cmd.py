@@ -1,0 +1,106 @@
+"""``evpki bridge``: the OCPP-J station gateway (security profiles 3 and 2, optional upstream CSMS)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import fail, guarded, open_pki
+
+__all__ = ["bridge"]
+
+
+@guarded
+def bridge(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (both listeners).")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Security profile 3 (mutual TLS) port; 0 disables it.")
+    ] = 8443,
+    basic_port: Annotated[
+        int,
+        typer.Option("--basic-port", min=0, max=65535, help="Security profile 2 (TLS + Basic auth) port; 0: off."),
+    ] = 8444,
+    server_name: Annotated[
+        str | None,
+        typer.Option(
+            "--server-name", help="FQDN stations connect to; CN and SAN of the server certificates (default: --host)."
+        ),
+    ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            "--upstream",
+            help="ws(s)://csms.example/ocpp: relay every message the bridge does not own to {URL}/{identity}.",
+        ),
+    ] = None,
+    upstream_ca: Annotated[
+        Path | None, typer.Option("--upstream-ca", help="PEM CA bundle that verifies a wss:// upstream.")
+    ] = None,
+    server_cert_dir: Annotated[
+        Path | None,
+        typer.Option("--server-cert-dir", help="Server keys and certificates (default: EVPKI_HOME/bridge)."),
+    ] = None,
+    renewal_interval: Annotated[
+        float, typer.Option("--renewal-interval", min=0.1, help="Seconds between renewal checks of connected stations.")
+    ] = 3600.0,
+    call_timeout: Annotated[
+        float, typer.Option("--call-timeout", min=1.0, help="Seconds a station has to answer a call.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the OCPP station gateway until interrupted (SIGINT/SIGTERM close every connection with 1001).
+
+    Stations connect to wss://HOST:PORT/<any path>/<identity> with subprotocol ocpp2.1, ocpp2.0.1 or ocpp1.6 and must
+    be registered (`evpki station add`). The bridge answers the certificate messages itself (SignCertificate,
+    Get15118EVCertificate, GetCertificateStatus, GetCertificateChainStatus, SecurityEventNotification, 1.6 PnC
+    DataTransfer), re-sends pending deliveries on reconnect and triggers renewals; without --upstream it also answers
+    BootNotification, Heartbeat and StatusNotification so stations can enroll in a standalone deployment.
+    """
+    from ocpp_bridge.gateway import Bridge, BridgeConfig
+
+    if upstream is not None and not upstream.startswith(("ws://", "wss://")):
+        raise fail("--upstream must be a ws:// or wss:// URL", 2)
+    if port == 0 and basic_port == 0:
+        raise fail("both listeners are disabled (--port 0 and --basic-port 0)", 2)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = BridgeConfig(
+        host=host,
+        port=port or None,
+        basic_port=basic_port or None,
+        server_name=server_name,
+        upstream=upstream,
+        upstream_ca=upstream_ca,
+        certificate_dir=server_cert_dir,
+        renewal_interval=renewal_interval,
+        call_timeout=call_timeout,
+    )
+    pki = open_pki()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        async with Bridge(pki, config):
+            await stop.wait()
+
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        loop_factory = None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(run())
+    except OSError as error:
+        raise fail(f"cannot serve on {host}: {error.strerror or error}", 7) from None
+    finally:
+        pki.close()
