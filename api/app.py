@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from api.limits import BodyLimit
 from api.problems import install_problem_handlers
 from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots
+from api.routes import ocpp as ocpp_routes
 from api.schemas import Problem
 from pki import PKI, Settings
 from pki.errors import EvpkiError
@@ -93,6 +94,10 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
             {"name": "audit"},
             {"name": "OCSP", "description": "RFC 6960 / RFC 5019 responder"},
             {"name": "CRL", "description": "full and delta CRLs"},
+            {
+                "name": "OCPP",
+                "description": "certificate handlers for any CSMS: station payload in, response + follow-ups out",
+            },
         ],
     )
     if pki is not None:
@@ -102,7 +107,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
     app.add_middleware(ocsp.OcspFastPath)
     # Added last, so outermost: the limit applies to every request, the fast path included.
     app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware})
-    for module in (health, cas, certificates, contracts, roots, firmware, audit, ocsp, crl):
+    for module in (health, cas, certificates, contracts, roots, firmware, audit, ocsp, crl, ocpp_routes):
         app.include_router(module.router)
     _document_security(app)
     return app

@@ -30,6 +30,13 @@ __all__ = [
     "IdentityIn",
     "IssueIn",
     "IssuedOut",
+    "OcppCallIn",
+    "OcppErrorIn",
+    "OcppFollowUp",
+    "OcppFollowUpsOut",
+    "OcppHandledOut",
+    "OcppResultIn",
+    "OcppStationIn",
     "Problem",
     "RevokeIn",
 ]
@@ -296,3 +303,44 @@ class ContractRevocationOut(_Wire):
                 CertificateRefOut(issuer_id=ref.issuer_id, serial=ref.serial) for ref in result.revoked_certificates
             ],
         )
+
+
+class OcppFollowUp(_Wire):
+    """A call the CSMS must send to the station after answering it (OCPP payload in camelCase, as on the wire)."""
+
+    action: str = Field(max_length=64, examples=["CertificateSigned"])
+    payload: dict[str, Any] = Field(description="the CALL payload, schema-valid for the OCPP version")
+    delivery_id: int | None = Field(
+        default=None, description="tracked delivery: report the station's answer to .../results with it"
+    )
+
+
+class OcppCallIn(_Wire):
+    station_id: str = Field(max_length=48, description="the station's OCPP identity (last URL path segment)")
+    payload: dict[str, Any] = Field(description="the station's CALL payload, exactly as received (camelCase)")
+
+
+class OcppHandledOut(_Wire):
+    response: dict[str, Any] = Field(description="the CALLRESULT payload to send back to the station")
+    follow_ups: list[OcppFollowUp] = Field(description="send these, in order, after the response")
+
+
+class OcppStationIn(_Wire):
+    station_id: str = Field(max_length=48, description="the station's OCPP identity")
+
+
+class OcppResultIn(_Wire):
+    station_id: str = Field(max_length=48)
+    follow_up: OcppFollowUp = Field(description="the follow-up as this API returned it")
+    response: dict[str, Any] = Field(description="the station's CALLRESULT payload for it")
+
+
+class OcppErrorIn(_Wire):
+    station_id: str = Field(max_length=48)
+    follow_up: OcppFollowUp
+    code: str = Field(max_length=64, description="the CALLERROR code, or Timeout when the station did not answer")
+    description: str = Field(default="", max_length=512)
+
+
+class OcppFollowUpsOut(_Wire):
+    follow_ups: list[OcppFollowUp]

@@ -10,6 +10,7 @@ from cryptography import x509
 
 from ocpp_bridge.core import CertificateService, FollowUp
 from pki import PKI
+from tests.api.conftest import client, tokens  # noqa: F401 -- the API fixtures, for the REST tests
 from tests.conftest import ORG, make_csr
 
 SECC_ID = "DE*ABC*S*EVSE0001CONTROLLER00000000000000001"
