@@ -70,7 +70,8 @@ def with_certificate_handlers(cls: T, service: CertificateService, *, sync_on_bo
             try:
                 handled = await asyncio.to_thread(service.handle, version, self.id, msg.action, msg.payload)
             except OcppCallError as error:
-                await self._send(json.dumps([MessageType.CallError, msg.unique_id, error.code, error.description, {}]))
+                frame = [MessageType.CallError, msg.unique_id, error.code, error.description[:255], {}]
+                await self._send(json.dumps(frame, separators=(",", ":")))
                 return None
             await self._send(msg.create_call_result(handled.response).to_json())
             if handled.follow_ups:
