@@ -25,8 +25,6 @@ from ocpp_bridge.core import CertificateService
 from pki import PKI
 from tests.ocpp_bridge.conftest import station_csr
 
-pytestmark = pytest.mark.asyncio
-
 
 class Csms(ChargePoint201):
     """The CSMS's own handlers: the adapter adds only the certificate ones."""
@@ -64,6 +62,7 @@ class Station(ChargePoint201):
         return call_result.InstallCertificate(status="Accepted")
 
 
+@pytest.mark.asyncio
 async def test_enrollment_through_the_adapter(fresh_pki: PKI, station: tuple[str, str]) -> None:
     identity, serial = station
     service = CertificateService(fresh_pki)
@@ -115,6 +114,7 @@ async def test_enrollment_through_the_adapter(fresh_pki: PKI, station: tuple[str
     assert cp.chain[0].not_valid_before_utc <= fresh_pki.clock.now() + dt.timedelta(seconds=1)
 
 
+@pytest.mark.asyncio
 async def test_the_adapter_answers_schema_violations_with_a_call_error(fresh_pki: PKI) -> None:
     service = CertificateService(fresh_pki)
 
