@@ -12,7 +12,9 @@ asks the PKI about the certificate and the station registry about the identity i
 - it is not revoked nor on hold (A00.FR.702); a *superseded* certificate is still accepted, because
   a station that cannot connect with its renewed certificate falls back to the old one (A02.FR.28);
 - subject O equals the CSO organisation (A00.FR.404; equality, not a substring, since our CA
-  issues exactly that O) and CN equals the serial registered for the identity (A00.FR.405/511).
+  issues exactly that O) and CN equals the serial registered for the identity (A00.FR.405/511);
+- it was issued for this identity (or only for its serial): two registered stations that share a
+  serial cannot use each other's certificates.
 
 Security profile 2 (A00.FR.201-206): :func:`admit_password` checks HTTP Basic credentials, user =
 identity, against the station's scrypt hash; the station must be active and on profile 2.
@@ -127,6 +129,10 @@ def admit_certificate(
             *bad,
             f"certificate CN {_subject(certificate, NameOID.COMMON_NAME)} is not the station serial {station.serial!r}",
         )
+    if view.identity not in (identity, station.serial):
+        # Serials are not unique in the registry: a certificate issued for another identity with the
+        # same serial must not open this one's connection (A00.FR.427: one certificate per station).
+        return Refusal(*bad, f"certificate {view.serial} was issued for station {view.identity!r}")
     return Admission(station, certificate)
 
 

@@ -174,6 +174,7 @@ class StationSession:
         self._relayed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._boot_ids: set[str] = set()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._station_call_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.finished = asyncio.Event()  # set once the session has recorded everything it received
@@ -249,17 +250,33 @@ class StationSession:
             log.info("%s sent a malformed frame: %s", self.identity, error.description)
             await self._send_error(error.unique_id, error.code, error.description)
             return
-        if frame.kind == CALL:
-            await self._station_call(frame, raw)
+        if frame.kind == CALL and self._owns(frame):
+            # The core may take a while (issuance, OCSP forwarding): it runs beside the reader, which
+            # stays free for the answers to our own calls. A station has one CALL outstanding at a
+            # time (OCPP-J §4.1.1), so one runs at a time here too.
+            if self._station_call_task is not None and not self._station_call_task.done():
+                await asyncio.wait([self._station_call_task])  # a station that does not wait is slowed down
+            self._station_call_task = self._loop.create_task(self._station_call(frame, raw))
+            self._tasks.add(self._station_call_task)
+            self._station_call_task.add_done_callback(self._tasks.discard)
+        elif frame.kind == CALL:
+            await self._station_call(frame, raw)  # relayed or answered at once, in arrival order
         elif frame.kind == SEND:
             if self._upstream is not None:
                 await self._to_upstream(raw)
         else:
             await self._station_answer(frame, raw)
 
+    def _owns(self, frame: Frame) -> bool:
+        try:
+            return self._service.owns(self.version, frame.action, frame.payload)
+        except Exception:
+            log.exception("%s: ownership check of %s failed", self.identity, frame.action)
+            return False
+
     async def _station_call(self, frame: Frame, raw: str) -> None:
         try:
-            if self._service.owns(self.version, frame.action, frame.payload):
+            if self._owns(frame):
                 await self._answer_owned(frame)
             elif self._upstream is not None:
                 if frame.action == "BootNotification":
@@ -268,11 +285,12 @@ class StationSession:
             else:
                 await self._answer_locally(frame)
         except ConnectionClosed:
-            raise
+            return  # the reader sees the close too and ends the session
         except Exception:
             # A handler bug must cost one CALLERROR, never the connection or the server.
             log.exception("%s: %s failed", self.identity, frame.action)
-            await self._send_error(frame.unique_id, "InternalError", f"{frame.action} could not be processed")
+            with contextlib.suppress(ConnectionClosed):
+                await self._send_error(frame.unique_id, "InternalError", f"{frame.action} could not be processed")
 
     async def _answer_owned(self, frame: Frame) -> None:
         try:

@@ -119,6 +119,15 @@ async def test_a_certificate_naming_another_serial_is_refused(bridge: Bridge, tm
 
 
 @pytest.mark.asyncio
+async def test_a_certificate_of_another_station_with_the_same_serial_is_refused(bridge: Bridge, tmp_path: Path) -> None:
+    _station(bridge.pki, tmp_path / "a", "CS-TWIN-A", "SN-TWIN")
+    twin = _station(bridge.pki, tmp_path / "b", "CS-TWIN-B", "SN-TWIN")  # the registry allows equal serials
+    assert await _refused(bridge, "CS-TWIN-A", twin) == 403  # A00.FR.427: one certificate per station
+    (event,) = security_events(bridge.pki, "CS-TWIN-A")
+    assert "CS-TWIN-B" in event["tech_info"]
+
+
+@pytest.mark.asyncio
 async def test_a_certificate_with_another_organisation_is_refused(
     bridge: Bridge, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
