@@ -177,6 +177,10 @@ class StationSession:
         self._station_call_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # Clear while an answer to one of our calls is received but not yet recorded: the station's
+        # next CALL must see its effect (a CSR right after accepting a certificate is a new request).
+        self._recorded = asyncio.Event()
+        self._recorded.set()
         self.finished = asyncio.Event()  # set once the session has recorded everything it received
         # Shared by the connections of one identity, so a reconnect does not re-trigger at once.
         self._cooldowns = cooldowns if cooldowns is not None else {}
@@ -220,6 +224,7 @@ class StationSession:
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(_Disconnected())
+        self._recorded.set()
         if self._dispatcher is not None:
             tasks.append(self._dispatcher)
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -293,6 +298,7 @@ class StationSession:
                 await self._send_error(frame.unique_id, "InternalError", f"{frame.action} could not be processed")
 
     async def _answer_owned(self, frame: Frame) -> None:
+        await self._recorded.wait()  # frames take effect in the order the station sent them
         try:
             handled = await asyncio.to_thread(
                 self._service.handle, self.version, self.identity, frame.action, frame.payload
@@ -339,6 +345,7 @@ class StationSession:
         future = self._waiting.get(frame.unique_id)
         if future is not None:
             if not future.done():
+                self._recorded.clear()  # set again by _call once the core has recorded the answer
                 future.set_result(frame)
         elif self._upstream is not None and not frame.unique_id.startswith("evpki-"):
             await self._to_upstream(raw)
@@ -438,6 +445,12 @@ class StationSession:
     async def _call(self, follow_up: FollowUp, key: object) -> None:
         unique_id = f"evpki-{secrets.token_hex(12)}"
         answer = await self._await_answer(unique_id, _dump([CALL, unique_id, follow_up.action, follow_up.payload]))
+        try:
+            await self._record(follow_up, key, answer)
+        finally:
+            self._recorded.set()
+
+    async def _record(self, follow_up: FollowUp, key: object, answer: Frame | None) -> None:
         if _is_trigger(follow_up):
             self._cooldowns[key] = self._loop.time() + self._options.trigger_cooldown
         if answer is None:

@@ -437,3 +437,25 @@ def test_subprotocol_choice_follows_the_station() -> None:
     assert choose_subprotocol(["ocpp1.6", "ocpp2.1"]) == "ocpp1.6"
     assert choose_subprotocol(["ocpp2.0", "ocpp2.0.1"]) == "ocpp2.0.1"
     assert choose_subprotocol([]) is None
+
+
+async def _certificate_signed(connection: Any) -> list[Any]:
+    while True:
+        message = json.loads(await asyncio.wait_for(connection.recv(), WAIT))
+        if message[0] == 2 and message[2] == "CertificateSigned":
+            return message
+
+
+@pytest.mark.asyncio
+async def test_a_csr_right_after_accepting_a_certificate_is_a_new_request(raw: Any) -> None:
+    """The station's frames take effect in order: its Accepted is recorded before its next CSR is handled."""
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    await raw.send(json.dumps([2, "s1", "SignCertificate", {"csr": csr_pem(keys[0], "SN-RAW")}]))
+    first = await _certificate_signed(raw)
+    # Accept and, in the same breath, ask again (a station renewing twice, or a bench).
+    await raw.send(json.dumps([3, first[1], {"status": "Accepted"}]))
+    await raw.send(json.dumps([2, "s2", "SignCertificate", {"csr": csr_pem(keys[1], "SN-RAW")}]))
+    second = await _certificate_signed(raw)
+    leaf = x509.load_pem_x509_certificates(second[3]["certificateChain"].encode())[0]
+    assert leaf.public_key() == keys[1].public_key()
+    await raw.send(json.dumps([3, second[1], {"status": "Accepted"}]))
