@@ -157,6 +157,8 @@ class Bridge:
         self._servers: dict[str, Server] = {}
         self._contexts: list[ssl.SSLContext] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._upstream_context: ssl.SSLContext | None = None
         self._failures = _Failures()
         self._station_issuers: frozenset[str] = frozenset()
         directory = self.config.certificate_dir or pki.settings.home / "bridge"
@@ -350,7 +352,9 @@ class Bridge:
         self.sessions[identity] = session
         if previous is not None:
             # One connection per identity: the newer one wins (a station reconnecting after A02 renewal).
-            asyncio.create_task(previous.close(1000, "replaced by a newer connection"))  # noqa: RUF006
+            closing = asyncio.create_task(previous.close(1000, "replaced by a newer connection"))
+            self._background.add(closing)
+            closing.add_done_callback(self._background.discard)
         log.info("%s connected (OCPP %s)", identity, version)
         try:
             await session.run(after=previous)
@@ -365,8 +369,11 @@ class Bridge:
         subprotocol = next(name for name, version in SUBPROTOCOLS.items() if version == admitted.version)
         context: ssl.SSLContext | None = None
         if url.startswith("wss://"):
-            cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
-            context = ssl.create_default_context(cafile=cafile)
+            if self._upstream_context is None:  # one context for every station's upstream connection
+                cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
+                self._upstream_context = ssl.create_default_context(cafile=cafile)
+                self._upstream_context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context = self._upstream_context
         headers = {"Authorization": admitted.authorization} if admitted.authorization else None
         try:
             upstream = await connect(

@@ -21,6 +21,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from ocpp_bridge.gateway import Bridge, BridgeConfig
+from ocpp_bridge.tls import ServerCertificates, server_context
 from pki import PKI
 from tests.ocpp_bridge.gateway_support import (
     WAIT,
@@ -28,6 +29,7 @@ from tests.ocpp_bridge.gateway_support import (
     client_context,
     csr_pem,
     issue_station_credential,
+    pem,
     wait_until,
 )
 
@@ -70,8 +72,10 @@ class ProxiedStation(Station201):
         return result201.DataTransfer(status="Rejected", data="station says no")
 
 
-@pytest_asyncio.fixture
-async def upstream() -> AsyncIterator[tuple[str, list[Recording], list[UpstreamCsms]]]:
+@pytest_asyncio.fixture(params=["ws", "wss"])
+async def upstream(
+    request: pytest.FixtureRequest, live_pki: PKI, tmp_path: Path
+) -> AsyncIterator[tuple[str, list[Recording], list[UpstreamCsms]]]:
     recordings: list[Recording] = []
     csms: list[UpstreamCsms] = []
 
@@ -82,9 +86,15 @@ async def upstream() -> AsyncIterator[tuple[str, list[Recording], list[UpstreamC
         csms.append(cp)
         await cp.start()
 
-    async with websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"]) as server:
+    context = None
+    if request.param == "wss":  # a TLS upstream with a certificate of our CSO hierarchy, checked by --upstream-ca
+        certificates = ServerCertificates(live_pki, server_name="localhost", directory=tmp_path / "upstream")
+        certificates.refresh()
+        context = server_context(certificates, client_cas=None)
+    async with websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"], ssl=context) as server:
         port = server.sockets[0].getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/csms", recordings, csms
+        host = "localhost" if context else "127.0.0.1"
+        yield f"{request.param}://{host}:{port}/csms", recordings, csms
 
 
 @pytest.fixture
@@ -100,7 +110,9 @@ async def test_unowned_messages_pass_verbatim_and_certificate_messages_stay_here
     url, recordings, csms = upstream
     live_pki.add_station(identity="CS-PX", serial="SN-PX-1", security_profile=3)
     credential = issue_station_credential(live_pki, tmp_path, "CS-PX", "SN-PX-1", validity=dt.timedelta(days=365))
-    config = BridgeConfig(port=0, basic_port=None, upstream=url, call_timeout=WAIT)
+    root = tmp_path / "csms-root.pem"
+    root.write_text(pem(live_pki.roots("CSMSRootCertificate")))
+    config = BridgeConfig(port=0, basic_port=None, upstream=url, upstream_ca=root, call_timeout=WAIT)
     async with (
         Bridge(live_pki, config) as bridge,
         websockets.connect(
