@@ -136,6 +136,7 @@ class EnrollingStation:
         self.root = root
         self.triggered = asyncio.Event()
         self.signed = asyncio.Event()
+        self.csr_answered = asyncio.Event()  # our SignCertificate got its CALLRESULT (may follow CertificateSigned)
         self.new_key: Any = None
         self.chain_pem = ""
         self.sign_status = ""
@@ -181,6 +182,7 @@ class Station201(ChargePoint201, EnrollingStation):
                 suppress=False,
             )
             self.sign_status = answer.status
+            self.csr_answered.set()
 
     @on("CertificateSigned")
     def on_certificate_signed(self, certificate_chain: str, **kwargs: Any) -> Any:
@@ -250,6 +252,7 @@ class Station16(ChargePoint16, EnrollingStation):
         if requested_message == "SignChargePointCertificate":
             answer = await self.call(call16.SignCertificate(csr=self._make_csr()), suppress=False)
             self.sign_status = answer.status
+            self.csr_answered.set()
 
     @on("CertificateSigned")
     def on_certificate_signed(self, certificate_chain: str, **kwargs: Any) -> Any:

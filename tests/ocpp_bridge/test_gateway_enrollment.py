@@ -87,6 +87,8 @@ async def test_renewal_through_the_bridge_supersedes_the_bootstrap_certificate(
         boot = await station.boot()
         assert boot.status == "Accepted"
         await asyncio.wait_for(station.signed.wait(), WAIT)
+        # The CALLRESULT to the CSR and the CertificateSigned call cross on the wire: wait for both.
+        await asyncio.wait_for(station.csr_answered.wait(), WAIT)
         assert station.sign_status == "Accepted"
     new = write_credential(tmp_path, "renewed", station.new_key, station.chain_pem)
     assert new.certificate.serial_number != bootstrap.certificate.serial_number

@@ -145,7 +145,8 @@ async def test_unowned_messages_pass_verbatim_and_certificate_messages_stay_here
             assert authorized.id_token_info["status"] == "Blocked"
 
             # Certificate messages are the bridge's: answered here, never relayed.
-            csr = csr_pem(ec.generate_private_key(ec.SECP256R1()), "SN-PX-1")
+            station.new_key = ec.generate_private_key(ec.SECP256R1())  # so it can accept the certificate
+            csr = csr_pem(station.new_key, "SN-PX-1")
             signed = await station.call(
                 call201.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate"), suppress=False
             )
@@ -163,6 +164,7 @@ async def test_unowned_messages_pass_verbatim_and_certificate_messages_stay_here
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    assert station.chain_pem  # the bridge delivered the certificate itself
     upstream_actions = [json.loads(frame)[2] for frame in recordings[0].received if json.loads(frame)[0] == 2]
     assert upstream_actions == ["BootNotification", "DataTransfer", "Authorize"]
     relayed_ids = {json.loads(frame)[1] for frame in recordings[0].received}
