@@ -467,8 +467,7 @@ class CertificateService:
         else:
             validate_response(version, action, response)
         if follow_up.delivery_id is not None:
-            self._pki.mark_delivery_sent(follow_up.delivery_id)
-            self._pki.record_delivery_result(follow_up.delivery_id, answer, actor=f"ocpp:{station_id}")
+            self._pki.record_delivery_result(follow_up.delivery_id, answer, actor=f"ocpp:{station_id}", sent=True)
         if action == "GetInstalledCertificateIds":
             return self._reconcile(version, station_id, request, answer)
         return ()

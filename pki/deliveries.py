@@ -27,10 +27,11 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from pki import audit
+from pki.authority import serial_hex
 from pki.clock import utc
 from pki.context import Context
 from pki.errors import Conflict, InvalidInput, NotFound
@@ -54,6 +55,18 @@ __all__ = [
 
 _DELIVERIES = OcppDeliveryRow.__table__  # type: ignore[attr-defined]
 _CERTIFICATES = CertificateRow.__table__  # type: ignore[attr-defined]
+# Built once: a station's enrollment runs these on its hot path.
+_PENDING_ON_TOPIC = (
+    select(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.station_identity == bindparam("station"),
+        _DELIVERIES.c.topic == bindparam("topic"),
+        _DELIVERIES.c.status == "pending",
+    )
+    .order_by(_DELIVERIES.c.id.desc())
+    .limit(1)
+)
+_ISSUER_OF_ROW = select(_CERTIFICATES.c.issuer_id).where(_CERTIFICATES.c.id == bindparam("row_id"))
 _CLOSED_BY = {"Accepted": "accepted", "Rejected": "rejected"}
 # Statuses that close a delivery as done although they are not "Accepted".
 _DONE_ANYWAY = {("DeleteCertificate", "NotFound")}
@@ -184,15 +197,7 @@ def create_delivery(
 
 def find_pending(ctx: Context, station: str, topic: str) -> DeliveryView | None:
     with ctx.database.read() as session:
-        row = session.execute(
-            select(_DELIVERIES)
-            .where(
-                _DELIVERIES.c.station_identity == station,
-                _DELIVERIES.c.topic == topic,
-                _DELIVERIES.c.status == "pending",
-            )
-            .order_by(_DELIVERIES.c.id.desc())
-        ).first()
+        row = session.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
         return DeliveryView.from_row(row) if row is not None else None
 
 
@@ -255,60 +260,69 @@ def issue_for_station(
     no root) into the call's payload for the station's OCPP version. The certificate row, its
     audit record and the delivery commit together. Policy refusals raise as issuance does.
     """
-    pending = find_pending(ctx, station, topic)
-    if pending is not None:
-        return pending, False
     with ctx.database.read() as session:
+        pending = session.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
+        if pending is not None:
+            return DeliveryView.from_row(pending), False
         row = _station(session, station)
         if row.status != "active":
             raise Conflict(f"station {station!r} is disabled")
         serial = row.serial
     identity = identity or RequestIdentity(station_id=station, station_serial=serial)
-    chain_pem: list[str] = []
-    created: list[int] = []
-
-    def remember(certificate: x509.Certificate) -> None:
-        chain_pem[:] = [certificate.public_bytes(Encoding.PEM).decode()]
+    leaf: list[x509.Certificate] = []
+    created: list[DeliveryView] = []
 
     def store_delivery(connection: Connection, row_id: int) -> None:
-        issued = connection.execute(
-            select(_CERTIFICATES.c.issuer_id, _CERTIFICATES.c.serial).where(_CERTIFICATES.c.id == row_id)
-        ).one()
-        issuer_chain = "".join(
-            c.public_bytes(Encoding.PEM).decode() for c in _issuer_chain(ctx, connection, issued.issuer_id)
+        issuer_id = connection.execute(_ISSUER_OF_ROW, {"row_id": row_id}).scalar_one()
+        # Issuance has just checked the cached directory against this transaction's reading.
+        directory = ctx.cached_ca_directory() or ctx.ca_directory(connection)
+        chain = [leaf[0], *(entry.certificate for entry in directory.chain(issuer_id)[:-1])]
+        payload = payload_for("".join(c.public_bytes(Encoding.PEM).decode() for c in chain))
+        now = ctx.clock.now()
+        certificate = (issuer_id, serial_hex(leaf[0].serial_number))
+        delivery_id = _insert(
+            connection,
+            station=station,
+            action="CertificateSigned",
+            topic=topic,
+            payload=payload,
+            now=now,
+            certificate=certificate,
         )
         created.append(
-            _insert(
-                connection,
-                station=station,
-                action="CertificateSigned",
-                topic=topic,
-                payload=payload_for(chain_pem[0] + issuer_chain),
-                now=ctx.clock.now(),
-                certificate=(issued.issuer_id, issued.serial),
+            DeliveryView(
+                delivery_id,
+                station,
+                "CertificateSigned",
+                topic,
+                payload,
+                "pending",
+                *certificate,
+                0,
+                now,
+                None,
+                None,
+                None,
             )
         )
 
     issue(
         ctx,
-        IssueRequest(profile=profile, csr=csr, identity=identity, before_store=remember, in_transaction=store_delivery),
+        IssueRequest(
+            profile=profile, csr=csr, identity=identity, before_store=leaf.append, in_transaction=store_delivery
+        ),
         actor,
     )
-    return delivery(ctx, created[0]), True
-
-
-def _issuer_chain(ctx: Context, connection: Connection, ca_id: str) -> list[x509.Certificate]:
-    """The issuing CA and its ancestors, root excluded (OCPP CertificateSigned: no root)."""
-    directory = ctx.ca_directory(connection)
-    return [entry.certificate for entry in directory.chain(ca_id)[:-1]]
+    return created[0], True
 
 
 def record_result(
-    ctx: Context, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp"
+    ctx: Context, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp", sent: bool = False
 ) -> tuple[DeliveryView, str | None]:
     """Close a delivery with the station's answer; returns it and the CA whose CRLs changed, if any.
 
-    A delivery that is no longer pending is left as it is (a late or repeated answer) and returned.
+    ``sent`` counts the send that this answer answers (as :func:`mark_sent` would) in the same
+    transaction. A delivery that is no longer pending is left as it is (a late or repeated answer).
     """
     if not isinstance(response, dict):
         raise InvalidInput("the station's answer must be a JSON object")
@@ -323,10 +337,13 @@ def record_result(
         status = _CLOSED_BY.get(answer, "failed")
         if (current.action, answer) in _DONE_ANYWAY:
             status = "accepted"
+        result = json.dumps(response, separators=(",", ":"))
+        attempts = current.attempts + (1 if sent else 0)
+        last_sent_at = now if sent else current.last_sent_at
         connection.execute(
             update(_DELIVERIES)
             .where(_DELIVERIES.c.id == delivery_id)
-            .values(status=status, completed_at=now, result=json.dumps(response, separators=(",", ":")))
+            .values(status=status, completed_at=now, result=result, attempts=attempts, last_sent_at=last_sent_at)
         )
         details: dict[str, Any] = {"station": current.station_identity, "topic": current.topic, "status": status}
         if current.action == "CertificateSigned" and current.certificate_issuer and current.certificate_serial:
@@ -354,4 +371,19 @@ def record_result(
             details=details,
         )
         session.flush()
-        return _view(connection, delivery_id), changed_ca
+        closed = DeliveryView(
+            current.id,
+            current.station_identity,
+            current.action,
+            current.topic,
+            current.payload,
+            status,
+            current.certificate_issuer,
+            current.certificate_serial,
+            attempts,
+            current.created_at,
+            last_sent_at,
+            now,
+            response,
+        )
+        return closed, changed_ca

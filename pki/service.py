@@ -498,10 +498,10 @@ class PKI:
         deliveries.mark_sent(self._ctx, delivery_id)
 
     def record_delivery_result(
-        self, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp"
+        self, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp", sent: bool = False
     ) -> DeliveryView:
         """Close a delivery with the station's answer; a rejected certificate is revoked and the CRLs republished."""
-        view, changed_ca = deliveries.record_result(self._ctx, delivery_id, response, actor=actor)
+        view, changed_ca = deliveries.record_result(self._ctx, delivery_id, response, actor=actor, sent=sent)
         if changed_ca is not None:
             self._publish_crls(changed_ca)
         return view

@@ -9,6 +9,8 @@ number) takes row locks with ``SELECT ... FOR UPDATE``.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -41,6 +43,13 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._write_engine = self.engine.execution_options(evpki_write=True)
+        # SQLite has one writer at a time. Threads of this process queue here for it instead of in
+        # SQLite's busy handler, which polls with sleeps of up to 100 ms: under concurrent writes
+        # (the OCPP bridge runs each station's call in a worker thread) that sleeping, not the
+        # work, set the pace. Other processes still meet the busy timeout.
+        self._write_lock: contextlib.AbstractContextManager[object] = (
+            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
+        )
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -48,17 +57,18 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One read-write transaction."""
-        session = Session(self._write_engine, expire_on_commit=False)
-        try:
-            with _unavailable_on_connect_error():
-                session.begin()
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._write_lock:
+            session = Session(self._write_engine, expire_on_commit=False)
+            try:
+                with _unavailable_on_connect_error():
+                    session.begin()
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -68,19 +78,20 @@ class Database:
         back on any error) without the Session's bookkeeping, which costs more than the
         statements of an issuance. ``Session(bind=connection)`` joins it when ORM rows are needed.
         """
-        with _unavailable_on_connect_error():
-            connection = self._write_engine.connect()
-        try:
+        with self._write_lock:
             with _unavailable_on_connect_error():
-                transaction = connection.begin()
+                connection = self._write_engine.connect()
             try:
-                yield connection
-                transaction.commit()
-            except BaseException:
-                transaction.rollback()
-                raise
-        finally:
-            connection.close()
+                with _unavailable_on_connect_error():
+                    transaction = connection.begin()
+                try:
+                    yield connection
+                    transaction.commit()
+                except BaseException:
+                    transaction.rollback()
+                    raise
+            finally:
+                connection.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
