@@ -137,8 +137,14 @@ def admit_certificate(
 
 
 def station_issuer_ids(pki: PKI) -> frozenset[str]:
-    """The CAs that issue ``station`` certificates (``cso-sub`` in the default hierarchy)."""
-    return frozenset(ca.id for ca in pki.list_cas() if "station" in ca.issues)
+    """The CAs of the hierarchy that issues ``station`` certificates (``cso-root``/``cso-sub``).
+
+    The whole hierarchy, not only today's issuer: after ``evpki ca rollover`` the old ``cso-sub``
+    issues nothing new, but its stations keep connecting with its certificates until renewed.
+    """
+    cas = pki.list_cas()
+    pkis = {ca.pki for ca in cas if "station" in ca.issues}
+    return frozenset(ca.id for ca in cas if ca.pki in pkis)
 
 
 def parse_basic_authorization(header: str | None) -> tuple[str, str] | None:

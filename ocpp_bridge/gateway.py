@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -161,6 +163,8 @@ class Bridge:
         self._upstream_context: ssl.SSLContext | None = None
         self._failures = _Failures()
         self._station_issuers: frozenset[str] = frozenset()
+        self._mtls_context: ssl.SSLContext | None = None
+        self._trusted_cas: list[x509.Certificate] = []
         directory = self.config.certificate_dir or pki.settings.home / "bridge"
         self.server_certificates = ServerCertificates(
             pki,
@@ -190,6 +194,7 @@ class Bridge:
             cas = await asyncio.to_thread(client_ca_certificates, self.pki)
             context = server_context(self.server_certificates, client_cas=cas)
             self._contexts.append(context)
+            self._mtls_context, self._trusted_cas = context, list(cas)
             self._servers["mtls"] = await serve(
                 self._handler,
                 self.config.host,
@@ -421,6 +426,29 @@ class Bridge:
                         self.server_certificates.load_into(context)
             except Exception:
                 log.exception("renewing the server certificates failed; the current ones stay in use")
+            try:
+                await self.refresh_station_cas()
+            except Exception:
+                log.exception("re-reading the station CAs failed; the known ones stay trusted")
+
+    async def refresh_station_cas(self) -> None:
+        """Trust CAs that appeared since start (`evpki ca rollover`): a new generation's stations can connect.
+
+        OpenSSL only adds to a context's trust store; CAs are removed from trust by revocation, which
+        admission checks on every connection.
+        """
+        self._station_issuers = await asyncio.to_thread(station_issuer_ids, self.pki)
+        if self._mtls_context is None:
+            return
+        cas = await asyncio.to_thread(client_ca_certificates, self.pki)
+        known = {c.fingerprint(hashes.SHA256()) for c in self._trusted_cas}
+        fresh = [c for c in cas if c.fingerprint(hashes.SHA256()) not in known]
+        if fresh:
+            self._mtls_context.load_verify_locations(
+                cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in fresh)
+            )
+            self._trusted_cas.extend(fresh)
+            log.info("now trusting station CAs %s", ", ".join(c.subject.rfc4514_string() for c in fresh))
 
 
 def _address(connection: ServerConnection) -> str:

@@ -7,6 +7,13 @@ but no longer trusted for that use (revoked, expired, removed from the trust set
 under the wrong use) is deleted, with exactly the hash data the station reported (M04.FR.07).
 Roots that are not ours are left alone. Installs come before deletes, so a rollover never leaves
 a station without a root.
+
+Root rollover (``evpki ca rollover``): a station that holds the old CSMS root gets the new
+generation as its *link certificate* (the new root's name and key, signed by the old root), which
+is what a station with SecurityCtrlr.AdditionalRootCertificateCheck accepts (M05.FR.09-16) and
+what any other station can use too. The link counts as the new root while the old root is still
+trusted; once the old one is not, the station gets the self-signed new root, before the old root
+is deleted.
 """
 
 from __future__ import annotations
@@ -38,8 +45,11 @@ class Change:
     payload: dict[str, Any]
 
 
-def matches(root: x509.Certificate, hash_data: dict[str, Any]) -> bool:
-    """Whether OCPP ``CertificateHashDataType`` names the self-signed ``root`` (hex compared case-insensitively)."""
+def matches(root: x509.Certificate, hash_data: dict[str, Any], issuer: x509.Certificate | None = None) -> bool:
+    """Whether OCPP ``CertificateHashDataType`` names ``root`` (hex compared case-insensitively).
+
+    ``issuer`` is the certificate that signed it; None for a self-signed root.
+    """
     algorithm = str(hash_data.get("hashAlgorithm", ""))
     if algorithm not in HASHES:
         return False
@@ -48,7 +58,7 @@ def matches(root: x509.Certificate, hash_data: dict[str, Any]) -> bool:
             return False
     except (KeyError, ValueError):
         return False
-    expected = cert_id_of(root, root, algorithm)
+    expected = cert_id_of(root, issuer or root, algorithm)
     return all(
         str(hash_data.get(field, "")).lower() == expected[field].lower()
         for field in ("issuerNameHash", "issuerKeyHash")
@@ -82,9 +92,12 @@ def _installed(
 def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, Any]) -> list[Change]:
     """The InstallCertificate and DeleteCertificate calls that bring the station's roots in line."""
     uses, installed = _installed(version, request, response)
-    ours = [
-        x509.load_pem_x509_certificate(ca.certificate_pem.encode()) for ca in pki.list_cas() if ca.parent_id is None
-    ]
+    root_ids = {
+        x509.load_pem_x509_certificate(ca.certificate_pem.encode()): ca.id
+        for ca in pki.list_cas()
+        if ca.parent_id is None
+    }
+    ours = list(root_ids)
     installs: list[Change] = []
     deletes: list[Change] = []
     for name in uses:
@@ -97,15 +110,23 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
             trusted = []
         entries = [entry for kind, entry in installed if kind == name]
         for root in trusted:
-            if not any(matches(root, entry) for entry in entries):
-                fingerprint = root.fingerprint(hashes.SHA256()).hex()
-                installs.append(
-                    Change(
-                        "InstallCertificate",
-                        f"InstallCertificate:{name}:{fingerprint}",
-                        {"certificateType": name, "certificate": pem(root)},
-                    )
+            if any(matches(root, entry) for entry in entries):
+                continue
+            link = pki.root_link(root_ids[root]) if use is RootUse.CSMS and root in root_ids else None
+            old = next((old for old in trusted if link is not None and old.subject == link.issuer), None)
+            if link is not None and old is not None and any(matches(link, entry, old) for entry in entries):
+                continue  # the link stands for the new root while the old root is trusted
+            # M05.FR.09-16: a station holding the old root gets the new one signed by it.
+            holds_old = old is not None and any(matches(old, entry) for entry in entries)
+            certificate = link if link is not None and holds_old else root
+            fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
+            installs.append(
+                Change(
+                    "InstallCertificate",
+                    f"InstallCertificate:{name}:{fingerprint}",
+                    {"certificateType": name, "certificate": pem(certificate)},
                 )
+            )
         for entry in entries:
             root = next((candidate for candidate in ours if matches(candidate, entry)), None)
             if root is None or root in trusted:

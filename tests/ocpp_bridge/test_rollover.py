@@ -1,0 +1,74 @@
+"""CSMS-root rollover end to end through root reconciliation (M03/M04/M05, M05.FR.09-16).
+
+The station holds the old CSO root; after ``rollover_root`` it is offered the link certificate (the
+new root signed by the old one), which counts as the new root while the old root is trusted.
+Once the old root is revoked, the station gets the self-signed new root and the old one is deleted.
+A station certificate of the new generation verifies against what the station then holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+
+from ocpp_bridge.core import CertificateService, FollowUp
+from ocpp_bridge.status import cert_id_of
+from pki import PKI
+from pki.views import pem
+from tests.conftest import requires_openssl, run_openssl
+from tests.ocpp_bridge.conftest import chain_of, station_csr
+
+INVENTORY = FollowUp("GetInstalledCertificateIds", {"certificateType": ["CSMSRootCertificate"]})
+
+
+def _report(*entries: tuple[x509.Certificate, x509.Certificate]) -> dict[str, object]:
+    chain = [
+        {"certificateType": "CSMSRootCertificate", "certificateHashData": cert_id_of(certificate, issuer)}
+        for certificate, issuer in entries
+    ]
+    return {"status": "Accepted", "certificateHashDataChain": chain}
+
+
+@requires_openssl
+def test_a_station_follows_a_csms_root_rollover(
+    service: CertificateService, fresh_pki: PKI, station: tuple[str, str], tmp_path: Path
+) -> None:
+    identity, serial = station
+    old_root = fresh_pki.roots("CSMSRootCertificate")[0]
+    new_id = fresh_pki.rollover_root("cso-root")
+    new_root = fresh_pki.ca_chain(new_id)[0]
+    link = fresh_pki.root_link(new_id)
+    assert link is not None
+
+    # 1. The station holds only the old root: it is offered the new root signed by the old one.
+    (install,) = service.record_result("2.0.1", identity, INVENTORY, _report((old_root, old_root)))
+    assert install.action == "InstallCertificate" and install.payload["certificate"] == pem(link)
+    service.record_result("2.0.1", identity, install, {"status": "Accepted"})
+
+    # 2. With the link installed nothing more is due while the old root is trusted.
+    assert service.record_result("2.0.1", identity, INVENTORY, _report((old_root, old_root), (link, old_root))) == ()
+
+    # A certificate of the new generation, as CertificateSigned delivers it, verifies against the old
+    # root plus the link the station holds (OpenSSL as a station's TLS stack would).
+    signed = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups[0]
+    leaf = tmp_path / "chain.pem"
+    leaf.write_text(signed.payload["certificateChain"])
+    assert chain_of(signed)[1].issuer == new_root.subject  # issued by cso-sub-2
+    (tmp_path / "store.pem").write_text(pem(old_root))
+    (tmp_path / "link.pem").write_text(pem(link))
+    checked = run_openssl("verify", "-CAfile", str(tmp_path / "store.pem"), "-untrusted", str(tmp_path / "link.pem"),
+                          "-untrusted", str(leaf), str(leaf))  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+
+    # 3. The old generation ends: the self-signed new root is installed first, then the old root deleted.
+    fresh_pki.revoke(format(old_root.serial_number, "X"), "superseded", ca_id="cso-root")
+    install_new, delete_old = service.record_result(
+        "2.0.1", identity, INVENTORY, _report((old_root, old_root), (link, old_root))
+    )
+    assert install_new.action == "InstallCertificate" and install_new.payload["certificate"] == pem(new_root)
+    assert delete_old.action == "DeleteCertificate"
+    assert delete_old.payload == {"certificateHashData": cert_id_of(old_root, old_root)}
+
+    # 4. Afterwards the station's store is the new root (and the harmless link): nothing is due.
+    assert service.record_result("2.0.1", identity, INVENTORY, _report((new_root, new_root), (link, old_root))) == ()
