@@ -45,7 +45,7 @@ OcppVersion = Annotated[str, typer.Option("--ocpp-version", help="1.6, 2.0.1 or 
 def _certificates(path: Path, what: str) -> list[x509.Certificate]:
     try:
         return x509.load_pem_x509_certificates(read_input_file(str(path)))
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise InvalidInput(f"{path}: no PEM certificate ({what})") from None
 
 

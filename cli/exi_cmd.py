@@ -13,10 +13,10 @@ import enum
 from typing import Annotated, Any
 
 import typer
-from cryptography import x509
 
 from cli.common import guarded, print_json, read_input_file
 from pki.errors import InvalidInput
+from pki.iso15118.chains import readable_certificate
 from pki.iso15118.exi import decode_fragment, decode_message, decode_signed_info
 
 __all__ = ["EXI_HELP", "app", "message_json", "read_exi", "read_exi_base64"]
@@ -46,9 +46,8 @@ def read_exi_base64(argument: str) -> str:
 
 
 def _certificate_summary(der: bytes) -> dict[str, Any] | None:
-    try:
-        certificate = x509.load_der_x509_certificate(der)
-    except ValueError:
+    certificate = readable_certificate(der)
+    if certificate is None:
         return None
     return {
         "subject": certificate.subject.rfc4514_string(),

@@ -458,7 +458,7 @@ def _parse_certificate(data: str | bytes) -> x509.Certificate:
         raise TypeError(f"the signing certificate is PEM str or bytes, not {type(data).__name__}")
     try:
         certificates = x509.load_pem_x509_certificates(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise InvalidInput("the signing certificate is not a PEM X.509 certificate") from None
     if len(certificates) != 1:
         # OCPP L01: the signer sits directly under the manufacturer root, so no chain travels with it.

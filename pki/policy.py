@@ -91,7 +91,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
                 raise InvalidInput(f"CSR is {len(stripped)} characters; OCPP allows at most {MAX_CSR_CHARS}")
             return x509.load_pem_x509_csr(stripped)
         return x509.load_der_x509_csr(raw)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         if isinstance(exc, InvalidInput):
             raise
         raise InvalidInput("not a PKCS#10 certificate request (malformed PEM or DER)") from None

@@ -102,7 +102,7 @@ def _certificate_header(value: str) -> str:
         raise InvalidInput("Firmware-Signing-Certificate must be the Base64 of the DER certificate") from None
     try:
         certificate = x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise InvalidInput("Firmware-Signing-Certificate is not a DER X.509 certificate") from None
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 

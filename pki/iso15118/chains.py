@@ -58,7 +58,7 @@ def readable_certificate(der: bytes) -> x509.Certificate | None:
     try:
         certificate = x509.load_der_x509_certificate(der)
         certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, x509.InvalidVersion, UnsupportedAlgorithm):
         return None
     return certificate
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from pki import PKI, PolicyViolation, RequestIdentity
 from pki.iso15118 import ev
+from pki.iso15118.exi import decode_message, encode_message
 from pki.iso15118.messages import ResponseCode
 from tests.pki.iso15118.vehicles import foreign_certificate, make_car, new_emaid, new_pcid, v2g_roots
 
@@ -97,3 +99,15 @@ def test_an_iso15118_2_certificate_over_800_bytes_is_refused(fresh_pki: PKI) -> 
     pki.settings.public_url = "https://" + "p" * 400 + ".example"
     with pytest.raises(PolicyViolation, match=r"iso15118\.certificate-size"):
         pki.issue(profile="secc", csr=csr(subject), identity=RequestIdentity(secc_id="S" * 64))
+
+
+def test_a_certificate_with_an_invalid_version_is_refused_not_raised(pki: PKI) -> None:
+    """cryptography raises InvalidVersion (not a ValueError) for version 7; found by the bit-flip fuzz."""
+    car = make_car(pki)
+    der = car.certificate.public_bytes(serialization.Encoding.DER)
+    assert der[8:13] == b"\xa0\x03\x02\x01\x02"  # tbsCertificate starts with [0] EXPLICIT Version v3
+    broken = der[:12] + b"\x06" + der[13:]
+    message = decode_message(ev.installation_request(car.certificate, car.key, v2g_roots(pki), b"\x01"))
+    damaged = replace(message, body=replace(message.body, oem_provisioning_cert=broken))
+    result = _ask(pki, encode_message(damaged))
+    assert result.response_code is ResponseCode.FAILED_CERT_CHAIN_ERROR
