@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         "  .venv/bin/evpki ev create-vehicle --pcid WMIDEMO0000000001 --out-dir car\n"
         "  .venv/bin/evpki contract add --emaid DE-DMO-C00000000-1 --pcid WMIDEMO0000000001\n"
         "  .venv/bin/evpki ev simulate-install --oem-cert car/oem.pem --oem-key car/oem.key.pem --out-dir car\n"
+        "  # OCPP: register a station and run the mTLS gateway stations connect to (wss://127.0.0.1:8443/CP-0001)\n"
+        "  .venv/bin/evpki station add CP-0001 --serial SN-0001\n"
+        "  .venv/bin/evpki bridge --port 8443 --basic-port 0\n"
         "  .venv/bin/evpki --help",
         highlight=False,
     )
