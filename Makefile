@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench
+.PHONY: run test lint format bench softhsm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m cli.demo
 
-test: $(STAMP)
+# The PKCS#11 tests run against SoftHSM2 (Debian package softhsm2); CI runs as root, a developer may need sudo.
+softhsm:
+	@command -v softhsm2-util >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q softhsm2 || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q softhsm2; } \
+	  || echo "softhsm2 could not be installed: the PKCS#11 tests will be skipped"; }
+
+test: $(STAMP) softhsm
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -32,3 +39,4 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/issuance.py
 	$(BIN)/python bench/crl.py
+	$(BIN)/python bench/hsm.py

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from cli.common import actor, console, guarded, open_pki, print_json, write_output
+from pki import PKI, Settings
 from pki.clock import parse_duration
 from pki.views import pem
 
@@ -26,11 +27,25 @@ def init(
         Path | None,
         typer.Option("--config", help="Hierarchy TOML (default: the one shipped with evpki).", dir_okay=False),
     ] = None,
+    keystore: Annotated[
+        str | None,
+        typer.Option(
+            "--keystore",
+            help="Where the keys live: file (encrypted files) or pkcs11 (generated on the EVPKI_PKCS11_* token). "
+            "Default: EVPKI_KEYSTORE. Set EVPKI_KEYSTORE the same way for every later command.",
+        ),
+    ] = None,
 ) -> None:
     """Build the PKI hierarchy. Existing CAs and keys are kept, never replaced."""
-    pki = open_pki()
+    if keystore is None:
+        pki = open_pki()
+    elif keystore in ("file", "pkcs11"):
+        backend: Literal["file", "pkcs11"] = "pkcs11" if keystore == "pkcs11" else "file"
+        pki = PKI.open(Settings().model_copy(update={"keystore": backend}))
+    else:
+        raise typer.BadParameter(f"--keystore must be file or pkcs11, not {keystore!r}")
     report = pki.init(config=config, organization=org, actor=actor())
-    console.print(f"CSO organisation: [bold]{report.organization}[/bold]")
+    console.print(f"CSO organisation: [bold]{report.organization}[/bold] (keys: {pki.settings.keystore})")
     if report.created:
         console.print(f"created: {', '.join(report.created)}")
     if report.kept:

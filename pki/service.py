@@ -28,8 +28,8 @@ from pki.iso15118 import contracts
 from pki.iso15118.contracts import ContractRevocation, ContractView
 from pki.iso15118.provisioning import ProvisioningResult, provision
 from pki.issuance import IssueRequest, issue
+from pki.keys import open_key_store
 from pki.keys.base import KeyStore
-from pki.keys.file import FileKeyStore
 from pki.ocsp import OcspAnswer, OcspResponder
 from pki.policy import RequestIdentity
 from pki.revocation import RevocationReason, apply_revocation, parse_reason, release_hold
@@ -58,8 +58,7 @@ class PKI:
         database = Database(settings.resolved_database_url)
         if migrate:
             database.migrate()
-        keys = FileKeyStore(settings.keys_dir, settings.passphrase)
-        return cls(database=database, keys=keys, settings=settings, clock=clock)
+        return cls(database=database, keys=open_key_store(settings), settings=settings, clock=clock)
 
     def close(self) -> None:
         self._ctx.database.dispose()

@@ -4,6 +4,8 @@
 files; ``EVPKI_DATABASE_URL`` points elsewhere (PostgreSQL: ``postgresql+psycopg://...``).
 The key passphrase comes from ``EVPKI_KEY_PASSPHRASE`` or the file named by
 ``EVPKI_KEY_PASSPHRASE_FILE`` (which must not be readable by group or others).
+``EVPKI_KEYSTORE=pkcs11`` keeps the keys on a PKCS#11 token instead: ``EVPKI_PKCS11_MODULE``,
+``EVPKI_PKCS11_TOKEN_LABEL`` and ``EVPKI_PKCS11_PIN`` or ``EVPKI_PKCS11_PIN_FILE`` (same 0600 rule).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import os
 import stat
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import (
@@ -38,6 +41,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     key_passphrase: SecretStr | None = None
     key_passphrase_file: Path | None = None
+    keystore: Literal["file", "pkcs11"] = "file"
+    pkcs11_module: str | None = None  # e.g. /usr/lib/softhsm/libsofthsm2.so
+    pkcs11_token_label: str = "evpki"  # noqa: S105 - a token label, not a secret
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
     crl_validity: str = "7d"  # nextUpdate of full CRLs
     crl_refresh_before: str = "2d"  # a full CRL is regenerated this long before its nextUpdate
     delta_crl_validity: str = "1d"
@@ -110,6 +118,14 @@ class Settings(BaseSettings):
             raise InvalidInput(f"the key passphrase must have at least {_MIN_PASSPHRASE} characters")
         return value.encode()
 
+    def pkcs11_user_pin(self) -> str:
+        """The token's user PIN; raises :class:`Unavailable` when none is configured."""
+        if self.pkcs11_pin is not None:
+            return self.pkcs11_pin.get_secret_value()
+        if self.pkcs11_pin_file is not None:
+            return _read_passphrase_file(self.pkcs11_pin_file, "PIN")
+        raise Unavailable("no PKCS#11 PIN: set EVPKI_PKCS11_PIN or EVPKI_PKCS11_PIN_FILE")
+
 
 @functools.lru_cache(maxsize=64)
 def _parsed(text: str) -> dt.timedelta:
@@ -117,13 +133,13 @@ def _parsed(text: str) -> dt.timedelta:
     return parse_duration(text)
 
 
-def _read_passphrase_file(path: Path) -> str:
+def _read_passphrase_file(path: Path, what: str = "passphrase") -> str:
     try:
         mode = path.stat().st_mode
         if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise Unavailable(f"passphrase file {path} is readable by others; chmod 600 it")
+            raise Unavailable(f"{what} file {path} is readable by others; chmod 600 it")
         return path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        raise Unavailable(f"passphrase file {path} does not exist") from None
+        raise Unavailable(f"{what} file {path} does not exist") from None
     except OSError as exc:
-        raise Unavailable(f"cannot read passphrase file {path}: {exc.strerror}") from None
+        raise Unavailable(f"cannot read {what} file {path}: {exc.strerror}") from None

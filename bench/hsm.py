@@ -1,0 +1,163 @@
+"""Benchmark: issuance/s and OCSP signatures/s with the PKCS#11 (SoftHSM2) backend against the file backend.
+
+Both backends run in the same process on the same machine, each with its own SQLite PKI: the
+default hierarchy with its CSO PKI on the algorithm measured. Issuance is :meth:`pki.PKI.issue`
+of station certificates (CSRs made before the clock starts); OCSP is :meth:`pki.PKI.ocsp_respond`
+with a nonce, so every response is signed on the spot (no pre-signed cache). "raw sign/s" is the
+bare signature over 32 bytes with the issuing CA's key. SoftHSM2 runs in a private token directory.
+
+    .venv/bin/python bench/hsm.py [--n 300] [--algorithms ec-p256,ec-p384,rsa-2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pki import PKI, RequestIdentity, Settings
+from pki.store import repository
+
+ORGANIZATION = "Bench CSO GmbH"
+PASSPHRASE = "evpki-bench-passphrase"
+PIN = "1234"
+MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
+
+
+def hierarchy(algorithm: str) -> str:
+    toml = (resources.files("pki") / "default_hierarchy.toml").read_text(encoding="utf-8")
+    head, _, tail = toml.partition("[pki.cso]")
+    return f'{head}[pki.cso]\nstandard = "ocpp"\nalgorithm = "{algorithm}"\n\n[{tail.split(chr(10) + "[", 1)[1]}'
+
+
+def csrs(n: int, prefix: str) -> list[tuple[str, str]]:
+    out = []
+    for i in range(n):
+        station = f"{prefix}{i:06d}"
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+                x509.NameAttribute(NameOID.COMMON_NAME, station),
+            ]
+        )
+        csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+        out.append((station, csr.public_bytes(serialization.Encoding.PEM).decode()))
+    return out
+
+
+def rate(n: int, work: Callable[[int], object]) -> float:
+    started = time.perf_counter()
+    for i in range(n):
+        work(i)
+    return n / (time.perf_counter() - started)
+
+
+def measure(settings: Settings, algorithm: str, n: int, prefix: str) -> tuple[float, float, float]:
+    config = settings.home / "hierarchy.toml"
+    config.write_text(hierarchy(algorithm), encoding="utf-8")
+    pki = PKI.open(settings)
+    try:
+        pki.init(config=config, organization=ORGANIZATION, actor="bench")
+        requests = csrs(n, prefix)
+        issued: list[x509.Certificate] = []
+
+        def issue(i: int) -> None:
+            station, csr = requests[i]
+            view = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station)).certificate
+            issued.append(x509.load_pem_x509_certificate(view.certificate_pem.encode()))
+
+        pki.issue(  # warm-up: loads the CA key (a PBKDF2 run for the file backend, a token login for PKCS#11)
+            profile="station", csr=csrs(1, prefix + "W")[0][1], identity=RequestIdentity(station_id=prefix + "W000000")
+        )
+        issuance = rate(n, issue)
+        issuer = pki.ca_chain("cso-sub")[0]
+        ocsp_requests = [
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(cert, issuer, hashes.SHA1())
+            .add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
+            .build()
+            .public_bytes(serialization.Encoding.DER)
+            for cert in issued
+        ]
+        pki.ocsp_respond(ocsp_requests[0])
+        signatures = rate(n, lambda i: pki.ocsp_respond(ocsp_requests[i]))
+        ctx = pki._ctx  # type: ignore[attr-defined]
+        with ctx.database.read() as session:
+            key_id = repository.get_ca(session, "cso-sub").key_id
+        signer = ctx.keys.load(key_id)
+        raw = rate(n, lambda i: signer.sign_bytes(i.to_bytes(32, "big"), rsa_pss=False))
+        return issuance, signatures, raw
+    finally:
+        pki.close()
+
+
+def softhsm(directory: Path) -> str | None:
+    module = next((m for m in MODULES if Path(m).exists()), None)
+    if module is None or shutil.which("softhsm2-util") is None:
+        return None
+    (directory / "tokens").mkdir(parents=True)
+    conf = directory / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    return module
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--algorithms", default="ec-p256,ec-p384,rsa-2048")
+    args = parser.parse_args()
+    rows: list[tuple[str, str, float, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="evpki-bench-hsm-") as tmp:
+        root = Path(tmp)
+        module = softhsm(root / "softhsm")
+        if module is None:
+            print("SoftHSM2 is not installed (apt-get install softhsm2): only the file backend is measured")
+        for algorithm in args.algorithms.split(","):
+            home = root / f"file-{algorithm}"
+            home.mkdir()
+            settings = Settings(home=home, key_passphrase=SecretStr(PASSPHRASE))
+            rows.append(("file", algorithm, *measure(settings, algorithm, args.n, "CPF")))
+            if module is None:
+                continue
+            label = f"bench-{algorithm}"
+            subprocess.run(
+                ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", "5678"],
+                check=True,
+                capture_output=True,
+            )
+            home = root / f"hsm-{algorithm}"
+            home.mkdir()
+            settings = Settings(
+                home=home,
+                keystore="pkcs11",
+                pkcs11_module=module,
+                pkcs11_token_label=label,
+                pkcs11_pin=SecretStr(PIN),
+            )
+            rows.append(("pkcs11 (SoftHSM2)", algorithm, *measure(settings, algorithm, args.n, "CPH")))
+    print(f"\n{'backend':<18} {'CSO key':<9} {'issuance/s':>11} {'OCSP sig/s':>11} {'raw sign/s':>11}   (n={args.n})")
+    for backend, algorithm, issuance, signatures, raw in rows:
+        print(f"{backend:<18} {algorithm:<9} {issuance:>11.0f} {signatures:>11.0f} {raw:>11.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
