@@ -17,6 +17,7 @@ the module, as PKCS#11 requires.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -24,7 +25,6 @@ from typing import Any
 
 import pkcs11
 from asn1crypto import core as asn1_core
-from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -100,6 +100,52 @@ def _dummy_certificate(algorithm: str) -> x509.Certificate:
     )
     with _dummy_lock:
         return _dummy_certificates.setdefault(algorithm, certificate)
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
+
+
+def _header(der: bytes, offset: int) -> tuple[int, int]:
+    """(offset of the content, offset after the element) of the DER element at ``offset``."""
+    first = der[offset + 1]
+    if first < 0x80:
+        return offset + 2, offset + 2 + first
+    count = first & 0x7F
+    size = int.from_bytes(der[offset + 2 : offset + 2 + count], "big")
+    return offset + 2 + count, offset + 2 + count + size
+
+
+def _content(element: bytes) -> bytes:
+    start, end = _header(element, 0)
+    return element[start:end]
+
+
+def _children(element: bytes) -> list[bytes]:
+    """The encoded elements inside a constructed DER element (our own builder's output: well-formed)."""
+    inner, out, offset = _content(element), [], 0
+    while offset < len(inner):
+        _, end = _header(inner, offset)
+        out.append(inner[offset:end])
+        offset = end
+    return out
+
+
+def _signed(tbs: bytes, algorithm: bytes, signature: bytes, *extra: bytes) -> bytes:
+    """SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature, extra... }: certificate, CRL, BasicOCSPResponse."""
+    return _tlv(0x30, tbs + algorithm + _tlv(0x03, b"\x00" + signature) + b"".join(extra))
+
+
+@functools.lru_cache(maxsize=64)
+def _responder_id(certificate: x509.Certificate, encoding: ocsp.OCSPResponderEncoding) -> bytes:
+    parsed = asn1_x509.Certificate.load(certificate.public_bytes(_DER))
+    if encoding is ocsp.OCSPResponderEncoding.HASH:
+        return asn1_ocsp.ResponderId(name="by_key", value=parsed.public_key.sha1).dump()
+    return asn1_ocsp.ResponderId(name="by_name", value=parsed.subject).dump()
 
 
 class _Token:
@@ -200,29 +246,17 @@ class Pkcs11Signer:
 
     def sign_certificate(self, builder: x509.CertificateBuilder, *, rsa_pss: bool) -> x509.Certificate:
         digest, pad = self._padding_hash(rsa_pss)
-        shaped = asn1_x509.Certificate.load(
-            builder.sign(_dummy_key(self._algorithm), digest, rsa_padding=pad).public_bytes(_DER)
-        )
-        tbs = shaped["tbs_certificate"]
-        signature = self.sign_bytes(tbs.dump(), rsa_pss=rsa_pss)
-        signed = asn1_x509.Certificate(
-            {"tbs_certificate": tbs, "signature_algorithm": shaped["signature_algorithm"], "signature_value": signature}
-        )
-        return x509.load_der_x509_certificate(signed.dump())
+        shaped = builder.sign(_dummy_key(self._algorithm), digest, rsa_padding=pad).public_bytes(_DER)
+        tbs, algorithm, _ = _children(shaped)
+        return x509.load_der_x509_certificate(_signed(tbs, algorithm, self.sign_bytes(tbs, rsa_pss=rsa_pss)))
 
     def sign_crl(
         self, builder: x509.CertificateRevocationListBuilder, *, rsa_pss: bool
     ) -> x509.CertificateRevocationList:
         digest, pad = self._padding_hash(rsa_pss)
-        shaped = asn1_crl.CertificateList.load(
-            builder.sign(_dummy_key(self._algorithm), digest, rsa_padding=pad).public_bytes(_DER)
-        )
-        tbs = shaped["tbs_cert_list"]
-        signature = self.sign_bytes(tbs.dump(), rsa_pss=rsa_pss)
-        signed = asn1_crl.CertificateList(
-            {"tbs_cert_list": tbs, "signature_algorithm": shaped["signature_algorithm"], "signature": signature}
-        )
-        return x509.load_der_x509_crl(signed.dump())
+        shaped = builder.sign(_dummy_key(self._algorithm), digest, rsa_padding=pad).public_bytes(_DER)
+        tbs, algorithm, _ = _children(shaped)
+        return x509.load_der_x509_crl(_signed(tbs, algorithm, self.sign_bytes(tbs, rsa_pss=rsa_pss)))
 
     def sign_ocsp_response(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
         # OCSPResponseBuilder.sign refuses a key that does not match the responder certificate, so the
@@ -230,10 +264,10 @@ class Pkcs11Signer:
         # and certificates are put back before the token signs. The builder keeps them in private
         # attributes (constructor arguments since cryptography 2.4); the OCSP tests catch any change.
         digest, _ = self._padding_hash(False)
-        responder_id: tuple[x509.Certificate, ocsp.OCSPResponderEncoding] | None = builder._responder_id  # type: ignore[attr-defined]
-        if responder_id is None:
+        responder: tuple[x509.Certificate, ocsp.OCSPResponderEncoding] | None = builder._responder_id  # type: ignore[attr-defined]
+        if responder is None:
             raise InvalidInput("an OCSP response needs a responder id")
-        real_certificate, encoding = responder_id
+        real_certificate, encoding = responder
         certificates: list[x509.Certificate] | None = builder._certs  # type: ignore[attr-defined]
         shaping = ocsp.OCSPResponseBuilder(
             builder._response,  # type: ignore[attr-defined]
@@ -241,31 +275,22 @@ class Pkcs11Signer:
             None,
             builder._extensions,  # type: ignore[attr-defined]
         )
-        shaped = asn1_ocsp.OCSPResponse.load(shaping.sign(_dummy_key(self._algorithm), digest).public_bytes(_DER))
-        basic = shaped["response_bytes"]["response"].parsed
-        tbs = basic["tbs_response_data"]
-        real = asn1_x509.Certificate.load(real_certificate.public_bytes(_DER))
-        if encoding is ocsp.OCSPResponderEncoding.HASH:
-            tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=real.public_key.sha1)
-        else:
-            tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_name", value=real.subject)
-        fields: dict[str, Any] = {
-            "tbs_response_data": tbs,
-            "signature_algorithm": basic["signature_algorithm"],
-            "signature": self.sign_bytes(tbs.dump(force=True), rsa_pss=False),
-        }
+        shaped = shaping.sign(_dummy_key(self._algorithm), digest).public_bytes(_DER)
+        # OCSPResponse ::= SEQUENCE { status, [0] EXPLICIT ResponseBytes { OID, OCTET STRING BasicOCSPResponse } }
+        status, explicit = _children(shaped)
+        response_type, basic_octets = _children(_content(explicit))
+        tbs, algorithm, *_ = _children(_content(basic_octets))
+        # ResponseData ::= SEQUENCE { [0] version OPTIONAL, responderID ([1] byName | [2] byKey), ... }
+        fields = _children(tbs)
+        index = next(i for i, field in enumerate(fields) if field[0] in (0xA1, 0xA2))
+        fields[index] = _responder_id(real_certificate, encoding)
+        tbs = _tlv(0x30, b"".join(fields))
+        extra: tuple[bytes, ...] = ()
         if certificates:
-            fields["certs"] = [asn1_x509.Certificate.load(c.public_bytes(_DER)) for c in certificates]
-        signed = asn1_ocsp.OCSPResponse(
-            {
-                "response_status": "successful",
-                "response_bytes": {
-                    "response_type": "basic_ocsp_response",
-                    "response": asn1_ocsp.BasicOCSPResponse(fields),
-                },
-            }
-        )
-        return ocsp.load_der_ocsp_response(signed.dump())
+            extra = (_tlv(0xA0, _tlv(0x30, b"".join(c.public_bytes(_DER) for c in certificates))),)
+        basic = _signed(tbs, algorithm, self.sign_bytes(tbs, rsa_pss=False), *extra)
+        response_bytes = _tlv(0x30, response_type + _tlv(0x04, basic))
+        return ocsp.load_der_ocsp_response(_tlv(0x30, status + _tlv(0xA0, response_bytes)))
 
     def sign_bytes(self, data: bytes, *, rsa_pss: bool) -> bytes:
         algorithm = signature_hash(self._public)
