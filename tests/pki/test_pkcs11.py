@@ -35,7 +35,8 @@ SOFTHSM_CANDIDATES = (
 )
 MODULE = next((path for path in SOFTHSM_CANDIDATES if Path(path).exists()), None)
 PIN = "1234"
-TOKENS = ("evpki-p256", "evpki-p384", "evpki-rsa", "evpki-cli", "evpki-unit", "evpki-pin")
+# SoftHSM lists its tokens once, when the module is loaded: every token a test uses is made up front.
+TOKENS = ("evpki-p256", "evpki-p384", "evpki-rsa", "evpki-rsapss", "evpki-cli", "evpki-unit", "evpki-pin")
 
 pytestmark = [
     pytest.mark.hsm,
@@ -83,14 +84,21 @@ def hsm_settings(home: Path, url: str, module: str, token: str, pin: str = PIN) 
 
 
 def _hierarchy(algorithm: str) -> str:
-    """The default hierarchy with its CSO PKI (stations, CSMS) on ``algorithm``."""
+    """The default hierarchy with its CSO PKI (stations, CSMS) on ``algorithm`` (``rsa-3072-pss``: RSA-PSS)."""
     toml = (resources.files("pki") / "default_hierarchy.toml").read_text(encoding="utf-8")
     head, _, tail = toml.partition("[pki.cso]")
     rest = tail.split("\n[", 1)[1]
-    return f'{head}[pki.cso]\nstandard = "ocpp"\nalgorithm = "{algorithm}"\n\n[{rest}'
+    pss = algorithm.endswith("-pss")
+    key = algorithm.removesuffix("-pss")
+    return f'{head}[pki.cso]\nstandard = "ocpp"\nalgorithm = "{key}"\nrsa_pss = {str(pss).lower()}\n\n[{rest}'
 
 
-ALGORITHMS = {"evpki-p256": "ec-p256", "evpki-p384": "ec-p384", "evpki-rsa": "rsa-2048"}
+ALGORITHMS = {
+    "evpki-p256": "ec-p256",
+    "evpki-p384": "ec-p384",
+    "evpki-rsa": "rsa-2048",
+    "evpki-rsapss": "rsa-3072-pss",
+}
 
 
 @pytest.fixture(scope="module", params=sorted(ALGORITHMS))
@@ -125,7 +133,9 @@ def test_keys_live_on_the_token_and_no_key_file_is_written(hsm_pki: PKI) -> None
     key = hsm_pki.ca_chain("cso-sub")[0].public_key()
     expected = ALGORITHMS[hsm_pki.settings.pkcs11_token_label]
     if expected.startswith("rsa"):
-        assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+        assert isinstance(key, rsa.RSAPublicKey) and key.key_size == int(expected.split("-")[1])
+        pss = hsm_pki.ca_chain("cso-sub")[0].signature_algorithm_oid == x509.oid.SignatureAlgorithmOID.RSASSA_PSS
+        assert pss == expected.endswith("-pss")
     else:
         assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == {"ec-p256": "secp256r1"}.get(
             expected, "secp384r1"
@@ -202,6 +212,14 @@ def test_openssl_verifies_ocsp_responses(hsm_pki: PKI, tmp_path: Path) -> None:
         assert f"{tmp_path / 'leaf.pem'}: good" in status.stdout, status.stdout + status.stderr
 
 
+def test_firmware_signature_made_on_the_token_verifies(hsm_pki: PKI) -> None:
+    firmware = b"\x7fELF evpki firmware on an HSM\n" * 500
+    chunks = [firmware[i : i + 1000] for i in range(0, len(firmware), 1000)]
+    signed = hsm_pki.sign_firmware(chunks, location="https://fw.example.com/x.bin", actor="test")
+    result = hsm_pki.verify_firmware(chunks, signature=signed.signature, certificate=signed.certificate_pem)
+    assert result.sha256 == signed.sha256
+
+
 # -- the key store itself ---------------------------------------------------------------------------
 
 
@@ -254,6 +272,22 @@ def test_keys_are_never_replaced_and_eddsa_is_refused(unit_store) -> None:  # ty
     with pytest.raises(InvalidInput, match="PKCS#11"):
         unit_store.generate("unit-ed", "ed25519")
     assert not unit_store.exists("unit-missing")
+
+
+def test_a_forked_child_signs_with_the_parents_store(unit_store) -> None:  # type: ignore[no-untyped-def]
+    signer = unit_store.generate("unit-fork", "ec-p256")
+    signer.sign_bytes(b"parent", rsa_pss=False)
+    pid = os.fork()
+    if pid == 0:  # the child reinitialises the module (PKCS#11 requires it) and finds the key again
+        try:
+            signature = signer.sign_bytes(b"child", rsa_pss=False)
+            signer.public_key().verify(signature, b"child", ec.ECDSA(hashes.SHA256()))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    signer.public_key().verify(signer.sign_bytes(b"again", rsa_pss=False), b"again", ec.ECDSA(hashes.SHA256()))
 
 
 def test_wrong_pin_is_unavailable_with_a_clear_message(softhsm: str) -> None:
