@@ -148,6 +148,10 @@ def _responder_id(certificate: x509.Certificate, encoding: ocsp.OCSPResponderEnc
     return asn1_ocsp.ResponderId(name="by_name", value=parsed.subject).dump()
 
 
+_module_pids: dict[str, int] = {}  # module path -> the process that initialised it
+_module_lock = threading.Lock()
+
+
 class _Token:
     """One logged-in session on one token, opened lazily and shared by the store's signers."""
 
@@ -166,8 +170,10 @@ class _Token:
             return self._session
         try:
             lib = pkcs11.lib(self.module)
-            if self._pid and self._pid != os.getpid():
-                lib.reinitialize()  # a forked child must C_Initialize again (PKCS#11 §6.7.7)
+            with _module_lock:
+                if _module_pids.setdefault(self.module, os.getpid()) != os.getpid():
+                    lib.reinitialize()  # a forked child must C_Initialize again, once per module (PKCS#11 §5.4)
+                    _module_pids[self.module] = os.getpid()
         except (OSError, RuntimeError) as exc:
             raise Unavailable(f"cannot load the PKCS#11 module {self.module}: {exc}") from None
         try:
