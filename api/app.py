@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from api import metrics
 from api.limits import BodyLimit
+from api.observability import RequestContext
 from api.problems import install_problem_handlers
 from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots
 from api.routes import ocpp as ocpp_routes
@@ -36,7 +38,7 @@ The REST face of evpki, the certificate authority for EV charging.
 * **Authentication**: `Authorization: Bearer <token>`; tokens come from `evpki token create --role R --name N`.
   Roles: `admin` (everything), `operator` (issue, revoke, firmware), `csms` (station and SECC issuance, reads),
   `auditor` (read-only, audit log). Each operation lists its roles under `x-evpki-roles`.
-* **Public**: `/ocsp`, `/crl/*`, `/api/v1/roots`, `/healthz`.
+* **Public**: `/ocsp`, `/crl/*`, `/api/v1/roots`, `/healthz`, `/readyz`. `/metrics` (Prometheus) needs `auditor`.
 * **Errors**: RFC 9457 `application/problem+json`; switch on `type` (`urn:evpki:problem:<code>`).
 """
 
@@ -94,6 +96,8 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
             {"name": "audit"},
             {"name": "OCSP", "description": "RFC 6960 / RFC 5019 responder"},
             {"name": "CRL", "description": "full and delta CRLs"},
+            {"name": "health", "description": "liveness and readiness"},
+            {"name": "metrics", "description": "Prometheus exposition"},
             {
                 "name": "OCPP",
                 "description": "certificate handlers for any CSMS: station payload in, response + follow-ups out",
@@ -107,8 +111,12 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
     app.add_middleware(ocsp.OcspFastPath)
     # Added last, so outermost: the limit applies to every request, the fast path included.
     app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware})
+    # Outermost of all: every response (a 413 too) carries the request id and is timed and logged.
+    app.add_middleware(RequestContext)
+    metrics.install()
     for module in (health, cas, certificates, contracts, roots, firmware, audit, ocsp, crl, ocpp_routes):
         app.include_router(module.router)
+    app.include_router(metrics.router)
     _document_security(app)
     return app
 

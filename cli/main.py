@@ -9,6 +9,7 @@ import typer
 
 from cli import (
     audit_cmd,
+    backup_cmd,
     bridge_cmd,
     ca_cmd,
     cert_cmd,
@@ -52,6 +53,8 @@ app.add_typer(contract_cmd.app, name="contract")
 app.command("serve", epilog=EXIT_CODES_HELP)(serve_cmd.serve)
 app.add_typer(station_cmd.app, name="station")
 app.command("bridge", epilog=EXIT_CODES_HELP)(bridge_cmd.bridge)
+app.command("backup", epilog=EXIT_CODES_HELP)(backup_cmd.backup)
+app.command("restore", epilog=EXIT_CODES_HELP)(backup_cmd.restore)
 
 
 def main() -> None:

@@ -26,12 +26,12 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pki import audit
+from pki import audit, events
 from pki.authority import IssuerContext, build_certificate, new_serial, serial_hex, validity_window
 from pki.context import CaDirectory, CaEntry, Context
-from pki.errors import Conflict, NotFound, PolicyViolation, Unavailable
+from pki.errors import Conflict, EvpkiError, NotFound, PolicyViolation, Unavailable
 from pki.policy import ApprovedRequest, RequestIdentity, check_request, load_csr
-from pki.profiles import Profile, get_profile
+from pki.profiles import Profile, ProfileName, get_profile
 from pki.store import repository
 from pki.store.models import CertificateRow
 from pki.views import CertificateView, IssuedCertificate
@@ -42,6 +42,7 @@ _SERIAL_ATTEMPTS = 3
 # How often issuance starts over because a CA changed between signing and storing; CAs change
 # on `evpki init` and CA revocation, so needing more than one fresh start means something is wrong.
 _DIRECTORY_ATTEMPTS = 3
+_PROFILE_NAMES = frozenset(p.value for p in ProfileName)
 
 
 # Called with the signed certificate before anything is stored; raising there stores nothing.
@@ -68,6 +69,21 @@ class _DirectoryChanged(Exception):
 
 
 def issue(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
+    try:
+        issued = _issue_with_retries(ctx, request, actor)
+    except EvpkiError:
+        events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "refused"})
+        raise
+    events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "issued"})
+    return issued
+
+
+def _profile_label(name: str) -> str:
+    """The profile as a metrics label: a known name, else ``other`` (callers' typos must not add series)."""
+    return name if name in _PROFILE_NAMES else "other"
+
+
+def _issue_with_retries(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
     csr = load_csr(request.csr)
     profile = get_profile(request.profile)
     for _ in range(_DIRECTORY_ATTEMPTS):

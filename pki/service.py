@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
-from pki import audit, crls, deliveries, rollover, stations, tokens
+from pki import audit, crls, deliveries, events, rollover, stations, tokens
 from pki.audit import AuditEntry, AuditVerification
 from pki.bootstrap import init_hierarchy, stored_organization
 from pki.clock import Clock, SystemClock, utc
 from pki.context import ORGANIZATION_SETTING, Context
 from pki.deliveries import DeliveryView
-from pki.errors import EvpkiError, NotFound
+from pki.errors import EvpkiError, NotFound, Unavailable
 from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
 from pki.iso15118 import contracts
@@ -37,7 +38,7 @@ from pki.settings import Settings
 from pki.stations import StationView
 from pki.store import repository
 from pki.store.db import Database
-from pki.store.models import CertificateRow
+from pki.store.models import CertificateAuthorityRow, CertificateRow
 from pki.store.repository import CertificateFilter
 from pki.tokens import TokenView
 from pki.trust import ROOT_USE_PKI, RootUse, parse_root_use
@@ -189,6 +190,7 @@ class PKI:
             )
             session.flush()
             view = self._view(session, row)
+        events.emit("revocation", {"reason": parsed.value})
         if publish_crls:
             self._publish_crls(view.issuer_id)
         return view
@@ -263,6 +265,41 @@ class PKI:
             head = session.execute(select(AuditHead)).scalar_one_or_none()
             return head.seq if head else 0
 
+    # -- operations --------------------------------------------------------------------------
+
+    def check_ready(self) -> None:
+        """Raise :class:`Unavailable` unless the database answers and the key store holds a CA key.
+
+        The database gets a trivial query; the key store is asked whether one CA's key exists
+        (a file, or an object on the PKCS#11 token), which needs neither passphrase nor PIN use.
+        """
+        with self._ctx.database.read() as session:
+            session.execute(text("SELECT 1"))
+            key_id = session.execute(select(CertificateAuthorityRow.key_id).limit(1)).scalar_one_or_none()
+        if key_id is None:
+            raise Unavailable("no CA in this PKI yet: run 'evpki init'")
+        try:
+            present = self._ctx.keys.exists(key_id)
+        except EvpkiError:
+            raise
+        except Exception as exc:  # a backend that cannot be reached (token gone, directory unreadable)
+            raise Unavailable(f"key store unavailable: {type(exc).__name__}") from None
+        if not present:
+            raise Unavailable(f"key store unavailable: CA key {key_id!r} not found")
+
+    def expiring_counts(self, within: dt.timedelta) -> dict[str, int]:
+        """Per issuing CA, how many valid certificates expire within ``within`` from now (one grouped query)."""
+        now = self._ctx.clock.now()
+        statement = (
+            select(CertificateRow.issuer_id, func.count())
+            .where(CertificateRow.status == "valid")  # type: ignore[arg-type]
+            .where(CertificateRow.not_after > now)  # type: ignore[arg-type]
+            .where(CertificateRow.not_after <= now + within)  # type: ignore[arg-type]
+            .group_by(CertificateRow.issuer_id)
+        )
+        with self._ctx.database.read() as session:
+            return {issuer: int(count) for issuer, count in session.execute(statement)}
+
     # -- OCSP --------------------------------------------------------------------------------
 
     @property
@@ -273,7 +310,14 @@ class PKI:
 
     def ocsp_respond(self, request_der: bytes) -> OcspAnswer:
         """Answer one DER OCSPRequest (RFC 6960); bad input gives an error *response*, never an exception."""
-        return self._ocsp.respond(request_der)
+        started = time.perf_counter()
+        answer = self._ocsp.respond(request_der)
+        events.emit(
+            "ocsp",
+            {"status": _ocsp_status_label(answer), "cache": "hit" if answer.from_store else "miss"},
+            time.perf_counter() - started,
+        )
+        return answer
 
     def ocsp_presign(self, ca_id: str | None = None) -> dict[str, int]:
         """Pre-sign responses for every unexpired certificate lacking a current one; per CA, how many."""
@@ -535,3 +579,10 @@ class PKI:
         with self._ctx.database.read() as session:
             row = repository.managed_leaf(session, f"{rollover.LINK_LABEL_PREFIX}{root_id}")
             return x509.load_der_x509_certificate(row.der) if row is not None else None
+
+
+def _ocsp_status_label(answer: OcspAnswer) -> str:
+    """good | revoked | unknown (the first CertID's status) or the OCSP error status, for metrics."""
+    if answer.status == "successful":
+        return answer.cert_statuses[0] if answer.cert_statuses else "unknown"
+    return {"malformedRequest": "malformed"}.get(answer.status, answer.status)
