@@ -37,7 +37,7 @@ from pki.context import Context
 from pki.errors import Conflict, InvalidInput, NotFound
 from pki.issuance import IssueRequest, issue
 from pki.policy import RequestIdentity
-from pki.revocation import RevocationReason, apply_revocation
+from pki.revocation import RevocationReason, apply_revocation, status_change_time
 from pki.store import repository
 from pki.store.models import CertificateRow, OcppDeliveryRow, StationRow
 
@@ -358,7 +358,8 @@ def record_result(
                 details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
             elif status == "rejected" and certificate.status != "revoked":
                 # Never installed, so never usable: revoke rather than leave a valid orphan behind.
-                apply_revocation(certificate, RevocationReason.SUPERSEDED, now)
+                changed_at = status_change_time(session, certificate.issuer_id, ctx.clock)
+                apply_revocation(certificate, RevocationReason.SUPERSEDED, changed_at)
                 details["revoked"] = f"{certificate.issuer_id}/{certificate.serial}"
                 changed_ca = certificate.issuer_id
         audit.append(

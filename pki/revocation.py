@@ -12,11 +12,14 @@ import re
 from enum import StrEnum
 
 from cryptography import x509
+from sqlalchemy.orm import Session
 
+from pki.clock import Clock
 from pki.errors import Conflict, InvalidInput
+from pki.store import repository
 from pki.store.models import CertificateRow
 
-__all__ = ["RevocationReason", "apply_revocation", "parse_reason", "release_hold"]
+__all__ = ["RevocationReason", "apply_revocation", "parse_reason", "release_hold", "status_change_time"]
 
 
 class RevocationReason(StrEnum):
@@ -82,3 +85,16 @@ def release_hold(row: CertificateRow, at: dt.datetime) -> None:
 def _stamp(row: CertificateRow, at: dt.datetime) -> None:
     row.status_changed_at = at
     row.status_version = (row.status_version or 0) + 1
+
+
+def status_change_time(session: Session, ca_id: str, clock: Clock) -> dt.datetime:
+    """The time to stamp on a status change of a certificate of ``ca_id``, taken under the CA row lock.
+
+    CRL generation (:mod:`pki.crls`) holds the same lock while it reads the revoked entries and
+    stamps thisUpdate. With the time taken after the lock, a CRL is either made before the change
+    (thisUpdate ≤ the change's time, so the change makes it stale once committed) or after the change
+    committed (and lists it). Taken before the lock, a slow commit could be stamped earlier than a CRL
+    that did not see it, and that CRL would pass for current.
+    """
+    repository.get_ca(session, ca_id, lock=True)
+    return clock.now()

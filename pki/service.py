@@ -33,7 +33,7 @@ from pki.keys import open_key_store
 from pki.keys.base import KeyStore
 from pki.ocsp import OcspAnswer, OcspResponder
 from pki.policy import RequestIdentity
-from pki.revocation import RevocationReason, apply_revocation, parse_reason, release_hold
+from pki.revocation import RevocationReason, apply_revocation, parse_reason, release_hold, status_change_time
 from pki.settings import Settings
 from pki.stations import StationView
 from pki.store import repository
@@ -175,9 +175,9 @@ class PKI:
         publish_crls: bool = True,
     ) -> CertificateView:
         parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
-        now = self._ctx.clock.now()
         with self._ctx.database.write() as session:
             row = repository.find_certificate(session, key, ca_id)
+            now = status_change_time(session, row.issuer_id, self._ctx.clock)
             apply_revocation(row, parsed, now)
             audit.append(
                 session,
@@ -198,9 +198,9 @@ class PKI:
     def release_hold(
         self, key: str, *, ca_id: str | None = None, actor: str = "system", publish_crls: bool = True
     ) -> CertificateView:
-        now = self._ctx.clock.now()
         with self._ctx.database.write() as session:
             row = repository.find_certificate(session, key, ca_id)
+            now = status_change_time(session, row.issuer_id, self._ctx.clock)
             release_hold(row, now)
             audit.append(
                 session,

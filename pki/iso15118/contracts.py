@@ -39,7 +39,7 @@ from pki import audit
 from pki.clock import utc
 from pki.context import Context
 from pki.errors import Conflict, InvalidInput, NotFound
-from pki.revocation import RevocationReason, apply_revocation
+from pki.revocation import RevocationReason, apply_revocation, status_change_time
 from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [
@@ -428,10 +428,11 @@ def revoke_contract(ctx: Context, emaid: str, *, note: str | None = None, actor:
         row.revocation_note = clean_note
         revoked = []
         for certificate in _usable_certificates(session, row, now):
-            apply_revocation(certificate, reason, now)
+            changed_at = status_change_time(session, certificate.issuer_id, ctx.clock)
+            apply_revocation(certificate, reason, changed_at)
             audit.append(
                 session,
-                at=now,
+                at=changed_at,
                 actor=actor,
                 action="revoke",
                 ca_id=certificate.issuer_id,
