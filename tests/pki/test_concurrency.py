@@ -88,6 +88,7 @@ def _worker(index: int, home: str, url: str, plan: Plan, barrier: Any, results: 
                     certificate = x509.load_pem_x509_certificate(pem.encode())
                     # Pre-sign and store a "good" answer first: the revocation must make it stale.
                     warm = ocsp.load_der_ocsp_response(pki.ocsp_respond(_ocsp_request(certificate, issuer)).der)
+                    assert warm.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL, warm.response_status
                     assert warm.certificate_status == ocsp.OCSPCertStatus.GOOD
                     pki.revoke(serial, "keyCompromise", ca_id=ISSUER, actor="w")
                     result.revoked.append(serial)
