@@ -62,7 +62,10 @@ def derived_status(row: CertificateRow, now: dt.datetime) -> str:
 def get_ca(session: Session, ca_id: str, *, lock: bool = False) -> CertificateAuthorityRow:
     query = select(CertificateAuthorityRow).where(CertificateAuthorityRow.id == ca_id)
     if lock:
-        query = query.with_for_update()
+        # FOR NO KEY UPDATE: serialises the lockers (CRL numbering, status changes, responder
+        # issuance) without blocking issuance, whose certificate insert only takes FOR KEY SHARE on
+        # the CA row through the foreign key.
+        query = query.with_for_update(key_share=True)
     row = session.execute(query).scalar_one_or_none()
     if row is None:
         raise unknown_ca(ca_id)
