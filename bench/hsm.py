@@ -24,13 +24,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.issuance import make_csrs
 from pki import PKI, RequestIdentity, Settings
 from pki.store import repository
 
@@ -46,22 +45,6 @@ def hierarchy(algorithm: str) -> str:
     return f'{head}[pki.cso]\nstandard = "ocpp"\nalgorithm = "{algorithm}"\n\n[{tail.split(chr(10) + "[", 1)[1]}'
 
 
-def csrs(n: int, prefix: str) -> list[tuple[str, str]]:
-    out = []
-    for i in range(n):
-        station = f"{prefix}{i:06d}"
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-                x509.NameAttribute(NameOID.COMMON_NAME, station),
-            ]
-        )
-        csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
-        out.append((station, csr.public_bytes(serialization.Encoding.PEM).decode()))
-    return out
-
-
 def rate(n: int, work: Callable[[int], object]) -> float:
     started = time.perf_counter()
     for i in range(n):
@@ -75,7 +58,7 @@ def measure(settings: Settings, algorithm: str, n: int, prefix: str) -> tuple[fl
     pki = PKI.open(settings)
     try:
         pki.init(config=config, organization=ORGANIZATION, actor="bench")
-        requests = csrs(n, prefix)
+        requests = make_csrs(n, prefix)
         issued: list[x509.Certificate] = []
 
         def issue(i: int) -> None:
@@ -83,9 +66,9 @@ def measure(settings: Settings, algorithm: str, n: int, prefix: str) -> tuple[fl
             view = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station)).certificate
             issued.append(x509.load_pem_x509_certificate(view.certificate_pem.encode()))
 
-        pki.issue(  # warm-up: loads the CA key (a PBKDF2 run for the file backend, a token login for PKCS#11)
-            profile="station", csr=csrs(1, prefix + "W")[0][1], identity=RequestIdentity(station_id=prefix + "W000000")
-        )
+        ((warm_station, warm_csr),) = make_csrs(1, prefix + "W")
+        # Warm-up: loads the CA key (a PBKDF2 run for the file backend, a token login for PKCS#11).
+        pki.issue(profile="station", csr=warm_csr, identity=RequestIdentity(station_id=warm_station))
         issuance = rate(n, issue)
         issuer = pki.ca_chain("cso-sub")[0]
         ocsp_requests = [
