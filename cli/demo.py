@@ -20,6 +20,7 @@ from rich.table import Table
 
 from pki import PKI, Settings
 from pki.errors import EvpkiError
+from pki.secret_files import write_private
 from pki.store.repository import CertificateFilter
 
 __all__ = ["main"]
@@ -31,9 +32,7 @@ def _passphrase_file(home: Path, console: Console) -> Path:
     path = home / "passphrase"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(32) + "\n")
+        write_private(path, (secrets.token_urlsafe(32) + "\n").encode())
         console.print(
             f"[yellow]Generated a demo key passphrase in {path} (mode 0600).[/yellow] "
             "Keep it safe: without it the CA keys cannot be used."
@@ -54,9 +53,7 @@ def _demo_token(pki: PKI, home: Path, console: Console) -> str:
     names = {view.name for view in pki.list_tokens()}
     name = next(f"demo-admin-{n}" for n in range(1, 10_000) if f"demo-admin-{n}" not in names)
     _, token = pki.create_token(name=name, role="admin", actor="demo")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    write_private(path, (token + "\n").encode())
     console.print(f"[yellow]Created the demo admin API token {name!r} in {path} (mode 0600).[/yellow]")
     return token
 

@@ -25,6 +25,7 @@ from pki import PKI, RequestIdentity
 from pki.errors import InvalidInput
 from pki.iso15118 import ev
 from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode
+from pki.secret_files import write_private
 
 __all__ = ["app"]
 
@@ -61,12 +62,6 @@ def _key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-
-
 def _pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
 
@@ -89,7 +84,7 @@ def create_vehicle(
     issued = open_pki().issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid), actor=actor())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "oem.pem").write_text(issued.chain_pem)
-    _write_private(
+    write_private(
         out_dir / "oem.key.pem",
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
@@ -155,7 +150,7 @@ def _run(
         out_dir.mkdir(parents=True, exist_ok=True)
         chain = b"".join(_pem(c) for c in (contract.certificate, *contract.sub_certificates))
         (out_dir / "contract.pem").write_bytes(chain)
-        _write_private(
+        write_private(
             out_dir / "contract.key.pem",
             contract.private_key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -21,7 +21,6 @@ import datetime as dt
 import logging
 import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from cryptography.x509.oid import NameOID
 
 from pki import PKI, RequestIdentity
 from pki.keys.file import encrypt_pkcs8
+from pki.secret_files import write_private
 
 __all__ = [
     "CIPHERS_TLS12",
@@ -81,19 +81,6 @@ def _new_key(kind: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     if kind == "ecdsa":
         return ec.generate_private_key(ec.SECP256R1())
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600, atomically (a reader never sees half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ServerCertificates:
@@ -159,8 +146,8 @@ class ServerCertificates:
         )
         chain_path, key_path = self._paths(kind)
         # Key first: a chain file is only ever published next to the key it belongs to.
-        _write_private(key_path, encrypt_pkcs8(key, self._pki.settings.passphrase()))
-        _write_private(chain_path, issued.chain_pem.encode())
+        write_private(key_path, encrypt_pkcs8(key, self._pki.settings.passphrase()))
+        write_private(chain_path, issued.chain_pem.encode())
         view = issued.certificate
         log.info(
             "issued %s server certificate %s for %s, valid until %s",
