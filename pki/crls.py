@@ -29,7 +29,7 @@ from pki.clock import utc
 from pki.context import Context
 from pki.crl import build_crl, build_delta_crl
 from pki.errors import InvalidInput, NotFound
-from pki.revocation import RevocationReason
+from pki.revocation import reason_flag
 from pki.store import repository
 from pki.store.models import CrlRow
 from pki.views import CrlView
@@ -224,9 +224,7 @@ def _states(der: bytes, kind: str, session: Session, ca_id: str, since: dt.datet
 def _expected_reason(revoked_at: dt.datetime | None, reason: str | None) -> x509.ReasonFlags | None:
     if revoked_at is None:
         return x509.ReasonFlags.remove_from_crl  # RFC 5280 §5.3.1, delta CRLs only
-    if reason is None or reason == RevocationReason.UNSPECIFIED:
-        return None  # RFC 5280 §5.3.1: absent rather than unspecified
-    return RevocationReason(reason).flag
+    return reason_flag(reason)
 
 
 def _entry_reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags | None:

@@ -42,11 +42,12 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
+from pki.algorithms import signature_hash
 from pki.clock import utc
 from pki.context import Context
 from pki.errors import EvpkiError
 from pki.ocsp_responders import Responder, ResponderDirectory
-from pki.revocation import RevocationReason
+from pki.revocation import RevocationReason, reason_flag
 from pki.store import repository
 from pki.store.models import CertificateRow, OcspResponseRow
 
@@ -265,7 +266,7 @@ class OcspResponder:
                 this_update=this_update,
                 next_update=next_update,
                 revocation_time=status.revoked_at,
-                revocation_reason=_reason_flag(status.reason),
+                revocation_reason=reason_flag(status.reason),
             )
             .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)  # RFC 5019 §2.2.3
             .certificates([responder.certificate])
@@ -540,13 +541,6 @@ def _status(stored: str, revoked_at: dt.datetime | None, reason: str | None, ver
     return _Status("good", version=version)
 
 
-def _reason_flag(reason: str | None) -> x509.ReasonFlags | None:
-    # As in CRLs (RFC 5280 §5.3.1), "unspecified" is left out rather than stated.
-    if reason is None or reason == RevocationReason.UNSPECIFIED.value:
-        return None
-    return RevocationReason(reason).flag
-
-
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     digest = hashes.Hash(algorithm)
     digest.update(data)
@@ -564,8 +558,7 @@ def _key_bits(certificate: x509.Certificate) -> bytes:
 def _signature_algorithm(responder: Responder) -> str:
     key = responder.certificate.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
-        size = key.curve.key_size
-        return "sha512_ecdsa" if size >= 512 else "sha384_ecdsa" if size >= 384 else "sha256_ecdsa"
+        return f"{signature_hash(key).name}_ecdsa"  # type: ignore[union-attr]  # the hash the signer uses
     if isinstance(key, rsa.RSAPublicKey):
         return "sha256_rsa"
     if isinstance(key, ed25519.Ed25519PublicKey):
@@ -575,16 +568,8 @@ def _signature_algorithm(responder: Responder) -> str:
     raise TypeError(f"no OCSP signature algorithm for {type(key).__name__}")
 
 
-_ASN1_REASONS = {
-    "keyCompromise": "key_compromise",
-    "cACompromise": "ca_compromise",
-    "affiliationChanged": "affiliation_changed",
-    "superseded": "superseded",
-    "cessationOfOperation": "cessation_of_operation",
-    "certificateHold": "certificate_hold",
-    "privilegeWithdrawn": "privilege_withdrawn",
-    "aACompromise": "aa_compromise",
-}
+# asn1crypto's names for the reasons OCSP states (``unspecified`` is left out, as in CRLs).
+_ASN1_REASONS = {r.value: r.flag.name for r in RevocationReason if r is not RevocationReason.UNSPECIFIED}
 
 
 def _asn1_status(status: _Status) -> asn1_ocsp.CertStatus:

@@ -19,7 +19,7 @@ from pki.errors import Conflict, InvalidInput
 from pki.store import repository
 from pki.store.models import CertificateRow
 
-__all__ = ["RevocationReason", "apply_revocation", "parse_reason", "release_hold", "status_change_time"]
+__all__ = ["RevocationReason", "apply_revocation", "parse_reason", "reason_flag", "release_hold", "status_change_time"]
 
 
 class RevocationReason(StrEnum):
@@ -98,3 +98,13 @@ def status_change_time(session: Session, ca_id: str, clock: Clock) -> dt.datetim
     """
     repository.get_ca(session, ca_id, lock=True)
     return clock.now()
+
+
+def reason_flag(reason: str | None) -> x509.ReasonFlags | None:
+    """The reason code CRLs and OCSP state for a stored reason; None for none or "unspecified".
+
+    RFC 5280 §5.3.1: the reason code SHOULD be absent rather than "unspecified" (RFC 6960 follows it).
+    """
+    if reason is None or reason == RevocationReason.UNSPECIFIED.value:
+        return None
+    return RevocationReason(reason).flag
