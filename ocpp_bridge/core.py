@@ -38,6 +38,7 @@ from ocpp_bridge.schemas import has_schema, validate_request, validate_response
 from ocpp_bridge.status import HASHES, CaIndex, CertId, StatusError, StatusForwarder, matching_single, parse_ocsp
 from pki import PKI
 from pki.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
+from pki.iso15118.provisioning import EXI_RESPONSE_LIMITS
 from pki.policy import RequestIdentity, load_csr
 from pki.store.repository import CertificateFilter
 from pki.trust import RootUse
@@ -75,7 +76,6 @@ _OWNED: dict[str, frozenset[str]] = {
 _PNC_MESSAGES = frozenset({"SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"})
 _MAX_CHAIN_CHARS = 10000  # CertificateSigned.certificateChain maxLength (all versions)
 _MAX_OCSP_RESULT = {"2.0.1": 5500, "2.1": 18000}  # GetCertificateStatusResponse.ocspResult maxLength
-_MAX_EXI_RESPONSE = {"2.0.1": 7500, "2.1": 17000}  # Get15118EVCertificateResponse.exiResponse maxLength
 _STATION_TOPIC = "CertificateSigned:ChargingStationCertificate"
 _SECC_TOPIC = "CertificateSigned:V2GCertificate"
 
@@ -286,15 +286,14 @@ class CertificateService:
                     iso15118_schema_version=payload["iso15118SchemaVersion"],
                     action=payload["action"],
                     exi_request=payload["exiRequest"],
-                    max_response_chars=_MAX_EXI_RESPONSE[version],
+                    max_response_chars=EXI_RESPONSE_LIMITS[version],
                 )
             )
         result = self._pki.provision_contract(
             iso15118_schema_version=payload["iso15118SchemaVersion"],
             action=payload["action"],
             exi_request=payload["exiRequest"],
-            ocpp_version=version,
-            max_response_chars=_MAX_EXI_RESPONSE[version],
+            ocpp_version=version,  # its exiResponse limit: 5,600 characters in 2.0.1 (Part 2 §1.16), 17,000 in 2.1
             actor=f"ocpp:{station_id}",
         )
         return Handled(result.to_ocpp())  # exiResponse always present, "" on Failed (pitfall P-10)

@@ -259,19 +259,16 @@ def _provision(
     peer = car_certificate.public_key()
     assert isinstance(peer, ec.EllipticCurvePublicKey)  # checked by the signature verification
     contract_key = ec.generate_private_key(ec.SECP256R1())
-    built: list[str] = []  # the base64 response, made from the signed certificate before it is stored
+    # From the certificate signed last: issuance signs again when it retries (a CA changed, a serial
+    # collided), and only the last certificate signed is the one stored and linked to the contract.
+    signed: dict[str, str] = {}
 
-    def build_response(certificate: x509.Certificate) -> None:
-        built.append(signed_response(ctx, request, message, cps, certificate, mo_subs, contract_key, peer, limit))
+    def before_store(certificate: x509.Certificate) -> None:
+        signed["serial"] = serial_hex(certificate.serial_number)
+        signed["exi"] = signed_response(ctx, request, message, cps, certificate, mo_subs, contract_key, peer, limit)
 
     def link_contract(connection: Connection, _row_id: int) -> None:
-        contracts.record_contract_certificate(connection, contract, mo_ca, serial_hex(serial[0]), at=now, actor=actor)
-
-    serial: list[int] = []
-
-    def remember_and_build(certificate: x509.Certificate) -> None:
-        serial[:] = [certificate.serial_number]
-        build_response(certificate)
+        contracts.record_contract_certificate(connection, contract, mo_ca, signed["serial"], at=now, actor=actor)
 
     try:
         issued = issue(
@@ -283,7 +280,7 @@ def _provision(
                 ca_id=mo_ca,
                 validity=_contract_validity(contract, now),
                 renew=renew,
-                before_store=remember_and_build,
+                before_store=before_store,
                 in_transaction=link_contract,
             ),
             actor,
@@ -307,7 +304,7 @@ def _provision(
     )
     return ProvisioningResult(
         "Accepted",
-        built[0],
+        signed["exi"],
         ResponseCode.OK,
         None,
         emaid=contract.emaid,
