@@ -40,7 +40,6 @@ from pki import PKI
 from pki.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.iso15118.provisioning import EXI_RESPONSE_LIMITS
 from pki.policy import RequestIdentity, load_csr
-from pki.store.repository import CertificateFilter
 from pki.trust import RootUse
 
 __all__ = [
@@ -76,8 +75,6 @@ _OWNED: dict[str, frozenset[str]] = {
 _PNC_MESSAGES = frozenset({"SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"})
 _MAX_CHAIN_CHARS = 10000  # CertificateSigned.certificateChain maxLength (all versions)
 _MAX_OCSP_RESULT = {"2.0.1": 5500, "2.1": 18000}  # GetCertificateStatusResponse.ocspResult maxLength
-_STATION_TOPIC = "CertificateSigned:ChargingStationCertificate"
-_SECC_TOPIC = "CertificateSigned:V2GCertificate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,37 +505,19 @@ class CertificateService:
         )
 
     def renewal_due(self, version: str, station_id: str) -> tuple[FollowUp, ...]:
-        """Trigger renewal (A02) of the station / SECC certificate when it expires within the threshold."""
-        now = self._pki.clock.now()
-        settings = self._pki.settings
+        """Trigger renewal (A02) of the station / SECC certificate when :meth:`pki.PKI.renewal_due` says so."""
+        due = self._pki.renewal_due(station_id)
         follow_ups: list[FollowUp] = []
-        station_certs = [
-            view
-            for view in self._pki.certificates(CertificateFilter(identity=station_id, profile="station"))
-            if view.identity == station_id and view.status in ("valid", "expired")
-        ]
-        if station_certs and self._pki.pending_delivery(station_id, _STATION_TOPIC) is None:
-            newest = max(view.not_after for view in station_certs)
-            if newest - now <= settings.duration("ocpp_renew_before_station"):
-                if version == "1.6":
-                    follow_ups.append(
-                        FollowUp("ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"})
-                    )
-                else:
-                    follow_ups.append(
-                        FollowUp("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})
-                    )
-        installed = self._pki.last_delivery(station_id, _SECC_TOPIC)
-        if installed is not None and installed.certificate_serial and installed.certificate_issuer:
-            secc = self._pki.certificate(installed.certificate_serial, installed.certificate_issuer)
-            due = secc.not_after - now <= settings.duration("ocpp_renew_before_secc")
-            if (
-                due
-                and secc.status in ("valid", "expired")
-                and self._pki.pending_delivery(station_id, _SECC_TOPIC) is None
-            ):
-                trigger = FollowUp("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})
-                follow_ups.append(self._wrap(trigger) if version == "1.6" else trigger)
+        if due.station:
+            if version == "1.6":
+                follow_ups.append(
+                    FollowUp("ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"})
+                )
+            else:
+                follow_ups.append(FollowUp("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}))
+        if due.secc:
+            trigger = FollowUp("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})
+            follow_ups.append(self._wrap(trigger) if version == "1.6" else trigger)
         for follow_up in follow_ups:
             self._check_follow_up(version, follow_up)
         return tuple(follow_ups)
@@ -552,20 +531,9 @@ class CertificateService:
             return
         if not self._pki.settings.ocpp_revoke_superseded or client_certificate is None:
             return
-        fingerprint = client_certificate.fingerprint(hashes.SHA256()).hex()
-        try:
-            current = self._pki.certificate(fingerprint)
-        except NotFound:
-            return  # not ours (a factory certificate)
-        if current.profile != "station" or current.identity != station_id or current.status != "valid":
-            return
         # A02.FR.08-10: the station has switched to its new certificate; the old ones are done.
-        superseded = self._pki.certificates(
-            CertificateFilter(identity=station_id, profile="station", status="superseded")
-        )
-        for old in superseded:
-            if old.identity == station_id and old.serial != current.serial:
-                self._pki.revoke(old.serial, "superseded", ca_id=old.issuer_id, actor=f"ocpp:{station_id}")
+        fingerprint = client_certificate.fingerprint(hashes.SHA256()).hex()
+        self._pki.revoke_superseded(station_id, fingerprint, actor=f"ocpp:{station_id}")
 
     # -- root reconciliation (M03/M04/M05) ---------------------------------------------------------
 

@@ -42,7 +42,10 @@ from pki.store import repository
 from pki.store.models import CertificateRow, OcppDeliveryRow, StationRow
 
 __all__ = [
+    "SECC_CERTIFICATE_TOPIC",
+    "STATION_CERTIFICATE_TOPIC",
     "DeliveryView",
+    "RenewalDue",
     "create_delivery",
     "delivery",
     "find_pending",
@@ -70,6 +73,19 @@ _ISSUER_OF_ROW = select(_CERTIFICATES.c.issuer_id).where(_CERTIFICATES.c.id == b
 _CLOSED_BY = {"Accepted": "accepted", "Rejected": "rejected"}
 # Statuses that close a delivery as done although they are not "Accepted".
 _DONE_ANYWAY = {("DeleteCertificate", "NotFound")}
+
+
+# The CertificateSigned topics of the two certificates a station holds (OCPP certificateType values).
+STATION_CERTIFICATE_TOPIC = "CertificateSigned:ChargingStationCertificate"
+SECC_CERTIFICATE_TOPIC = "CertificateSigned:V2GCertificate"
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalDue:
+    """Which of a station's certificates should be renewed now (see :meth:`pki.PKI.renewal_due`)."""
+
+    station: bool
+    secc: bool
 
 
 @dataclass(frozen=True, slots=True)

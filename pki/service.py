@@ -21,7 +21,7 @@ from pki.audit import AuditEntry, AuditVerification
 from pki.bootstrap import init_hierarchy, stored_organization
 from pki.clock import Clock, SystemClock, utc
 from pki.context import ORGANIZATION_SETTING, Context
-from pki.deliveries import DeliveryView
+from pki.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
 from pki.errors import EvpkiError, NotFound, Unavailable
 from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
@@ -579,6 +579,55 @@ class PKI:
         with self._ctx.database.read() as session:
             row = repository.managed_leaf(session, f"{rollover.LINK_LABEL_PREFIX}{root_id}")
             return x509.load_der_x509_certificate(row.der) if row is not None else None
+
+    # -- station certificate lifecycle (OCPP A02/A03) --------------------------------------------
+
+    def renewal_due(self, station: str) -> RenewalDue:
+        """Whether the station's certificate and its SECC (V2G) certificate are due for renewal.
+
+        Due when the newest one expires within ``ocpp_renew_before_station`` / ``_secc`` and no
+        CertificateSigned is already pending for it. The SECC certificate is the one the station last
+        accepted (it is named by its SECC id, not the station).
+        """
+        now = self._ctx.clock.now()
+        settings = self._ctx.settings
+        station_certificates = [
+            view
+            for view in self.certificates(CertificateFilter(identity=station, profile="station"))
+            if view.identity == station and view.status in ("valid", "expired")
+        ]
+        station_due = (
+            bool(station_certificates)
+            and max(view.not_after for view in station_certificates) - now
+            <= settings.duration("ocpp_renew_before_station")
+            and self.pending_delivery(station, STATION_CERTIFICATE_TOPIC) is None
+        )
+        secc_due = False
+        installed = self.last_delivery(station, SECC_CERTIFICATE_TOPIC)
+        if installed is not None and installed.certificate_serial and installed.certificate_issuer:
+            secc = self.certificate(installed.certificate_serial, installed.certificate_issuer)
+            secc_due = (
+                secc.not_after - now <= settings.duration("ocpp_renew_before_secc")
+                and secc.status in ("valid", "expired")
+                and self.pending_delivery(station, SECC_CERTIFICATE_TOPIC) is None
+            )
+        return RenewalDue(station=station_due, secc=secc_due)
+
+    def revoke_superseded(self, station: str, connected_with: str, *, actor: str = "ocpp") -> list[CertificateView]:
+        """Once a station connects with its current certificate (SHA-256 ``connected_with``), revoke
+        the station certificates it superseded (A02.FR.08-10); nothing when it is not ours or not current."""
+        try:
+            current = self.certificate(connected_with)
+        except NotFound:
+            return []  # not ours (a factory certificate)
+        if current.profile != "station" or current.identity != station or current.status != "valid":
+            return []
+        superseded = self.certificates(CertificateFilter(identity=station, profile="station", status="superseded"))
+        return [
+            self.revoke(old.serial, "superseded", ca_id=old.issuer_id, actor=actor)
+            for old in superseded
+            if old.identity == station and old.serial != current.serial
+        ]
 
 
 def _ocsp_status_label(answer: OcspAnswer) -> str:
