@@ -26,7 +26,6 @@ __all__ = [
     "ContractRevokeIn",
     "FirmwareSignatureOut",
     "FirmwareVerificationOut",
-    "FirmwareVerifyIn",
     "IdentityIn",
     "IssueIn",
     "IssuedOut",
@@ -204,11 +203,6 @@ class FirmwareSignatureOut(_Wire):
     signed_update_firmware: dict[str, Any] | None = Field(
         default=None, description="OCPP 1.6 SignedUpdateFirmware.req payload (needs location)"
     )
-
-
-class FirmwareVerifyIn(_Wire):
-    signature: str = Field(max_length=800, description="Base64 signature (OCPP caps it at 800 characters)")
-    signing_certificate: str = Field(max_length=5500, description="PEM signing certificate")
 
 
 class FirmwareVerificationOut(_Wire):

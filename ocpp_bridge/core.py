@@ -88,10 +88,6 @@ class FollowUp:
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "payload": self.payload, "deliveryId": self.delivery_id}
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FollowUp:
-        return cls(str(data["action"]), dict(data["payload"]), data.get("deliveryId"))
-
 
 @dataclass(frozen=True, slots=True)
 class Handled:

@@ -192,7 +192,7 @@ class PKI:
             view = self._view(session, row)
         events.emit("revocation", {"reason": parsed.value})
         if publish_crls:
-            self._publish_crls(view.issuer_id)
+            self.publish_crls(view.issuer_id)
         return view
 
     def release_hold(
@@ -214,10 +214,10 @@ class PKI:
             session.flush()
             view = self._view(session, row)
         if publish_crls:
-            self._publish_crls(view.issuer_id)
+            self.publish_crls(view.issuer_id)
         return view
 
-    def _publish_crls(self, ca_id: str) -> None:
+    def publish_crls(self, ca_id: str) -> None:
         """Republish the CA's CRLs after a committed status change; failing here fails nothing.
 
         The change is already committed, and :meth:`current_crl` regenerates stale CRLs later.
@@ -421,7 +421,7 @@ class PKI:
         result = contracts.revoke_contract(self._ctx, emaid, note=note, actor=actor)
         if publish_crls:
             for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
-                self._publish_crls(ca_id)
+                self.publish_crls(ca_id)
         return result
 
     # -- ISO 15118 contract provisioning -------------------------------------------------------
@@ -546,7 +546,7 @@ class PKI:
         """Close a delivery with the station's answer; a rejected certificate is revoked and the CRLs republished."""
         view, changed_ca = deliveries.record_result(self._ctx, delivery_id, response, actor=actor, sent=sent)
         if changed_ca is not None:
-            self._publish_crls(changed_ca)
+            self.publish_crls(changed_ca)
         return view
 
     def record_security_event(

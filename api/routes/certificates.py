@@ -13,7 +13,6 @@ from api.problems import PROBLEM_RESPONSES, Forbidden
 from api.schemas import CertificateList, CertificateOut, IssuedOut, IssueIn, RevokeIn
 from pki import PKI
 from pki.clock import parse_duration
-from pki.errors import EvpkiError
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
 from pki.tokens import Role
 
@@ -117,16 +116,6 @@ def get_certificate(
     return CertificateOut.of(view)
 
 
-def _publish(pki: PKI, ca_id: str) -> None:
-    # Runs after the response is sent: the revocation has committed (and OCSP already says so);
-    # the CRLs follow. A failure here is logged and the next CRL fetch regenerates them.
-    try:
-        pki.current_crl(ca_id)
-        pki.current_crl(ca_id, delta=True)
-    except EvpkiError as error:
-        log.warning("CRLs of %s not regenerated after a status change: %s", ca_id, error.message)
-
-
 @router.post("/{key}/revoke", summary="Revoke (or hold) a certificate", **allow(Role.OPERATOR))
 def revoke(
     key: str,
@@ -137,7 +126,7 @@ def revoke(
     ca: Annotated[str | None, Query(description="issuing CA, when a serial is ambiguous")] = None,
 ) -> CertificateOut:
     view = pki.revoke(key, body.reason, ca_id=ca, actor=caller.actor, publish_crls=False)
-    tasks.add_task(_publish, pki, view.issuer_id)
+    tasks.add_task(pki.publish_crls, view.issuer_id)  # after the response: OCSP already says so
     return CertificateOut.of(view)
 
 
@@ -150,5 +139,5 @@ def release(
     ca: Annotated[str | None, Query(description="issuing CA, when a serial is ambiguous")] = None,
 ) -> CertificateOut:
     view = pki.release_hold(key, ca_id=ca, actor=caller.actor, publish_crls=False)
-    tasks.add_task(_publish, pki, view.issuer_id)
+    tasks.add_task(pki.publish_crls, view.issuer_id)  # after the response: OCSP already says so
     return CertificateOut.of(view)

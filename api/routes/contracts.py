@@ -8,7 +8,6 @@ from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Response
 
 from api.deps import CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
-from api.routes.certificates import _publish as publish_crls  # the same after-response CRL refresh
 from api.schemas import ContractIn, ContractList, ContractOut, ContractRevocationOut, ContractRevokeIn
 from pki.clock import parse_duration
 from pki.iso15118.contracts import CONTRACT_STATUSES
@@ -87,5 +86,5 @@ def revoke_contract(
 ) -> ContractRevocationOut:
     result = pki.revoke_contract(key, note=body.note if body else None, actor=caller.actor, publish_crls=False)
     for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
-        tasks.add_task(publish_crls, pki, ca_id)
+        tasks.add_task(pki.publish_crls, ca_id)
     return ContractRevocationOut.of(result)
