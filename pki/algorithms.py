@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from pki.errors import InvalidInput
 
 __all__ = [
+    "EC_CURVES",
     "GENERATED_ALGORITHMS",
+    "RSA_BITS",
     "KeyDescription",
     "describe_key",
     "generate_private_key",
@@ -30,13 +32,13 @@ __all__ = [
     "signature_padding",
 ]
 
-_CURVES: dict[str, type[ec.EllipticCurve]] = {
+EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
     "ec-p256": ec.SECP256R1,
     "ec-p384": ec.SECP384R1,
     "ec-p521": ec.SECP521R1,
 }
-_RSA_BITS = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
-GENERATED_ALGORITHMS = (*_CURVES, "ed448", "ed25519", *_RSA_BITS)
+RSA_BITS = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
+GENERATED_ALGORITHMS = (*EC_CURVES, "ed448", "ed25519", *RSA_BITS)
 
 _CURVE_NAMES = {
     "secp256r1": "ec-p256",
@@ -60,10 +62,10 @@ class KeyDescription:
 
 
 def generate_private_key(algorithm: str) -> CertificateIssuerPrivateKeyTypes:
-    if algorithm in _CURVES:
-        return ec.generate_private_key(_CURVES[algorithm]())
-    if algorithm in _RSA_BITS:
-        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
+    if algorithm in EC_CURVES:
+        return ec.generate_private_key(EC_CURVES[algorithm]())
+    if algorithm in RSA_BITS:
+        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS[algorithm])
     if algorithm == "ed448":
         return ed448.Ed448PrivateKey.generate()
     if algorithm == "ed25519":

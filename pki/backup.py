@@ -76,10 +76,6 @@ def _tables() -> list[Table]:
     return [table for table in SQLModel.metadata.sorted_tables if table.name != "alembic_version"]
 
 
-def _kind(database: Database) -> str:
-    return "sqlite" if database.is_sqlite else database.engine.dialect.name
-
-
 def _encode(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
@@ -135,7 +131,7 @@ def create_backup(settings: Settings, out: Path, *, now: dt.datetime | None = No
                 )
                 if backend != "file"
             ]
-        kind = _kind(database)
+        kind = database.engine.dialect.name
     finally:
         database.dispose()
     keys = 0

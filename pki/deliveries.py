@@ -28,7 +28,6 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.orm import Session
 
 from pki import audit
 from pki.authority import serial_hex
@@ -38,8 +37,9 @@ from pki.errors import Conflict, InvalidInput, NotFound
 from pki.issuance import IssueRequest, issue
 from pki.policy import RequestIdentity
 from pki.revocation import RevocationReason, apply_revocation, status_change_time
+from pki.stations import station_row
 from pki.store import repository
-from pki.store.models import CertificateRow, OcppDeliveryRow, StationRow
+from pki.store.models import CertificateRow, OcppDeliveryRow
 
 __all__ = [
     "SECC_CERTIFICATE_TOPIC",
@@ -183,13 +183,6 @@ def _view(connection: Connection, delivery_id: int) -> DeliveryView:
     return DeliveryView.from_row(row)
 
 
-def _station(session: Session, identity: str) -> StationRow:
-    row = session.execute(select(StationRow).where(StationRow.identity == identity)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no station {identity!r}; `evpki station add` registers one")
-    return row
-
-
 def create_delivery(
     ctx: Context,
     *,
@@ -280,7 +273,7 @@ def issue_for_station(
         pending = session.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
         if pending is not None:
             return DeliveryView.from_row(pending), False
-        row = _station(session, station)
+        row = station_row(session, station)
         if row.status != "active":
             raise Conflict(f"station {station!r} is disabled")
         serial = row.serial

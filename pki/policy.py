@@ -23,7 +23,9 @@ from pki.names import attribute_key, single_values
 from pki.profiles import KeyRule, Profile, ProfileName
 
 __all__ = [
+    "EMAID_PATTERN",
     "MAX_CSR_CHARS",
+    "PCID_PATTERN",
     "ApprovedRequest",
     "RequestIdentity",
     "check_key",
@@ -44,9 +46,11 @@ _OCPP_CURVES = {
     "ec-brainpoolP384r1",
     "ec-brainpoolP512r1",
 }
-# eMAID without separators (ISO 15118-2 eMAIDType, 14-15 characters); PCID 17-18 alphanumerics.
-_EMAID = re.compile(r"^[A-Z]{2}[0-9A-Z]{3}[0-9A-Z]{9}[0-9A-Z]?$")
-_PCID = re.compile(r"^[A-Za-z0-9]{17,18}$")
+# ISO 15118-2 eMAIDType (14-15 characters): country, provider, 9-character instance, optional
+# check character, no separators (hyphens are for humans only, OPCP "handling of IDs").
+EMAID_PATTERN = re.compile(r"^[A-Z]{2}[0-9A-Z]{3}[0-9A-Z]{9}[0-9A-Z]?$")
+# PCID: WMI + 14 characters + optional check character (ISO 15118-2 Annex H).
+PCID_PATTERN = re.compile(r"^[A-Za-z0-9]{17,18}$")
 _SECC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9*-]{0,63}$")
 _STATION_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:*-]{0,63}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -310,8 +314,8 @@ _PROFILE_RULES: dict[ProfileName, Callable[[_Request], ApprovedRequest]] = {
     ProfileName.STATION: _station,
     ProfileName.SECC: _secc,
     ProfileName.CSMS_SERVER: _csms_server,
-    ProfileName.CONTRACT: _named_by("contract.emaid", "emaid", _EMAID),
-    ProfileName.OEM_PROVISIONING: _named_by("oem-provisioning.pcid", "pcid", _PCID),
+    ProfileName.CONTRACT: _named_by("contract.emaid", "emaid", EMAID_PATTERN),
+    ProfileName.OEM_PROVISIONING: _named_by("oem-provisioning.pcid", "pcid", PCID_PATTERN),
     ProfileName.CPS_LEAF: _common_name_only,
     ProfileName.FIRMWARE_SIGNER: _common_name_only,
 }

@@ -23,7 +23,6 @@ import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
 
 from pki import audit
 from pki.algorithms import describe_key
@@ -76,7 +75,7 @@ def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None =
         raise repository.unknown_ca(root_id)
     if old_root.parent_id is not None:
         raise InvalidInput(f"{root_id} is not a root; roll over its root instead")
-    old_certificate = x509.load_der_x509_certificate(old_root.der)
+    old_certificate = ctx.ca_certificate(old_root)
     algorithm = describe_key(old_certificate.public_key()).name
     pki = PkiSpec(old_root.pki, old_root.standard, algorithm, old_root.rsa_pss)
     new_root_id, generation = _next_id(set(cas), root_id)
@@ -96,7 +95,7 @@ def _link(ctx: Context, old_root_id: str, new_root_id: str, actor: str) -> None:
     with ctx.database.read() as session:
         _, issuer = ctx.issuer(session, old_root_id)
         new_row = repository.get_ca(session, new_root_id)
-    new_certificate = x509.load_der_x509_certificate(new_row.der)
+    new_certificate = ctx.ca_certificate(new_row)
     now = ctx.clock.now()
     not_before, not_after = validity_window(now, utc(new_row.not_after) - now, issuer.certificate)
     serial = new_serial()
@@ -152,7 +151,7 @@ def _copy_subtree(
     for row in sorted(cas.values(), key=lambda r: r.id):
         if row.parent_id != old_parent:
             continue
-        certificate = x509.load_der_x509_certificate(row.der)
+        certificate = ctx.ca_certificate(row)
         copy_id, _ = _next_id(existing, row.id)
         existing.add(copy_id)
         issues = tuple(ProfileName(name) for name in row.issues.split(",") if name)
@@ -178,7 +177,7 @@ def _copy_subtree(
 def _stop_issuing(ctx: Context, old_id: str, new_id: str, actor: str) -> None:
     now = ctx.clock.now()
     with ctx.database.write() as session:
-        row = session.execute(select(CertificateAuthorityRow).where(CertificateAuthorityRow.id == old_id)).scalar_one()
+        row = repository.get_ca(session, old_id)
         moved = row.issues
         row.issues = ""
         audit.append(

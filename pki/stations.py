@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.orm import Session
 
 from pki import audit
 from pki.clock import utc
@@ -39,6 +40,7 @@ __all__ = [
     "remove_station",
     "set_password",
     "set_station_status",
+    "station_row",
 ]
 
 SECURITY_PROFILES = (2, 3)
@@ -136,10 +138,9 @@ def _password_matches(stored: str, password: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-def _row(session: object, identity: str) -> StationRow:
-    row = session.execute(  # type: ignore[attr-defined]
-        select(StationRow).where(StationRow.identity == identity)
-    ).scalar_one_or_none()
+def station_row(session: Session, identity: str) -> StationRow:
+    """The registry row of ``identity`` inside the caller's transaction; :class:`NotFound` if unregistered."""
+    row = session.execute(select(StationRow).where(StationRow.identity == identity)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no station {identity!r}; `evpki station add` registers one")
     return row
@@ -189,7 +190,7 @@ def add_station(
 
 def get_station(ctx: Context, identity: str) -> StationView:
     with ctx.database.read() as session:
-        return StationView.from_row(_row(session, identity))
+        return StationView.from_row(station_row(session, identity))
 
 
 def list_stations(ctx: Context, *, limit: int = 1000, offset: int = 0) -> list[StationView]:
@@ -203,7 +204,7 @@ def _change(
 ) -> StationView:
     now = ctx.clock.now()
     with ctx.database.write() as session:
-        row = _row(session, identity)
+        row = station_row(session, identity)
         for name, value in values.items():
             setattr(row, name, value)
         row.updated_at = now
@@ -225,7 +226,7 @@ def set_station_status(ctx: Context, identity: str, status: str, *, actor: str =
 def remove_station(ctx: Context, identity: str, *, actor: str = "system") -> None:
     now = ctx.clock.now()
     with ctx.database.write() as session:
-        row = _row(session, identity)
+        row = station_row(session, identity)
         session.delete(row)
         audit.append(session, at=now, actor=actor, action="station-remove", details={"identity": identity})
 
@@ -248,7 +249,7 @@ def record_connection(ctx: Context, identity: str, ocpp_version: str) -> None:
     """Remember when and with which OCPP version the station last connected (no audit record: frequent)."""
     now = ctx.clock.now()
     with ctx.database.write() as session:
-        row = _row(session, identity)
+        row = station_row(session, identity)
         row.last_seen_at = now
         row.ocpp_version = ocpp_version
 

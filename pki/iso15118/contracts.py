@@ -39,6 +39,8 @@ from pki import audit
 from pki.clock import utc
 from pki.context import Context
 from pki.errors import Conflict, InvalidInput, NotFound
+from pki.policy import EMAID_PATTERN, PCID_PATTERN
+from pki.profiles import ProfileName
 from pki.revocation import RevocationReason, apply_revocation, status_change_time
 from pki.store.models import CertificateRow, ContractRow
 
@@ -64,13 +66,8 @@ CONTRACT_STATUSES = ("active", "pending", "expired", "revoked")
 MAX_NOTE_CHARS = 200
 MAX_LIMIT = 100_000
 
-# ISO 15118-2 eMAIDType (14-15 characters): country, provider, 9-character instance, optional
-# check character; hyphens are for humans only (OPCP "handling of IDs").
-_EMAID = re.compile(r"^[A-Z]{2}[0-9A-Z]{3}[0-9A-Z]{9}[0-9A-Z]?$")
-# PCID: WMI + 14 characters + optional check character (ISO 15118-2 Annex H).
-_PCID = re.compile(r"^[A-Za-z0-9]{17,18}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTRACT_PROFILE = "contract"
+_CONTRACT_PROFILE = ProfileName.CONTRACT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +174,7 @@ def normalise_emaid(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"an eMAID is a str, not {type(text).__name__}")
     normalised = text.strip().replace("-", "").upper()
-    if not _EMAID.match(normalised):
+    if not EMAID_PATTERN.match(normalised):
         raise InvalidInput(
             f"{text!r} is not an eMAID: ISO 15118-2 wants 2 letters (country), 3 letters or digits (provider), "
             "9 letters or digits (instance) and an optional check character, 14-15 in all; hyphens are ignored"
@@ -190,7 +187,7 @@ def parse_pcid(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"a PCID is a str, not {type(text).__name__}")
     pcid = text.strip()
-    if not _PCID.match(pcid):
+    if not PCID_PATTERN.match(pcid):
         raise InvalidInput(f"{text!r} is not a PCID: 17-18 letters and digits, no separators")
     return pcid
 

@@ -39,15 +39,13 @@ from cryptography.x509 import ocsp
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11_errors
 
-from pki.algorithms import describe_key, generate_private_key, signature_hash, signature_padding
+from pki.algorithms import EC_CURVES, RSA_BITS, describe_key, generate_private_key, signature_hash, signature_padding
 from pki.errors import Conflict, InvalidInput, NotFound, Unavailable
 from pki.keys.base import check_key_id
 
 __all__ = ["PKCS11_ALGORITHMS", "Pkcs11KeyStore", "Pkcs11Signer"]
 
-_CURVES = {"ec-p256": "secp256r1", "ec-p384": "secp384r1", "ec-p521": "secp521r1"}
-_RSA_BITS = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
-PKCS11_ALGORITHMS = (*_CURVES, *_RSA_BITS)
+PKCS11_ALGORITHMS = (*EC_CURVES, *RSA_BITS)  # EdDSA is not generated on tokens
 
 # DER DigestInfo prefixes (RFC 8017 §9.2 note 1): CKM_RSA_PKCS signs DigestInfo(hash) as given.
 _DIGEST_INFO = {
@@ -380,10 +378,10 @@ class Pkcs11KeyStore:
         with self._token.lock:
             session = self._token.session()
             try:
-                if algorithm in _CURVES:
+                if algorithm in EC_CURVES:
                     params = session.create_domain_parameters(
                         KeyType.EC,
-                        {Attribute.EC_PARAMS: pkcs11.util.ec.encode_named_curve_parameters(_CURVES[algorithm])},
+                        {Attribute.EC_PARAMS: pkcs11.util.ec.encode_named_curve_parameters(EC_CURVES[algorithm].name)},
                         local=True,
                     )
                     public, private = params.generate_keypair(
@@ -392,7 +390,7 @@ class Pkcs11KeyStore:
                 else:
                     public, private = session.generate_keypair(
                         KeyType.RSA,
-                        _RSA_BITS[algorithm],
+                        RSA_BITS[algorithm],
                         store=True,
                         public_template={**public_template, Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01"},
                         private_template=private_template,
