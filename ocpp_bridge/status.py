@@ -29,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from pki.ocsp import issuer_hashes
+
 __all__ = ["CaIndex", "CertId", "StatusError", "StatusForwarder", "cert_id_of", "check_url"]
 
 log = logging.getLogger("evpki.ocpp.status")
@@ -89,14 +91,7 @@ class CertId:
 
 
 def _name_and_key_hash(issuer: x509.Certificate, algorithm: str) -> tuple[bytes, bytes]:
-    # The issuer key hash is over the issuer's subjectPublicKey bits (pitfall P-6); cryptography
-    # computes it when the CA stands in as its own issuer; the name hash is over the DER subject.
-    request = (
-        ocsp.OCSPRequestBuilder().add_certificate(issuer, issuer, HASHES[algorithm]()).build()  # type: ignore[arg-type]
-    )
-    digest = hashes.Hash(HASHES[algorithm]())
-    digest.update(issuer.subject.public_bytes())
-    return digest.finalize(), request.issuer_key_hash
+    return issuer_hashes(issuer, HASHES[algorithm]())  # pitfall P-6: over the issuer's key bits
 
 
 def cert_id_of(certificate: x509.Certificate, issuer: x509.Certificate, algorithm: str = "SHA256") -> dict[str, str]:

@@ -51,7 +51,7 @@ from pki.revocation import RevocationReason, reason_flag
 from pki.store import repository
 from pki.store.models import CertificateRow, OcspResponseRow
 
-__all__ = ["MAX_CERT_IDS", "MAX_NONCE", "MAX_REQUEST_BYTES", "OcspAnswer", "OcspResponder"]
+__all__ = ["MAX_CERT_IDS", "MAX_NONCE", "MAX_REQUEST_BYTES", "OcspAnswer", "OcspResponder", "issuer_hashes"]
 
 log = logging.getLogger("evpki.ocsp")
 
@@ -368,13 +368,11 @@ class OcspResponder:
         responder = self.responders.get(ca_id)
         refresh_at = now + ctx.settings.duration("ocsp_refresh_before")
         ca_certificate = self._ca_certificate(ca_id)
-        name_der = ca_certificate.subject.public_bytes()
-        key_bits = _key_bits(ca_certificate)
         signed = 0
         pending: list[dict[str, object]] = []
         for hash_name in _PRESIGNED_HASHES:
             algorithm = _HASHES[hash_name]
-            name_hash, key_hash = _digest(algorithm, name_der), _digest(algorithm, key_bits)
+            name_hash, key_hash = issuer_hashes(ca_certificate, algorithm)
             with ctx.database.engine.connect() as connection:
                 rows = connection.execute(
                     _STALE_QUERY,
@@ -423,10 +421,8 @@ class OcspResponder:
                 certificates = [(row.id, self._ctx.ca_certificate(row)) for row in cas]
             issuers: dict[tuple[str, bytes, bytes], str] = {}
             for ca_id, certificate in certificates:
-                name_der = certificate.subject.public_bytes()
-                key_bits = _key_bits(certificate)
                 for hash_name, algorithm in _HASHES.items():
-                    issuers[(hash_name, _digest(algorithm, name_der), _digest(algorithm, key_bits))] = ca_id
+                    issuers[(hash_name, *issuer_hashes(certificate, algorithm))] = ca_id
             self._issuers = issuers
             self._issuers_read_at = time.monotonic()
 
@@ -539,6 +535,15 @@ def _status(stored: str, revoked_at: dt.datetime | None, reason: str | None, ver
             reason = RevocationReason.CERTIFICATE_HOLD.value
         return _Status("revoked", utc(revoked_at).replace(microsecond=0), reason, version)
     return _Status("good", version=version)
+
+
+def issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    """RFC 6960 §4.1.1 CertID issuerNameHash and issuerKeyHash of the certificates ``issuer`` signs.
+
+    The name hash is over the issuer's DER subject; the key hash over its subjectPublicKey bits
+    (not the whole SubjectPublicKeyInfo). OCPP CertificateHashDataType carries the same values in hex.
+    """
+    return _digest(algorithm, issuer.subject.public_bytes()), _digest(algorithm, _key_bits(issuer))
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
