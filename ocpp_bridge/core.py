@@ -43,6 +43,7 @@ from pki.policy import RequestIdentity, load_csr
 from pki.trust import RootUse
 
 __all__ = [
+    "HANDLED_ACTIONS",
     "OCPP_VERSIONS",
     "PNC_VENDOR_ID",
     "CertificateService",
@@ -56,19 +57,16 @@ log = logging.getLogger("evpki.ocpp")
 OCPP_VERSIONS = ("1.6", "2.0.1", "2.1")
 PNC_VENDOR_ID = "org.openchargealliance.iso15118pnc"
 
-_OWNED: dict[str, frozenset[str]] = {
-    "1.6": frozenset({"SignCertificate", "SecurityEventNotification"}),
-    "2.0.1": frozenset(
-        {"SignCertificate", "Get15118EVCertificate", "GetCertificateStatus", "SecurityEventNotification"}
-    ),
-    "2.1": frozenset(
-        {
-            "SignCertificate",
-            "Get15118EVCertificate",
-            "GetCertificateStatus",
-            "GetCertificateChainStatus",
-            "SecurityEventNotification",
-        }
+# What each version's stations send that this core answers (DataTransfer: 1.6 Plug & Charge only).
+HANDLED_ACTIONS: dict[str, tuple[str, ...]] = {
+    "1.6": ("SignCertificate", "SecurityEventNotification", "DataTransfer"),
+    "2.0.1": ("SignCertificate", "Get15118EVCertificate", "GetCertificateStatus", "SecurityEventNotification"),
+    "2.1": (
+        "SignCertificate",
+        "Get15118EVCertificate",
+        "GetCertificateStatus",
+        "GetCertificateChainStatus",
+        "SecurityEventNotification",
     ),
 }
 # 1.6 PnC application note: the 2.0.1 messages a station wraps in DataTransfer.
@@ -148,7 +146,7 @@ class CertificateService:
         """Whether this core answers ``action`` from a station on ``version`` (DataTransfer: by vendorId)."""
         if version == "1.6" and action == "DataTransfer":
             return isinstance(payload, dict) and payload.get("vendorId") == PNC_VENDOR_ID
-        return action in _OWNED.get(version, frozenset())
+        return action != "DataTransfer" and action in HANDLED_ACTIONS.get(version, ())
 
     def handle(self, version: str, station_id: str, action: str, payload: dict[str, Any]) -> Handled:
         """Answer one CALL from a station; raises :class:`OcppCallError` for a CALLERROR."""

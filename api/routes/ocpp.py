@@ -28,7 +28,14 @@ from api.schemas import (
     OcppResultIn,
     OcppStationIn,
 )
-from ocpp_bridge.core import OCPP_VERSIONS, PNC_VENDOR_ID, CertificateService, FollowUp, OcppCallError
+from ocpp_bridge.core import (
+    HANDLED_ACTIONS,
+    OCPP_VERSIONS,
+    PNC_VENDOR_ID,
+    CertificateService,
+    FollowUp,
+    OcppCallError,
+)
 from pki.tokens import Role
 
 __all__ = ["router"]
@@ -69,17 +76,6 @@ _SUMMARIES = {
     "GetCertificateChainStatus": "GetCertificateChainStatus: OCSP/CRL status of up to 4 certificates (M07)",
     "SecurityEventNotification": "SecurityEventNotification: record a station security event (A04)",
     "DataTransfer": "DataTransfer: ISO 15118 Plug & Charge for OCPP 1.6 (vendorId org.openchargealliance.iso15118pnc)",
-}
-_ACTIONS = {
-    "1.6": ("SignCertificate", "SecurityEventNotification", "DataTransfer"),
-    "2.0.1": ("SignCertificate", "Get15118EVCertificate", "GetCertificateStatus", "SecurityEventNotification"),
-    "2.1": (
-        "SignCertificate",
-        "Get15118EVCertificate",
-        "GetCertificateStatus",
-        "GetCertificateChainStatus",
-        "SecurityEventNotification",
-    ),
 }
 _ROLES = (Role.CSMS,)  # machine-to-machine: the CSMS's own token (admin is implied)
 
@@ -233,5 +229,5 @@ def _add_version_routes(version: str) -> None:
 for _version in OCPP_VERSIONS:
     # The fixed routes first, so "results" is never taken for an action name.
     _add_version_routes(_version)
-    for _action in _ACTIONS[_version]:
+    for _action in HANDLED_ACTIONS[_version]:
         _add_call_route(_version, _action)
