@@ -143,13 +143,7 @@ def signed_response(
     )
     sa_chain = CertificateChain(certificate=der(cps.leaf), sub_certificates=cps.sub_certificates)
     fields = (ResponseCode.OK, sa_chain, contract_chain, encrypted, dh_public_key, emaid_element)
-    body = (
-        CertificateInstallationRes(*fields)
-        if isinstance(request, CertificateInstallationReq)
-        else (CertificateUpdateRes(*fields))
-    )
-    response = V2GMessage(Header(session_id=message.header.session_id, signature=signature), body)
-    text = base64.b64encode(encode_message(response)).decode("ascii")
+    text = _encoded(request, Header(session_id=message.header.session_id, signature=signature), fields)
     if len(text) > limit:
         raise ResponseTooLarge(
             f"the exiResponse would be {len(text)} characters, over the limit of {limit}: shorten the subjects "
@@ -175,12 +169,15 @@ def failure_response(
         DHPublicKey(id=_RESPONSE_IDS[2], value=b"\x00"),
         EMAID(id=_RESPONSE_IDS[3], value=_placeholder_emaid(emaid)),
     )
-    body = (
-        CertificateInstallationRes(*fields)
-        if isinstance(request, CertificateInstallationReq)
-        else (CertificateUpdateRes(*fields))
-    )
-    return base64.b64encode(encode_message(V2GMessage(Header(session_id=session_id), body))).decode("ascii")
+    return _encoded(request, Header(session_id=session_id), fields)
+
+
+def _encoded(
+    request: CertificateInstallationReq | CertificateUpdateReq, header: Header, fields: tuple[Any, ...]
+) -> str:
+    """The base64 EXI of the response ``request`` asks for (Installation or Update Res) with ``fields``."""
+    kind = CertificateInstallationRes if isinstance(request, CertificateInstallationReq) else CertificateUpdateRes
+    return base64.b64encode(encode_message(V2GMessage(header, kind(*fields)))).decode("ascii")
 
 
 def _placeholder_emaid(emaid: str | None) -> str:

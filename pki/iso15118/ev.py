@@ -91,9 +91,7 @@ def installation_request(
         oem_provisioning_cert=oem_certificate.public_bytes(Encoding.DER),
         root_certificate_ids=root_ids(v2g_roots),
     )
-    signature = sign_elements((request,), lambda data: oem_key.sign(data, ec.ECDSA(hashes.SHA256())))
-    header = Header(session_id=session_id if session_id is not None else os.urandom(8), signature=signature)
-    return encode_message(V2GMessage(header, request))
+    return _signed_message(request, oem_key, session_id)
 
 
 def update_request(
@@ -112,7 +110,15 @@ def update_request(
         emaid=contract.emaid,
         root_certificate_ids=root_ids(v2g_roots),
     )
-    key = contract.private_key
+    return _signed_message(request, contract.private_key, session_id)
+
+
+def _signed_message(
+    request: CertificateInstallationReq | CertificateUpdateReq,
+    key: ec.EllipticCurvePrivateKey,
+    session_id: bytes | None,
+) -> bytes:
+    """The V2G message carrying ``request`` signed by ``key`` (a fresh random SessionID when None)."""
     signature = sign_elements((request,), lambda data: key.sign(data, ec.ECDSA(hashes.SHA256())))
     header = Header(session_id=session_id if session_id is not None else os.urandom(8), signature=signature)
     return encode_message(V2GMessage(header, request))

@@ -148,19 +148,15 @@ def provision(
         parsed_action = _action(action)
         message = _decode(exi_request, iso15118_schema_version, ocpp_version)
         request = _expected_body(message, parsed_action)
-    except _Unanswerable as failure:
-        log.warning("Get15118EVCertificate failed: %s", failure.reason)
-        return ProvisioningResult("Failed", "", None, failure.reason, failure.reason_code)
-    session_id = message.header.session_id
-    try:
-        return _provision(ctx, message, request, limit, actor)
-    except _Refused as refusal:
-        log.warning("Get15118EVCertificate refused with %s: %s", refusal.response_code.value, refusal.reason)
-        emaid = request.emaid if isinstance(request, CertificateUpdateReq) else None
-        exi = failure_response(request, session_id, refusal.response_code, emaid)
-        return ProvisioningResult(
-            "Accepted", exi, refusal.response_code, refusal.reason, refusal.reason_code, emaid=emaid
-        )
+        try:
+            return _provision(ctx, message, request, limit, actor)
+        except _Refused as refusal:
+            log.warning("Get15118EVCertificate refused with %s: %s", refusal.response_code.value, refusal.reason)
+            emaid = request.emaid if isinstance(request, CertificateUpdateReq) else None
+            exi = failure_response(request, message.header.session_id, refusal.response_code, emaid)
+            return ProvisioningResult(
+                "Accepted", exi, refusal.response_code, refusal.reason, refusal.reason_code, emaid=emaid
+            )
     except _Unanswerable as failure:
         log.warning("Get15118EVCertificate failed: %s", failure.reason)
         return ProvisioningResult("Failed", "", None, failure.reason, failure.reason_code)
