@@ -19,6 +19,7 @@ every reconnect until the station answers, and closed by that answer.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -381,19 +382,7 @@ def record_result(
             details=details,
         )
         session.flush()
-        closed = DeliveryView(
-            current.id,
-            current.station_identity,
-            current.action,
-            current.topic,
-            current.payload,
-            status,
-            current.certificate_issuer,
-            current.certificate_serial,
-            attempts,
-            current.created_at,
-            last_sent_at,
-            now,
-            response,
+        closed = dataclasses.replace(
+            current, status=status, attempts=attempts, last_sent_at=last_sent_at, completed_at=now, result=response
         )
         return closed, changed_ca
