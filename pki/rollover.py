@@ -8,12 +8,24 @@
   M05.FR.09-16) installs this one; others install the self-signed root. Both anchor the same
   name and key, so chains from the new generation validate against either;
 * a copy of every CA below the old root under the new one (``cso-sub`` → ``cso-sub-2``, same
-  path lengths), and the profiles each old CA issued move to its copy: from now on stations and
-  CSMS servers get certificates of the new generation.
+  path lengths);
+* for the root and every copied CA, the profiles the old CA issued move to its successor, in one
+  transaction each (so that exactly one CA issues a profile at any moment): a root that issues
+  directly (``mf-root``: ``firmware-signer``) hands those to the new root like a sub-CA does;
+* for every managed leaf of a moved profile (a certificate whose key evpki holds: the firmware
+  signer, the CPS leaf, the CSMS server leaf), a successor under the new generation with a new key
+  and the same subject, names and lifetime.
+
+Why the managed leaves get successors: OCPP L01 forbids intermediates between a firmware signer
+and its ManufacturerRootCertificate, so no link certificate can carry the old signer into the new
+generation; once the old root is revoked, firmware is signed by the new signer or not at all. The
+old leaves stay valid: stations that still trust only the old ManufacturerRootCertificate keep
+verifying firmware the old signer signed, and a car listing only the old V2G root keeps getting
+the old CPS chain (ISO 15118-2 CertificateInstallationReq ``ListOfRootCertificateIDs``).
 
 The old generation stays valid (and keeps answering OCSP and publishing CRLs) until the operator
-revokes or lets it expire; the bridge's root reconciliation then deletes the old root from
-stations. Managed leaves (CSMS server, CPS, firmware signer) are not re-issued here.
+revokes or lets it expire; the bridge's root reconciliation (OCPP M03-M05) installs the new root
+on stations at once and deletes the old root once it is no longer trusted.
 """
 
 from __future__ import annotations
@@ -23,11 +35,13 @@ import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pki import audit
 from pki.algorithms import describe_key
 from pki.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
-from pki.bootstrap import ensure_ca
+from pki.bootstrap import ensure_ca, record_managed_leaf
 from pki.clock import utc
 from pki.context import Context
 from pki.errors import InvalidInput
@@ -86,6 +100,7 @@ def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None =
         actor,
     )
     _link(ctx, root_id, new_root_id, actor)
+    _hand_over(ctx, old_root, new_root_id, actor)
     _copy_subtree(ctx, cas, root_id, new_root_id, pki, generation, actor)
     return new_root_id
 
@@ -154,8 +169,9 @@ def _copy_subtree(
         certificate = ctx.ca_certificate(row)
         copy_id, _ = _next_id(existing, row.id)
         existing.add(copy_id)
-        issues = tuple(ProfileName(name) for name in row.issues.split(",") if name)
         lifetime = utc(row.not_after) - utc(row.not_before)
+        # Created issuing nothing: the profiles move in _hand_over, in the same transaction that
+        # takes them from the old CA, so issuance never sees two CAs for one profile (a Conflict).
         ensure_ca(
             ctx,
             CaSpec(
@@ -165,21 +181,35 @@ def _copy_subtree(
                 _renamed(certificate.subject, generation),
                 lifetime,
                 _path_length(certificate),
-                issues,
+                (),
             ),
             actor,
         )
-        if issues:
-            _stop_issuing(ctx, row.id, copy_id, actor)
+        _hand_over(ctx, row, copy_id, actor)
         _copy_subtree(ctx, cas, row.id, copy_id, pki, generation, actor)
 
 
-def _stop_issuing(ctx: Context, old_id: str, new_id: str, actor: str) -> None:
+def _hand_over(ctx: Context, old: CertificateAuthorityRow, new_id: str, actor: str) -> None:
+    """The profiles ``old`` issued, and successors of its managed leaves, now come from ``new_id``."""
+    profiles = tuple(name for name in old.issues.split(",") if name)
+    if not profiles:
+        return
+    _move_issues(ctx, old.id, new_id, actor)
+    now = ctx.clock.now()
+    with ctx.database.read() as session:
+        leaves = _current_managed_leaves(session, old.id, profiles, now)
+    for leaf in leaves:
+        _reissue_managed_leaf(ctx, leaf, new_id, actor)
+
+
+def _move_issues(ctx: Context, old_id: str, new_id: str, actor: str) -> None:
     now = ctx.clock.now()
     with ctx.database.write() as session:
-        row = repository.get_ca(session, old_id)
-        moved = row.issues
-        row.issues = ""
+        old = repository.get_ca(session, old_id, lock=True)
+        new = repository.get_ca(session, new_id, lock=True)
+        moved = old.issues
+        new.issues = moved
+        old.issues = ""
         audit.append(
             session,
             at=now,
@@ -188,3 +218,75 @@ def _stop_issuing(ctx: Context, old_id: str, new_id: str, actor: str) -> None:
             ca_id=old_id,
             details={"to": new_id, "profiles": moved},
         )
+
+
+def _current_managed_leaves(
+    session: Session, issuer_id: str, profiles: tuple[str, ...], now: dt.datetime
+) -> list[CertificateRow]:
+    """The newest valid certificate of each managed-leaf label ``issuer_id`` holds for ``profiles``."""
+    rows = session.execute(
+        select(CertificateRow)
+        .where(
+            CertificateRow.issuer_id == issuer_id,
+            CertificateRow.profile.in_(profiles),  # type: ignore[attr-defined]
+            CertificateRow.label.is_not(None),  # type: ignore[union-attr]
+            CertificateRow.key_id.is_not(None),  # type: ignore[union-attr]
+            CertificateRow.status == "valid",
+            CertificateRow.not_after > now,
+        )
+        .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
+    ).scalars()
+    newest: dict[str, CertificateRow] = {}
+    for row in rows:
+        newest.setdefault(str(row.label), row)
+    return sorted(newest.values(), key=lambda r: str(r.label))
+
+
+def _reissue_managed_leaf(ctx: Context, old: CertificateRow, new_issuer_id: str, actor: str) -> None:
+    """A successor of managed leaf ``old`` under ``new_issuer_id``: new key, same subject, names and lifetime."""
+    previous = x509.load_der_x509_certificate(old.der)
+    key_id = f"leaf-{old.label}-{new_issuer_id}"
+    # A key left by an interrupted rollover is reused, as init does, rather than orphaned.
+    if ctx.keys.exists(key_id):
+        signer = ctx.keys.load(key_id)
+    else:
+        signer = ctx.keys.generate(key_id, describe_key(previous.public_key()).name)
+    dns_names, ip_addresses = _alternative_names(previous)
+    with ctx.database.read() as session:
+        _, issuer = ctx.issuer(session, new_issuer_id)
+    now = ctx.clock.now()
+    not_before, not_after = validity_window(now, utc(old.not_after) - utc(old.not_before), issuer.certificate)
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=previous.subject,
+        public_key=signer.public_key(),
+        profile=get_profile(old.profile),
+        serial=new_serial(),
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+    )
+    with ctx.database.write() as session:
+        record_managed_leaf(
+            session,
+            certificate,
+            issuer_id=new_issuer_id,
+            profile=old.profile,
+            identity=old.identity or "",
+            key_id=key_id,
+            label=str(old.label),
+            now=now,
+            actor=actor,
+        )
+
+
+def _alternative_names(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return (), ()
+    dns = tuple(names.get_values_for_type(x509.DNSName))
+    ips = tuple(str(ip) for ip in names.get_values_for_type(x509.IPAddress))
+    return dns, ips
