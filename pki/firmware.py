@@ -3,12 +3,12 @@
 This module owns:
 
 * the SHA-256 of a firmware file read as a stream of chunks -- the file is never held in memory;
-* the signature over that digest with the key of the managed ``firmware-signer`` certificate, and
-  the checks that signer passes first: valid now, neither revoked nor on hold, issued directly by
-  ``mf-root`` (OCPP L01: no intermediates), and ``mf-root`` itself usable;
+* the signature over that digest with the key of the newest valid managed ``firmware-signer``
+  certificate, and the checks that signer passes first: valid now, neither revoked nor on hold,
+  issued directly by a *manufacturer root* (OCPP L01: no intermediates), and that root usable;
 * the verification a CSMS should run before it sends an update (OCPP 2.0.1 A00.FR.707): the signing
-  certificate is one ``mf-root`` issued, has the firmware-signer properties, is valid and not
-  revoked, and the signature matches the file;
+  certificate is one a manufacturer root issued, has the firmware-signer properties, is valid and
+  not revoked, its root is usable, and the signature matches the file;
 * the ready-to-send ``UpdateFirmwareRequest`` (2.0.1/2.1) and ``SignedUpdateFirmware.req`` (1.6)
   payloads, within the field limits of the OCPP JSON schemas.
 
@@ -16,6 +16,12 @@ The scheme is SHA-256 over the whole file (OCPP 2.0.1 L01.FR.04), then RSASSA-PS
 salt = 32 octets) for an RSA signer or ECDSA (DER) for an EC signer; ``openssl dgst -sha256
 -verify`` checks both. L01.FR.04 names RSA-PSS or "ECSchnorr"; ECDSA is what stations implement
 in practice, so agree the scheme with each manufacturer (reference/ocpp.md §4).
+
+The manufacturer roots are ``mf-root`` and the generations ``evpki ca rollover mf-root`` made from
+it (``mf-root-2``, ...: the roots of its PKI). A rollover gives the new root its own firmware
+signer; the old signer keeps verifying while the old root is valid and not revoked, because
+stations in the field hold the old ManufacturerRootCertificate until root reconciliation (OCPP
+M05) gives them the new one.
 """
 
 from __future__ import annotations
@@ -34,17 +40,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pki import audit
 from pki.authority import fingerprint, serial_hex
 from pki.clock import utc
-from pki.context import Context
+from pki.context import CaDirectory, Context
 from pki.errors import IntegrityError, InvalidInput, NotFound, PolicyViolation, VerificationFailed
 from pki.keys.base import Signer
 from pki.profiles import ProfileName
 from pki.store import repository
-from pki.store.models import CertificateRow
+from pki.store.models import CertificateAuthorityRow, CertificateRow
 from pki.views import pem
 
 __all__ = [
@@ -234,10 +241,12 @@ def sign_firmware(
 ) -> FirmwareSignature:
     """Sign the SHA-256 of a firmware file, streamed as ``chunks``, with the firmware-signer key.
 
-    Refuses an empty file or one over ``max_bytes`` (:class:`InvalidInput`), a signer that is
-    expired, revoked, on hold or not directly under ``mf-root`` (:class:`PolicyViolation`), and a
-    PKI without a firmware signer (:class:`NotFound`). The signature and its audit record are one
-    write transaction.
+    The signer is the newest valid firmware-signer certificate: after a rollover of ``mf-root``
+    the new generation's, and the old one's only while no newer one may sign. Refuses an empty
+    file or one over ``max_bytes`` (:class:`InvalidInput`), a signer that is expired, revoked, on
+    hold or not directly under a manufacturer root (:class:`PolicyViolation`, for the newest signer
+    when none is valid), and a PKI without a firmware signer (:class:`NotFound`). The signature and
+    its audit record are one write transaction.
     """
     if location is not None:
         check_location(location, "2.1")  # the most any OCPP version carries
@@ -262,7 +271,7 @@ def sign_firmware(
             at=now,
             actor=actor,
             action="firmware-sign",
-            ca_id=MANUFACTURER_ROOT,
+            ca_id=row.issuer_id,
             serial=row.serial,
             details={"sha256": digest.hex(), "size": size, "location": location},
         )
@@ -278,16 +287,56 @@ def sign_firmware(
     )
 
 
+def _manufacturer_roots(session: Session) -> list[CertificateAuthorityRow]:
+    """``mf-root`` and every generation rolled over from it (the roots of its PKI), newest first."""
+    first = repository.get_ca(session, MANUFACTURER_ROOT)
+    roots = [row for row in repository.list_cas(session) if row.parent_id is None and row.pki == first.pki]
+    return sorted(roots, key=lambda row: (utc(row.created_at), row.id), reverse=True)
+
+
 def _usable_signer(ctx: Context, session: Session) -> tuple[CertificateRow, x509.Certificate, str]:
-    """The firmware-signer row, its certificate and signature algorithm, if it may sign now."""
-    row = repository.managed_leaf(session, FIRMWARE_SIGNER_LABEL)
-    if row is None:
+    """The newest valid firmware-signer row, its certificate and signature algorithm.
+
+    Valid: stored as valid, within its validity, issued by a manufacturer root that is itself
+    usable. When none is, the newest signer is checked, so the refusal names its actual fault.
+    """
+    rows = list(
+        session.execute(
+            select(CertificateRow)
+            .where(CertificateRow.label == FIRMWARE_SIGNER_LABEL)
+            .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
+        ).scalars()
+    )
+    if not rows:
         raise NotFound("this PKI has no firmware-signer certificate; run `evpki init` to create it")
+    roots = {row.id for row in _manufacturer_roots(session)}
+    directory = ctx.ca_directory(session.connection())
+    now = ctx.clock.now()
+    chosen = next((row for row in rows if _valid_signer(ctx, directory, roots, row, now)), rows[0])
+    return _checked_signer(ctx, directory, roots, chosen, now)
+
+
+def _valid_signer(ctx: Context, directory: CaDirectory, roots: set[str], row: CertificateRow, now: dt.datetime) -> bool:
+    if row.issuer_id not in roots or row.status != "valid":
+        return False
+    if not utc(row.not_before) <= now < utc(row.not_after):
+        return False
+    try:
+        ctx.check_chain_usable(directory, row.issuer_id)
+    except PolicyViolation:
+        return False  # e.g. the old generation after its root was revoked
+    return True
+
+
+def _checked_signer(
+    ctx: Context, directory: CaDirectory, roots: set[str], row: CertificateRow, now: dt.datetime
+) -> tuple[CertificateRow, x509.Certificate, str]:
     what = f"the firmware-signer certificate {row.serial}"
     # OCPP L01 remarks: the manufacturer signs firmware without intermediate certificates.
-    if row.issuer_id != MANUFACTURER_ROOT:
+    if row.issuer_id not in roots:
         raise PolicyViolation(
-            "firmware.signer-issuer", f"{what} is issued by {row.issuer_id}, not directly by {MANUFACTURER_ROOT}"
+            "firmware.signer-issuer",
+            f"{what} is issued by {row.issuer_id}, not directly by {MANUFACTURER_ROOT} or a generation of it",
         )
     if row.status == "revoked":
         raise PolicyViolation("firmware.signer-revoked", f"{what} is revoked ({row.revocation_reason}){_since(row)}")
@@ -295,7 +344,6 @@ def _usable_signer(ctx: Context, session: Session) -> tuple[CertificateRow, x509
         raise PolicyViolation(
             "firmware.signer-on-hold", f"{what} is on hold{_since(row)}; release the hold before signing"
         )
-    now = ctx.clock.now()
     if utc(row.not_before) > now:
         raise PolicyViolation(
             "firmware.signer-not-yet-valid", f"{what} is not valid before {utc(row.not_before).isoformat()}"
@@ -310,7 +358,7 @@ def _usable_signer(ctx: Context, session: Session) -> tuple[CertificateRow, x509
             f"{what} has a {type(certificate.public_key()).__name__}: firmware is signed as a streamed SHA-256 "
             "digest (OCPP L01.FR.04), which EdDSA cannot sign; give [pki.mf] an ec-* or rsa-* algorithm",
         )
-    ctx.check_chain_usable(ctx.ca_directory(session.connection()), MANUFACTURER_ROOT)
+    ctx.check_chain_usable(directory, row.issuer_id)
     return row, certificate, algorithm
 
 
@@ -381,30 +429,40 @@ def _check_signing_certificate(ctx: Context, certificate: x509.Certificate) -> N
     if _algorithm(certificate.public_key()) is None:
         raise VerificationFailed(f"{what} has a {type(certificate.public_key()).__name__}, not an RSA or EC key")
     with ctx.database.read() as session:
-        root = ctx.ca_certificate(repository.get_ca(session, MANUFACTURER_ROOT))
-        # OCPP 2.0.1 L01.FR.12: the station checks the certificate against its ManufacturerRootCertificate.
-        try:
-            certificate.verify_directly_issued_by(root)
-        except (ValueError, TypeError, InvalidSignature):
+        roots = _manufacturer_roots(session)
+        # OCPP 2.0.1 L01.FR.12: the station checks the certificate against its ManufacturerRootCertificate;
+        # during a rollover a station may hold either generation, so each one is a candidate.
+        root_id = next((row.id for row in roots if _directly_issued(certificate, ctx.ca_certificate(row))), None)
+        if root_id is None:
+            names = " or ".join(row.id for row in reversed(roots))
             raise VerificationFailed(
-                f"{what} was not issued by {MANUFACTURER_ROOT} (its issuer is {certificate.issuer.rfc4514_string()})"
-            ) from None
+                f"{what} was not issued by {names} (its issuer is {certificate.issuer.rfc4514_string()})"
+            )
         _check_firmware_signer_properties(certificate, what)
         now = ctx.clock.now()
         if certificate.not_valid_before_utc > now:
             raise VerificationFailed(f"{what} is not valid before {certificate.not_valid_before_utc.isoformat()}")
         if certificate.not_valid_after_utc <= now:
             raise VerificationFailed(f"{what} expired on {certificate.not_valid_after_utc.isoformat()}")
-        row = _issued_row(session, certificate, what)
+        row = _issued_row(session, certificate, what, root_id)
         # OCPP 2.0.1 L01.FR.22: a revoked signing certificate is answered with RevokedCertificate.
         if row.status == "revoked":
             raise VerificationFailed(f"{what} is revoked ({row.revocation_reason}){_since(row)}")
         if row.status == "on-hold":
             raise VerificationFailed(f"{what} is on hold (certificateHold){_since(row)}")
         try:
-            ctx.check_chain_usable(ctx.ca_directory(session.connection()), MANUFACTURER_ROOT)
+            ctx.check_chain_usable(ctx.ca_directory(session.connection()), root_id)
         except PolicyViolation as error:
-            raise VerificationFailed(f"{MANUFACTURER_ROOT} cannot vouch for {what}: {error.message}") from None
+            # The old signer's signatures stop verifying once its root is revoked or expired.
+            raise VerificationFailed(f"{root_id} cannot vouch for {what}: {error.message}") from None
+
+
+def _directly_issued(certificate: x509.Certificate, root: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _check_firmware_signer_properties(certificate: x509.Certificate, what: str) -> None:
@@ -426,14 +484,14 @@ def _check_firmware_signer_properties(certificate: x509.Certificate, what: str) 
         raise VerificationFailed(f"{what} does not assert the digitalSignature key usage")
 
 
-def _issued_row(session: Session, certificate: x509.Certificate, what: str) -> CertificateRow:
-    """The stored row of a certificate ``mf-root`` issued; one this PKI never issued is refused."""
+def _issued_row(session: Session, certificate: x509.Certificate, what: str, root_id: str) -> CertificateRow:
+    """The stored row of a certificate manufacturer root ``root_id`` issued; one this PKI never issued is refused."""
     try:
-        row = repository.find_certificate(session, serial_hex(certificate.serial_number), MANUFACTURER_ROOT)
+        row = repository.find_certificate(session, serial_hex(certificate.serial_number), root_id)
     except (NotFound, InvalidInput):
-        raise VerificationFailed(f"{what} is not one that {MANUFACTURER_ROOT} of this PKI issued") from None
+        raise VerificationFailed(f"{what} is not one that {root_id} of this PKI issued") from None
     if row.sha256 != fingerprint(certificate):
-        raise VerificationFailed(f"{what} differs from the certificate {MANUFACTURER_ROOT} issued with that serial")
+        raise VerificationFailed(f"{what} differs from the certificate {root_id} issued with that serial")
     if row.profile != ProfileName.FIRMWARE_SIGNER.value:
         raise VerificationFailed(f"{what} is a {row.profile} certificate, not a firmware signer")
     return row
