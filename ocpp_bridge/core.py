@@ -243,7 +243,8 @@ class CertificateService:
                 actor=f"ocpp:{station_id}",
             )
         except PolicyViolation as error:
-            return reject("PolicyViolation", error.message)
+            # A CSR whose signature does not verify is not a valid CSR, whatever it asks for.
+            return reject("InvalidCSR" if error.rule.startswith("csr.") else "PolicyViolation", error.message)
         except InvalidInput as error:
             return reject("InvalidCSR", error.message)
         except Conflict as error:
@@ -253,7 +254,7 @@ class CertificateService:
         except _ChainTooLong as error:
             return reject("ChainTooLong", str(error))
         if not new:
-            # A02.FR.17-19: a CSR re-sent with back-off while one is pending gets the same certificate.
+            # A02.FR.17-19: the same CSR re-sent with back-off while one is pending gets the same certificate.
             log.info("SignCertificate from %s: re-offering pending delivery %s", station_id, delivery.id)
         body = dict(delivery.payload)
         if version == "2.1" and "requestId" in payload:

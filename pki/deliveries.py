@@ -6,10 +6,11 @@ accepted. Each such call is a *delivery*: stored with its payload when it is cre
 every reconnect until the station answers, and closed by that answer.
 
 - ``topic`` names what a delivery is about (``CertificateSigned:ChargingStationCertificate``,
-  ``InstallCertificate:V2GRootCertificate:<sha256>``). While one is pending, a repeated request
-  on the same topic gets the *same* delivery: a station that re-sends its CSR with back-off
-  (OCPP A02.FR.17-19) does not get a second certificate.
-- :func:`issue_for_station` issues the certificate and stores its delivery in one transaction.
+  ``InstallCertificate:V2GRootCertificate:<sha256>``).
+- :func:`issue_for_station` checks the station's CSR as any issuance does, *then* looks at the
+  pending delivery of its topic: the same key gets the same delivery (a station that re-sends
+  its CSR with back-off, OCPP A02.FR.17-19, does not get a second certificate); another key gets
+  a new certificate, and the pending one is revoked. Certificate and delivery commit together.
 - :func:`record_result` closes a delivery. For CertificateSigned, *Accepted* supersedes the
   station's previous certificates of that profile (the renewal takes effect only when the station
   has the new one); *Rejected* revokes the certificate that was never installed (reason
@@ -27,15 +28,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
 from pki import audit
 from pki.authority import serial_hex
 from pki.clock import utc
 from pki.context import Context
 from pki.errors import Conflict, InvalidInput, NotFound
-from pki.issuance import IssueRequest, issue
+from pki.issuance import IssueRequest, approve, issue
 from pki.policy import RequestIdentity
 from pki.revocation import RevocationReason, apply_revocation, status_change_time
 from pki.stations import station_row
@@ -263,17 +266,23 @@ def issue_for_station(
     payload_for: Callable[[str], dict[str, Any]],
     identity: RequestIdentity | None = None,
     actor: str = "ocpp",
-) -> tuple[DeliveryView, bool]:
-    """The pending CertificateSigned for ``topic``, issuing the certificate first if none is pending.
+) -> tuple[DeliveryView, bool, str | None]:
+    """The CertificateSigned delivery that answers a station's CSR on ``topic``.
 
-    Returns the delivery and whether it is new. ``payload_for`` turns the PEM chain (leaf first,
-    no root) into the call's payload for the station's OCPP version. The certificate row, its
-    audit record and the delivery commit together. Policy refusals raise as issuance does.
+    Returns the delivery, whether it is new, and the CA whose CRLs changed (if any). The CSR is
+    parsed, its signature verified and the policy applied before any pending delivery is looked
+    at, so a refusal raises as issuance does and leaves a pending delivery as it was. Then:
+
+    - a pending delivery for the same public key is offered again (OCPP A02.FR.17-19: a station
+      re-sends its CSR with back-off and must not get a second certificate);
+    - otherwise a certificate is issued; should a delivery still be pending on the topic, its
+      certificate is revoked (superseded: it was never installed) and the delivery closed, in the
+      same transaction as the new certificate, its audit record and its delivery.
+
+    ``payload_for`` turns the PEM chain (leaf first, no root) into the call's payload for the
+    station's OCPP version.
     """
     with ctx.database.read() as session:
-        pending = session.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
-        if pending is not None:
-            return DeliveryView.from_row(pending), False
         row = station_row(session, station)
         if row.status != "active":
             raise Conflict(f"station {station!r} is disabled")
@@ -281,9 +290,16 @@ def issue_for_station(
     identity = identity or RequestIdentity(station_id=station, station_serial=serial)
     leaf: list[x509.Certificate] = []
     created: list[DeliveryView] = []
+    replaced_ca: list[str] = []
 
     def store_delivery(connection: Connection, row_id: int) -> None:
         issuer_id = connection.execute(_ISSUER_OF_ROW, {"row_id": row_id}).scalar_one()
+        # Read again under the write lock: the station may have answered the pending one meanwhile.
+        still_pending = connection.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
+        if still_pending is not None:
+            revoked = _revoke_undelivered(ctx, connection, DeliveryView.from_row(still_pending), actor)
+            if revoked is not None:
+                replaced_ca.append(revoked)
         # Issuance has just checked the cached directory against this transaction's reading.
         directory = ctx.cached_ca_directory() or ctx.ca_directory(connection)
         chain = [leaf[0], *(entry.certificate for entry in directory.chain(issuer_id)[:-1])]
@@ -316,14 +332,64 @@ def issue_for_station(
             )
         )
 
-    issue(
-        ctx,
-        IssueRequest(
-            profile=profile, csr=csr, identity=identity, before_store=leaf.append, in_transaction=store_delivery
-        ),
-        actor,
+    request = IssueRequest(
+        profile=profile, csr=csr, identity=identity, before_store=leaf.append, in_transaction=store_delivery
     )
-    return created[0], True
+    approval = approve(ctx, request)
+    pending = find_pending(ctx, station, topic)
+    if pending is not None and _same_key(ctx, pending, approval.approved.public_key):
+        return pending, False, None
+    issue(ctx, request, actor, approval=approval)
+    return created[0], True, (replaced_ca[0] if replaced_ca else None)
+
+
+def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _same_key(ctx: Context, pending: DeliveryView, public_key: CertificatePublicKeyTypes) -> bool:
+    """Whether the pending delivery's certificate is for ``public_key``."""
+    if pending.certificate_issuer is None or pending.certificate_serial is None:
+        return False
+    with ctx.database.read() as session:
+        row = repository.find_certificate(session, pending.certificate_serial, pending.certificate_issuer)
+        return _spki(x509.load_der_x509_certificate(row.der).public_key()) == _spki(public_key)
+
+
+def _revoke_undelivered(ctx: Context, connection: Connection, pending: DeliveryView, actor: str) -> str | None:
+    """Revoke the certificate of a pending CertificateSigned that a new CSR replaces; returns its CA.
+
+    The delivery itself is closed as superseded by the new delivery's insert.
+    """
+    if pending.certificate_issuer is None or pending.certificate_serial is None:
+        return None
+    session = Session(bind=connection)
+    try:
+        row = repository.find_certificate(session, pending.certificate_serial, pending.certificate_issuer)
+        if row.status == "revoked":
+            return None
+        changed_at = status_change_time(session, row.issuer_id, ctx.clock)
+        apply_revocation(row, RevocationReason.SUPERSEDED, changed_at)
+        audit.append(
+            session,
+            at=changed_at,
+            actor=actor,
+            action="revoke",
+            ca_id=row.issuer_id,
+            serial=row.serial,
+            details={
+                "reason": RevocationReason.SUPERSEDED.value,
+                "sha256": row.sha256,
+                "station": pending.station_identity,
+                "topic": pending.topic,
+                "delivery": pending.id,
+                "why": "a CSR for another key replaced the certificate before the station accepted it",
+            },
+        )
+        session.flush()
+        return row.issuer_id
+    finally:
+        session.close()
 
 
 def record_result(

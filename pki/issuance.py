@@ -36,7 +36,7 @@ from pki.store import repository
 from pki.store.models import CertificateRow
 from pki.views import CertificateView, IssuedCertificate
 
-__all__ = ["BeforeStore", "InTransaction", "IssueRequest", "issue"]
+__all__ = ["Approval", "BeforeStore", "InTransaction", "IssueRequest", "approve", "issue"]
 
 _SERIAL_ATTEMPTS = 3
 # How often issuance starts over because a CA changed between signing and storing; CAs change
@@ -68,9 +68,10 @@ class _DirectoryChanged(Exception):
     """A CA row changed after the certificate was signed with what the cache said."""
 
 
-def issue(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
+def issue(ctx: Context, request: IssueRequest, actor: str, *, approval: Approval | None = None) -> IssuedCertificate:
+    """Issue ``request``; ``approval`` (from :func:`approve` for this request) spares checking it twice."""
     try:
-        issued = _issue_with_retries(ctx, request, actor)
+        issued = _issue_with_retries(ctx, request, actor, approval)
     except EvpkiError:
         events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "refused"})
         raise
@@ -83,27 +84,58 @@ def _profile_label(name: str) -> str:
     return name if name in _PROFILE_NAMES else "other"
 
 
-def _issue_with_retries(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
-    csr = load_csr(request.csr)
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A request that passed every check before signing: parsed CSR, issuer, policy, validity."""
+
+    profile: Profile
+    directory: CaDirectory
+    ca: CaEntry
+    issuer: IssuerContext
+    chain: tuple[x509.Certificate, ...]
+    approved: ApprovedRequest
+    validity: dt.timedelta
+
+
+def approve(ctx: Context, request: IssueRequest) -> Approval:
+    """Run every check issuance runs before it signs, signing nothing and storing nothing.
+
+    For callers that must decide on a request only once it is known to be acceptable (a
+    station's re-sent CSR, :mod:`pki.deliveries`); pass the result to :func:`issue`. A refusal
+    counts as a refused issuance.
+    """
+    try:
+        return _approve(ctx, request)
+    except EvpkiError:
+        events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "refused"})
+        raise
+
+
+def _approve(ctx: Context, request: IssueRequest) -> Approval:
+    csr = load_csr(request.csr)  # parsed and its signature verified
     profile = get_profile(request.profile)
-    for _ in range(_DIRECTORY_ATTEMPTS):
-        try:
-            return _issue(ctx, csr, profile, request, actor)
-        except _DirectoryChanged:
-            continue
-    raise Unavailable("the CA hierarchy kept changing during issuance; retry")
-
-
-def _issue(
-    ctx: Context, csr: x509.CertificateSigningRequest, profile: Profile, request: IssueRequest, actor: str
-) -> IssuedCertificate:
     directory, ca, issuer, organization, identity = _prepare(ctx, profile, request)
     chain = tuple(entry.certificate for entry in directory.chain(ca.id)[:-1])
     approved = check_request(csr, profile, standard=ca.standard, organization=organization, identity=identity)
-    validity = _validity(profile, request.validity)
+    return Approval(profile, directory, ca, issuer, chain, approved, _validity(profile, request.validity))
+
+
+def _issue_with_retries(
+    ctx: Context, request: IssueRequest, actor: str, approval: Approval | None
+) -> IssuedCertificate:
+    for _ in range(_DIRECTORY_ATTEMPTS):
+        current = approval or _approve(ctx, request)
+        try:
+            return _issue(ctx, current, request, actor)
+        except _DirectoryChanged:
+            approval = None  # decide again on the fresh rows
+    raise Unavailable("the CA hierarchy kept changing during issuance; retry")
+
+
+def _issue(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> IssuedCertificate:
     for attempt in range(_SERIAL_ATTEMPTS):
         try:
-            return _sign_and_store(ctx, directory, ca, issuer, chain, approved, profile, validity, request, actor)
+            return _sign_and_store(ctx, approval, request, actor)
         except IntegrityError as exc:
             # Only a serial collision (126 random bits) can land here; any other integrity
             # failure is a bug and must not be retried silently.
@@ -160,18 +192,9 @@ def _usable_in_cache(ctx: Context, directory: CaDirectory, ca: CaEntry) -> bool:
     return True
 
 
-def _sign_and_store(
-    ctx: Context,
-    directory: CaDirectory,
-    ca: CaEntry,
-    issuer: IssuerContext,
-    chain: tuple[x509.Certificate, ...],
-    approved: ApprovedRequest,
-    profile: Profile,
-    validity: dt.timedelta,
-    request: IssueRequest,
-    actor: str,
-) -> IssuedCertificate:
+def _sign_and_store(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> IssuedCertificate:
+    directory, ca, issuer, chain = approval.directory, approval.ca, approval.issuer, approval.chain
+    approved, profile, validity = approval.approved, approval.profile, approval.validity
     now = ctx.clock.now()
     not_before, not_after = validity_window(now, validity, issuer.certificate)
     serial_number = new_serial()

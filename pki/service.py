@@ -505,8 +505,12 @@ class PKI:
         identity: RequestIdentity | None = None,
         actor: str = "ocpp",
     ) -> tuple[DeliveryView, bool]:
-        """Issue for a station's CSR and store the CertificateSigned delivery (see :mod:`pki.deliveries`)."""
-        return deliveries.issue_for_station(
+        """The CertificateSigned delivery for a station's CSR, and whether it is new (see :mod:`pki.deliveries`).
+
+        The CSR is checked as any issuance's before a pending delivery is re-offered; when a new
+        key replaces a pending certificate, that one is revoked and the CRLs republished.
+        """
+        delivery, new, changed_ca = deliveries.issue_for_station(
             self._ctx,
             station=station,
             profile=profile,
@@ -516,6 +520,10 @@ class PKI:
             identity=identity,
             actor=actor,
         )
+        if changed_ca is not None:
+            events.emit("revocation", {"reason": RevocationReason.SUPERSEDED.value})
+            self.publish_crls(changed_ca)
+        return delivery, new
 
     def create_delivery(
         self, *, station: str, action: str, topic: str, payload: dict[str, Any], actor: str = "system"

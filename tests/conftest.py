@@ -28,6 +28,7 @@ from pki.clock import FixedClock
 
 TEST_PASSPHRASE = "evpki-test-passphrase"
 ORG = "Test CSO GmbH"
+TEST_CERTS = Path(__file__).resolve().parents[1] / "test_certs"  # the committed reference PKI and vectors
 PG_URL = os.environ.get("EVPKI_TEST_DATABASE_URL")
 # The CA ids DESIGN.md fixes for the default hierarchy, stated here independently of the TOML.
 DEFAULT_CA_IDS = frozenset(

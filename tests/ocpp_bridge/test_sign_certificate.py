@@ -60,11 +60,12 @@ def _pems(certificates: list) -> list[str]:  # type: ignore[type-arg]
 
 def test_2_1_echoes_request_id_and_type(service: CertificateService, station: tuple[str, str]) -> None:
     identity, serial = station
-    handled = service.handle("2.1", identity, "SignCertificate", {"csr": station_csr(serial), "requestId": 42})
+    csr = station_csr(serial)
+    handled = service.handle("2.1", identity, "SignCertificate", {"csr": csr, "requestId": 42})
     (follow_up,) = handled.follow_ups
     assert follow_up.payload["requestId"] == 42
     # A re-sent CSR (new requestId) gets the same certificate, with its own requestId.
-    again = service.handle("2.1", identity, "SignCertificate", {"csr": station_csr(serial), "requestId": 43})
+    again = service.handle("2.1", identity, "SignCertificate", {"csr": csr, "requestId": 43})
     assert again.follow_ups[0].payload["requestId"] == 43
     assert again.follow_ups[0].delivery_id == follow_up.delivery_id
     assert again.follow_ups[0].payload["certificateChain"] == follow_up.payload["certificateChain"]
@@ -72,8 +73,9 @@ def test_2_1_echoes_request_id_and_type(service: CertificateService, station: tu
 
 def test_a_resent_csr_gets_no_second_certificate(service: CertificateService, station: tuple[str, str]) -> None:
     identity, serial = station
-    first = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)})
-    second = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)})
+    csr = station_csr(serial)
+    first = service.handle("2.0.1", identity, "SignCertificate", {"csr": csr})
+    second = service.handle("2.0.1", identity, "SignCertificate", {"csr": csr})
     assert second.response == {"status": "Accepted"}
     assert second.follow_ups == first.follow_ups
     assert len(service.pki.certificates(CertificateFilter(identity=identity, profile="station"))) == 1

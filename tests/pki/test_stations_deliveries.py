@@ -23,8 +23,8 @@ def _station(pki: PKI, **kwargs: object) -> tuple[str, str]:
     return identity, serial
 
 
-def _offer(pki: PKI, identity: str, serial: str):  # type: ignore[no-untyped-def]
-    csr, _ = make_csr(serial, organization=ORG)
+def _offer(pki: PKI, identity: str, serial: str, csr: str | None = None):  # type: ignore[no-untyped-def]
+    csr = csr or make_csr(serial, organization=ORG)[0]
     return pki.issue_for_station(
         station=identity, profile="station", csr=csr, topic=TOPIC, payload_for=lambda chain: {"certificateChain": chain}
     )
@@ -60,8 +60,9 @@ def test_basic_auth_passwords_are_checked_against_a_hash(pki: PKI) -> None:
 
 def test_a_resent_csr_gets_the_pending_certificate_not_a_second_one(pki: PKI) -> None:
     identity, serial = _station(pki)
-    first, new = _offer(pki, identity, serial)
-    again, new_again = _offer(pki, identity, serial)
+    csr, _ = make_csr(serial, organization=ORG)
+    first, new = _offer(pki, identity, serial, csr)
+    again, new_again = _offer(pki, identity, serial, csr)
     assert new and not new_again and again.id == first.id
     assert len(pki.certificates(CertificateFilter(identity=identity))) == 1
     chain = x509.load_pem_x509_certificates(first.payload["certificateChain"].encode())
@@ -121,3 +122,49 @@ def test_other_deliveries_are_superseded_by_a_newer_one_on_the_same_topic(pki: P
     assert pki.delivery(second.id).attempts == 1
     gone = pki.create_delivery(station=identity, action="DeleteCertificate", topic="delete", payload={})
     assert pki.record_delivery_result(gone.id, {"status": "NotFound"}).status == "accepted"
+
+
+def test_a_csr_for_a_new_key_replaces_the_pending_certificate_and_revokes_it(pki: PKI) -> None:
+    identity, serial = _station(pki)
+    first, _ = _offer(pki, identity, serial)
+    audit_before = len(pki.audit_records(limit=100000))
+    second, new = _offer(pki, identity, serial)  # another key: the pending certificate was never installed
+    assert new and second.id != first.id
+    assert pki.delivery(first.id).status == "superseded"
+    old = pki.certificate(first.certificate_serial, "cso-sub")  # type: ignore[arg-type]
+    assert (old.status, old.revocation_reason) == ("revoked", "superseded")
+    assert pki.certificate(second.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
+    assert [d.id for d in pki.pending_deliveries(identity)] == [second.id]
+    actions = [r.action for r in pki.audit_records(limit=100000)[audit_before:]]
+    assert sorted(a for a in actions if "crl" not in a) == ["issue", "revoke"]  # and the CRLs republished
+    crl = x509.load_der_x509_crl(pki.current_crl("cso-sub").der)
+    assert crl.get_revoked_certificate_by_serial_number(int(first.certificate_serial, 16)) is not None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("case", "rule"),
+    [
+        ("other-serial", "station.cn-serial"),
+        ("bad-signature", "csr.proof-of-possession"),
+        ("weak-key", "key.rsa-min-bits"),
+    ],
+)
+def test_a_refused_csr_leaves_the_pending_delivery_as_it_was(pki: PKI, case: str, rule: str) -> None:
+    from pki import PolicyViolation
+    from tests.conftest import TEST_CERTS
+
+    identity, serial = _station(pki)
+    pending, _ = _offer(pki, identity, serial)
+    if case == "other-serial":
+        csr = make_csr("SOMEONE-ELSE", organization=ORG)[0]
+    elif case == "bad-signature":
+        csr = (TEST_CERTS / "csr" / "bad-signature.csr.pem").read_text()
+    else:
+        csr = (TEST_CERTS / "csr" / "rsa1024.csr.pem").read_text()
+    audit_before = len(pki.audit_records(limit=100000))
+    with pytest.raises(PolicyViolation) as refused:
+        _offer(pki, identity, serial, csr)
+    assert refused.value.rule == rule
+    assert pki.delivery(pending.id) == pending
+    assert pki.certificate(pending.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
+    assert len(pki.audit_records(limit=100000)) == audit_before
