@@ -440,7 +440,14 @@ class StationSession:
         except TimeoutError:
             return None
         finally:
-            self._waiting.pop(unique_id, None)
+            if self._waiting.get(unique_id) is future:
+                del self._waiting[unique_id]
+            # When the station's close frame arrived first, send() waits for the closing handshake and
+            # then raises ConnectionClosed; meanwhile _shutdown has failed this future with _Disconnected.
+            # Nobody awaits it any more: retrieve the exception here, or asyncio logs it as an ERROR
+            # ("Future exception was never retrieved") when the future is collected.
+            if future.done() and not future.cancelled():
+                future.exception()
 
     async def _call(self, follow_up: FollowUp, key: object) -> None:
         unique_id = f"evpki-{secrets.token_hex(12)}"
