@@ -13,6 +13,9 @@ from pki.policy import MAX_CSR_CHARS, RequestIdentity
 from pki.views import CaView, CertificateView
 
 __all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
+    "MAX_ROW_NUMBER",
     "AuditRecordOut",
     "AuditVerificationOut",
     "CaOut",
@@ -39,6 +42,16 @@ __all__ = [
     "Problem",
     "RevokeIn",
 ]
+
+
+# OCPP-J integers are 32-bit signed (OCPP 2.0.1 Part 2 / 1.6 JSON: `integer` is int32); the OCPP ids that
+# pass through this API (requestId, deliveryId) stay within that range.
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+# Row ids, audit sequence numbers and therefore offsets into any listing fit an INTEGER column, which is
+# 32-bit on PostgreSQL (SQLite's is 64-bit): a larger value cannot match a row, and the database would
+# refuse to even compare it (PostgreSQL "integer out of range", SQLite OverflowError beyond 64 bits).
+MAX_ROW_NUMBER = INT32_MAX
 
 
 class _Wire(BaseModel):
@@ -305,7 +318,10 @@ class OcppFollowUp(_Wire):
     action: str = Field(max_length=64, examples=["CertificateSigned"])
     payload: dict[str, Any] = Field(description="the CALL payload, schema-valid for the OCPP version")
     delivery_id: int | None = Field(
-        default=None, description="tracked delivery: report the station's answer to .../results with it"
+        default=None,
+        ge=1,
+        le=MAX_ROW_NUMBER,
+        description="tracked delivery: report the station's answer to .../results with it",
     )
 
 

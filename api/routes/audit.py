@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
-from api.schemas import AuditRecordOut, AuditVerificationOut
+from api.schemas import MAX_ROW_NUMBER, AuditRecordOut, AuditVerificationOut
 from pki.tokens import Role
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROBLEM_RES
 @router.get("", summary="Audit records after a sequence number, oldest first", **allow(Role.AUDITOR))
 def records(
     pki: PkiDep,
-    after: Annotated[int, Query(ge=0, description="return records with seq > after")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW_NUMBER, description="return records with seq > after")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(description="e.g. issue, revoke, crl")] = None,
     ca: Annotated[str | None, Query(description="CA id")] = None,

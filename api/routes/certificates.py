@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import Caller, CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES, Forbidden
-from api.schemas import CertificateList, CertificateOut, IssuedOut, IssueIn, RevokeIn
+from api.schemas import MAX_ROW_NUMBER, CertificateList, CertificateOut, IssuedOut, IssueIn, RevokeIn
 from pki import PKI
 from pki.clock import parse_duration
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
@@ -73,7 +73,7 @@ def list_certificates(
     status: Annotated[str | None, Query(description=" | ".join(CERTIFICATE_STATUSES))] = None,
     expiring_within: Annotated[str | None, Query(alias="expiringWithin", description="e.g. 30d")] = None,
     limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_NUMBER)] = 0,
 ) -> CertificateList:
     expiring_before = None
     if expiring_within:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Response
 
 from api.deps import CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
-from api.schemas import ContractIn, ContractList, ContractOut, ContractRevocationOut, ContractRevokeIn
+from api.schemas import MAX_ROW_NUMBER, ContractIn, ContractList, ContractOut, ContractRevocationOut, ContractRevokeIn
 from pki.clock import parse_duration
 from pki.iso15118.contracts import CONTRACT_STATUSES
 from pki.tokens import Role
@@ -50,7 +50,7 @@ def list_contracts(
     pcid: Annotated[str | None, Query(max_length=32, description="only this vehicle's contracts")] = None,
     status: Annotated[str | None, Query(description=" | ".join(CONTRACT_STATUSES))] = None,
     limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_NUMBER)] = 0,
 ) -> ContractList:
     # One more than asked tells whether another page exists.
     views = pki.contracts(pcid=pcid, status=status, limit=limit + 1, offset=offset)

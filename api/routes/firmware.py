@@ -22,7 +22,7 @@ from fastapi import APIRouter, Header, Query, Request
 
 from api.deps import CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
-from api.schemas import FirmwareSignatureOut, FirmwareVerificationOut
+from api.schemas import INT32_MAX, INT32_MIN, FirmwareSignatureOut, FirmwareVerificationOut
 from pki.errors import InvalidInput
 from pki.tokens import Role
 
@@ -68,7 +68,9 @@ async def sign(
     pki: PkiDep,
     caller: CallerDep,
     location: Annotated[str | None, Query(description="where stations download the file (firmware.location)")] = None,
-    request_id: Annotated[int, Query(alias="requestId", description="OCPP requestId of the payloads")] = 1,
+    request_id: Annotated[
+        int, Query(alias="requestId", ge=INT32_MIN, le=INT32_MAX, description="OCPP requestId of the payloads (int32)")
+    ] = 1,
     retrieve_date_time: Annotated[
         dt.datetime | None, Query(alias="retrieveDateTime", description="default: now")
     ] = None,
