@@ -74,6 +74,9 @@ _PENDING_ON_TOPIC = (
     .limit(1)
 )
 _ISSUER_OF_ROW = select(_CERTIFICATES.c.issuer_id).where(_CERTIFICATES.c.id == bindparam("row_id"))
+_DER_OF_CERTIFICATE = select(_CERTIFICATES.c.der).where(
+    _CERTIFICATES.c.issuer_id == bindparam("issuer"), _CERTIFICATES.c.serial == bindparam("serial")
+)
 _CLOSED_BY = {"Accepted": "accepted", "Rejected": "rejected"}
 # Statuses that close a delivery as done although they are not "Accepted".
 _DONE_ANYWAY = {("DeleteCertificate", "NotFound")}
@@ -297,7 +300,10 @@ def issue_for_station(
         # Read again under the write lock: the station may have answered the pending one meanwhile.
         still_pending = connection.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
         if still_pending is not None:
-            revoked = _revoke_undelivered(ctx, connection, DeliveryView.from_row(still_pending), actor)
+            other = DeliveryView.from_row(still_pending)
+            if _same_key(connection, other, leaf[0].public_key()):
+                raise _StillPending(other)  # the same CSR twice at once: one certificate, not two
+            revoked = _revoke_undelivered(ctx, connection, other, actor)
             if revoked is not None:
                 replaced_ca.append(revoked)
         # Issuance has just checked the cached directory against this transaction's reading.
@@ -336,24 +342,39 @@ def issue_for_station(
         profile=profile, csr=csr, identity=identity, before_store=leaf.append, in_transaction=store_delivery
     )
     approval = approve(ctx, request)
-    pending = find_pending(ctx, station, topic)
-    if pending is not None and _same_key(ctx, pending, approval.approved.public_key):
-        return pending, False, None
-    issue(ctx, request, actor, approval=approval)
+    with ctx.database.read() as session:
+        connection = session.connection()
+        pending = connection.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
+        if pending is not None:
+            view = DeliveryView.from_row(pending)
+            if _same_key(connection, view, approval.approved.public_key):
+                return view, False, None
+    try:
+        issue(ctx, request, actor, approval=approval)
+    except _StillPending as raced:
+        return raced.delivery, False, None
     return created[0], True, (replaced_ca[0] if replaced_ca else None)
+
+
+class _StillPending(Exception):
+    """A delivery for the same key became pending while this one was being signed."""
+
+    def __init__(self, delivery: DeliveryView) -> None:
+        self.delivery = delivery
 
 
 def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-def _same_key(ctx: Context, pending: DeliveryView, public_key: CertificatePublicKeyTypes) -> bool:
+def _same_key(connection: Connection, pending: DeliveryView, public_key: CertificatePublicKeyTypes) -> bool:
     """Whether the pending delivery's certificate is for ``public_key``."""
     if pending.certificate_issuer is None or pending.certificate_serial is None:
         return False
-    with ctx.database.read() as session:
-        row = repository.find_certificate(session, pending.certificate_serial, pending.certificate_issuer)
-        return _spki(x509.load_der_x509_certificate(row.der).public_key()) == _spki(public_key)
+    der = connection.execute(
+        _DER_OF_CERTIFICATE, {"issuer": pending.certificate_issuer, "serial": pending.certificate_serial}
+    ).scalar_one()
+    return _spki(x509.load_der_x509_certificate(der).public_key()) == _spki(public_key)
 
 
 def _revoke_undelivered(ctx: Context, connection: Connection, pending: DeliveryView, actor: str) -> str | None:

@@ -168,3 +168,14 @@ def test_a_refused_csr_leaves_the_pending_delivery_as_it_was(pki: PKI, case: str
     assert pki.delivery(pending.id) == pending
     assert pki.certificate(pending.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
     assert len(pki.audit_records(limit=100000)) == audit_before
+
+
+def test_the_same_csr_sent_at_once_gets_one_certificate(pki: PKI) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    identity, serial = _station(pki)
+    csr, _ = make_csr(serial, organization=ORG)
+    with ThreadPoolExecutor(4) as pool:
+        offers = list(pool.map(lambda _: _offer(pki, identity, serial, csr)[0], range(4)))
+    assert len({offer.id for offer in offers}) == 1
+    assert [c.status for c in pki.certificates(CertificateFilter(identity=identity))] == ["valid"]
