@@ -57,7 +57,7 @@ _DIRECTORY_QUERY = (
 )
 _STATUS_COLUMN = 7
 # The same, plus what a new directory entry needs; read only when the directory changed.
-_FULL_DIRECTORY_QUERY = _DIRECTORY_QUERY.add_columns(_CA.c.not_after, _CA.c.der)
+_FULL_DIRECTORY_QUERY = _DIRECTORY_QUERY.add_columns(_CA.c.not_after, _CA.c.der, _CA.c.pki)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,7 @@ class CaEntry:
     rsa_pss: bool
     not_after: dt.datetime
     certificate: x509.Certificate
+    pki: str = ""  # the hierarchy section; a rolled-over root shares it with its predecessor
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,7 @@ class Context:
                     rsa_pss=row.rsa_pss,
                     not_after=utc(row.not_after),
                     certificate=self._parsed(row.sha256, row.der),
+                    pki=row.pki,
                 )
                 for row in rows
             }

@@ -9,6 +9,11 @@
 * Contract certificates (CertificateUpdateReq): the roots of our own CAs that issue contract
   certificates, with the CAs between them as intermediates.
 
+A root of ours counts with its generations (``evpki ca rollover``: the roots of its PKI), unless
+revoked or on hold: after ``oem-root`` rolls over, cars provisioned by either generation
+are trusted, and a contract certificate of the old MO generation can still be updated into the new
+one (ISO 15118-2 CertificateUpdateReq), while the old root is valid.
+
 PEM files are parsed once per modification time.
 """
 
@@ -48,6 +53,24 @@ def _below(directory: CaDirectory, ca_id: str) -> list[x509.Certificate]:
     ]
 
 
+def _generations(directory: CaDirectory, ca_id: str) -> list[str]:
+    """For a root, the usable roots of its PKI (the generations of a rollover); else ``ca_id``.
+
+    A revoked or held root is no anchor: the path check below it (``_check_revocation``) looks at
+    the certificates a root issued, not at the root's own status.
+    """
+    named = directory.cas[ca_id]
+    if named.parent_id is not None:
+        return [ca_id]
+    return [
+        entry.id
+        for entry in directory.cas.values()
+        if entry.parent_id is None
+        and entry.pki == named.pki
+        and directory.statuses.get(entry.id) not in ("revoked", "on-hold")
+    ]
+
+
 def _pem_file(path: Path) -> _ParsedFile:
     try:
         mtime = path.stat().st_mtime_ns
@@ -77,8 +100,9 @@ def oem_trust(ctx: Context, directory: CaDirectory) -> TrustStore:
         if not entry:
             continue
         if entry in directory.cas:
-            anchors.append(directory.cas[entry].certificate)
-            intermediates.extend(_below(directory, entry))
+            for ca_id in _generations(directory, entry):
+                anchors.append(directory.cas[ca_id].certificate)
+                intermediates.extend(_below(directory, ca_id))
         elif "/" in entry or entry.endswith(".pem"):
             parsed = _pem_file(Path(entry))
             anchors.extend(parsed.anchors)
@@ -95,6 +119,12 @@ def own_trust(directory: CaDirectory, profile: ProfileName) -> TrustStore:
         if profile.value not in entry.issues:
             continue
         chain = directory.chain(entry.id)
-        anchors[chain[-1].id] = chain[-1].certificate
         intermediates.update((ca.id, ca.certificate) for ca in chain[:-1])
+        for root_id in _generations(directory, chain[-1].id):
+            anchors[root_id] = directory.cas[root_id].certificate
+            intermediates.update(
+                (below.id, below.certificate)
+                for below in directory.cas.values()
+                if below.id != root_id and directory.chain(below.id)[-1].id == root_id
+            )
     return TrustStore(tuple(anchors.values()), tuple(intermediates.values()))
