@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from api.problems import Forbidden
+from api.problems import AUTH_RESPONSES, Forbidden
 from pki import PKI
 from pki.errors import Unauthenticated
 from pki.tokens import Role
@@ -85,7 +85,12 @@ def allow(*roles: Role) -> dict[str, Any]:
     guard = _RoleGuard(roles)
     return {
         "dependencies": [Depends(guard)],
-        "openapi_extra": {"x-evpki-roles": sorted(r.value for r in guard.roles), "security": [{"bearer": []}]},
+        # openapi_extra is merged deeply into the operation: these join the route's own responses.
+        "openapi_extra": {
+            "x-evpki-roles": sorted(r.value for r in guard.roles),
+            "security": [{"bearer": []}],
+            "responses": AUTH_RESPONSES,
+        },
     }
 
 

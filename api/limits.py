@@ -3,6 +3,10 @@
 JSON and OCSP bodies are small by nature; only the firmware upload may be large, and it has
 its own limit (``firmware_max_bytes``). Over the limit the client gets 413 problem+json and
 nothing reaches a handler.
+
+A chunked body (no Content-Length) is counted as it arrives: the read that crosses the limit fails,
+and whatever the application then answers -- FastAPI turns any failed JSON read into a 400 -- is
+replaced by the same 413, so both ways of sending too much get one answer (RFC 9110 §15.5.14).
 """
 
 from __future__ import annotations
@@ -38,18 +42,37 @@ class BodyLimit:
                 await self._refuse(scope, receive, send, limit)
                 return
         seen = 0
+        exceeded = started = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    # Raised inside the handler's read: the problem handlers turn it into a 413.
+                    exceeded = True
                     raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, refused
+            if exceeded and not started:
+                # The application's answer to a failed read is dropped for the 413, start and body alike.
+                if not refused:
+                    refused = True
+                    await self._refuse(scope, receive, send, limit)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except PayloadTooLarge:
+            if started:
+                raise
+        if exceeded and not refused and not started:
+            await self._refuse(scope, receive, send, limit)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = problem_response(

@@ -6,6 +6,11 @@ response, makes it visible to every log record of the request (:data:`request_id
 request into the latency histogram by route *template* (``/api/v1/certificates/{key}``, never
 the concrete path, so serials do not become series) and logs ``method path status duration_ms``.
 
+It is also the error boundary: an exception nothing inside answered is logged here, while the request
+id is still set, and becomes a 500 problem that carries ``X-Request-Id`` like every other response.
+Starlette's own last-resort handler sits outside every middleware, so it would answer after the id
+is gone (and without the header).
+
 Nothing secret is logged here: headers (``Authorization`` included) and bodies never are.
 :class:`JsonFormatter` writes one JSON object per line; :func:`logging_config` is the
 ``logging.config.dictConfig`` that ``evpki serve --log-format json|text`` hands to uvicorn.
@@ -25,6 +30,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
+from api.problems import internal_error_response
 
 __all__ = ["JsonFormatter", "RequestContext", "logging_config", "request_id"]
 
@@ -34,6 +40,7 @@ _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HEADER = b"x-request-id"
 _FIELDS = ("method", "path", "status", "duration_ms")
 access_log = logging.getLogger("evpki.access")
+error_log = logging.getLogger("evpki.api")
 
 
 def _route_template(scope: Scope) -> str:
@@ -64,11 +71,12 @@ class RequestContext:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, response_started = int(message["status"]), True
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
                 headers.append((_HEADER, rid.encode()))
                 message = {**message, "headers": headers}
@@ -76,6 +84,12 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Never a traceback to the client; the log has it, under this request's id.
+            error_log.exception("unhandled error on %s %s", scope.get("method", ""), scope.get("path", ""))
+            if response_started:
+                raise  # half a response went out: only the server can end it (it drops the connection)
+            await internal_error_response(scope.get("path", ""))(scope, receive, send_with_id)
         finally:
             duration = time.perf_counter() - started
             method = scope.get("method", "")

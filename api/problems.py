@@ -26,7 +26,15 @@ from pki.errors import (
     VerificationFailed,
 )
 
-__all__ = ["PROBLEM_JSON", "Forbidden", "PayloadTooLarge", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "AUTH_RESPONSES",
+    "PROBLEM_JSON",
+    "Forbidden",
+    "PayloadTooLarge",
+    "install_problem_handlers",
+    "internal_error_response",
+    "problem_response",
+]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -92,25 +100,37 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
     code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(error.status_code, "http-error")
-    return problem_response(error.status_code, code, str(error.detail), str(error.detail), request.url.path)
+    response = problem_response(error.status_code, code, str(error.detail), str(error.detail), request.url.path)
+    # RFC 9110 §15.5.6: a 405 MUST name the allowed methods (Starlette puts them in the exception's headers).
+    response.headers.update(error.headers or {})
+    return response
 
 
-async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-    # Never a traceback to the client; the server log has it (uvicorn logs unhandled errors).
-    import logging
+def internal_error_response(instance: str) -> JSONResponse:
+    """The 500 for an unexpected error: nothing of it reaches the client but the request path.
 
-    logging.getLogger("evpki.api").exception("unhandled error on %s", request.url.path)
-    return problem_response(500, "internal-error", "Internal error", "an unexpected error occurred", request.url.path)
+    Sent by :class:`api.observability.RequestContext`, the error boundary, which logs the exception.
+    """
+    return problem_response(500, "internal-error", "Internal error", "an unexpected error occurred", instance)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    # Unexpected exceptions are not handled here but by RequestContext, where the request id is known.
     app.add_exception_handler(EvpkiError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
 
 
+def _documented(title: str) -> dict[str, Any]:
+    return {"description": title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+# 401 and 403 come from the token check, so they are documented by api.deps.allow on exactly the
+# operations that check a token; a public operation never answers them.
+_AUTH_STATUSES = frozenset({401, 403})
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"description": title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for _, status, title in _STATUS
+    status: _documented(title) for _, status, title in _STATUS if status not in _AUTH_STATUSES
+}
+AUTH_RESPONSES: dict[str, dict[str, Any]] = {
+    str(status): _documented(title) for _, status, title in _STATUS if status in _AUTH_STATUSES
 }

@@ -1,14 +1,17 @@
-"""API fixtures: an app over a fresh PKI, a token per role, and an httpx client through ASGITransport."""
+"""API fixtures: an app over a fresh PKI, a token per role, an httpx client through ASGITransport, captured JSON logs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from api.app import create_app
+from api.observability import JsonFormatter
 from pki import PKI
 from pki.tokens import Role
 
@@ -28,3 +31,27 @@ async def client(fresh_pki: PKI) -> AsyncIterator[httpx.AsyncClient]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every logger at DEBUG into one JSON-lines buffer, the way ``evpki serve`` writes them."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    saved = root.level, {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    for name in logging.root.manager.loggerDict:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.disabled = False
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        for name, level in saved[1].items():
+            logging.getLogger(name).setLevel(level)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import shutil
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,7 +14,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.observability import JsonFormatter
 from pki import PKI
 from pki.tokens import Role
 from tests.api.conftest import bearer
@@ -150,30 +147,6 @@ async def test_request_id_is_echoed_when_sane_and_made_otherwise(client: httpx.A
         assert made != insane and len(made) == 32
     fast_path = await client.post("/ocsp", content=b"\x30\x00", headers={"X-Request-Id": "ocsp-1"})
     assert fast_path.headers["x-request-id"] == "ocsp-1"
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every logger at DEBUG into one JSON-lines buffer, the way ``evpki serve`` writes them."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(JsonFormatter())
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger()
-    saved = root.level, {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    for name in logging.root.manager.loggerDict:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        logger.disabled = False
-    try:
-        yield buffer
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(saved[0])
-        for name, level in saved[1].items():
-            logging.getLogger(name).setLevel(level)
 
 
 async def test_json_log_lines_carry_the_request_id(client: httpx.AsyncClient, captured_logs: io.StringIO) -> None:
