@@ -13,7 +13,10 @@ generation as its *link certificate* (the new root's name and key, signed by the
 is what a station with SecurityCtrlr.AdditionalRootCertificateCheck accepts (M05.FR.09-16) and
 what any other station can use too. The link counts as the new root while the old root is still
 trusted; once the old one is not, the station gets the self-signed new root, before the old root
-is deleted.
+is deleted. The other roots (V2G, MO, Manufacturer, OEM) are installed self-signed at once: the
+link rule of M05.FR.09-16 is the CSMS root's, and a firmware signer must chain directly to a
+ManufacturerRootCertificate (OCPP L01), so a link would not help it. A station then holds both
+generations until the old root stops being trusted and is deleted.
 """
 
 from __future__ import annotations
