@@ -30,22 +30,25 @@ def openssl_csr(
     *,
     key: str = "ec-p256",
     san: str | None = None,
-    reuse_key: Path | None = None,
+    reuse_key: str | None = None,
     multivalue_rdn: bool = False,
-) -> tuple[str, Path]:
-    """A PEM CSR for ``subject`` (openssl ``-subj`` syntax) and the path of its private key.
+) -> tuple[str, str]:
+    """A PEM CSR for ``subject`` (openssl ``-subj`` syntax) and the PEM of its unencrypted private key.
 
-    ``reuse_key`` signs with an existing key file instead of generating one (renewal tests).
+    ``reuse_key`` (a PEM private key) signs with an existing key instead of generating one (renewal tests).
     """
-    if reuse_key is not None:
-        key_path = reuse_key
-        key_args: tuple[str, ...] = ("-key", str(reuse_key))
-    else:
-        key_path = Path(tempfile.mkdtemp(prefix="evpki-csr-")) / "key.pem"
-        key_args = (*KEY_ARGS[key], "-noenc", "-keyout", str(key_path))
-    extra: tuple[str, ...] = ("-addext", f"subjectAltName={san}") if san else ()
-    if multivalue_rdn:
-        extra += ("-multivalue-rdn",)
-    result = run_openssl("req", "-new", *key_args, "-subj", subject, *extra)
-    assert result.returncode == 0, result.stderr
-    return result.stdout, key_path
+    # openssl reads and writes keys only through files: they live in a private directory (mode 0700)
+    # that is gone when this returns, so no unencrypted key.pem is left in the system temp directory.
+    with tempfile.TemporaryDirectory(prefix="evpki-csr-") as directory:
+        key_path = Path(directory) / "key.pem"
+        if reuse_key is not None:
+            key_path.write_text(reuse_key)
+            key_args: tuple[str, ...] = ("-key", str(key_path))
+        else:
+            key_args = (*KEY_ARGS[key], "-noenc", "-keyout", str(key_path))
+        extra: tuple[str, ...] = ("-addext", f"subjectAltName={san}") if san else ()
+        if multivalue_rdn:
+            extra += ("-multivalue-rdn",)
+        result = run_openssl("req", "-new", *key_args, "-subj", subject, *extra)
+        assert result.returncode == 0, result.stderr
+        return result.stdout, key_path.read_text()
