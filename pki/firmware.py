@@ -105,6 +105,7 @@ class FirmwareSignature:
     signer_serial: str
     location: str | None
     retrieve_at: dt.datetime | None = None
+    signer_ca: str = MANUFACTURER_ROOT  # the manufacturer root (generation) that issued the signer
 
     def update_firmware_201(
         self,
@@ -238,6 +239,7 @@ def sign_firmware(
     max_bytes: int,
     actor: str,
     retrieve_at: dt.datetime | None = None,
+    signer_ca: str | None = None,
 ) -> FirmwareSignature:
     """Sign the SHA-256 of a firmware file, streamed as ``chunks``, with the firmware-signer key.
 
@@ -247,6 +249,10 @@ def sign_firmware(
     hold or not directly under a manufacturer root (:class:`PolicyViolation`, for the newest signer
     when none is valid), and a PKI without a firmware signer (:class:`NotFound`). The signature and
     its audit record are one write transaction.
+
+    ``signer_ca`` picks the signer of one manufacturer root generation instead, e.g. ``mf-root``
+    for stations that do not hold ``mf-root-2`` yet; anything but a manufacturer root is
+    :class:`InvalidInput`.
     """
     if location is not None:
         check_location(location, "2.1")  # the most any OCPP version carries
@@ -254,13 +260,13 @@ def sign_firmware(
         _date_time(retrieve_at, "retrieve_at")
     # Checked before reading what may be gigabytes; the write transaction below decides.
     with ctx.database.read() as session:
-        row, _, _ = _usable_signer(ctx, session)
+        row, _, _ = _usable_signer(ctx, session, signer_ca)
         key_id = _key_id(row)
     signer = ctx.keys.load(key_id)  # may decrypt the key: done outside the write transaction
     digest, size = _digest(chunks, max_bytes)
     with ctx.database.write() as session:
         now = ctx.clock.now()
-        row, certificate, algorithm = _usable_signer(ctx, session)
+        row, certificate, algorithm = _usable_signer(ctx, session, signer_ca)
         if _key_id(row) != signer.key_id:  # the signer was replaced while the file was read
             signer = ctx.keys.load(_key_id(row))
         _check_key_matches(signer, certificate, row)
@@ -284,6 +290,7 @@ def sign_firmware(
         signer_serial=row.serial,
         location=location,
         retrieve_at=utc(retrieve_at) if retrieve_at is not None else None,
+        signer_ca=row.issuer_id,
     )
 
 
@@ -294,22 +301,24 @@ def _manufacturer_roots(session: Session) -> list[CertificateAuthorityRow]:
     return sorted(roots, key=lambda row: (utc(row.created_at), row.id), reverse=True)
 
 
-def _usable_signer(ctx: Context, session: Session) -> tuple[CertificateRow, x509.Certificate, str]:
-    """The newest valid firmware-signer row, its certificate and signature algorithm.
+def _usable_signer(
+    ctx: Context, session: Session, signer_ca: str | None = None
+) -> tuple[CertificateRow, x509.Certificate, str]:
+    """The newest valid firmware-signer row (of root ``signer_ca`` if given), its certificate and algorithm.
 
     Valid: stored as valid, within its validity, issued by a manufacturer root that is itself
     usable. When none is, the newest signer is checked, so the refusal names its actual fault.
     """
-    rows = list(
-        session.execute(
-            select(CertificateRow)
-            .where(CertificateRow.label == FIRMWARE_SIGNER_LABEL)
-            .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
-        ).scalars()
-    )
-    if not rows:
-        raise NotFound("this PKI has no firmware-signer certificate; run `evpki init` to create it")
     roots = {row.id for row in _manufacturer_roots(session)}
+    if signer_ca is not None and signer_ca not in roots:
+        raise InvalidInput(f"{signer_ca!r} is not a manufacturer root; use one of {', '.join(sorted(roots))}")
+    query = select(CertificateRow).where(CertificateRow.label == FIRMWARE_SIGNER_LABEL)
+    if signer_ca is not None:
+        query = query.where(CertificateRow.issuer_id == signer_ca)
+    rows = list(session.execute(query.order_by(CertificateRow.id.desc())).scalars())  # type: ignore[union-attr]
+    if not rows:
+        where = f" issued by {signer_ca}" if signer_ca is not None else ""
+        raise NotFound(f"this PKI has no firmware-signer certificate{where}; run `evpki init` to create it")
     directory = ctx.ca_directory(session.connection())
     now = ctx.clock.now()
     chosen = next((row for row in rows if _valid_signer(ctx, directory, roots, row, now)), rows[0])

@@ -357,8 +357,10 @@ class PKI:
         location: str | None = None,
         retrieve_at: dt.datetime | None = None,
         actor: str = "system",
+        signer_ca: str | None = None,
     ) -> FirmwareSignature:
-        """Sign a firmware file, streamed as byte chunks, with the firmware-signer key (OCPP L01)."""
+        """Sign a firmware file, streamed as byte chunks, with the newest valid firmware-signer key (OCPP L01);
+        ``signer_ca`` picks the signer of one manufacturer root generation (after ``rollover_root``)."""
         return sign_firmware(
             self._ctx,
             chunks,
@@ -366,6 +368,7 @@ class PKI:
             retrieve_at=retrieve_at,
             max_bytes=self._ctx.settings.firmware_max_bytes,
             actor=actor,
+            signer_ca=signer_ca,
         )
 
     def verify_firmware(
