@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from cryptography.hazmat.primitives import hashes
 from rich.table import Table
 
 from cli.common import actor, console, guarded, open_pki, print_json, write_output
 from pki import PKI, Settings
 from pki.clock import parse_duration
-from pki.views import pem
+from pki.store.repository import CertificateFilter
+from pki.views import CaView, pem
 
 __all__ = ["app", "init"]
 
@@ -104,15 +106,54 @@ def rollover(
     link_out: Annotated[
         Path | None, typer.Option("--link-out", help="Write the link certificate (new root signed by the old) here.")
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the new generation (CAs, what they issue, new leaves) as JSON.")
+    ] = False,
 ) -> None:
     """Start a new generation of a root: new root, a link certificate the old root signs, its sub-CAs copied.
 
-    The profiles the old sub-CAs issued move to their copies. The old generation stays valid until
-    you revoke it or it expires; `evpki bridge` installs the new root on stations and later deletes the old.
+    Works for every root (cso-root, mf-root, v2g-root, mo-root, oem-root). The profiles the old CAs
+    issued, the root's own included (mf-root: firmware-signer), move to their copies, and the
+    certificates evpki holds keys of (firmware signer, CPS leaf, CSMS server) get successors there.
+    The old generation stays valid until you revoke it or it expires; `evpki bridge` installs the
+    new root on stations and deletes the old one once it is no longer trusted.
     """
     pki = open_pki()
     new_root = pki.rollover_root(ca_id, validity=parse_duration(validity) if validity else None, actor=actor())
     link = pki.root_link(new_root)
-    console.print(f"new root {new_root}; CAs now: {', '.join(ca.id for ca in pki.list_cas())}")
+    generation = _generation(pki.list_cas(), new_root)
+    leaves = [
+        view
+        for ca in generation
+        for view in pki.certificates(CertificateFilter(ca_id=ca.id))
+        if view.label is not None and view.profile in ca.issues
+    ]
+    if json_output:
+        print_json(
+            {
+                "root": new_root,
+                "link_sha256": link.fingerprint(hashes.SHA256()).hex() if link is not None else None,
+                "cas": [{"id": ca.id, "parent_id": ca.parent_id, "issues": list(ca.issues)} for ca in generation],
+                "managed_leaves": [
+                    {"label": view.label, "issuer_id": view.issuer_id, "serial": view.serial} for view in leaves
+                ],
+            }
+        )
+    else:
+        console.print(f"new root {new_root}; its generation: {', '.join(ca.id for ca in generation)}")
+        for ca in generation:
+            if ca.issues:
+                console.print(f"  {ca.id} issues {', '.join(ca.issues)}")
+        for view in leaves:
+            console.print(f"  new {view.label} certificate {view.serial} from {view.issuer_id}")
     if link is not None and link_out is not None:
         write_output(pem(link), link_out)
+
+
+def _generation(cas: list[CaView], root_id: str) -> list[CaView]:
+    """``root_id`` and the CAs below it, in creation order (parents first)."""
+    members = {root_id}
+    for ca in cas:
+        if ca.parent_id in members:
+            members.add(ca.id)
+    return [ca for ca in cas if ca.id in members]

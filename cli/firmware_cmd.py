@@ -101,12 +101,25 @@ def sign(
             help="1.6 (SignedUpdateFirmware), 2.0.1 or 2.1 (UpdateFirmware): only that payload (default: all).",
         ),
     ] = None,
+    signer_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--signer-ca",
+            help="Sign with the firmware signer of this manufacturer root, e.g. mf-root for stations that do "
+            "not hold mf-root-2 yet (default: the newest valid signer).",
+        ),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (camelCase, as on the wire).")
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write the output here instead of stdout.")] = None,
 ) -> None:
-    """Sign a firmware file with the firmware-signer key; print the signature, certificate and OCPP payloads."""
+    """Sign a firmware file with the newest valid firmware-signer key; print the signature, certificate and
+    OCPP payloads.
+
+    After `evpki ca rollover mf-root` that is the new generation's signer: stations verify it against
+    the new ManufacturerRootCertificate, which `evpki bridge` installs on them (OCPP M05).
+    """
     if ocpp_version is not None and ocpp_version not in OCPP_VERSIONS:
         raise InvalidInput(f"--ocpp-version must be one of {', '.join(OCPP_VERSIONS)}")
     versions = OCPP_VERSIONS if ocpp_version is None else (cast(OcppVersion, ocpp_version),)
@@ -124,13 +137,16 @@ def sign(
     pki = open_pki()
     when = when or pki.clock.now()
     with _opened(file) as handle:
-        signed = pki.sign_firmware(_chunks(handle, file), location=location, retrieve_at=when, actor=actor())
+        signed = pki.sign_firmware(
+            _chunks(handle, file), location=location, retrieve_at=when, actor=actor(), signer_ca=signer_ca
+        )
     payloads = _payloads(signed, versions, request_id, when) if location is not None else {}
     if json_output:
         document: dict[str, Any] = {
             "sha256": signed.sha256,
             "size": signed.size,
             "algorithm": signed.algorithm,
+            "signerCa": signed.signer_ca,
             "signature": signed.signature,
             "signingCertificate": signed.certificate_pem,
             **payloads,
@@ -142,6 +158,7 @@ def sign(
             f"size: {signed.size}",
             f"algorithm: {signed.algorithm}",
             f"signer serial: {signed.signer_serial}",
+            f"signer issued by: {signed.signer_ca}",
             "signature (Base64):",
             signed.signature,
             "signingCertificate:",
