@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from pki import PKI, PolicyViolation
+from pki import PKI, InvalidInput, PolicyViolation
 from pki.clock import FixedClock
 from pki.errors import VerificationFailed
 from pki.firmware import FirmwareSignature
@@ -150,3 +151,19 @@ def test_openssl_verifies_the_new_signature_and_the_new_signer_against_the_new_r
     old_root = tmp_path / "mf-root.pem"
     old_root.write_text(pem(fresh_pki.ca_chain(OLD)[0]))
     assert run_openssl("verify", "-attime", at, "-CAfile", str(old_root), str(certificate)).returncode != 0
+
+
+def test_signer_ca_picks_a_generation_and_refuses_other_cas_before_reading(fresh_pki: PKI) -> None:
+    fresh_pki.rollover_root(OLD)
+    old = fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test", signer_ca=OLD)
+    assert old.signer_ca == OLD and _issuer_of(old) == fresh_pki.ca_chain(OLD)[0].subject
+    read: list[bytes] = []
+
+    def chunks() -> Iterator[bytes]:
+        read.append(FIRMWARE)
+        yield FIRMWARE
+
+    before = fresh_pki.audit_count()
+    with pytest.raises(InvalidInput, match="not a manufacturer root"):
+        fresh_pki.sign_firmware(chunks(), location=None, actor="test", signer_ca="cso-root")
+    assert read == [] and fresh_pki.audit_count() == before
