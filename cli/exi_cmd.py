@@ -1,4 +1,4 @@
-"""``evpki exi decode``: show an ISO 15118-2 EXI message as JSON, and the EXI input convention.
+"""``evpki exi decode``: show an ISO 15118-2 EXI message as XML or JSON, and the EXI input convention.
 
 Every command that takes EXI accepts it as base64 text, or as ``@FILE`` naming a file that holds
 either base64 text or the raw EXI bytes (an ISO 15118-2 document starts with 0x80).
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-import enum
 from typing import Annotated, Any
 
 import typer
@@ -17,9 +15,11 @@ import typer
 from cli.common import guarded, print_json, read_input_file
 from pki.errors import InvalidInput
 from pki.iso15118.chains import readable_certificate
-from pki.iso15118.exi import decode_fragment, decode_message, decode_signed_info
+from pki.iso15118.exi import Fragment, decode_fragment, decode_message, decode_signed_info
+from pki.iso15118.exi.elements import SchemaElement, element_tree, to_xml
+from pki.iso15118.messages import SignedInfo, V2GMessage
 
-__all__ = ["EXI_HELP", "app", "message_json", "read_exi", "read_exi_base64"]
+__all__ = ["EXI_HELP", "app", "message_json", "message_xml", "read_exi", "read_exi_base64"]
 
 app = typer.Typer(help="ISO 15118-2 EXI: decode the messages of contract provisioning.", no_args_is_help=True)
 
@@ -58,29 +58,58 @@ def _certificate_summary(der: bytes) -> dict[str, Any] | None:
     }
 
 
-def _json(value: Any, field: str = "") -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, bytes):
-        if field == "session_id":
-            return value.hex().upper()
-        if field in ("certificate", "oem_provisioning_cert", "sub_certificates"):
-            summary = _certificate_summary(value)
-            if summary is not None:
-                return {**summary, "der": base64.b64encode(value).decode()}
-        return base64.b64encode(value).decode()
-    if isinstance(value, tuple | list):
-        return [_json(item, field) for item in value]
-    if isinstance(value, int) and field == "serial_number":
-        return {"decimal": str(value), "hex": format(value, "X")}
-    return value
+def _is_certificate(element: SchemaElement) -> bool:
+    return element.simple_type == "certificateType" and isinstance(element.value, bytes)
 
 
-def message_json(message: Any) -> dict[str, Any]:
-    """A message, fragment or SignedInfo as JSON: snake_case fields, bytes as base64, certificates summarised."""
-    return {type(message).__name__: _json(message)}
+def _json_value(element: SchemaElement) -> Any:
+    if _is_certificate(element):
+        summary = _certificate_summary(element.value)
+        if summary is not None:
+            return {**summary, "der": element.text}
+    if isinstance(element.value, int) and not isinstance(element.value, bool):
+        if element.simple_type == "xs:integer":  # X509SerialNumber: beyond what JSON numbers hold exactly
+            return {"decimal": str(element.value), "hex": format(element.value, "X")}
+        return element.value
+    return element.text
+
+
+def _json(element: SchemaElement) -> Any:
+    if not element.attributes and not element.children:
+        return _json_value(element) if element.simple_type is not None else {}
+    out: dict[str, Any] = dict(element.attributes)
+    if element.simple_type is not None:  # simple content with attributes: <eMAID Id="id4">DE…</eMAID>
+        out["value"] = _json_value(element)
+    for child in element.children:
+        if child.repeatable:  # maxOccurs > 1: always a list, however many the message holds
+            out.setdefault(child.name, []).append(_json(child))
+        else:
+            out[child.name] = _json(child)
+    return out
+
+
+def message_json(decoded: V2GMessage | Fragment | SignedInfo) -> dict[str, Any]:
+    """A message, fragment or SignedInfo as JSON keyed by the schema's names; bytes as base64
+    (SessionID as hex), certificates summarised, repeatable elements as lists."""
+    tree = element_tree(decoded)
+    return {tree.name: _json(tree)}
+
+
+def _certificate_comment(element: SchemaElement) -> str | None:
+    if not _is_certificate(element):
+        return None
+    summary = _certificate_summary(element.value)
+    if summary is None:
+        return "not a readable X.509 certificate"
+    return (
+        f"subject {summary['subject']}; issuer {summary['issuer']}; serial {summary['serial']}; "
+        f"not after {summary['notAfter']}"
+    )
+
+
+def message_xml(decoded: V2GMessage | Fragment | SignedInfo) -> str:
+    """The XML rendering of a decoded message, each certificate followed by a comment summarising it."""
+    return to_xml(element_tree(decoded), comment=_certificate_comment)
 
 
 @app.command("decode")
@@ -91,17 +120,29 @@ def decode(
         bool, typer.Option("--fragment", help="Decode a signed-element fragment instead of a V2G_Message.")
     ] = False,
     signed_info: Annotated[bool, typer.Option("--signed-info", help="Decode an xmldsig SignedInfo fragment.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON keyed by the schema's element names instead of XML.")
+    ] = False,
 ) -> None:
-    """Print an ISO 15118-2 message (CertificateInstallation/Update Req/Res) as JSON.
+    """Print an ISO 15118-2 message (CertificateInstallation/Update Req/Res) as XML, or as JSON.
+
+    The names are the schema's (V2G_Message, Header, SessionID, Body, CertificateInstallationReq,
+    OEMProvisioningCert, ...), so the output compares with ISO 15118-2 and with other codecs' XML;
+    namespaces are left out.
 
     Example: evpki exi decode @request.exi
     """
     data = read_exi(exi)
     if fragment and signed_info:
         raise InvalidInput("--fragment and --signed-info exclude each other")
+    decoded: V2GMessage | Fragment | SignedInfo
     if signed_info:
-        print_json(message_json(decode_signed_info(data)))
+        decoded = decode_signed_info(data)
     elif fragment:
-        print_json(message_json(decode_fragment(data)))
+        decoded = decode_fragment(data)
     else:
-        print_json(message_json(decode_message(data)))
+        decoded = decode_message(data)
+    if as_json:
+        print_json(message_json(decoded))
+    else:
+        typer.echo(message_xml(decoded))

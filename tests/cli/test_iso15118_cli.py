@@ -6,6 +6,7 @@ import base64
 import json
 import stat
 from pathlib import Path
+from xml.etree import ElementTree
 
 from typer.testing import CliRunner
 
@@ -88,12 +89,22 @@ def test_contract_install_prints_the_ocpp_answer(env: tuple[Path, str]) -> None:
     assert payload["status"] == "Accepted" and set(payload) == {"status", "exiResponse"}
 
     (env[0] / "response.b64").write_text(payload["exiResponse"])
-    decoded = invoke("exi", "decode", f"@{env[0] / 'response.b64'}")
+    decoded = invoke("exi", "decode", "--json", f"@{env[0] / 'response.b64'}")
     assert decoded.exit_code == 0, decoded.output
-    body = json.loads(decoded.stdout)["V2GMessage"]["body"]
-    assert body["response_code"] == "OK" and body["emaid"]["value"] == EMAID
-    assert body["contract_signature_cert_chain"]["certificate"]["subject"] == f"DC=MO,CN={EMAID}"
-    assert json.loads(decoded.stdout)["V2GMessage"]["header"]["session_id"] == "05"
+    message = json.loads(decoded.stdout)["V2G_Message"]  # the schema's names (ISO 15118-2 V2G_CI_MsgDef.xsd)
+    assert message["Header"]["SessionID"] == "05"
+    body = message["Body"]["CertificateInstallationRes"]
+    assert body["ResponseCode"] == "OK" and body["eMAID"]["value"] == EMAID
+    assert body["ContractSignatureCertChain"]["Certificate"]["subject"] == f"DC=MO,CN={EMAID}"
+    assert len(body["SAProvisioningCertificateChain"]["SubCertificates"]["Certificate"]) >= 1
+
+    as_xml = invoke("exi", "decode", f"@{env[0] / 'response.b64'}")
+    assert as_xml.exit_code == 0, as_xml.output
+    root = ElementTree.fromstring(as_xml.stdout)
+    assert root.tag == "V2G_Message" and [child.tag for child in root] == ["Header", "Body"]
+    assert root.findtext("Header/SessionID") == "05"
+    assert root.find("Body/CertificateInstallationRes/eMAID").text == EMAID  # type: ignore[union-attr]
+    assert f"subject DC=MO,CN={EMAID}" in as_xml.stdout  # each certificate is summarised in a comment
 
     as_base64 = base64.b64encode(request.read_bytes()).decode()
     mismatch = invoke("contract", "install", "--exi-request", as_base64, "--action", "Update")

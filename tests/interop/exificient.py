@@ -165,6 +165,15 @@ class Exificient:
         parsed: Json = json.loads(str(text))
         return parsed
 
+    def decode_xml(self, exi: bytes, namespace: str = ISO2) -> str:
+        """Decode like :meth:`decode`, but answer the XML EXIficient decoded to (its JSON is made from it).
+
+        The jar keeps that XML of its last successful decode (``getDecodedExi``); a failed decode raises
+        before it could be a stale one.
+        """
+        self.decode(exi, namespace)
+        return str(self._codec.getDecodedExi())
+
     def encode(self, doc: Mapping[str, Any], namespace: str = ISO2) -> bytes:
         """Encode ``{"V2G_Message": ...}`` (or a fragment ``{"<Element>": ...}``) to EXI."""
         result = self._codec.encode(_json_text(doc), namespace)

@@ -8,7 +8,8 @@ xmldsig ``SignedInfo`` fragment. Anything else is refused with :class:`ExiError`
 :class:`UnsupportedMessage`.
 
 Modules: :mod:`.bits` (bit streams, EXI primitives), :mod:`.grammar` (grammar tables as data),
-:mod:`.codec` (the engine and framings), :mod:`.errors`.
+:mod:`.codec` (the engine and framings), :mod:`.elements` (a decoded message under the schema's
+element names, as its XML reads), :mod:`.errors`.
 
 Decisions worth knowing:
 

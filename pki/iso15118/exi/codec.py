@@ -45,6 +45,8 @@ __all__ = [
     "encode_fragment",
     "encode_message",
     "encode_signed_info",
+    "root_element",
+    "schema_events",
 ]
 
 # A V2G message with six 800-byte certificates is ~5 KB; 64 KiB is far above anything legitimate.
@@ -512,6 +514,29 @@ _FRAGMENT_TYPES: dict[type, tuple[str, str]] = {
 _FRAGMENT_BY_CODE: dict[int, str] = {
     g.FRAGMENT_CODES[element]: type_name for element, type_name in _FRAGMENT_TYPES.values()
 }
+
+
+def root_element(value: V2GMessage | Fragment | SignedInfo) -> tuple[str, str]:
+    """The element name and schema type a document, fragment or SignedInfo is encoded as."""
+    if isinstance(value, V2GMessage):
+        return "V2G_Message", "V2G_Message"
+    if isinstance(value, SignedInfo):
+        return "SignedInfo", "SignedInfoType"
+    if isinstance(value, EMAID):
+        return "eMAID", "EMAIDType"
+    entry = _FRAGMENT_TYPES.get(type(value))
+    if entry is None:
+        raise ExiError(f"{type(value).__name__} is not an ISO 15118-2 document, fragment or SignedInfo")
+    return entry
+
+
+def schema_events(type_name: str, value: Any) -> list[tuple[str, Any]]:
+    """The (schema name, value) pairs of ``value`` as content of ``type_name``, in the order the encoder writes.
+
+    Names are the schema's: attributes (``Id``), child elements (``OEMProvisioningCert``), or ``CH``
+    for simple content; the grammar's item for each name is in :data:`grammar.TYPES`.
+    """
+    return _TO_EVENTS[type_name](value)
 
 
 def encode_fragment(element: Fragment) -> bytes:

@@ -49,6 +49,9 @@ class Simple:
     min_value: int | None = None
     max_value: int | None = None
     enum_size: int = 0  # number of enumeration values (n-bit index of ⌈log2 n⌉ bits)
+    # xs:hexBinary rather than xs:base64Binary: the same EXI bytes, but an XML rendering shows hex
+    # digits (EXIficient writes them upper case).
+    hex_binary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,7 @@ ANY_URI = Simple("string", "xs:anyURI")
 CERTIFICATE = Simple("binary", "certificateType", max_length=800)
 PRIVATE_KEY = Simple("binary", "privateKeyType", max_length=48)
 DH_PUBLIC_KEY = Simple("binary", "dHpublickeyType", max_length=65)
-SESSION_ID = Simple("binary", "sessionIDType", max_length=8)
+SESSION_ID = Simple("binary", "sessionIDType", max_length=8, hex_binary=True)  # xs:hexBinary
 DIGEST_VALUE = Simple("binary", "DigestValueType")
 SIGNATURE_VALUE = Simple("binary", "SignatureValueType")
 EMAID = Simple("string", "eMAIDType", min_length=14, max_length=15)
