@@ -146,7 +146,6 @@ def sign(
             "sha256": signed.sha256,
             "size": signed.size,
             "algorithm": signed.algorithm,
-            "signerCa": signed.signer_ca,
             "signature": signed.signature,
             "signingCertificate": signed.certificate_pem,
             **payloads,
