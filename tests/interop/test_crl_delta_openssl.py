@@ -127,8 +127,8 @@ def _verify_with_deltas(pki: PKI, certificate: CertificateView, directory: Path,
         pems.append(_ok(run_openssl("crl", "-in", str(path), "-inform", "DER", "-outform", "PEM")))
     crl_file = directory / "crls.pem"
     crl_file.write_text("".join(pems))
-    # Without -extended_crl, OpenSSL 3 may take the delta (the newer CRL) for the complete CRL
-    # and never read the full one: its crl_score skips deltas only with extended CRL support.
+    # Without -extended_crl, OpenSSL 3 takes the delta (the newer CRL) for the complete CRL and
+    # never reads the full one: its crl_score skips deltas only with extended CRL support (README).
     result = run_openssl(
         "verify",
         "-crl_check",
@@ -156,6 +156,54 @@ def test_openssl_combines_full_and_delta_crl(published: tuple[PKI, dict, Path, P
     # Released after the base: the full CRL still says hold, the delta removes it.
     assert ": OK" in _verify_with_deltas(pki, certificates["released"], tmp_path, both)
     assert "certificate revoked" in _verify_with_deltas(pki, certificates["before"], tmp_path, both)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_FLAGS = ("-crl_check", "-extended_crl", "-use_deltas")
+
+
+def _verify_as_documented(
+    pki: PKI, certificate: CertificateView, directory: Path, crls: list[Path], flags: tuple[str, ...] = README_FLAGS
+) -> str:
+    """The README's line: the DER files as served, each with its own -CRLfile."""
+    leaf, root, sub = directory / "station.pem", directory / "cso-root.pem", directory / "cso-sub.pem"
+    leaf.write_text(certificate.certificate_pem)
+    chain = pki.ca_chain(CA)
+    root.write_text(pem(chain[-1]))
+    sub.write_text(pem(chain[0]))
+    crl_args = [arg for path in crls for arg in ("-CRLfile", str(path))]
+    attime = ("-attime", str(int(pki.clock.now().timestamp())))
+    result = run_openssl("verify", *flags, *attime, "-CAfile", str(root), "-untrusted", str(sub), *crl_args, str(leaf))
+    return result.stdout + result.stderr
+
+
+def test_the_documented_command_rejects_what_only_the_full_crl_lists(fresh_pki: PKI, tmp_path: Path) -> None:
+    """A certificate revoked before the base, then a newer delta that (rightly) does not repeat it."""
+    assert "openssl verify " + " ".join(README_FLAGS) in README.read_text()
+    pki = fresh_pki
+    revoked, after_base = _issue(pki), _issue(pki)
+    pki.revoke(revoked.serial, "keyCompromise", ca_id=CA)
+    _advance(pki, dt.timedelta(hours=1))
+    full = pki.generate_crl(CA)
+    _advance(pki, dt.timedelta(hours=1))
+    empty_delta = pki.generate_crl(CA, delta=True)
+    assert empty_delta.base_number == full.number
+    full_path, delta_path = tmp_path / "cso-sub.crl", tmp_path / "cso-sub-delta.crl"
+    full_path.write_bytes(full.der)
+    delta_path.write_bytes(empty_delta.der)
+    both = [full_path, delta_path]
+
+    assert "certificate revoked" in _verify_as_documented(pki, revoked, tmp_path, both)
+    # What the README warns about: without -extended_crl the delta passes for the complete CRL.
+    for flags in (("-crl_check",), ("-crl_check", "-use_deltas")):
+        assert ": OK" in _verify_as_documented(pki, revoked, tmp_path, both, flags), flags
+
+    # And -extended_crl without -use_deltas never reads the delta: a later revocation goes unseen.
+    _advance(pki, dt.timedelta(hours=1))
+    pki.revoke(after_base.serial, "keyCompromise", ca_id=CA, publish_crls=False)
+    delta_path.write_bytes(pki.generate_crl(CA, delta=True).der)
+    assert "certificate revoked" in _verify_as_documented(pki, after_base, tmp_path, both)
+    assert ": OK" in _verify_as_documented(pki, after_base, tmp_path, both, ("-crl_check", "-extended_crl"))
 
 
 def test_cli_shows_and_generates_delta_crls_openssl_verifies(fresh_pki: PKI, tmp_path: Path) -> None:
