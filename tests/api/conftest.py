@@ -1,4 +1,4 @@
-"""API fixtures: an app over a fresh PKI, a token per role, an httpx client through ASGITransport, captured JSON logs."""
+"""API fixtures: an app over a fresh PKI, a token per role, an httpx client (ASGITransport), captured JSON logs."""
 
 from __future__ import annotations
 
