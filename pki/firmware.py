@@ -240,6 +240,8 @@ def sign_firmware(
     actor: str,
     retrieve_at: dt.datetime | None = None,
     signer_ca: str | None = None,
+    payloads: Iterable[OcppVersion] = (),
+    request_id: int | None = None,
 ) -> FirmwareSignature:
     """Sign the SHA-256 of a firmware file, streamed as ``chunks``, with the firmware-signer key.
 
@@ -253,9 +255,17 @@ def sign_firmware(
     ``signer_ca`` picks the signer of one manufacturer root generation instead, e.g. ``mf-root``
     for stations that do not hold ``mf-root-2`` yet; anything but a manufacturer root is
     :class:`InvalidInput`.
+
+    ``payloads`` names the OCPP versions whose request payloads the caller will build from the
+    result with ``request_id``; their fields are checked here, before anything is signed or audited,
+    so that a payload refused afterwards cannot leave a signature nobody received.
     """
     if location is not None:
         check_location(location, "2.1")  # the most any OCPP version carries
+    for version in payloads:
+        check_location(location, version)
+    if request_id is not None:
+        _integer(request_id, "requestId", minimum=-_INT32_MAX - 1)
     if retrieve_at is not None:
         _date_time(retrieve_at, "retrieve_at")
     # Checked before reading what may be gigabytes; the write transaction below decides.

@@ -23,7 +23,7 @@ from pki.clock import Clock, SystemClock, utc
 from pki.context import ORGANIZATION_SETTING, Context
 from pki.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
 from pki.errors import EvpkiError, NotFound, Unavailable
-from pki.firmware import FirmwareSignature, FirmwareVerification, sign_firmware, verify_firmware
+from pki.firmware import FirmwareSignature, FirmwareVerification, OcppVersion, sign_firmware, verify_firmware
 from pki.hierarchy import load_hierarchy
 from pki.iso15118 import contracts
 from pki.iso15118.contracts import ContractRevocation, ContractView
@@ -358,9 +358,12 @@ class PKI:
         retrieve_at: dt.datetime | None = None,
         actor: str = "system",
         signer_ca: str | None = None,
+        payloads: Iterable[OcppVersion] = (),
+        request_id: int | None = None,
     ) -> FirmwareSignature:
         """Sign a firmware file, streamed as byte chunks, with the newest valid firmware-signer key (OCPP L01);
-        ``signer_ca`` picks the signer of one manufacturer root generation (after ``rollover_root``)."""
+        ``signer_ca`` picks the signer of one manufacturer root generation (after ``rollover_root``).
+        ``payloads`` and ``request_id``: the OCPP payloads the caller builds next, checked before signing."""
         return sign_firmware(
             self._ctx,
             chunks,
@@ -369,6 +372,8 @@ class PKI:
             max_bytes=self._ctx.settings.firmware_max_bytes,
             actor=actor,
             signer_ca=signer_ca,
+            payloads=payloads,
+            request_id=request_id,
         )
 
     def verify_firmware(
@@ -548,14 +553,26 @@ class PKI:
     def delivery(self, delivery_id: int) -> DeliveryView:
         return deliveries.delivery(self._ctx, delivery_id)
 
-    def mark_delivery_sent(self, delivery_id: int) -> None:
-        deliveries.mark_sent(self._ctx, delivery_id)
+    def mark_delivery_sent(self, delivery_id: int, *, station: str | None = None) -> None:
+        """Count a send that got no answer; with ``station``, only that station's delivery (else NotFound)."""
+        deliveries.mark_sent(self._ctx, delivery_id, station=station)
 
     def record_delivery_result(
-        self, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp", sent: bool = False
+        self,
+        delivery_id: int,
+        response: dict[str, Any],
+        *,
+        station: str | None = None,
+        actor: str = "ocpp",
+        sent: bool = False,
     ) -> DeliveryView:
-        """Close a delivery with the station's answer; a rejected certificate is revoked and the CRLs republished."""
-        view, changed_ca = deliveries.record_result(self._ctx, delivery_id, response, actor=actor, sent=sent)
+        """Close a delivery with the station's answer; a rejected certificate is revoked and the CRLs republished.
+
+        With ``station``, only that station's delivery may be closed (another's is NotFound).
+        """
+        view, changed_ca = deliveries.record_result(
+            self._ctx, delivery_id, response, station=station, actor=actor, sent=sent
+        )
         if changed_ca is not None:
             self.publish_crls(changed_ca)
         return view

@@ -82,6 +82,9 @@ async def sign(
             location=location,
             retrieve_at=retrieve_date_time or pki.clock.now(),
             actor=caller.actor,
+            # Both payloads below are checked before the file is signed: a refusal leaves no signature.
+            payloads=("2.0.1", "1.6") if location is not None else (),
+            request_id=request_id,
         )
     )
     out = FirmwareSignatureOut(
