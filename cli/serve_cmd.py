@@ -20,7 +20,7 @@ class LogFormat(StrEnum):
 @guarded
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (one per core is right).")] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
     log_format: Annotated[
