@@ -458,7 +458,9 @@ class CertificateService:
         else:
             validate_response(version, action, response)
         if follow_up.delivery_id is not None:
-            self._pki.record_delivery_result(follow_up.delivery_id, answer, actor=f"ocpp:{station_id}", sent=True)
+            self._pki.record_delivery_result(
+                follow_up.delivery_id, answer, station=station_id, actor=f"ocpp:{station_id}", sent=True
+            )
         if action == "GetInstalledCertificateIds":
             return self._reconcile(version, station_id, request, answer)
         return ()
@@ -467,7 +469,7 @@ class CertificateService:
         """A CALLERROR or timeout for a follow-up: its delivery stays pending and is re-sent on reconnect."""
         log.warning("%s to %s failed: %s %s", follow_up.action, station_id, code, description[:200])
         if follow_up.delivery_id is not None:
-            self._pki.mark_delivery_sent(follow_up.delivery_id)
+            self._pki.mark_delivery_sent(follow_up.delivery_id, station=station_id)
 
     # -- connection lifecycle ------------------------------------------------------------------------
 

@@ -249,9 +249,19 @@ def delivery(ctx: Context, delivery_id: int) -> DeliveryView:
         return _view(session.connection(), delivery_id)
 
 
-def mark_sent(ctx: Context, delivery_id: int) -> None:
+def _owned(view: DeliveryView, station: str | None) -> DeliveryView:
+    """The delivery, when it is ``station``'s (or no station is named): a caller reporting for one
+    station must not close or count another's call; which deliveries exist is not disclosed."""
+    if station is not None and view.station_identity != station:
+        raise NotFound(f"no delivery {view.id} for station {station!r}")
+    return view
+
+
+def mark_sent(ctx: Context, delivery_id: int, *, station: str | None = None) -> None:
+    """Count one more send of the delivery (a CALLERROR or timeout: it stays pending)."""
     now = ctx.clock.now()
     with ctx.database.transaction() as connection:
+        _owned(_view(connection, delivery_id), station)
         connection.execute(
             update(_DELIVERIES)
             .where(_DELIVERIES.c.id == delivery_id)
@@ -414,12 +424,19 @@ def _revoke_undelivered(ctx: Context, connection: Connection, pending: DeliveryV
 
 
 def record_result(
-    ctx: Context, delivery_id: int, response: dict[str, Any], *, actor: str = "ocpp", sent: bool = False
+    ctx: Context,
+    delivery_id: int,
+    response: dict[str, Any],
+    *,
+    station: str | None = None,
+    actor: str = "ocpp",
+    sent: bool = False,
 ) -> tuple[DeliveryView, str | None]:
     """Close a delivery with the station's answer; returns it and the CA whose CRLs changed, if any.
 
     ``sent`` counts the send that this answer answers (as :func:`mark_sent` would) in the same
     transaction. A delivery that is no longer pending is left as it is (a late or repeated answer).
+    With ``station``, a delivery of another station is :class:`NotFound`.
     """
     if not isinstance(response, dict):
         raise InvalidInput("the station's answer must be a JSON object")
@@ -427,7 +444,7 @@ def record_result(
     changed_ca: str | None = None
     with ctx.database.write() as session:
         connection = session.connection()
-        current = _view(connection, delivery_id)
+        current = _owned(_view(connection, delivery_id), station)
         if current.status != "pending":
             return current, None
         answer = str(response.get("status", ""))

@@ -91,3 +91,22 @@ async def test_the_openapi_document_lists_each_version_and_action(client: httpx.
     operation = paths["/api/v1/ocpp/2.0.1/SignCertificate"]["post"]
     assert operation["x-evpki-roles"] == ["admin", "csms"]
     assert "csr" in operation["requestBody"]["content"]["application/json"]["example"]["payload"]
+
+
+async def test_a_result_for_another_stations_delivery_is_not_found_and_changes_nothing(
+    client: httpx.AsyncClient, fresh_pki: PKI, tokens: dict[Role, str], station: tuple[str, str]
+) -> None:
+    identity, serial = station
+    fresh_pki.add_station(identity="CS-OTHER", serial="SN-OTHER")
+    headers = bearer(tokens[Role.CSMS])
+    body = {"stationId": identity, "payload": {"csr": station_csr(serial)}}
+    answer = await client.post("/api/v1/ocpp/2.0.1/SignCertificate", json=body, headers=headers)
+    (follow_up,) = answer.json()["followUps"]
+    before = fresh_pki.delivery(follow_up["deliveryId"])
+    for path, extra in [("results", {"response": {"status": "Rejected"}}), ("errors", {"code": "Timeout"})]:
+        report = {"stationId": "CS-OTHER", "followUp": follow_up, **extra}
+        reported = await client.post(f"/api/v1/ocpp/2.0.1/{path}", json=report, headers=headers)
+        assert reported.status_code == 404, reported.text
+        assert reported.headers["content-type"].startswith("application/problem+json")
+    assert fresh_pki.delivery(follow_up["deliveryId"]) == before  # still pending, not counted, not revoked
+    assert fresh_pki.certificate(before.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
