@@ -4,7 +4,7 @@ What is counted, and where:
 
 * issuance by profile and outcome, revocations by reason, OCSP answers by status and cache
   (``hit``: a pre-signed response from the store; ``miss``: signed on the spot) come from
-  :mod:`pki.events`, so every path is counted -- REST routes, the OCSP fast path that answers
+  :mod:`pki.core.events`, so every path is counted -- REST routes, the OCSP fast path that answers
   ahead of routing, and OCPP handlers running in this process;
 * HTTP latency by route template comes from :class:`api.observability.RequestContext`;
 * the gauge of certificates expiring within 30 days per CA is computed at scrape time with one
@@ -29,8 +29,9 @@ from prometheus_client import generate_latest as _generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.deps import allow, pki_of
-from pki import PKI, events
-from pki.tokens import Role
+from pki import PKI
+from pki.core import events
+from pki.operations.tokens import Role
 
 __all__ = ["EXPIRY_WINDOW", "install", "observe_http", "router"]
 

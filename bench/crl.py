@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pki import PKI, Settings
 from pki.keys.file import FileKeyStore
-from pki.revocation import RevocationReason
+from pki.revocation.reasons import RevocationReason
 from pki.store import repository
 from pki.store.db import Database
 from pki.store.models import CertificateRow

@@ -32,10 +32,10 @@ from sqlalchemy.exc import OperationalError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pki import PKI, RequestIdentity, Settings
-from pki.authority import IssuerContext, build_certificate, fingerprint, new_serial, validity_window
+from pki.ca.authority import IssuerContext, build_certificate, fingerprint, new_serial, validity_window
+from pki.ca.policy import check_request, load_csr
+from pki.ca.profiles import get_profile
 from pki.keys.file import FileKeyStore
-from pki.policy import check_request, load_csr
-from pki.profiles import get_profile
 from pki.store import repository
 from pki.store.db import Database
 

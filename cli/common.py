@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from pki import PKI, Settings
-from pki.errors import (
+from pki.core.errors import (
     Conflict,
     EvpkiError,
     IntegrityError,

@@ -10,9 +10,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from cli.common import actor, guarded, open_pki, write_output
-from pki.clock import parse_duration
-from pki.errors import InvalidInput
-from pki.views import CrlView
+from pki.core.clock import parse_duration
+from pki.core.errors import InvalidInput
+from pki.runtime.views import CrlView
 
 __all__ = ["app"]
 

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pki import PKI, Settings
-from pki.errors import EvpkiError
-from pki.secret_files import write_private
+from pki.core.errors import EvpkiError
+from pki.core.secret_files import write_private
 from pki.store.repository import CertificateFilter
 
 __all__ = ["main"]

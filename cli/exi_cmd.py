@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import guarded, print_json, read_input_file
-from pki.errors import InvalidInput
+from pki.core.errors import InvalidInput
 from pki.iso15118.chains import readable_certificate
 from pki.iso15118.exi import Fragment, decode_fragment, decode_message, decode_signed_info
 from pki.iso15118.exi.elements import SchemaElement, element_tree, to_xml

@@ -36,7 +36,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from pki import PKI, NotFound
-from pki.stations import StationView
+from pki.stations.registry import StationView
 
 __all__ = [
     "EVENT_BASIC_AUTH",

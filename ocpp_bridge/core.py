@@ -37,10 +37,10 @@ from ocpp_bridge.pool import ContractPool
 from ocpp_bridge.schemas import has_schema, validate_request, validate_response
 from ocpp_bridge.status import HASHES, CaIndex, CertId, StatusError, StatusForwarder, matching_single, parse_ocsp
 from pki import PKI
-from pki.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
+from pki.ca.policy import RequestIdentity, load_csr
+from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.iso15118.provisioning import EXI_RESPONSE_LIMITS
-from pki.policy import RequestIdentity, load_csr
-from pki.trust import RootUse
+from pki.stations.root_uses import RootUse
 
 __all__ = [
     "HANDLED_ACTIONS",

@@ -52,7 +52,7 @@ from ocpp_bridge.core import CertificateService
 from ocpp_bridge.session import SessionOptions, StationSession
 from ocpp_bridge.tls import SERVER_CERTIFICATE_VALIDITY, ServerCertificates, client_ca_certificates, server_context
 from pki import PKI, InvalidInput
-from pki.stations import parse_identity
+from pki.stations.registry import parse_identity
 
 __all__ = ["SUBPROTOCOLS", "Bridge", "BridgeConfig", "choose_subprotocol", "identity_from_path"]
 

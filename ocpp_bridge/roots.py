@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes
 
 from ocpp_bridge.status import HASHES, cert_id_of
 from pki import PKI
-from pki.errors import NotFound
-from pki.trust import RootUse
-from pki.views import pem
+from pki.core.errors import NotFound
+from pki.runtime.views import pem
+from pki.stations.root_uses import RootUse
 
 __all__ = ["USES_2X", "Change", "matches", "plan"]
 

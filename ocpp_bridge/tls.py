@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from pki import PKI, RequestIdentity
+from pki.core.secret_files import write_private
 from pki.keys.file import encrypt_pkcs8
-from pki.secret_files import write_private
 
 __all__ = [
     "CIPHERS_TLS12",

@@ -1,12 +1,12 @@
 """evpki's domain: profiles, hierarchy, CSR policy, issuance, revocation, CRLs, audit, store and keys.
 
-Edges use :class:`pki.service.PKI`; errors come from :mod:`pki.errors`.
+Edges use :class:`pki.service.PKI`; errors come from :mod:`pki.core.errors`.
 """
 
-from pki.errors import Conflict, EvpkiError, IntegrityError, InvalidInput, NotFound, PolicyViolation, Unavailable
-from pki.policy import RequestIdentity
+from pki.ca.policy import RequestIdentity
+from pki.core.errors import Conflict, EvpkiError, IntegrityError, InvalidInput, NotFound, PolicyViolation, Unavailable
+from pki.core.settings import Settings
 from pki.service import PKI
-from pki.settings import Settings
 
 __all__ = [
     "PKI",

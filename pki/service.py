@@ -16,33 +16,38 @@ from typing import Any
 from cryptography import x509
 from sqlalchemy import func, select, text
 
-from pki import audit, crls, deliveries, events, rollover, stations, tokens
-from pki.audit import AuditEntry, AuditVerification
-from pki.bootstrap import init_hierarchy, stored_organization
-from pki.clock import Clock, SystemClock, utc
-from pki.context import ORGANIZATION_SETTING, Context
-from pki.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
-from pki.errors import EvpkiError, NotFound, Unavailable
-from pki.firmware import FirmwareSignature, FirmwareVerification, OcppVersion, sign_firmware, verify_firmware
-from pki.hierarchy import load_hierarchy
+from pki.ca import rollover
+from pki.ca.bootstrap import init_hierarchy, stored_organization
+from pki.ca.hierarchy import load_hierarchy
+from pki.ca.issuance import IssueRequest, issue
+from pki.ca.policy import RequestIdentity
+from pki.core import events
+from pki.core.clock import Clock, SystemClock, utc
+from pki.core.errors import EvpkiError, NotFound, Unavailable
+from pki.core.settings import Settings
+from pki.firmware.signing import FirmwareSignature, FirmwareVerification, OcppVersion, sign_firmware, verify_firmware
 from pki.iso15118 import contracts
 from pki.iso15118.contracts import ContractRevocation, ContractView
 from pki.iso15118.provisioning import ProvisioningResult, provision
-from pki.issuance import IssueRequest, issue
 from pki.keys import open_key_store
 from pki.keys.base import KeyStore
-from pki.ocsp import OcspAnswer, OcspResponder
-from pki.policy import RequestIdentity
-from pki.revocation import RevocationReason, apply_revocation, parse_reason, release_hold, status_change_time
-from pki.settings import Settings
-from pki.stations import StationView
+from pki.operations import audit, tokens
+from pki.operations.audit import AuditEntry, AuditVerification
+from pki.operations.tokens import TokenView
+from pki.revocation import crl_publishing as crls
+from pki.revocation.ocsp_responder import OcspAnswer, OcspResponder
+from pki.revocation.reasons import RevocationReason, apply_revocation, parse_reason, release_hold, status_change_time
+from pki.runtime.context import ORGANIZATION_SETTING, Context
+from pki.runtime.views import CaView, CertificateView, CrlView, InitReport, IssuedCertificate
+from pki.stations import deliveries
+from pki.stations import registry as stations
+from pki.stations.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
+from pki.stations.registry import StationView
+from pki.stations.root_uses import ROOT_USE_PKI, RootUse, parse_root_use
 from pki.store import repository
 from pki.store.db import Database
 from pki.store.models import CertificateAuthorityRow, CertificateRow
 from pki.store.repository import CertificateFilter
-from pki.tokens import TokenView
-from pki.trust import ROOT_USE_PKI, RootUse, parse_root_use
-from pki.views import CaView, CertificateView, CrlView, InitReport, IssuedCertificate
 
 __all__ = ["PKI"]
 
@@ -513,7 +518,7 @@ class PKI:
         identity: RequestIdentity | None = None,
         actor: str = "ocpp",
     ) -> tuple[DeliveryView, bool]:
-        """The CertificateSigned delivery for a station's CSR, and whether it is new (see :mod:`pki.deliveries`).
+        """The CertificateSigned delivery for a station's CSR, and whether it is new (:mod:`pki.stations.deliveries`).
 
         The CSR is checked as any issuance's before a pending delivery is re-offered; when a new
         key replaces a pending certificate, that one is revoked and the CRLs republished.

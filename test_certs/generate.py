@@ -36,8 +36,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from pki import PKI, RequestIdentity, Settings  # noqa: E402
-from pki.clock import FixedClock  # noqa: E402
-from pki.revocation import RevocationReason  # noqa: E402
+from pki.core.clock import FixedClock  # noqa: E402
+from pki.revocation.reasons import RevocationReason  # noqa: E402
 from pki.store.repository import CertificateFilter  # noqa: E402
 
 TEST_PASSPHRASE = "evpki-test-passphrase"  # published on purpose: nothing here protects anything

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pki import PKI, Settings
-from pki.clock import FixedClock
+from pki.core.clock import FixedClock
 
 TEST_PASSPHRASE = "evpki-test-passphrase"
 ORG = "Test CSO GmbH"

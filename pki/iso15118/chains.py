@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from pki.errors import VerificationFailed
+from pki.core.errors import VerificationFailed
 from pki.iso15118.messages import ResponseCode
 
 __all__ = ["ChainRejected", "TrustStore", "readable_certificate", "validate_path"]

@@ -35,13 +35,13 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from pki import audit
-from pki.clock import utc
-from pki.context import Context
-from pki.errors import Conflict, InvalidInput, NotFound
-from pki.policy import EMAID_PATTERN, PCID_PATTERN
-from pki.profiles import ProfileName
-from pki.revocation import RevocationReason, apply_revocation, status_change_time
+from pki.ca.policy import EMAID_PATTERN, PCID_PATTERN
+from pki.ca.profiles import ProfileName
+from pki.core.clock import utc
+from pki.core.errors import Conflict, InvalidInput, NotFound
+from pki.operations import audit
+from pki.revocation.reasons import RevocationReason, apply_revocation, status_change_time
+from pki.runtime.context import Context
 from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [

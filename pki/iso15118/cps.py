@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from pki.clock import utc
-from pki.context import CaDirectory, Context
-from pki.errors import EvpkiError, PolicyViolation
+from pki.ca.profiles import ProfileName
+from pki.core.clock import utc
+from pki.core.errors import EvpkiError, PolicyViolation
 from pki.iso15118 import contracts
 from pki.iso15118.exi import encode_message
 from pki.iso15118.keywrap import encrypt_contract_key
@@ -42,7 +42,7 @@ from pki.iso15118.messages import (
     V2GMessage,
 )
 from pki.iso15118.signing import sign_elements
-from pki.profiles import ProfileName
+from pki.runtime.context import CaDirectory, Context
 from pki.store.models import CertificateRow
 
 __all__ = [

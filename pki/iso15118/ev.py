@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from pki.errors import VerificationFailed
+from pki.core.errors import VerificationFailed
 from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
 from pki.iso15118.exi import decode_message, encode_message
 from pki.iso15118.keywrap import WrappedContractKey, decrypt_contract_key

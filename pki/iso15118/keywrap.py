@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from pki.errors import InvalidInput
+from pki.core.errors import InvalidInput
 
 __all__ = [
     "DH_PUBLIC_KEY_BYTES",

@@ -44,9 +44,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, select
 
-from pki.authority import serial_hex
-from pki.context import CaDirectory, Context
-from pki.errors import Conflict, EvpkiError
+from pki.ca.authority import serial_hex
+from pki.ca.issuance import IssueRequest, issue
+from pki.ca.policy import RequestIdentity
+from pki.ca.profiles import ProfileName, get_profile
+from pki.core.errors import Conflict, EvpkiError
 from pki.iso15118 import contracts
 from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
 from pki.iso15118.contracts import ContractView
@@ -61,9 +63,7 @@ from pki.iso15118.messages import (
 )
 from pki.iso15118.signing import verify_elements
 from pki.iso15118.trust_anchors import oem_trust, own_trust
-from pki.issuance import IssueRequest, issue
-from pki.policy import RequestIdentity
-from pki.profiles import ProfileName, get_profile
+from pki.runtime.context import CaDirectory, Context
 from pki.store import repository
 from pki.store.models import CertificateRow
 

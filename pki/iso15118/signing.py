@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from pki.errors import VerificationFailed
+from pki.core.errors import VerificationFailed
 from pki.iso15118.exi import Fragment, encode_fragment, encode_signed_info
 from pki.iso15118.messages import (
     Reference,

@@ -25,10 +25,10 @@ from threading import Lock
 
 from cryptography import x509
 
-from pki.context import CaDirectory, Context
-from pki.errors import InvalidInput, NotFound
+from pki.ca.profiles import ProfileName
+from pki.core.errors import InvalidInput, NotFound
 from pki.iso15118.chains import TrustStore
-from pki.profiles import ProfileName
+from pki.runtime.context import CaDirectory, Context
 
 __all__ = ["oem_trust", "own_trust"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pki.errors import Unavailable
+from pki.core.errors import Unavailable
 from pki.keys.base import KeyStore, Signer
 from pki.keys.file import FileKeyStore
 
 if TYPE_CHECKING:
-    from pki.settings import Settings
+    from pki.core.settings import Settings
 
 __all__ = ["FileKeyStore", "KeyStore", "Signer", "open_key_store"]
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 
-from pki.errors import InvalidInput
+from pki.core.errors import InvalidInput
 
 __all__ = ["KeyStore", "Signer", "check_key_id"]
 

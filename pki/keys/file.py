@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.padding import PKCS7
 from cryptography.x509 import ocsp
 
-from pki.algorithms import generate_private_key, sign_with_key, signature_hash, signature_padding
-from pki.errors import Conflict, NotFound, Unavailable
+from pki.core.algorithms import generate_private_key, sign_with_key, signature_hash, signature_padding
+from pki.core.errors import Conflict, NotFound, Unavailable
 from pki.keys.base import check_key_id
 
 __all__ = ["KDF_ITERATIONS", "FileKeyStore", "FileSigner", "encrypt_pkcs8"]

@@ -39,8 +39,15 @@ from cryptography.x509 import ocsp
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11_errors
 
-from pki.algorithms import EC_CURVES, RSA_BITS, describe_key, generate_private_key, signature_hash, signature_padding
-from pki.errors import Conflict, InvalidInput, NotFound, Unavailable
+from pki.core.algorithms import (
+    EC_CURVES,
+    RSA_BITS,
+    describe_key,
+    generate_private_key,
+    signature_hash,
+    signature_padding,
+)
+from pki.core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from pki.keys.base import check_key_id
 
 __all__ = ["PKCS11_ALGORITHMS", "Pkcs11KeyStore", "Pkcs11Signer"]

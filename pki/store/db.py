@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from pki.errors import Unavailable
+from pki.core.errors import Unavailable
 
 __all__ = ["Database"]
 

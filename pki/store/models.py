@@ -2,7 +2,7 @@
 
 Serials are stored as canonical upper-case hex without leading zeros (OCPP
 CertificateHashData style) because 20-octet serials do not fit a BIGINT. Times are aware
-UTC; SQLite hands them back naive, so readers pass them through :func:`pki.clock.utc`.
+UTC; SQLite hands them back naive, so readers pass them through :func:`pki.core.clock.utc`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from pki.errors import Conflict, InvalidInput, NotFound
+from pki.core.errors import Conflict, InvalidInput, NotFound
 from pki.store.models import CertificateAuthorityRow, CertificateRow, CrlRow, SettingRow
 
 __all__ = [
@@ -48,7 +48,7 @@ _REVOKED_BATCH = 20_000
 
 
 def derived_status(row: CertificateRow, now: dt.datetime) -> str:
-    from pki.clock import utc
+    from pki.core.clock import utc
 
     if row.status in ("revoked", "on-hold"):
         return row.status
@@ -304,7 +304,7 @@ def changed_entries_since(
 
 def last_status_change(session: Session, ca_id: str) -> dt.datetime | None:
     """When a certificate of the CA last changed status (aware UTC), or None; one index lookup."""
-    from pki.clock import utc
+    from pki.core.clock import utc
 
     query = select(func.max(_CERTIFICATE.c.status_changed_at)).where(_CERTIFICATE.c.issuer_id == ca_id)
     value = session.connection().execute(query).scalar_one_or_none()

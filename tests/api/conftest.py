@@ -13,7 +13,7 @@ import pytest_asyncio
 from api.app import create_app
 from api.observability import JsonFormatter
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 
 
 @pytest.fixture

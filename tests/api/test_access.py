@@ -13,7 +13,7 @@ import pytest
 
 from api.app import create_app
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 
 _PATH_VALUES = {"ca_id": "cso-sub", "key": "0A1B", "encoded": "MAA=", "name": "cso-sub.crl"}

@@ -14,7 +14,7 @@ import pytest
 from api.app import create_app
 from api.schemas import INT32_MAX, INT32_MIN, MAX_ROW_NUMBER
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 
 pytestmark = pytest.mark.asyncio

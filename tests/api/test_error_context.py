@@ -17,7 +17,7 @@ import pytest
 from api.app import create_app
 from api.limits import DEFAULT_LIMIT
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import make_csr
 

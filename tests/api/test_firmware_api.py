@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from api.app import create_app
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 
 pytestmark = pytest.mark.asyncio

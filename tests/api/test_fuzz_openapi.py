@@ -35,7 +35,7 @@ from schemathesis.checks import (
 
 from api.app import create_app
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 
 pytestmark = pytest.mark.fuzz
 

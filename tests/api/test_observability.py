@@ -15,7 +15,7 @@ from cryptography.x509 import ocsp
 from prometheus_client.parser import text_string_to_metric_families
 
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import TEST_PASSPHRASE, make_csr
 

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import ORG, make_csr
 

@@ -67,7 +67,7 @@ async def test_ocsp_nonce_is_not_cacheable_and_garbage_is_malformed(client: http
 async def test_revocation_through_the_api_is_visible_in_ocsp_at_once(
     client: httpx.AsyncClient, fresh_pki: PKI, tokens: dict[object, str]
 ) -> None:
-    from pki.tokens import Role
+    from pki.operations.tokens import Role
 
     cert = _station(fresh_pki)
     der = _request(fresh_pki, cert)

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from pki import PKI, RequestIdentity
-from pki.clock import FixedClock
-from pki.views import CertificateView, pem
+from pki.core.clock import FixedClock
+from pki.runtime.views import CertificateView, pem
 from tests.conftest import TEST_PASSPHRASE, make_csr, requires_openssl, run_openssl
 
 pytestmark = [pytest.mark.interop, requires_openssl]

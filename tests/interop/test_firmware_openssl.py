@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from pki import PKI
-from pki.errors import VerificationFailed
-from pki.firmware import FirmwareSignature
+from pki.core.errors import VerificationFailed
+from pki.firmware.signing import FirmwareSignature
 from tests.conftest import TEST_PASSPHRASE, requires_openssl, run_openssl
 from tests.pki.builders import open_pki
-from tests.pki.test_firmware import mf_hierarchy
+from tests.pki.firmware.test_firmware import mf_hierarchy
 
 pytestmark = [pytest.mark.interop, requires_openssl]
 

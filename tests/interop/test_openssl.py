@@ -16,8 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from pki import PKI, RequestIdentity
+from pki.runtime.views import pem
 from pki.store.repository import CertificateFilter
-from pki.views import pem
 from tests.conftest import DEFAULT_CA_IDS, ORG, requires_openssl, run_openssl
 from tests.pki.openssl_req import openssl_csr
 

@@ -14,7 +14,7 @@ from ocpp_bridge.core import CertificateService, FollowUp
 from ocpp_bridge.pool import ContractPool
 from ocpp_bridge.status import cert_id_of
 from pki import PKI
-from pki.views import pem
+from pki.runtime.views import pem
 from tests.ocpp_bridge.conftest import secc_csr, station_csr
 
 USES = ["CSMSRootCertificate", "V2GRootCertificate", "MORootCertificate", "ManufacturerRootCertificate"]

@@ -25,7 +25,7 @@ from ocpp.v201 import call, call_result
 from ocpp_bridge.adapter import with_certificate_handlers
 from ocpp_bridge.core import CertificateService
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import TEST_CERTS
 from tests.ocpp_bridge.conftest import station_csr

@@ -7,7 +7,7 @@ import pytest
 from cryptography import x509
 
 from pki import PKI
-from pki.tokens import Role
+from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.ocpp_bridge.conftest import station_csr
 

@@ -16,7 +16,7 @@ from cryptography import x509
 from ocpp_bridge.core import CertificateService, FollowUp
 from ocpp_bridge.status import cert_id_of
 from pki import PKI
-from pki.views import pem
+from pki.runtime.views import pem
 from tests.conftest import requires_openssl, run_openssl
 from tests.ocpp_bridge.conftest import chain_of, station_csr
 

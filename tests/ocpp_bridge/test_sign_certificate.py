@@ -53,7 +53,7 @@ def test_the_chain_verifies_against_the_csms_root_with_openssl(
 
 
 def _pems(certificates: list) -> list[str]:  # type: ignore[type-arg]
-    from pki.views import pem
+    from pki.runtime.views import pem
 
     return [pem(c) for c in certificates]
 

@@ -17,8 +17,8 @@ from cryptography.x509.oid import NameOID
 from ocpp_bridge.core import CertificateService
 from ocpp_bridge.status import cert_id_of
 from pki import PKI
-from pki.policy import RequestIdentity
-from pki.views import pem
+from pki.ca.policy import RequestIdentity
+from pki.runtime.views import pem
 from tests.conftest import FRESH_EPOCH, requires_openssl, run_openssl
 from tests.ocpp_bridge.conftest import station_csr
 from tests.ocpp_bridge.stubs import http_stub

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pki import PKI
-from pki.clock import FixedClock
+from pki.core.clock import FixedClock
 from tests.conftest import ORG, database_url, drop_database, make_settings
 
 __all__ = ["START", "open_pki"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pki.errors import InvalidInput
+from pki.core.errors import InvalidInput
 
 __all__ = ["ExiError", "UnsupportedMessage"]
 

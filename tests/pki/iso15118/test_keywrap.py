@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from pki.errors import InvalidInput
+from pki.core.errors import InvalidInput
 from pki.iso15118.keywrap import WrappedContractKey, decrypt_contract_key, encrypt_contract_key, session_key
 
 OEM = ec.derive_private_key(int.from_bytes(b"\x11" * 32, "big"), ec.SECP256R1())

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pki import PKI
-from pki.clock import FixedClock
-from pki.errors import VerificationFailed
+from pki.core.clock import FixedClock
+from pki.core.errors import VerificationFailed
 from pki.iso15118 import ev
 from pki.iso15118.exi import decode_message, encode_message
 from pki.iso15118.messages import CertificateInstallationRes, CertificateUpdateRes, ResponseCode

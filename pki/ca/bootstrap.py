@@ -1,0 +1,211 @@
+"""``evpki init``: build the hierarchy a :class:`~pki.ca.hierarchy.HierarchySpec` describes.
+
+Idempotent and additive: a CA or managed leaf that exists is kept as it is; a key file left
+by an interrupted run is reused rather than replaced. Each CA is created in its own
+transaction together with its certificate row and audit record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
+
+from pki.ca.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
+from pki.ca.hierarchy import CaSpec, HierarchySpec, LeafSpec
+from pki.ca.profiles import ProfileName, get_profile
+from pki.core.errors import Conflict
+from pki.keys.base import Signer
+from pki.operations import audit
+from pki.runtime.context import ORGANIZATION_SETTING, Context, IssuerContext
+from pki.runtime.views import InitReport
+from pki.store import repository
+from pki.store.models import CertificateAuthorityRow, CertificateRow
+
+__all__ = ["init_hierarchy", "record_managed_leaf", "stored_organization"]
+
+
+def stored_organization(ctx: Context) -> str | None:
+    with ctx.database.read() as session:
+        return repository.get_setting(session, ORGANIZATION_SETTING)
+
+
+def init_hierarchy(ctx: Context, spec: HierarchySpec, actor: str) -> InitReport:
+    with ctx.database.write() as session:
+        stored = repository.get_setting(session, ORGANIZATION_SETTING)
+        if stored is not None and stored != spec.organization:
+            raise Conflict(f"this PKI belongs to {stored!r}; the organisation of an initialised PKI is not changed")
+        if stored is None:
+            repository.set_setting(session, ORGANIZATION_SETTING, spec.organization)
+    created: list[str] = []
+    kept: list[str] = []
+    for ca in spec.cas:
+        (created if ensure_ca(ctx, ca, actor) else kept).append(ca.id)
+    for leaf in spec.leaves:
+        (created if _ensure_leaf(ctx, leaf, actor) else kept).append(leaf.label)
+    return InitReport(spec.organization, tuple(created), tuple(kept))
+
+
+def _key(ctx: Context, key_id: str, algorithm: str) -> Signer:
+    return ctx.keys.load(key_id) if ctx.keys.exists(key_id) else ctx.keys.generate(key_id, algorithm)
+
+
+def ensure_ca(ctx: Context, spec: CaSpec, actor: str) -> bool:
+    """Create the CA of ``spec`` unless a CA with its id exists; True when created."""
+    with ctx.database.read() as session:
+        if any(row.id == spec.id for row in repository.list_cas(session)):
+            return False
+        parent = ctx.issuer(session, spec.parent)[1] if spec.parent else None
+    key_id = f"ca-{spec.id}"
+    signer = _key(ctx, key_id, spec.pki.algorithm)
+    issuer = parent or IssuerContext(
+        ca_id=spec.id, signer=signer, certificate=None, rsa_pss=spec.pki.rsa_pss, standard=spec.pki.standard
+    )
+    now = ctx.clock.now()
+    profile = get_profile(ProfileName.ROOT if spec.is_root else ProfileName.SUB_CA)
+    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)
+    serial = new_serial()
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=spec.subject,
+        public_key=signer.public_key(),
+        profile=profile,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        path_length=spec.path_length,
+    )
+    der = certificate.public_bytes(Encoding.DER)
+    sha256 = fingerprint(certificate)
+    with ctx.database.write() as session:
+        session.add(
+            CertificateAuthorityRow(
+                id=spec.id,
+                pki=spec.pki.name,
+                standard=spec.pki.standard,
+                parent_id=spec.parent,
+                key_id=key_id,
+                key_backend=ctx.keys.backend,
+                issues=",".join(p.value for p in spec.issues),
+                rsa_pss=spec.pki.rsa_pss,
+                serial=serial_hex(serial),
+                sha256=sha256,
+                subject=certificate.subject.rfc4514_string(),
+                not_before=not_before,
+                not_after=not_after,
+                der=der,
+                created_at=now,
+            )
+        )
+        session.flush()
+        repository.add_certificate(
+            session,
+            CertificateRow(
+                issuer_id=spec.parent or spec.id,
+                serial=serial_hex(serial),
+                sha256=sha256,
+                profile=profile.name.value,
+                subject=certificate.subject.rfc4514_string(),
+                identity=spec.id,
+                not_before=not_before,
+                not_after=not_after,
+                der=der,
+                key_id=key_id,
+                created_at=now,
+            ),
+        )
+        audit.append(
+            session,
+            at=now,
+            actor=actor,
+            action="ca-create",
+            ca_id=spec.parent or spec.id,
+            serial=serial_hex(serial),
+            details={"ca": spec.id, "subject": certificate.subject.rfc4514_string(), "sha256": sha256},
+        )
+    return True
+
+
+def _ensure_leaf(ctx: Context, spec: LeafSpec, actor: str) -> bool:
+    with ctx.database.read() as session:
+        if repository.managed_leaf(session, spec.label) is not None:
+            return False
+        issuer = ctx.issuer(session, spec.issuer)[1]
+        ctx.check_chain_usable(ctx.ca_directory(session.connection()), spec.issuer)
+    key_id = f"leaf-{spec.label}"
+    signer = _key(ctx, key_id, spec.algorithm)
+    profile = get_profile(spec.profile)
+    now = ctx.clock.now()
+    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)
+    serial = new_serial()
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=spec.subject,
+        public_key=signer.public_key(),
+        profile=profile,
+        serial=serial,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        dns_names=spec.dns,
+        ip_addresses=spec.ips,
+    )
+    common_name = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    with ctx.database.write() as session:
+        record_managed_leaf(
+            session,
+            certificate,
+            issuer_id=spec.issuer,
+            profile=profile.name.value,
+            identity=str(common_name),
+            key_id=key_id,
+            label=spec.label,
+            now=now,
+            actor=actor,
+        )
+    return True
+
+
+def record_managed_leaf(
+    session: Session,
+    certificate: x509.Certificate,
+    *,
+    issuer_id: str,
+    profile: str,
+    identity: str,
+    key_id: str,
+    label: str,
+    now: dt.datetime,
+    actor: str,
+) -> CertificateRow:
+    """Store a certificate whose key evpki holds (``label`` finds it again) and audit its issuance."""
+    sha256 = fingerprint(certificate)
+    serial = serial_hex(certificate.serial_number)
+    row = CertificateRow(
+        issuer_id=issuer_id,
+        serial=serial,
+        sha256=sha256,
+        profile=profile,
+        subject=certificate.subject.rfc4514_string(),
+        identity=identity,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        der=certificate.public_bytes(Encoding.DER),
+        key_id=key_id,
+        label=label,
+        created_at=now,
+    )
+    repository.add_certificate(session, row)
+    audit.append(
+        session,
+        at=now,
+        actor=actor,
+        action="issue",
+        ca_id=issuer_id,
+        serial=serial,
+        details={"profile": profile, "label": label, "sha256": sha256},
+    )
+    return row

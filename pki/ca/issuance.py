@@ -1,0 +1,358 @@
+"""The issuance pipeline: parse the CSR → pick the issuer → apply policy → sign → store → audit.
+
+Signing happens before the write transaction so the transaction stays short; if the final
+checks inside it fail (the issuer was revoked meanwhile, a serial collided) nothing is
+stored. Renewal is issuance plus marking the identity's previous certificates superseded,
+in the same transaction.
+
+Issuer choice and signing use the context's cached CA directory (see :mod:`pki.runtime.context`), so
+a plain issuance reads nothing before it signs. The write transaction re-reads the directory
+in one query and checks the issuer chain against it (expiry, revocation, hold); should any CA
+have changed since the cache was filled, the certificate is discarded and issuance starts over
+from fresh rows. The certificate row and its audit record are written with Core statements in
+that same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pki.ca.authority import build_certificate, new_serial, serial_hex, validity_window
+from pki.ca.policy import ApprovedRequest, RequestIdentity, check_request, load_csr
+from pki.ca.profiles import Profile, ProfileName, get_profile
+from pki.core import events
+from pki.core.errors import Conflict, EvpkiError, NotFound, PolicyViolation, Unavailable
+from pki.operations import audit
+from pki.runtime.context import CaDirectory, CaEntry, Context, IssuerContext
+from pki.runtime.views import CertificateView, IssuedCertificate
+from pki.store import repository
+from pki.store.models import CertificateRow
+
+__all__ = ["Approval", "BeforeStore", "InTransaction", "IssueRequest", "approve", "issue"]
+
+_SERIAL_ATTEMPTS = 3
+# How often issuance starts over because a CA changed between signing and storing; CAs change
+# on `evpki init` and CA revocation, so needing more than one fresh start means something is wrong.
+_DIRECTORY_ATTEMPTS = 3
+_PROFILE_NAMES = frozenset(p.value for p in ProfileName)
+
+
+# Called with the signed certificate before anything is stored; raising there stores nothing.
+BeforeStore = Callable[[x509.Certificate], None]
+# Called inside the write transaction with its connection and the new certificate row's id, so a
+# caller's own record of the issuance (a contract's current certificate) commits with the row.
+InTransaction = Callable[[Connection, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRequest:
+    profile: str
+    csr: bytes | str
+    identity: RequestIdentity
+    ca_id: str | None = None
+    validity: dt.timedelta | None = None
+    renew: bool = False
+    before_store: BeforeStore | None = None
+    in_transaction: InTransaction | None = None
+
+
+class _DirectoryChanged(Exception):
+    """A CA row changed after the certificate was signed with what the cache said."""
+
+
+def issue(ctx: Context, request: IssueRequest, actor: str, *, approval: Approval | None = None) -> IssuedCertificate:
+    """Issue ``request``; ``approval`` (from :func:`approve` for this request) spares checking it twice."""
+    try:
+        issued = _issue_with_retries(ctx, request, actor, approval)
+    except EvpkiError:
+        events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "refused"})
+        raise
+    events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "issued"})
+    return issued
+
+
+def _profile_label(name: str) -> str:
+    """The profile as a metrics label: a known name, else ``other`` (callers' typos must not add series)."""
+    return name if name in _PROFILE_NAMES else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A request that passed every check before signing: parsed CSR, issuer, policy, validity."""
+
+    profile: Profile
+    directory: CaDirectory
+    ca: CaEntry
+    issuer: IssuerContext
+    chain: tuple[x509.Certificate, ...]
+    approved: ApprovedRequest
+    validity: dt.timedelta
+
+
+def approve(ctx: Context, request: IssueRequest) -> Approval:
+    """Run every check issuance runs before it signs, signing nothing and storing nothing.
+
+    For callers that must decide on a request only once it is known to be acceptable (a
+    station's re-sent CSR, :mod:`pki.stations.deliveries`); pass the result to :func:`issue`. A refusal
+    counts as a refused issuance.
+    """
+    try:
+        return _approve(ctx, request)
+    except EvpkiError:
+        events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "refused"})
+        raise
+
+
+def _approve(ctx: Context, request: IssueRequest) -> Approval:
+    csr = load_csr(request.csr)  # parsed and its signature verified
+    profile = get_profile(request.profile)
+    directory, ca, issuer, organization, identity = _prepare(ctx, profile, request)
+    chain = tuple(entry.certificate for entry in directory.chain(ca.id)[:-1])
+    approved = check_request(csr, profile, standard=ca.standard, organization=organization, identity=identity)
+    return Approval(profile, directory, ca, issuer, chain, approved, _validity(profile, request.validity))
+
+
+def _issue_with_retries(
+    ctx: Context, request: IssueRequest, actor: str, approval: Approval | None
+) -> IssuedCertificate:
+    for _ in range(_DIRECTORY_ATTEMPTS):
+        current = approval or _approve(ctx, request)
+        try:
+            return _issue(ctx, current, request, actor)
+        except _DirectoryChanged:
+            approval = None  # decide again on the fresh rows
+    raise Unavailable("the CA hierarchy kept changing during issuance; retry")
+
+
+def _issue(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> IssuedCertificate:
+    for attempt in range(_SERIAL_ATTEMPTS):
+        try:
+            return _sign_and_store(ctx, approval, request, actor)
+        except IntegrityError as exc:
+            # Only a serial collision (126 random bits) can land here; any other integrity
+            # failure is a bug and must not be retried silently.
+            if "serial" not in str(exc.orig).lower() or attempt == _SERIAL_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _prepare(
+    ctx: Context, profile: Profile, request: IssueRequest
+) -> tuple[CaDirectory, CaEntry, IssuerContext, str, RequestIdentity]:
+    """Directory, issuer, organisation and identity as the checks before signing need them.
+
+    Nothing is read while the cache knows enough; the read transaction runs on first use, for
+    renewals (which look up the certificate being replaced), and whenever the cache says the
+    chosen issuer chain is unusable (so a refusal is never based on a stale status).
+    """
+    directory = ctx.cached_ca_directory()
+    organization = ctx.cached_organization()
+    if directory is not None and organization is not None and not request.renew:
+        ca = _issuer_for(directory, profile, request.ca_id)
+        issuer = _issuer_context(ctx, ca)
+        if _usable_in_cache(ctx, directory, ca):
+            return directory, ca, issuer, organization, request.identity
+    with ctx.database.read() as session:
+        directory = ctx.ca_directory(session.connection())
+        ca = _issuer_for(directory, profile, request.ca_id)
+        issuer = _issuer_context(ctx, ca)
+        ctx.check_chain_usable(directory, ca.id)
+        organization = ctx.organization(session)
+        if organization is None:
+            raise Unavailable("the PKI is not initialised; run `evpki init` first")
+        identity = request.identity
+        if request.renew:
+            identity = _renewal_identity(session, profile, identity)
+    return directory, ca, issuer, organization, identity
+
+
+def _issuer_context(ctx: Context, ca: CaEntry) -> IssuerContext:
+    return IssuerContext(
+        ca_id=ca.id,
+        signer=ctx.keys.load(ca.key_id),
+        certificate=ca.certificate,
+        rsa_pss=ca.rsa_pss,
+        standard=ca.standard,
+    )
+
+
+def _usable_in_cache(ctx: Context, directory: CaDirectory, ca: CaEntry) -> bool:
+    try:
+        ctx.check_chain_usable(directory, ca.id)
+    except PolicyViolation:
+        return False
+    return True
+
+
+def _sign_and_store(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> IssuedCertificate:
+    directory, ca, issuer, chain = approval.directory, approval.ca, approval.issuer, approval.chain
+    approved, profile, validity = approval.approved, approval.profile, approval.validity
+    now = ctx.clock.now()
+    not_before, not_after = validity_window(now, validity, issuer.certificate)
+    serial_number = new_serial()
+    serial = serial_hex(serial_number)
+    certificate = build_certificate(
+        issuer=issuer,
+        subject=approved.subject,
+        public_key=approved.public_key,
+        profile=profile,
+        serial=serial_number,
+        not_before=not_before,
+        not_after=not_after,
+        public_url=ctx.settings.public_base_url,
+        dns_names=approved.dns_names,
+        ip_addresses=approved.ip_addresses,
+    )
+    if request.before_store is not None:
+        request.before_store(certificate)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    sha256 = hashlib.sha256(der).hexdigest()
+    subject = certificate.subject.rfc4514_string()
+    with ctx.database.transaction() as connection:
+        current = ctx.ca_directory(connection)
+        if current.version != directory.version:
+            raise _DirectoryChanged
+        # The issuer's state as of this transaction decides (a revocation may have landed since).
+        ctx.check_chain_usable(current, ca.id)
+        renewal = Session(bind=connection) if request.renew else None
+        replaced = _replaced_by_renewal(renewal, profile, approved.identity, certificate) if renewal else []
+        new_id = repository.insert_certificate(
+            connection,
+            issuer_id=ca.id,
+            serial=serial,
+            sha256=sha256,
+            profile=profile.name.value,
+            subject=subject,
+            identity=approved.identity,
+            station_serial=approved.station_serial,
+            not_before=not_before,
+            not_after=not_after,
+            der=der,
+            created_at=now,
+        )
+        details: dict[str, object] = {
+            "profile": profile.name.value,
+            "identity": approved.identity,
+            "subject": subject,
+            "sha256": sha256,
+            "not_after": not_after.isoformat(),
+        }
+        if renewal is not None:
+            repository.supersede(renewal, [old.id for old in replaced if old.id is not None], new_id)
+            renewal.close()
+            details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
+        if request.in_transaction is not None:
+            request.in_transaction(connection, new_id)
+        audit.append_on(
+            connection,
+            at=now,
+            actor=actor,
+            action="renew" if request.renew else "issue",
+            ca_id=ca.id,
+            serial=serial,
+            details=details,
+        )
+    # What CertificateView.from_row would derive for this row, without reading the DER back:
+    # a certificate stored this instant is neither revoked nor superseded, and validity_window
+    # guarantees notAfter > now, so its status is "valid".
+    view = CertificateView(
+        issuer_id=ca.id,
+        serial=serial,
+        sha256=sha256,
+        profile=profile.name.value,
+        subject=subject,
+        identity=approved.identity,
+        station_serial=approved.station_serial,
+        not_before=not_before,
+        not_after=not_after,
+        status="valid",
+        revoked_at=None,
+        revocation_reason=None,
+        superseded_by=None,
+        label=None,
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+    return IssuedCertificate(view, chain)
+
+
+def _replaced_by_renewal(
+    session: Session, profile: Profile, identity: str, certificate: x509.Certificate
+) -> list[CertificateRow]:
+    replaced = repository.current_for_identity(session, profile.name.value, identity or "")
+    if not replaced:
+        raise NotFound(f"no current {profile.name.value} certificate for {identity!r} to renew")
+    new_key = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for old in replaced:
+        old_key = (
+            x509.load_der_x509_certificate(old.der)
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        if old_key == new_key:
+            raise Conflict("renewal must use a new key pair; the CSR reuses the current certificate's key")
+    return replaced
+
+
+def _issuer_for(directory: CaDirectory, profile: Profile, ca_id: str | None) -> CaEntry:
+    if ca_id is not None:
+        ca = directory.cas.get(ca_id)
+        if ca is None:
+            raise repository.unknown_ca(ca_id)
+        if profile.name.value not in ca.issues:
+            raise PolicyViolation("issuer.profile", f"CA {ca_id} does not issue {profile.name.value} certificates")
+        return ca
+    candidates = [ca for ca in directory.cas.values() if profile.name.value in ca.issues]
+    if not candidates:
+        raise NotFound(f"no CA issues {profile.name.value} certificates; run `evpki init` or name one with --ca")
+    if len(candidates) > 1:
+        names = ", ".join(ca.id for ca in candidates)
+        raise Conflict(f"several CAs issue {profile.name.value} certificates ({names}); name one with --ca")
+    return candidates[0]
+
+
+def _renewal_identity(session: Session, profile: Profile, identity: RequestIdentity) -> RequestIdentity:
+    """A renewal keeps the identity: the station serial comes from the certificate being replaced."""
+    key = identity.station_id or identity.secc_id or identity.fqdn or identity.emaid or identity.pcid
+    if not key:
+        raise NotFound("a renewal needs the identity whose certificate it replaces")
+    current = repository.current_for_identity(session, profile.name.value, key)
+    if not current:
+        raise NotFound(f"no current {profile.name.value} certificate for {key!r} to renew; issue one first")
+    old_serial = current[-1].station_serial
+    if identity.station_serial and old_serial and identity.station_serial != old_serial:
+        raise PolicyViolation(
+            "renewal.serial-changed",
+            f"station {key!r} has serial {old_serial!r}; a renewal cannot change it to {identity.station_serial!r}",
+        )
+    if old_serial and not identity.station_serial:
+        return RequestIdentity(
+            station_id=identity.station_id,
+            station_serial=old_serial,
+            secc_id=identity.secc_id,
+            fqdn=identity.fqdn,
+            emaid=identity.emaid,
+            pcid=identity.pcid,
+        )
+    return identity
+
+
+def _validity(profile: Profile, requested: dt.timedelta | None) -> dt.timedelta:
+    if requested is None:
+        return profile.default_validity
+    if requested > profile.max_validity:
+        raise PolicyViolation(
+            "validity.max",
+            f"{profile.name.value} certificates are valid for at most {profile.max_validity.days} days",
+        )
+    return requested
