@@ -45,11 +45,11 @@ The REST face of evpki, the certificate authority for EV charging.
 
 def run_upkeep(pki: PKI) -> None:
     """One round of background upkeep: stale CRLs regenerated, OCSP responses pre-signed."""
-    for ca in pki.list_cas():
+    for ca in pki.cas.list():
         try:
-            pki.current_crl(ca.id)
-            pki.current_crl(ca.id, delta=True)
-            pki.ocsp_presign(ca.id)
+            pki.crls.current(ca.id)
+            pki.crls.current(ca.id, delta=True)
+            pki.ocsp.presign(ca.id)
         except EvpkiError as error:  # e.g. an expired CA: it cannot sign; the others go on
             log.warning("upkeep of %s skipped: %s", ca.id, error.message)
 

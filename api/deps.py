@@ -62,7 +62,7 @@ def _authenticate(request: Request) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use 'Authorization: Bearer <token>'")
-    view = pki_of(request).authenticate(token.strip())
+    view = pki_of(request).tokens.authenticate(token.strip())
     caller = Caller(view.name, view.role)
     request.state.caller = caller
     return caller

@@ -95,7 +95,7 @@ class _ExpiryCache:
         with self._lock:
             if self._owner == id(pki) and now - self._at < _EXPIRY_CACHE_S:
                 return
-            counts = pki.expiring_counts(EXPIRY_WINDOW)
+            counts = pki.certificates.expiring_counts(EXPIRY_WINDOW)
             for ca in self._shown - set(counts):
                 EXPIRING.labels(ca).set(0)  # a CA seen before stays visible at zero
             for ca, count in counts.items():

@@ -70,17 +70,17 @@ def _csr(serial: str) -> tuple[bytes, ec.EllipticCurvePrivateKey]:
 def prepare(home: Path, stations: int) -> tuple[Path, list[tuple[str, Path]]]:
     """Initialise the PKI, register the stations and give each a certificate; returns the CA file and (id, pem)."""
     pki = PKI.open(Settings(home=home, key_passphrase=PASSPHRASE))  # type: ignore[arg-type]
-    pki.init(organization=ORGANIZATION, actor="bench")
+    pki.cas.init(organization=ORGANIZATION, actor="bench")
     ca_file = home / "cso-root.pem"
-    ca_file.write_bytes(pki.ca_chain("cso-sub")[-1].public_bytes(serialization.Encoding.PEM))
+    ca_file.write_bytes(pki.cas.chain("cso-sub")[-1].public_bytes(serialization.Encoding.PEM))
     out = home / "stations"
     out.mkdir()
     result = []
     for index in range(stations):
         identity, serial = f"CP{index:06d}", f"SN{index:06d}"
-        pki.add_station(identity=identity, serial=serial, actor="bench")
+        pki.stations.add(identity=identity, serial=serial, actor="bench")
         csr, key = _csr(serial)
-        issued = pki.issue(
+        issued = pki.certificates.issue(
             profile="station", csr=csr, identity=RequestIdentity(station_id=identity, station_serial=serial)
         )
         pem = out / f"{identity}.pem"

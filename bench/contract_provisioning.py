@@ -50,7 +50,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _vehicle(pki: PKI, pcid: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     csr, key = ev.vehicle_csr(pcid)
-    issued = pki.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid))
+    issued = pki.certificates.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid))
     return x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode()), key
 
 
@@ -67,28 +67,28 @@ def _time_each(function: Callable[[], object], runs: int) -> float:
 def provisioning(n: int, home: Path) -> tuple[list[float], bytes, bytes]:
     settings = Settings(home=home, key_passphrase=PASSPHRASE)  # type: ignore[arg-type]
     pki = PKI.open(settings)
-    pki.init(organization=ORGANIZATION, actor="bench")
-    roots = pki.roots("V2GRootCertificate")
+    pki.cas.init(organization=ORGANIZATION, actor="bench")
+    roots = pki.cas.roots("V2GRootCertificate")
     print(f"preparing {n} vehicles, contracts and signed requests …", flush=True)
     requests = []
     for index in range(n):
         pcid = f"WMIBENCH{index:09d}"
         certificate, key = _vehicle(pki, pcid)
-        pki.add_contract(emaid=f"DEBEN{index:09d}", pcid=pcid, actor="bench")
+        pki.contracts.add(emaid=f"DEBEN{index:09d}", pcid=pcid, actor="bench")
         exi = ev.installation_request(certificate, key, roots, os.urandom(8))
         requests.append(base64.b64encode(exi).decode())
     # One untimed request warms caches (CA directory, decrypted CPS and MO keys), as a running server would be.
     warm_certificate, warm_key = _vehicle(pki, "WMIBENCHWARM00000")
-    pki.add_contract(emaid="DEBENWARM000000", pcid="WMIBENCHWARM00000", actor="bench")
+    pki.contracts.add(emaid="DEBENWARM000000", pcid="WMIBENCHWARM00000", actor="bench")
     warm = ev.installation_request(warm_certificate, warm_key, roots, b"\x00")
-    pki.provision_contract(
+    pki.contracts.provision(
         iso15118_schema_version=MSG_DEF_NAMESPACE, action="Install", exi_request=base64.b64encode(warm).decode()
     )
     latencies = []
     last = ""
     for request in requests:
         start = time.perf_counter()
-        result = pki.provision_contract(
+        result = pki.contracts.provision(
             iso15118_schema_version=MSG_DEF_NAMESPACE, action="Install", exi_request=request
         )
         latencies.append(time.perf_counter() - start)

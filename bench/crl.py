@@ -59,7 +59,7 @@ def settings_for(home: Path) -> Settings:
 def initialise(home: Path) -> None:
     pki = PKI.open(settings_for(home))
     try:
-        pki.init(organization=ORGANIZATION, actor="bench")
+        pki.cas.init(organization=ORGANIZATION, actor="bench")
     finally:
         pki.close()
 
@@ -137,7 +137,7 @@ def child(home: Path) -> None:
     pki = PKI(database=database, keys=keys, settings=settings)
     baseline_kib = _reset_peak_rss()
     started = time.perf_counter()
-    view = pki.generate_crl(CA_ID)
+    view = pki.crls.generate(CA_ID)
     seconds = time.perf_counter() - started
     peak_kib = _peak_rss()
     crl = x509.load_der_x509_crl(view.der)

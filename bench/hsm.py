@@ -57,20 +57,22 @@ def measure(settings: Settings, algorithm: str, n: int, prefix: str) -> tuple[fl
     config.write_text(hierarchy(algorithm), encoding="utf-8")
     pki = PKI.open(settings)
     try:
-        pki.init(config=config, organization=ORGANIZATION, actor="bench")
+        pki.cas.init(config=config, organization=ORGANIZATION, actor="bench")
         requests = make_csrs(n, prefix)
         issued: list[x509.Certificate] = []
 
         def issue(i: int) -> None:
             station, csr = requests[i]
-            view = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station)).certificate
+            view = pki.certificates.issue(
+                profile="station", csr=csr, identity=RequestIdentity(station_id=station)
+            ).certificate
             issued.append(x509.load_pem_x509_certificate(view.certificate_pem.encode()))
 
         ((warm_station, warm_csr),) = make_csrs(1, prefix + "W")
         # Warm-up: loads the CA key (a PBKDF2 run for the file backend, a token login for PKCS#11).
-        pki.issue(profile="station", csr=warm_csr, identity=RequestIdentity(station_id=warm_station))
+        pki.certificates.issue(profile="station", csr=warm_csr, identity=RequestIdentity(station_id=warm_station))
         issuance = rate(n, issue)
-        issuer = pki.ca_chain("cso-sub")[0]
+        issuer = pki.cas.chain("cso-sub")[0]
         ocsp_requests = [
             ocsp.OCSPRequestBuilder()
             .add_certificate(cert, issuer, hashes.SHA1())
@@ -79,8 +81,8 @@ def measure(settings: Settings, algorithm: str, n: int, prefix: str) -> tuple[fl
             .public_bytes(serialization.Encoding.DER)
             for cert in issued
         ]
-        pki.ocsp_respond(ocsp_requests[0])
-        signatures = rate(n, lambda i: pki.ocsp_respond(ocsp_requests[i]))
+        pki.ocsp.respond(ocsp_requests[0])
+        signatures = rate(n, lambda i: pki.ocsp.respond(ocsp_requests[i]))
         ctx = pki._ctx  # type: ignore[attr-defined]
         with ctx.database.read() as session:
             key_id = repository.get_ca(session, "cso-sub").key_id

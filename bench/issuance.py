@@ -76,18 +76,20 @@ def make_csrs(n: int, prefix: str) -> list[tuple[str, str]]:
 def open_pki(home: Path, url: str) -> PKI:
     settings = Settings(home=home, database_url=url, key_passphrase=PASSPHRASE)  # type: ignore[arg-type]
     pki = PKI.open(settings)
-    pki.init(organization=ORGANIZATION, actor="bench")
+    pki.cas.init(organization=ORGANIZATION, actor="bench")
     return pki
 
 
 def time_issuance(pki: PKI, csrs: Sequence[tuple[str, str]], name: str) -> Result:
     station, csr = csrs[0]
-    pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station))  # warm caches and keys
+    pki.certificates.issue(
+        profile="station", csr=csr, identity=RequestIdentity(station_id=station)
+    )  # warm caches and keys
     start = time.perf_counter()
     for station, csr in csrs[1:]:
-        pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench")
+        pki.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench")
     elapsed = time.perf_counter() - start
-    if not pki.verify_audit().ok:
+    if not pki.audit.verify().ok:
         raise SystemExit(f"{name}: the audit chain does not verify after the run")
     return Result(name, len(csrs) - 1, elapsed)
 

@@ -132,18 +132,22 @@ def build_fixture(pki: PKI, home: Path, certs: int, revoke_every: int) -> Fixtur
     """Issue, revoke, publish CRLs and pre-sign, as a running server's upkeep would have done."""
     issued = []
     for station, csr in make_csrs(certs, "CS"):
-        view = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench")
+        view = pki.certificates.issue(
+            profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench"
+        )
         issued.append(view.certificate)
     fixture_issued = []
     for i, view in enumerate(issued):
         revoked_at = None
         if revoke_every and i % revoke_every == revoke_every - 1:
-            revoked = pki.revoke(view.serial, "keyCompromise", ca_id=CA_ID, actor="bench", publish_crls=False)
+            revoked = pki.revocation.revoke(
+                view.serial, "keyCompromise", ca_id=CA_ID, actor="bench", publish_crls=False
+            )
             revoked_at = revoked.revoked_at
         fixture_issued.append(Issued(x509.load_pem_x509_certificate(view.certificate_pem.encode()), revoked_at))
     run_upkeep(pki)  # CRLs of every CA, responders, pre-signed responses: the server starts with nothing to do
-    issuer = pki.ca_chain(CA_ID)[0]
-    responder_view = pki.ocsp_responder(CA_ID)
+    issuer = pki.cas.chain(CA_ID)[0]
+    responder_view = pki.ocsp.responder(CA_ID)
     responder = x509.load_pem_x509_certificate(responder_view.certificate_pem.encode())
     with contextlib.closing(sqlite3.connect(home / "evpki.db")) as db:
         row = db.execute(
@@ -280,7 +284,7 @@ def engine_only(pki: PKI, fixture: Fixture, seconds: float, *, profile: bool) ->
 
     def respond(requests: list[bytes], *, stored: bool) -> Callable[[int], object]:
         def call(i: int) -> object:
-            answer = pki.ocsp_respond(requests[i])
+            answer = pki.ocsp.respond(requests[i])
             if answer.status != "successful" or answer.cert_statuses != (expected[i],) or answer.from_store != stored:
                 raise SystemExit(f"engine: unexpected answer to request {i}: {answer.status} {answer.cert_statuses}")
             return answer
@@ -428,7 +432,7 @@ def measure(args: argparse.Namespace, *, with_openssl: bool) -> Run:
         print(f"setting up: {args.certs} certificates, pre-signed responses (not timed) ...", file=sys.stderr)
         pki = PKI.open(settings_for(home, port))
         try:
-            pki.init(organization=ORGANIZATION, actor="bench")
+            pki.cas.init(organization=ORGANIZATION, actor="bench")
             fixture = build_fixture(pki, home, args.certs, args.revoke_every)
             with loadgen.pinned(server_cpu):
                 engine = engine_only(pki, fixture, args.engine_seconds, profile=args.profile)

@@ -64,11 +64,15 @@ def _worker(index: int, prefix: str, n: int, home: str, url: str, barrier: Any, 
         pki = PKI.open(_settings(Path(home), url), migrate=False)
         try:
             station, csr = csrs[0]
-            pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench")
+            pki.certificates.issue(
+                profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench"
+            )
             barrier.wait(timeout=120)
             start = time.monotonic()
             for station, csr in csrs[1:]:
-                pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench")
+                pki.certificates.issue(
+                    profile="station", csr=csr, identity=RequestIdentity(station_id=station), actor="bench"
+                )
             end = time.monotonic()
         finally:
             pki.close()
@@ -138,7 +142,7 @@ def run_round(processes: int, n: int, home: Path, url: str) -> Round:
 
 
 def _check(pki: PKI, url: str) -> None:
-    verification = pki.verify_audit()
+    verification = pki.audit.verify()
     if not verification.ok:
         raise SystemExit(f"the audit chain does not verify: {verification}")
     engine = create_engine(url)
@@ -173,7 +177,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="evpki-bench-pg-") as tmp:
             home = Path(tmp)
             pki = PKI.open(_settings(home, url))
-            pki.init(organization=ORGANIZATION, actor="bench")
+            pki.cas.init(organization=ORGANIZATION, actor="bench")
             for processes in counts:
                 rounds.append(run_round(processes, args.n, home, url))
                 _check(pki, url)

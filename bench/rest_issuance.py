@@ -130,9 +130,9 @@ def prepare(home: Path, url: str, port: int) -> str:
     """
     pki = PKI.open(settings_for(home, url, port))
     try:
-        pki.init(organization=ORGANIZATION, actor="bench")
+        pki.cas.init(organization=ORGANIZATION, actor="bench")
         run_upkeep(pki)
-        _, token = pki.create_token(name="bench", role="operator", actor="bench")
+        _, token = pki.tokens.create(name="bench", role="operator", actor="bench")
     finally:
         pki.close()
     return token
@@ -198,7 +198,7 @@ def check_database(home: Path, url: str, port: int, expected: int) -> None:
         engine.dispose()
         if stored != expected:
             raise SystemExit(f"the database holds {stored} station certificates, expected {expected}")
-        if not pki.verify_audit().ok:
+        if not pki.audit.verify().ok:
             raise SystemExit("the audit chain does not verify after the run")
     finally:
         pki.close()

@@ -18,7 +18,7 @@ app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 @guarded
 def verify(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Prove the audit chain intact; exit 8 naming the first broken record otherwise."""
-    result = open_pki().verify_audit()
+    result = open_pki().audit.verify()
     if json_output:
         print_json(
             {

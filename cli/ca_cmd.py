@@ -46,7 +46,7 @@ def init(
         pki = PKI.open(Settings().model_copy(update={"keystore": backend}))
     else:
         raise typer.BadParameter(f"--keystore must be file or pkcs11, not {keystore!r}")
-    report = pki.init(config=config, organization=org, actor=actor())
+    report = pki.cas.init(config=config, organization=org, actor=actor())
     console.print(f"CSO organisation: [bold]{report.organization}[/bold] (keys: {pki.settings.keystore})")
     if report.created:
         console.print(f"created: {', '.join(report.created)}")
@@ -58,7 +58,7 @@ def init(
 @guarded
 def list_cas(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the CAs with their validity and what they issue."""
-    cas = open_pki().list_cas()
+    cas = open_pki().cas.list()
     if json_output:
         print_json([ca.to_json() for ca in cas])
         return
@@ -75,7 +75,7 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON (with the PEM).")] = False,
 ) -> None:
     """Show one CA."""
-    ca = open_pki().get_ca(ca_id)
+    ca = open_pki().cas.get(ca_id)
     if json_output:
         print_json(ca.to_json(with_pem=True))
         return
@@ -91,7 +91,7 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Export a CA certificate (PEM), optionally with its chain."""
-    certificates = open_pki().ca_chain(ca_id)
+    certificates = open_pki().cas.chain(ca_id)
     selected = certificates if chain else certificates[:1]
     write_output("".join(pem(c) for c in selected), out)
 
@@ -119,13 +119,13 @@ def rollover(
     new root on stations and deletes the old one once it is no longer trusted.
     """
     pki = open_pki()
-    new_root = pki.rollover_root(ca_id, validity=parse_duration(validity) if validity else None, actor=actor())
-    link = pki.root_link(new_root)
-    generation = _generation(pki.list_cas(), new_root)
+    new_root = pki.cas.rollover(ca_id, validity=parse_duration(validity) if validity else None, actor=actor())
+    link = pki.cas.root_link(new_root)
+    generation = _generation(pki.cas.list(), new_root)
     leaves = [
         view
         for ca in generation
-        for view in pki.certificates(CertificateFilter(ca_id=ca.id))
+        for view in pki.certificates.list(CertificateFilter(ca_id=ca.id))
         if view.label is not None and view.profile in ca.issues
     ]
     if json_output:

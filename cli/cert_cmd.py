@@ -75,7 +75,7 @@ def issue(
     out: OutOpt = None,
 ) -> None:
     """Issue a certificate from a CSR under the profile's policy; prints the chain (leaf first, no root)."""
-    issued = open_pki().issue(
+    issued = open_pki().certificates.issue(
         profile=profile,
         csr=read_input_file(csr),
         identity=_identity(station_id, station_serial, secc_id, fqdn, emaid, pcid),
@@ -102,7 +102,7 @@ def renew(
     out: OutOpt = None,
 ) -> None:
     """Issue a new certificate for an identity that has one; the old one becomes superseded (still valid)."""
-    issued = open_pki().renew(
+    issued = open_pki().certificates.renew(
         csr=read_input_file(csr),
         identity=_identity(station_id, station_serial, secc_id, fqdn, emaid, pcid),
         profile=profile,
@@ -124,7 +124,7 @@ def revoke(
     ca: Annotated[str | None, typer.Option("--ca", help="Issuing CA id, when the serial is ambiguous.")] = None,
 ) -> None:
     """Revoke a certificate. certificateHold can be released later with `evpki cert release`."""
-    view = open_pki().revoke(serial, reason, ca_id=ca, actor=actor())
+    view = open_pki().revocation.revoke(serial, reason, ca_id=ca, actor=actor())
     console.print(f"{view.issuer_id}/{view.serial}: {view.status} ({view.revocation_reason})")
 
 
@@ -135,7 +135,7 @@ def release(
     ca: Annotated[str | None, typer.Option("--ca", help="Issuing CA id, when the serial is ambiguous.")] = None,
 ) -> None:
     """Release a certificate from certificateHold."""
-    view = open_pki().release_hold(serial, ca_id=ca, actor=actor())
+    view = open_pki().revocation.release_hold(serial, ca_id=ca, actor=actor())
     console.print(f"{view.issuer_id}/{view.serial}: {view.status}")
 
 
@@ -155,7 +155,7 @@ def list_certificates(
     """List certificates."""
     pki = open_pki()
     expiring_before = pki.clock.now() + parse_duration(expiring_within) if expiring_within else None
-    views = pki.certificates(
+    views = pki.certificates.list(
         CertificateFilter(
             ca_id=ca, identity=station, profile=profile, status=status, expiring_before=expiring_before, limit=limit
         )
@@ -180,7 +180,7 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON (with the PEM).")] = False,
 ) -> None:
     """Show one certificate and its status."""
-    view: CertificateView = open_pki().certificate(key, ca_id=ca)
+    view: CertificateView = open_pki().certificates.get(key, ca_id=ca)
     if pem_output:
         write_output(view.certificate_pem, None)
     elif json_output:

@@ -82,7 +82,7 @@ def add(
     """Register a contract. A vehicle holds one contract at a time; without an end, certificates get the default."""
     if valid_until is not None and validity is not None:
         raise InvalidInput("give --valid-until or --validity, not both")
-    view = open_pki().add_contract(
+    view = open_pki().contracts.add(
         emaid=emaid,
         pcid=pcid,
         valid_from=parse_instant(valid_from) if valid_from else None,
@@ -107,7 +107,7 @@ def list_contracts(
     json_output: JsonOpt = False,
 ) -> None:
     """List contracts in the order they were added."""
-    views = open_pki().contracts(pcid=pcid, status=status, limit=limit, offset=offset)
+    views = open_pki().contracts.list(pcid=pcid, status=status, limit=limit, offset=offset)
     if json_output:
         print_json([view.to_json() for view in views])
         return
@@ -138,7 +138,7 @@ def list_contracts(
 @guarded
 def show(emaid: EmaidArg, json_output: JsonOpt = False) -> None:
     """Show one contract, its state and its current contract certificate."""
-    view = open_pki().contract(emaid)
+    view = open_pki().contracts.get(emaid)
     if json_output:
         print_json(view.to_json())
         return
@@ -154,7 +154,7 @@ def revoke(
     note: Annotated[str | None, typer.Option("--note", help="Why (at most 200 characters).")] = None,
 ) -> None:
     """End a contract now; its usable contract certificates are revoked (cessationOfOperation)."""
-    result = open_pki().revoke_contract(emaid, note=note, actor=actor())
+    result = open_pki().contracts.revoke(emaid, note=note, actor=actor())
     console.print(f"contract {result.contract.emaid} revoked", highlight=False)
     for ref in result.revoked_certificates:
         console.print(f"{ref.issuer_id}/{ref.serial}: revoked (cessationOfOperation)", highlight=False)
@@ -184,7 +184,7 @@ def install(
     ResponseCode (no contract, bad signature, ...); 3 when no EXI answer is possible (status Failed).
     The JSON is printed in every case.
     """
-    result = open_pki().provision_contract(
+    result = open_pki().contracts.provision(
         iso15118_schema_version=schema_version,
         action=action,
         exi_request=read_exi_base64(exi_request),

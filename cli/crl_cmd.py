@@ -57,7 +57,7 @@ def generate(
 ) -> None:
     """Build, sign and store the next full (or delta) CRL of a CA (its CRL number always increases)."""
     _check_format(fmt)
-    view = open_pki().generate_crl(
+    view = open_pki().crls.generate(
         ca, next_update=parse_duration(next_update) if next_update else None, actor=actor(), delta=delta
     )
     _write(view, fmt, out)
@@ -73,4 +73,4 @@ def show(
 ) -> None:
     """Print the CA's current CRL, as it is published; a stale one is regenerated first."""
     _check_format(fmt)
-    _write(open_pki().current_crl(ca, delta=delta), fmt, out)
+    _write(open_pki().crls.current(ca, delta=delta), fmt, out)

@@ -46,13 +46,13 @@ def _demo_token(pki: PKI, home: Path, console: Console) -> str:
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         try:
-            pki.authenticate(token)
+            pki.tokens.authenticate(token)
             return token
         except EvpkiError:
             path.unlink()
-    names = {view.name for view in pki.list_tokens()}
+    names = {view.name for view in pki.tokens.list()}
     name = next(f"demo-admin-{n}" for n in range(1, 10_000) if f"demo-admin-{n}" not in names)
-    _, token = pki.create_token(name=name, role="admin", actor="demo")
+    _, token = pki.tokens.create(name=name, role="admin", actor="demo")
     write_private(path, (token + "\n").encode())
     console.print(f"[yellow]Created the demo admin API token {name!r} in {path} (mode 0600).[/yellow]")
     return token
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         env["EVPKI_KEY_PASSPHRASE_FILE"] = str(passphrase_file)
     try:
         pki = PKI.open(settings)
-        report = pki.init(organization=None if pki.organization() else _DEMO_ORG, actor="demo")
-        cas = pki.list_cas()
-        leaves = [v for v in pki.certificates(CertificateFilter(limit=100_000)) if v.label]
+        report = pki.cas.init(organization=None if pki.cas.organization() else _DEMO_ORG, actor="demo")
+        cas = pki.cas.list()
+        leaves = [v for v in pki.certificates.list(CertificateFilter(limit=100_000)) if v.label]
         _demo_token(pki, settings.home, console)
         pki.close()
     except EvpkiError as error:

@@ -68,8 +68,8 @@ def _pem(certificate: x509.Certificate) -> bytes:
 
 def _roots(pki: PKI) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
     """The V2G roots a car of this PKI trusts, and the MO roots its contract chains end in."""
-    v2g = pki.roots("V2GRootCertificate")
-    mo = [pki.ca_chain(ca.id)[-1] for ca in pki.list_cas() if "contract" in ca.issues]
+    v2g = pki.cas.roots("V2GRootCertificate")
+    mo = [pki.cas.chain(ca.id)[-1] for ca in pki.cas.list() if "contract" in ca.issues]
     return v2g, mo
 
 
@@ -81,7 +81,9 @@ def create_vehicle(
 ) -> None:
     """Make a test vehicle: a P-256 key and an OEM provisioning certificate (CN = PCID, DC=OEM)."""
     csr, key = ev.vehicle_csr(pcid)
-    issued = open_pki().issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid), actor=actor())
+    issued = open_pki().certificates.issue(
+        profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid), actor=actor()
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "oem.pem").write_text(issued.chain_pem)
     write_private(
@@ -102,7 +104,7 @@ def _run(
     ocpp_version: str,
     out_dir: Path | None,
 ) -> None:
-    result = pki.provision_contract(
+    result = pki.contracts.provision(
         iso15118_schema_version=MSG_DEF_NAMESPACE,
         action=action,
         exi_request=base64.b64encode(exi).decode(),

@@ -137,7 +137,7 @@ def sign(
     pki = open_pki()
     when = when or pki.clock.now()
     with _opened(file) as handle:
-        signed = pki.sign_firmware(
+        signed = pki.firmware.sign(
             _chunks(handle, file), location=location, retrieve_at=when, actor=actor(), signer_ca=signer_ca
         )
     payloads = _payloads(signed, versions, request_id, when) if location is not None else {}
@@ -204,7 +204,7 @@ def verify(
     certificate_pem = read_input_file(certificate)
     pki = open_pki()
     with _opened(file) as handle:
-        result = pki.verify_firmware(_chunks(handle, file), signature=signature_text, certificate=certificate_pem)
+        result = pki.firmware.verify(_chunks(handle, file), signature=signature_text, certificate=certificate_pem)
     if json_output:
         print_json(result.to_json())
         return

@@ -20,7 +20,7 @@ _CA = typer.Option("--ca", help="CA id (default: every CA).")
 @guarded
 def presign(ca: Annotated[str | None, _CA] = None) -> None:
     """Sign and store responses for every unexpired certificate lacking a fresh one (evpki serve does it too)."""
-    counts = open_pki().ocsp_presign(ca)
+    counts = open_pki().ocsp.presign(ca)
     for ca_id, count in counts.items():
         console.print(f"{ca_id}: {count} responses signed")
 
@@ -33,7 +33,7 @@ def responder(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the CA's current responder certificate (issued now if it has none)."""
-    view = open_pki().ocsp_responder(ca)
+    view = open_pki().ocsp.responder(ca)
     if pem:
         typer.echo(view.certificate_pem, nl=False)
     elif json_output:
@@ -46,5 +46,5 @@ def responder(
 @guarded
 def rotate(ca: Annotated[str, typer.Option("--ca", help="CA id.")]) -> None:
     """Issue a new responder certificate and key for the CA now (e.g. after a key compromise)."""
-    view = open_pki().rotate_ocsp_responder(ca, actor=actor())
+    view = open_pki().ocsp.rotate_responder(ca, actor=actor())
     console.print(f"new responder for {ca}: serial {view.serial}, valid until {view.not_after:%Y-%m-%d %H:%M} UTC")

@@ -76,7 +76,7 @@ def add(
     if profile not in (2, 3):
         raise fail("--profile must be 2 or 3", 2)
     password = _password(password_file) if profile == 2 or password_file is not None else None
-    view = open_pki().add_station(
+    view = open_pki().stations.add(
         identity=identity, serial=serial, security_profile=profile, password=password, actor=actor()
     )
     if json_output:
@@ -93,7 +93,7 @@ def list_stations(
     json_output: JsonOpt = False,
 ) -> None:
     """List registered stations, ordered by identity."""
-    views = open_pki().stations(limit=limit, offset=offset)
+    views = open_pki().stations.list(limit=limit, offset=offset)
     if json_output:
         print_json([view.to_json() for view in views])
         return
@@ -115,7 +115,7 @@ def list_stations(
 @guarded
 def show(identity: IdentityArg, json_output: JsonOpt = False) -> None:
     """Show one station."""
-    view = open_pki().station(identity)
+    view = open_pki().stations.get(identity)
     if json_output:
         print_json(view.to_json())
         return
@@ -131,7 +131,7 @@ def remove(
     """Remove a station from the registry; it can no longer connect (its certificates stay as they are)."""
     if not yes:
         typer.confirm(f"remove station {identity}?", abort=True)
-    open_pki().remove_station(identity, actor=actor())
+    open_pki().stations.remove(identity, actor=actor())
     console.print(f"station {escape(identity)} removed")
 
 
@@ -139,7 +139,7 @@ def remove(
 @guarded
 def disable(identity: IdentityArg) -> None:
     """Refuse the station's future connections (an open connection stays until it reconnects)."""
-    view = open_pki().set_station_status(identity, "disabled", actor=actor())
+    view = open_pki().stations.set_status(identity, "disabled", actor=actor())
     console.print(f"station {escape(view.identity)} disabled")
 
 
@@ -147,7 +147,7 @@ def disable(identity: IdentityArg) -> None:
 @guarded
 def enable(identity: IdentityArg) -> None:
     """Admit a disabled station again."""
-    view = open_pki().set_station_status(identity, "active", actor=actor())
+    view = open_pki().stations.set_status(identity, "active", actor=actor())
     console.print(f"station {escape(view.identity)} enabled")
 
 
@@ -155,5 +155,5 @@ def enable(identity: IdentityArg) -> None:
 @guarded
 def passwd(identity: IdentityArg, password_file: PasswordFileOpt = None) -> None:
     """Set a station's Basic-auth password (profile 2); configure the same on the station (BasicAuthPassword)."""
-    view = open_pki().set_station_password(identity, _password(password_file), actor=actor())
+    view = open_pki().stations.set_password(identity, _password(password_file), actor=actor())
     console.print(f"password of station {escape(view.identity)} changed")

@@ -28,7 +28,7 @@ def create(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create a token and print it once; only its hash is stored, so it cannot be shown again."""
-    view, secret = open_pki().create_token(name=name, role=role, actor=actor())
+    view, secret = open_pki().tokens.create(name=name, role=role, actor=actor())
     if json_output:
         print_json({**view.as_dict(), "token": secret})
         return
@@ -41,7 +41,7 @@ def create(
 @guarded
 def list_tokens(json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List tokens (names, roles, state; never the secrets)."""
-    views = open_pki().list_tokens()
+    views = open_pki().tokens.list()
     if json_output:
         print_json([view.as_dict() for view in views])
         return
@@ -56,5 +56,5 @@ def list_tokens(json_output: Annotated[bool, typer.Option("--json", help="Print 
 @guarded
 def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
     """Revoke a token: requests with it get 401 from now on."""
-    view = open_pki().revoke_token(name, actor=actor())
+    view = open_pki().tokens.revoke(name, actor=actor())
     console.print(f"token {view.name!r} revoked")

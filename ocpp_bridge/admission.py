@@ -70,7 +70,7 @@ class Refusal:
 
 def _station(pki: PKI, identity: str, profile: int) -> StationView | Refusal:
     try:
-        station = pki.station(identity)
+        station = pki.stations.get(identity)
     except NotFound:
         return Refusal(HTTPStatus.FORBIDDEN, EVENT_REFUSED, "station identity is not registered")
     if station.status != "active":
@@ -109,7 +109,7 @@ def admit_certificate(
     fingerprint = hashlib.sha256(certificate_der).hexdigest()
     bad = HTTPStatus.FORBIDDEN, EVENT_INVALID_CERTIFICATE
     try:
-        view = pki.certificate(fingerprint)
+        view = pki.certificates.get(fingerprint)
     except NotFound:
         return Refusal(*bad, f"certificate SHA-256 {fingerprint} was not issued by this PKI")
     if view.profile != "station" or view.issuer_id not in (station_issuers or station_issuer_ids(pki)):
@@ -119,7 +119,7 @@ def admit_certificate(
         return Refusal(*bad, f"certificate {view.serial} is not valid before {view.not_before.isoformat()}")
     if view.status in ("revoked", "on-hold", "expired"):
         return Refusal(*bad, f"certificate {view.serial} is {view.status}")
-    organization = pki.organization()
+    organization = pki.cas.organization()
     if _subject(certificate, NameOID.ORGANIZATION_NAME) != [organization]:
         return Refusal(
             *bad, f"certificate O {_subject(certificate, NameOID.ORGANIZATION_NAME)} is not {organization!r}"
@@ -142,7 +142,7 @@ def station_issuer_ids(pki: PKI) -> frozenset[str]:
     The whole hierarchy, not only today's issuer: after ``evpki ca rollover`` the old ``cso-sub``
     issues nothing new, but its stations keep connecting with its certificates until renewed.
     """
-    cas = pki.list_cas()
+    cas = pki.cas.list()
     pkis = {ca.pki for ca in cas if "station" in ca.issues}
     return frozenset(ca.id for ca in cas if ca.pki in pkis)
 
@@ -177,7 +177,7 @@ def admit_password(pki: PKI, identity: str, authorization: str | None) -> Admiss
     user, password = credentials
     if user != identity:
         return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "Basic auth user is not the station identity")
-    station = pki.check_station_password(identity, password)
+    station = pki.stations.check_password(identity, password)
     if station is None:
         # One answer for unknown, disabled, other-profile and wrong password: no oracle for identities.
         return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "wrong station identity or password")

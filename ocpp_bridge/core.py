@@ -38,9 +38,9 @@ from ocpp_bridge.schemas import has_schema, validate_request, validate_response
 from ocpp_bridge.status import HASHES, CaIndex, CertId, StatusError, StatusForwarder, matching_single, parse_ocsp
 from pki import PKI
 from pki.ca.policy import RequestIdentity, load_csr
+from pki.ca.root_uses import RootUse
 from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.iso15118.provisioning import EXI_RESPONSE_LIMITS
-from pki.stations.root_uses import RootUse
 
 __all__ = [
     "HANDLED_ACTIONS",
@@ -126,7 +126,7 @@ class CertificateService:
             token = settings.contract_pool_token.get_secret_value() if settings.contract_pool_token else None
             contract_pool = ContractPool(settings.contract_pool_url, token)
         self._pool = contract_pool
-        self._cas = CaIndex(pki.list_cas)
+        self._cas = CaIndex(pki.cas.list)
         self._handlers: dict[str, Callable[[str, str, dict[str, Any]], Handled]] = {
             "SignCertificate": self._sign_certificate,
             "Get15118EVCertificate": self._get_15118_ev_certificate,
@@ -197,7 +197,7 @@ class CertificateService:
             return Handled({"status": "Rejected", **_status_info(version, reason_code, message)})
 
         try:
-            station = self._pki.station(station_id)
+            station = self._pki.stations.get(station_id)
         except NotFound:
             return reject("UnknownStation", f"station {station_id!r} is not registered")
         if station.status != "active":
@@ -233,7 +233,7 @@ class CertificateService:
             return body
 
         try:
-            delivery, new = self._pki.issue_for_station(
+            delivery, new = self._pki.deliveries.issue_for_station(
                 station=station_id,
                 profile=profile,
                 csr=payload["csr"],
@@ -264,7 +264,7 @@ class CertificateService:
 
     def _names_our_v2g_root(self, hash_data: dict[str, Any]) -> bool:
         try:
-            roots = self._pki.roots(RootUse.V2G)
+            roots = self._pki.cas.roots(RootUse.V2G)
         except NotFound:
             return False
         return any(root_sync.matches(root, hash_data) for root in roots)
@@ -281,7 +281,7 @@ class CertificateService:
                     max_response_chars=EXI_RESPONSE_LIMITS[version],
                 )
             )
-        result = self._pki.provision_contract(
+        result = self._pki.contracts.provision(
             iso15118_schema_version=payload["iso15118SchemaVersion"],
             action=payload["action"],
             exi_request=payload["exiRequest"],
@@ -295,7 +295,7 @@ class CertificateService:
     def _ocsp_response(self, cert_id: CertId, urls: list[str]) -> ocsp.OCSPResponse:
         """From our own responder when the issuer is ours, else from the first URL that answers."""
         if self._cas.issuer(cert_id) is not None:
-            answer = self._pki.ocsp_respond(cert_id.ocsp_request_der())
+            answer = self._pki.ocsp.respond(cert_id.ocsp_request_der())
             return parse_ocsp(answer.der, cert_id)
         failure = StatusError("NoResponderURL", "no responder URL")
         for url in urls:
@@ -348,7 +348,7 @@ class CertificateService:
         ours = self._cas.issuer(cert_id)
         if ours is not None:
             # Our own CA: its current CRL, in-process (the URL would lead back here anyway).
-            crl = x509.load_der_x509_crl(self._pki.current_crl(ours[0]).der)
+            crl = x509.load_der_x509_crl(self._pki.crls.current(ours[0]).der)
             issuer: x509.Certificate | None = ours[1]
         else:
             crl, issuer = self._fetch_crl(cert_id, urls), None
@@ -381,7 +381,7 @@ class CertificateService:
 
     def _security_event(self, version: str, station_id: str, payload: dict[str, Any]) -> Handled:
         # A04.FR.03: always confirmed.
-        self._pki.record_security_event(
+        self._pki.stations.record_security_event(
             station=station_id,
             event_type=payload["type"],
             timestamp=payload["timestamp"],
@@ -458,7 +458,7 @@ class CertificateService:
         else:
             validate_response(version, action, response)
         if follow_up.delivery_id is not None:
-            self._pki.record_delivery_result(
+            self._pki.deliveries.record_result(
                 follow_up.delivery_id, answer, station=station_id, actor=f"ocpp:{station_id}", sent=True
             )
         if action == "GetInstalledCertificateIds":
@@ -469,7 +469,7 @@ class CertificateService:
         """A CALLERROR or timeout for a follow-up: its delivery stays pending and is re-sent on reconnect."""
         log.warning("%s to %s failed: %s %s", follow_up.action, station_id, code, description[:200])
         if follow_up.delivery_id is not None:
-            self._pki.mark_delivery_sent(follow_up.delivery_id, station=station_id)
+            self._pki.deliveries.mark_sent(follow_up.delivery_id, station=station_id)
 
     # -- connection lifecycle ------------------------------------------------------------------------
 
@@ -493,17 +493,17 @@ class CertificateService:
         """The station's pending deliveries, oldest first, shaped for ``version`` (default: its last one)."""
         if version is None:
             try:
-                version = self._pki.station(station_id).ocpp_version
+                version = self._pki.stations.get(station_id).ocpp_version
             except NotFound:
                 return ()
         return tuple(
             self._adapt(version or "2.0.1", delivery.action, delivery.payload, delivery.id)
-            for delivery in self._pki.pending_deliveries(station_id)
+            for delivery in self._pki.deliveries.pending(station_id)
         )
 
     def renewal_due(self, version: str, station_id: str) -> tuple[FollowUp, ...]:
         """Trigger renewal (A02) of the station / SECC certificate when :meth:`pki.PKI.renewal_due` says so."""
-        due = self._pki.renewal_due(station_id)
+        due = self._pki.stations.renewal_due(station_id)
         follow_ups: list[FollowUp] = []
         if due.station:
             if version == "1.6":
@@ -522,7 +522,7 @@ class CertificateService:
     def on_connected(self, version: str, station_id: str, client_certificate: x509.Certificate | None) -> None:
         """Record the connection; optionally revoke certificates the one it connected with superseded."""
         try:
-            self._pki.record_station_connection(station_id, version)
+            self._pki.stations.record_connection(station_id, version)
         except NotFound:
             log.warning("connection of unregistered station %s not recorded", station_id)
             return
@@ -530,7 +530,7 @@ class CertificateService:
             return
         # A02.FR.08-10: the station has switched to its new certificate; the old ones are done.
         fingerprint = client_certificate.fingerprint(hashes.SHA256()).hex()
-        self._pki.revoke_superseded(station_id, fingerprint, actor=f"ocpp:{station_id}")
+        self._pki.stations.revoke_superseded(station_id, fingerprint, actor=f"ocpp:{station_id}")
 
     # -- root reconciliation (M03/M04/M05) ---------------------------------------------------------
 
@@ -540,9 +540,9 @@ class CertificateService:
         plan = root_sync.plan(self._pki, version, request, response)
         follow_ups: list[FollowUp] = []
         for change in plan:
-            pending = self._pki.pending_delivery(station_id, change.topic)
+            pending = self._pki.deliveries.find_pending(station_id, change.topic)
             if pending is None:
-                pending = self._pki.create_delivery(
+                pending = self._pki.deliveries.create(
                     station=station_id,
                     action=change.action,
                     topic=change.topic,

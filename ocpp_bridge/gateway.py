@@ -311,7 +311,7 @@ class Bridge:
         failures = self._failures.add(address) if result.event_type else 0
         if result.event_type and failures <= _EVENTS_PER_MINUTE:
             await asyncio.to_thread(
-                self.pki.record_security_event,
+                self.pki.stations.record_security_event,
                 station=identity,
                 event_type=result.event_type,
                 timestamp=self.pki.clock.now().isoformat(),

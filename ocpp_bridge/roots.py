@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes
 
 from ocpp_bridge.status import HASHES, cert_id_of
 from pki import PKI
+from pki.ca.root_uses import RootUse
 from pki.core.errors import NotFound
 from pki.runtime.views import pem
-from pki.stations.root_uses import RootUse
 
 __all__ = ["USES_2X", "Change", "matches", "plan"]
 
@@ -97,7 +97,7 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
     uses, installed = _installed(version, request, response)
     root_ids = {
         x509.load_pem_x509_certificate(ca.certificate_pem.encode()): ca.id
-        for ca in pki.list_cas()
+        for ca in pki.cas.list()
         if ca.parent_id is None
     }
     ours = list(root_ids)
@@ -108,14 +108,14 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
         if use is None:
             continue
         try:
-            trusted = pki.roots(use)
+            trusted = pki.cas.roots(use)
         except NotFound:
             trusted = []
         entries = [entry for kind, entry in installed if kind == name]
         for root in trusted:
             if any(matches(root, entry) for entry in entries):
                 continue
-            link = pki.root_link(root_ids[root]) if use is RootUse.CSMS and root in root_ids else None
+            link = pki.cas.root_link(root_ids[root]) if use is RootUse.CSMS and root in root_ids else None
             old = next((old for old in trusted if link is not None and old.subject == link.issuer), None)
             if link is not None and old is not None and any(matches(link, entry, old) for entry in entries):
                 continue  # the link stands for the new root while the old root is trusted

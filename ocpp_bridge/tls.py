@@ -127,7 +127,7 @@ class ServerCertificates:
 
     def _issue(self, kind: str) -> ServerCertificate:
         key = _new_key(kind)
-        organization = self._pki.organization()
+        organization = self._pki.cas.organization()
         subject = [x509.NameAttribute(NameOID.COMMON_NAME, self.server_name)]
         if organization:
             subject.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
@@ -137,7 +137,7 @@ class ServerCertificates:
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(self.server_name)]), critical=False)
             .sign(key, hashes.SHA256())
         )
-        issued = self._pki.issue(
+        issued = self._pki.certificates.issue(
             profile="csms-server",
             csr=csr.public_bytes(serialization.Encoding.PEM),
             identity=RequestIdentity(fqdn=self.server_name),
@@ -186,12 +186,12 @@ def client_ca_certificates(pki: PKI) -> list[x509.Certificate]:
     The sub-CAs are loaded too, so a station that sends only its leaf is still verified; the path
     must end at a self-signed root of the same hierarchy (OpenSSL's default, no partial chains).
     """
-    cas = [ca for ca in pki.list_cas() if ca.pki == _station_pki(pki)]
+    cas = [ca for ca in pki.cas.list() if ca.pki == _station_pki(pki)]
     return [x509.load_pem_x509_certificate(ca.certificate_pem.encode()) for ca in cas]
 
 
 def _station_pki(pki: PKI) -> str:
-    issuers = [ca for ca in pki.list_cas() if "station" in ca.issues]
+    issuers = [ca for ca in pki.cas.list() if "station" in ca.issues]
     if not issuers:
         raise RuntimeError("no CA issues station certificates; run `evpki init`")
     return issuers[0].pki

@@ -99,7 +99,7 @@ def pki(session_home: tuple[Path, str]) -> Iterator[PKI]:
     """One initialised default hierarchy for the whole session (read-mostly tests)."""
     home, url = session_home
     instance = PKI.open(make_settings(home, url))
-    instance.init(organization=ORG, actor="test")
+    instance.cas.init(organization=ORG, actor="test")
     yield instance
     instance.close()
 
@@ -113,7 +113,7 @@ def _fresh_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     home = tmp_path_factory.mktemp("evpki-template")
     url, name = database_url(home)
     instance = PKI.open(make_settings(home, url), clock=FixedClock(FRESH_EPOCH))
-    instance.init(organization=ORG, actor="test")
+    instance.cas.init(organization=ORG, actor="test")
     instance.close()
     yield home, name
     drop_database(name)

@@ -35,13 +35,13 @@ def records(
             prev_hash=entry.prev_hash,
             hash=entry.hash,
         )
-        for entry in pki.audit_records(after=after, limit=limit, action=action, ca_id=ca)
+        for entry in pki.audit.records(after=after, limit=limit, action=action, ca_id=ca)
     ]
 
 
 @router.get("/verify", summary="Verify the whole hash chain", **allow(Role.AUDITOR))
 def verify(pki: PkiDep) -> AuditVerificationOut:
-    result = pki.verify_audit()
+    result = pki.audit.verify()
     return AuditVerificationOut(
         ok=result.ok, records=result.records, first_broken_seq=result.first_broken_seq, reason=result.reason
     )

@@ -20,12 +20,12 @@ _PEM = {"application/pem-certificate-chain": {"example": "-----BEGIN CERTIFICATE
 
 @router.get("", summary="List the CAs", **_READ)
 def list_cas(pki: PkiDep) -> list[CaOut]:
-    return [CaOut.of(view) for view in pki.list_cas()]
+    return [CaOut.of(view) for view in pki.cas.list()]
 
 
 @router.get("/{ca_id}", summary="Show one CA", **_READ)
 def get_ca(ca_id: str, pki: PkiDep) -> CaOut:
-    return CaOut.of(pki.get_ca(ca_id))
+    return CaOut.of(pki.cas.get(ca_id))
 
 
 @router.get(
@@ -38,7 +38,7 @@ def get_ca(ca_id: str, pki: PkiDep) -> CaOut:
 def ca_certificate(
     ca_id: str, pki: PkiDep, format: Literal["pem", "der"] = Query("pem", description="pem or der")
 ) -> Response:
-    certificate = pki.ca_chain(ca_id)[0]
+    certificate = pki.cas.chain(ca_id)[0]
     if format == "der":
         return Response(certificate.public_bytes(serialization.Encoding.DER), media_type="application/pkix-cert")
     return Response(
@@ -54,5 +54,5 @@ def ca_certificate(
     **_READ,
 )
 def ca_chain(ca_id: str, pki: PkiDep) -> Response:
-    body = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pki.ca_chain(ca_id))
+    body = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pki.cas.chain(ca_id))
     return Response(body, media_type="application/pem-certificate-chain")

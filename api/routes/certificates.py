@@ -31,7 +31,7 @@ def _check_profile(caller_role: Role, profile: str) -> None:
 
 def _issue(pki: PKI, body: IssueIn, caller: Caller, *, renew: bool) -> IssuedOut:
     _check_profile(caller.role, body.profile)
-    operation = pki.renew if renew else pki.issue
+    operation = pki.certificates.renew if renew else pki.certificates.issue
     result = operation(
         profile=body.profile,
         csr=body.csr,
@@ -87,7 +87,7 @@ def list_certificates(
         limit=limit + 1,  # one more tells whether another page exists
         offset=offset,
     )
-    views = pki.certificates(flt)
+    views = pki.certificates.list(flt)
     more = len(views) > limit
     return CertificateList(
         items=[CertificateOut.of(view) for view in views[:limit]],
@@ -110,7 +110,7 @@ def get_certificate(
     ca: Annotated[str | None, Query(description="issuing CA, when a serial is ambiguous")] = None,
     format: Annotated[str, Query(pattern="^(json|pem)$", description="json (default) or pem")] = "json",
 ) -> CertificateOut | PlainTextResponse:
-    view = pki.certificate(key, ca)
+    view = pki.certificates.get(key, ca)
     if format == "pem":
         return PlainTextResponse(view.certificate_pem, media_type="application/x-pem-file")
     return CertificateOut.of(view)
@@ -125,8 +125,8 @@ def revoke(
     tasks: BackgroundTasks,
     ca: Annotated[str | None, Query(description="issuing CA, when a serial is ambiguous")] = None,
 ) -> CertificateOut:
-    view = pki.revoke(key, body.reason, ca_id=ca, actor=caller.actor, publish_crls=False)
-    tasks.add_task(pki.publish_crls, view.issuer_id)  # after the response: OCSP already says so
+    view = pki.revocation.revoke(key, body.reason, ca_id=ca, actor=caller.actor, publish_crls=False)
+    tasks.add_task(pki.crls.publish, view.issuer_id)  # after the response: OCSP already says so
     return CertificateOut.of(view)
 
 
@@ -138,6 +138,6 @@ def release(
     tasks: BackgroundTasks,
     ca: Annotated[str | None, Query(description="issuing CA, when a serial is ambiguous")] = None,
 ) -> CertificateOut:
-    view = pki.release_hold(key, ca_id=ca, actor=caller.actor, publish_crls=False)
-    tasks.add_task(pki.publish_crls, view.issuer_id)  # after the response: OCSP already says so
+    view = pki.revocation.release_hold(key, ca_id=ca, actor=caller.actor, publish_crls=False)
+    tasks.add_task(pki.crls.publish, view.issuer_id)  # after the response: OCSP already says so
     return CertificateOut.of(view)

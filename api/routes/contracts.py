@@ -31,7 +31,7 @@ EmaidPath = Annotated[str, Path(description="eMAID, with or without hyphens (DE-
     **allow(Role.OPERATOR),
 )
 def add_contract(body: ContractIn, pki: PkiDep, caller: CallerDep, response: Response) -> ContractOut:
-    view = pki.add_contract(
+    view = pki.contracts.add(
         emaid=body.emaid,
         pcid=body.pcid,
         valid_from=body.valid_from,
@@ -53,7 +53,7 @@ def list_contracts(
     offset: Annotated[int, Query(ge=0, le=MAX_ROW_NUMBER)] = 0,
 ) -> ContractList:
     # One more than asked tells whether another page exists.
-    views = pki.contracts(pcid=pcid, status=status, limit=limit + 1, offset=offset)
+    views = pki.contracts.list(pcid=pcid, status=status, limit=limit + 1, offset=offset)
     more = len(views) > limit
     return ContractList(
         items=[ContractOut.of(view) for view in views[:limit]],
@@ -69,7 +69,7 @@ def list_contracts(
     **allow(Role.OPERATOR, Role.CSMS, Role.AUDITOR),
 )
 def get_contract(key: EmaidPath, pki: PkiDep) -> ContractOut:
-    return ContractOut.of(pki.contract(key))
+    return ContractOut.of(pki.contracts.get(key))
 
 
 @router.post(
@@ -84,7 +84,7 @@ def revoke_contract(
     tasks: BackgroundTasks,
     body: Annotated[ContractRevokeIn | None, Body()] = None,
 ) -> ContractRevocationOut:
-    result = pki.revoke_contract(key, note=body.note if body else None, actor=caller.actor, publish_crls=False)
+    result = pki.contracts.revoke(key, note=body.note if body else None, actor=caller.actor, publish_crls=False)
     for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
-        tasks.add_task(pki.publish_crls, ca_id)
+        tasks.add_task(pki.crls.publish, ca_id)
     return ContractRevocationOut.of(result)

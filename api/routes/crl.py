@@ -30,9 +30,9 @@ def get_crl(name: str, request: Request, pki: PkiDep) -> Response:
     if not name.endswith(".crl"):
         raise NotFound(f"no CRL at /crl/{name}; use /crl/<ca>.crl or /crl/<ca>-delta.crl")
     stem = name[: -len(".crl")]
-    delta = stem.endswith("-delta") and stem not in {ca.id for ca in pki.list_cas()}
+    delta = stem.endswith("-delta") and stem not in {ca.id for ca in pki.cas.list()}
     ca_id = stem[: -len("-delta")] if delta else stem
-    crl = pki.current_crl(ca_id, delta=delta)
+    crl = pki.crls.current(ca_id, delta=delta)
     return cached_response(
         request,
         crl.der,

@@ -77,7 +77,7 @@ async def sign(
 ) -> FirmwareSignatureOut:
     stream = request.stream()
     signed = await anyio.to_thread.run_sync(
-        lambda: pki.sign_firmware(
+        lambda: pki.firmware.sign(
             _blocking_chunks(stream),
             location=location,
             retrieve_at=retrieve_date_time or pki.clock.now(),
@@ -134,7 +134,7 @@ async def verify(
     certificate = _certificate_header(firmware_signing_certificate)
     stream = request.stream()
     result = await anyio.to_thread.run_sync(
-        lambda: pki.verify_firmware(_blocking_chunks(stream), signature=firmware_signature, certificate=certificate)
+        lambda: pki.firmware.verify(_blocking_chunks(stream), signature=firmware_signature, certificate=certificate)
     )
     return FirmwareVerificationOut(
         ok=True,

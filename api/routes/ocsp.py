@@ -62,13 +62,13 @@ def _response(request: Request, answer: OcspAnswer) -> Response:
 )
 async def ocsp_post(request: Request) -> Response:
     body = await request.body()
-    return _response(request, pki_of(request).ocsp_respond(body))
+    return _response(request, pki_of(request).ocsp.respond(body))
 
 
 @router.get("/ocsp/{encoded:path}", summary="OCSP request (base64 DER in the path)", response_class=Response,
             responses=_RESPONSES, **public())  # fmt: skip
 async def ocsp_get(encoded: str, request: Request) -> Response:
-    return _response(request, pki_of(request).ocsp_respond(_decode_get(encoded)))
+    return _response(request, pki_of(request).ocsp.respond(_decode_get(encoded)))
 
 
 def _decode_get(encoded: str) -> bytes:
@@ -104,7 +104,7 @@ class OcspFastPath:
                 return
             if path.startswith("/ocsp/") and method == "GET":
                 request = Request(scope, receive)
-                answer = pki_of(request).ocsp_respond(_decode_get(path[len("/ocsp/") :]))
+                answer = pki_of(request).ocsp.respond(_decode_get(path[len("/ocsp/") :]))
                 await _response(request, answer)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -120,5 +120,5 @@ class OcspFastPath:
         except PayloadTooLarge as error:
             response: Response = problem_response(413, error.code, "Payload too large", error.message, "/ocsp")
         else:
-            response = _response(request, pki_of(request).ocsp_respond(bytes(body)))
+            response = _response(request, pki_of(request).ocsp.respond(bytes(body)))
         await response(scope, receive, send)

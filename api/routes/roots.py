@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import PkiDep, public
 from api.problems import PROBLEM_RESPONSES
-from pki.stations.root_uses import RootUse
+from pki.ca.root_uses import RootUse
 
 router = APIRouter(prefix="/api/v1/roots", tags=["roots"], responses=PROBLEM_RESPONSES)
 
@@ -23,5 +23,5 @@ def roots(
     pki: PkiDep,
     use: RootUse = Query(description="OCPP InstallCertificateUse, e.g. V2GRootCertificate"),  # noqa: B008
 ) -> Response:
-    body = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pki.roots(use))
+    body = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in pki.cas.roots(use))
     return Response(body, media_type="application/pem-certificate-chain")

@@ -9,12 +9,13 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
 
 from pki.core.clock import utc
 from pki.store.models import CertificateAuthorityRow, CertificateRow
 from pki.store.repository import derived_status
 
-__all__ = ["CaView", "CertificateView", "CrlView", "InitReport", "IssuedCertificate", "pem"]
+__all__ = ["CaView", "CertificateView", "CrlView", "InitReport", "IssuedCertificate", "certificate_view", "pem"]
 
 
 def pem(certificate: x509.Certificate) -> str:
@@ -160,3 +161,11 @@ class InitReport:
     organization: str
     created: tuple[str, ...]
     kept: tuple[str, ...]
+
+
+def certificate_view(session: Session, row: CertificateRow, now: dt.datetime) -> CertificateView:
+    """The view of a stored certificate, naming the serial of the certificate that superseded it."""
+    successor = None
+    if row.superseded_by_id is not None:
+        successor = session.get(CertificateRow, row.superseded_by_id).serial  # type: ignore[union-attr]
+    return CertificateView.from_row(row, now, successor)

@@ -18,7 +18,7 @@ from pki.operations.tokens import Role
 
 @pytest.fixture
 def tokens(fresh_pki: PKI) -> dict[Role, str]:
-    return {role: fresh_pki.create_token(name=f"test-{role.value}", role=role)[1] for role in Role}
+    return {role: fresh_pki.tokens.create(name=f"test-{role.value}", role=role)[1] for role in Role}
 
 
 @pytest_asyncio.fixture

@@ -72,13 +72,13 @@ async def test_every_route_for_every_role(client: httpx.AsyncClient, fresh_pki: 
 
 @pytest.mark.asyncio
 async def test_unknown_malformed_and_revoked_tokens_are_401(client: httpx.AsyncClient, fresh_pki: PKI) -> None:
-    view, token = fresh_pki.create_token(name="short-lived", role="auditor")
+    view, token = fresh_pki.tokens.create(name="short-lived", role="auditor")
     assert (await client.get("/api/v1/cas", headers=bearer(token))).status_code == 200
     for header in ("Bearer evpki_" + "A" * 43, "Bearer nonsense", "Basic dXNlcjpwYXNz", "Bearer "):
         response = await client.get("/api/v1/cas", headers={"Authorization": header})
         assert response.status_code == 401, header
         assert response.json()["type"] == "urn:evpki:problem:unauthenticated"
-    fresh_pki.revoke_token(view.name)
+    fresh_pki.tokens.revoke(view.name)
     response = await client.get("/api/v1/cas", headers=bearer(token))
     assert response.status_code == 401
     assert "revoked" in response.json()["detail"]
@@ -87,7 +87,7 @@ async def test_unknown_malformed_and_revoked_tokens_are_401(client: httpx.AsyncC
 def test_tokens_are_stored_only_as_hashes(fresh_pki: PKI) -> None:
     from sqlalchemy import text
 
-    _, token = fresh_pki.create_token(name="hash-check", role="operator")
+    _, token = fresh_pki.tokens.create(name="hash-check", role="operator")
     engine = fresh_pki._ctx.database.engine
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT token_hash FROM api_token")).all()

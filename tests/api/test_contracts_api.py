@@ -106,7 +106,9 @@ async def test_revoke_revokes_the_current_certificate_and_refreshes_the_crl(
         await client.post("/api/v1/contracts", json={"emaid": EMAID, "pcid": PCID}, headers=operator)
     ).status_code == 201
     csr, _ = make_csr(EMAID, dc="MO")
-    issued = fresh_pki.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=EMAID)).certificate
+    issued = fresh_pki.certificates.issue(
+        profile="contract", csr=csr, identity=RequestIdentity(emaid=EMAID)
+    ).certificate
     with fresh_pki._ctx.database.write() as session:
         record_contract_certificate(session, EMAID, issued.issuer_id, issued.serial)
     shown = (await client.get(f"/api/v1/contracts/{EMAID}", headers=operator)).json()

@@ -38,7 +38,7 @@ async def test_a_500_carries_the_request_id_in_its_header_and_log_lines(
     def broken() -> None:
         raise RuntimeError("database said something internal")
 
-    monkeypatch.setattr(fresh_pki, "list_cas", broken)
+    monkeypatch.setattr(fresh_pki.cas, "list", broken)
     response = await client.get("/api/v1/cas", headers={**bearer(tokens[Role.ADMIN]), "X-Request-Id": "boom-500"})
 
     assert response.status_code == 500
@@ -74,7 +74,7 @@ async def test_a_chunked_body_over_the_limit_is_413_like_an_announced_one(
 ) -> None:
     admin = {**bearer(tokens[Role.ADMIN]), "Content-Type": "application/json"}
     data = _issue_body(DEFAULT_LIMIT + 1)
-    audit_before = fresh_pki.audit_count()
+    audit_before = fresh_pki.audit.count()
 
     announced = await client.post(url, content=data, headers=admin)
     chunked = await client.post(url, content=_chunked(data), headers=admin)
@@ -85,7 +85,7 @@ async def test_a_chunked_body_over_the_limit_is_413_like_an_announced_one(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["type"] == "urn:evpki:problem:payload-too-large"
         assert "x-request-id" in response.headers
-    assert fresh_pki.audit_count() == audit_before
+    assert fresh_pki.audit.count() == audit_before
 
 
 async def test_a_chunked_body_within_the_limit_still_works(client: httpx.AsyncClient, tokens: dict[Role, str]) -> None:
@@ -100,13 +100,13 @@ async def test_a_chunked_firmware_over_its_own_limit_is_413(fresh_pki: PKI, toke
     fresh_pki.settings.firmware_max_bytes = 10_000
     transport = httpx.ASGITransport(app=create_app(fresh_pki))
     async with httpx.AsyncClient(transport=transport, base_url="http://evpki.test") as http:
-        audit_before = fresh_pki.audit_count()
+        audit_before = fresh_pki.audit.count()
         response = await http.post(
             "/api/v1/firmware/sign", content=_chunked(b"\x00" * 20_000), headers=bearer(tokens[Role.OPERATOR])
         )
     assert response.status_code == 413, response.text
     assert response.json()["type"] == "urn:evpki:problem:payload-too-large"
-    assert fresh_pki.audit_count() == audit_before  # nothing was signed
+    assert fresh_pki.audit.count() == audit_before  # nothing was signed
 
 
 async def test_the_openapi_documents_401_and_403_where_a_token_is_checked(fresh_pki: PKI) -> None:

@@ -77,7 +77,7 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> str 
 def test_every_answer_is_documented_and_none_is_a_server_error(fresh_pki: PKI, role: Role | None) -> None:
     headers = {}
     if role is not None:
-        headers["Authorization"] = f"Bearer {fresh_pki.create_token(name=f'fuzz-{role.value}', role=role)[1]}"
+        headers["Authorization"] = f"Bearer {fresh_pki.tokens.create(name=f'fuzz-{role.value}', role=role)[1]}"
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(fresh_pki))
     started = time.perf_counter()
     operations, failures = 0, []

@@ -49,7 +49,7 @@ async def _scrape(client: httpx.AsyncClient, token: str) -> dict[tuple[str, froz
 
 def _ocsp_request(pki: PKI, serial: str) -> bytes:
     """An OCSP request for ``serial`` of cso-sub, built from hashes (the leaf itself is not needed)."""
-    issuer = pki.ca_chain("cso-sub")[0]
+    issuer = pki.cas.chain("cso-sub")[0]
     name_hash = hashes.Hash(hashes.SHA1())
     name_hash.update(issuer.subject.public_bytes())
     key_hash = x509.SubjectKeyIdentifier.from_public_key(issuer.public_key()).digest  # SHA-1 of the key bits
@@ -109,9 +109,9 @@ async def test_expiring_gauge_counts_certificates_near_their_end(
 
     station_id = f"CP{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
-    fresh_pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id),
+    fresh_pki.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id),
                     validity=dt.timedelta(days=10))  # fmt: skip
-    counts = fresh_pki.expiring_counts(dt.timedelta(days=30))
+    counts = fresh_pki.certificates.expiring_counts(dt.timedelta(days=30))
     assert counts.get("cso-sub", 0) >= 1
     samples = await _scrape(client, tokens[Role.ADMIN])
     assert _value(samples, "evpki_certificates_expiring_30d", ca="cso-sub") == counts["cso-sub"]

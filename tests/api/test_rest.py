@@ -70,7 +70,7 @@ async def test_list_filters_and_paginates(client: httpx.AsyncClient, tokens: dic
 async def test_policy_refusal_names_its_rule_and_stores_nothing(
     client: httpx.AsyncClient, fresh_pki: PKI, tokens: dict[Role, str]
 ) -> None:
-    before = fresh_pki.audit_count()
+    before = fresh_pki.audit.count()
     weak = _station_body(key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
     response = await client.post("/api/v1/certificates", json=weak, headers=bearer(tokens[Role.CSMS]))
     assert response.status_code == 422
@@ -81,7 +81,7 @@ async def test_policy_refusal_names_its_rule_and_stores_nothing(
     wrong_org = _station_body(organization="Someone Else")
     response = await client.post("/api/v1/certificates", json=wrong_org, headers=bearer(tokens[Role.CSMS]))
     assert response.status_code == 422
-    assert fresh_pki.audit_count() == before
+    assert fresh_pki.audit.count() == before
 
 
 async def test_csms_may_issue_station_and_secc_only(client: httpx.AsyncClient, tokens: dict[Role, str]) -> None:

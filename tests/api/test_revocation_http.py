@@ -21,12 +21,14 @@ pytestmark = pytest.mark.asyncio
 def _station(pki: PKI) -> x509.Certificate:
     station_id = f"CP{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
-    view = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)).certificate
+    view = pki.certificates.issue(
+        profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)
+    ).certificate
     return x509.load_pem_x509_certificate(view.certificate_pem.encode())
 
 
 def _request(pki: PKI, cert: x509.Certificate, nonce: bytes | None = None) -> bytes:
-    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, pki.ca_chain("cso-sub")[0], hashes.SHA1())
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, pki.cas.chain("cso-sub")[0], hashes.SHA1())
     if nonce:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)
@@ -87,13 +89,13 @@ async def test_revocation_through_the_api_is_visible_in_ocsp_at_once(
 
 async def test_crl_and_delta_crl_with_headers(client: httpx.AsyncClient, fresh_pki: PKI) -> None:
     cert = _station(fresh_pki)
-    fresh_pki.revoke(format(cert.serial_number, "X"), "superseded", ca_id="cso-sub")
+    fresh_pki.revocation.revoke(format(cert.serial_number, "X"), "superseded", ca_id="cso-sub")
     full = await client.get("/crl/cso-sub.crl")
     assert full.status_code == 200 and full.headers["content-type"] == "application/pkix-crl"
     assert full.headers["etag"] and full.headers["last-modified"]
     crl = x509.load_der_x509_crl(full.content)
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
-    assert crl.is_signature_valid(fresh_pki.ca_chain("cso-sub")[0].public_key())  # type: ignore[arg-type]
+    assert crl.is_signature_valid(fresh_pki.cas.chain("cso-sub")[0].public_key())  # type: ignore[arg-type]
     delta = await client.get("/crl/cso-sub-delta.crl")
     assert delta.status_code == 200
     delta_crl = x509.load_der_x509_crl(delta.content)

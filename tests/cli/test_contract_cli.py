@@ -102,7 +102,7 @@ def test_show_and_revoke_name_the_contract_certificate(env: tuple[Path, str]) ->
     pki = PKI.open(make_settings(home, url))
     try:
         csr, _ = make_csr("DEABCC123ABC56", dc="MO")
-        issued = pki.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid="DEABCC123ABC56"))
+        issued = pki.certificates.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid="DEABCC123ABC56"))
         with pki._ctx.database.write() as session:
             record_contract_certificate(
                 session, "DEABCC123ABC56", issued.certificate.issuer_id, issued.certificate.serial

@@ -72,7 +72,7 @@ def _request_file(env: tuple[Path, str]) -> Path:
     key = serialization.load_pem_private_key((car / "oem.key.pem").read_bytes(), None)
     pki = PKI.open(Settings())
     try:
-        exi = ev.installation_request(certificate, key, pki.roots("V2GRootCertificate"), b"\x05")  # type: ignore[arg-type]
+        exi = ev.installation_request(certificate, key, pki.cas.roots("V2GRootCertificate"), b"\x05")  # type: ignore[arg-type]
     finally:
         pki.close()
     path = env[0] / "request.exi"

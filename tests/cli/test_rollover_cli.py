@@ -30,7 +30,7 @@ def _signer_ca(pki: PKI, signed: dict) -> str:  # type: ignore[type-arg]
     """The CA that issued the signing certificate of a ``firmware sign --json`` answer."""
     issuer = x509.load_pem_x509_certificate(signed["signingCertificate"].encode()).issuer
     (ca,) = [
-        ca for ca in pki.list_cas() if x509.load_pem_x509_certificate(ca.certificate_pem.encode()).subject == issuer
+        ca for ca in pki.cas.list() if x509.load_pem_x509_certificate(ca.certificate_pem.encode()).subject == issuer
     ]
     return ca.id
 
@@ -45,7 +45,7 @@ def _valid_now(pki: PKI, label: str) -> bool:
     """Whether the managed leaf ``label`` is valid at the real time the CLI runs at (the 90-day CSMS
     server leaf of the test template may have expired; an expired leaf gets no successor)."""
     now = dt.datetime.now(dt.UTC)
-    views = pki.certificates(CertificateFilter(profile=None))
+    views = pki.certificates.list(CertificateFilter(profile=None))
     return any(view.label == label and view.not_before <= now < view.not_after for view in views)
 
 
@@ -92,14 +92,14 @@ def test_signer_ca_picks_the_old_generation_for_stations_not_yet_updated(
 def test_signer_ca_that_is_no_manufacturer_root_is_exit_3_and_signs_nothing(
     env: Path, firmware: Path, fresh_pki: PKI
 ) -> None:
-    before = fresh_pki.audit_count()
+    before = fresh_pki.audit.count()
     assert_one_line_error(invoke("firmware", "sign", str(firmware), "--signer-ca", "cso-root"), 3, "manufacturer root")
-    assert fresh_pki.audit_count() == before
+    assert fresh_pki.audit.count() == before
 
 
 def test_after_the_old_mf_root_is_revoked_firmware_sign_still_signs(env: Path, firmware: Path, fresh_pki: PKI) -> None:
     _rollover("mf-root")
-    revoked = invoke("cert", "revoke", fresh_pki.get_ca("mf-root").serial, "--ca", "mf-root", "--reason", "superseded")
+    revoked = invoke("cert", "revoke", fresh_pki.cas.get("mf-root").serial, "--ca", "mf-root", "--reason", "superseded")
     assert revoked.exit_code == 0, revoked.output
     assert _signer_ca(fresh_pki, sign_json(firmware)) == "mf-root-2"
     assert_one_line_error(invoke("firmware", "sign", str(firmware), "--signer-ca", "mf-root"), 4, "mf-root")

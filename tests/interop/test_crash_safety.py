@@ -67,7 +67,7 @@ def _evpki(*args: str) -> list[str]:
 def test_sigkill_during_a_burst_of_issuances_loses_nothing_acknowledged(home: tuple[Path, str]) -> None:
     path, url = home
     pki = PKI.open(make_settings(path, url))
-    token = pki.create_token(name="crash-test", role="csms")[1]
+    token = pki.tokens.create(name="crash-test", role="csms")[1]
     pki.close()
     env = _environment(path, url)
     port = _free_port()
@@ -123,7 +123,7 @@ def test_sigkill_during_a_burst_of_issuances_loses_nothing_acknowledged(home: tu
     pki = PKI.open(make_settings(path, url))
     try:
         for serial in got:
-            assert pki.certificate(serial, "cso-sub").status == "valid"
+            assert pki.certificates.get(serial, "cso-sub").status == "valid"
         with pki._ctx.database.read() as session:
             certificates = {(row.issuer_id, row.serial) for row in session.execute(select(CertificateRow)).scalars()}
             stations = {
@@ -136,7 +136,7 @@ def test_sigkill_during_a_burst_of_issuances_loses_nothing_acknowledged(home: tu
             }
         assert stations and stations <= issued, "a certificate row without its audit record"
         assert issued <= certificates, "an issuance record without its certificate"
-        assert pki.verify_audit().ok
+        assert pki.audit.verify().ok
     finally:
         pki.close()
     verify = subprocess.run(

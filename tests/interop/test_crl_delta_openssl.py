@@ -29,7 +29,9 @@ PUBLIC_URL = "http://127.0.0.1:8080"
 def _issue(pki: PKI) -> CertificateView:
     station_id = f"CPD{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
-    return pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)).certificate
+    return pki.certificates.issue(
+        profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)
+    ).certificate
 
 
 def _advance(pki: PKI, delta: dt.timedelta) -> None:
@@ -40,7 +42,7 @@ def _advance(pki: PKI, delta: dt.timedelta) -> None:
 
 def _chain(pki: PKI, directory: Path) -> Path:
     path = directory / "chain.pem"
-    path.write_text("".join(pem(c) for c in pki.ca_chain(CA)))
+    path.write_text("".join(pem(c) for c in pki.cas.chain(CA)))
     return path
 
 
@@ -63,15 +65,15 @@ def _verify_crl(path: Path, chain: Path) -> None:
 def published(fresh_pki: PKI, tmp_path: Path) -> tuple[PKI, dict[str, CertificateView], Path, Path, Path]:
     """A base full CRL, then a revocation, a hold and a release after it; the delta states those three."""
     before, revoked, held, released = (_issue(fresh_pki) for _ in range(4))
-    fresh_pki.revoke(before.serial, "keyCompromise", ca_id=CA)
-    fresh_pki.revoke(released.serial, "certificateHold", ca_id=CA)
+    fresh_pki.revocation.revoke(before.serial, "keyCompromise", ca_id=CA)
+    fresh_pki.revocation.revoke(released.serial, "certificateHold", ca_id=CA)
     _advance(fresh_pki, dt.timedelta(hours=1))
-    full = fresh_pki.generate_crl(CA)
+    full = fresh_pki.crls.generate(CA)
     _advance(fresh_pki, dt.timedelta(hours=1))
-    fresh_pki.revoke(revoked.serial, "keyCompromise", ca_id=CA, publish_crls=False)
-    fresh_pki.revoke(held.serial, "certificateHold", ca_id=CA, publish_crls=False)
-    fresh_pki.release_hold(released.serial, ca_id=CA, publish_crls=False)
-    delta = fresh_pki.generate_crl(CA, delta=True)
+    fresh_pki.revocation.revoke(revoked.serial, "keyCompromise", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.revoke(held.serial, "certificateHold", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.release_hold(released.serial, ca_id=CA, publish_crls=False)
+    delta = fresh_pki.crls.generate(CA, delta=True)
     assert delta.base_number == full.number
     full_path, delta_path = tmp_path / "full.der", tmp_path / "delta.der"
     full_path.write_bytes(full.der)
@@ -92,7 +94,7 @@ def test_openssl_shows_the_delta_crl_indicator_with_the_base_number(
     pki, _, _, _, delta_path = published
     text = _text(delta_path)
     assert "X509v3 Delta CRL Indicator: critical" in text
-    base = pki.latest_crl(CA).number
+    base = pki.crls.latest(CA).number
     assert f"Delta CRL Indicator: critical\n                {base}" in text
     assert "Freshest CRL" not in text  # RFC 5280 §5.2.6: only complete CRLs carry it
 
@@ -118,7 +120,7 @@ def test_openssl_lists_the_delta_entries_with_their_reasons(published: tuple[PKI
 def _verify_with_deltas(pki: PKI, certificate: CertificateView, directory: Path, crls: list[Path]) -> str:
     leaf = directory / f"{certificate.serial}.pem"
     leaf.write_text(certificate.certificate_pem)
-    chain = pki.ca_chain(CA)
+    chain = pki.cas.chain(CA)
     root, sub = directory / "root.pem", directory / "sub.pem"
     root.write_text(pem(chain[-1]))
     sub.write_text(pem(chain[0]))
@@ -168,7 +170,7 @@ def _verify_as_documented(
     """The README's line: the DER files as served, each with its own -CRLfile."""
     leaf, root, sub = directory / "station.pem", directory / "cso-root.pem", directory / "cso-sub.pem"
     leaf.write_text(certificate.certificate_pem)
-    chain = pki.ca_chain(CA)
+    chain = pki.cas.chain(CA)
     root.write_text(pem(chain[-1]))
     sub.write_text(pem(chain[0]))
     crl_args = [arg for path in crls for arg in ("-CRLfile", str(path))]
@@ -182,11 +184,11 @@ def test_the_documented_command_rejects_what_only_the_full_crl_lists(fresh_pki: 
     assert "openssl verify " + " ".join(README_FLAGS) in README.read_text()
     pki = fresh_pki
     revoked, after_base = _issue(pki), _issue(pki)
-    pki.revoke(revoked.serial, "keyCompromise", ca_id=CA)
+    pki.revocation.revoke(revoked.serial, "keyCompromise", ca_id=CA)
     _advance(pki, dt.timedelta(hours=1))
-    full = pki.generate_crl(CA)
+    full = pki.crls.generate(CA)
     _advance(pki, dt.timedelta(hours=1))
-    empty_delta = pki.generate_crl(CA, delta=True)
+    empty_delta = pki.crls.generate(CA, delta=True)
     assert empty_delta.base_number == full.number
     full_path, delta_path = tmp_path / "cso-sub.crl", tmp_path / "cso-sub-delta.crl"
     full_path.write_bytes(full.der)
@@ -200,8 +202,8 @@ def test_the_documented_command_rejects_what_only_the_full_crl_lists(fresh_pki: 
 
     # And -extended_crl without -use_deltas never reads the delta: a later revocation goes unseen.
     _advance(pki, dt.timedelta(hours=1))
-    pki.revoke(after_base.serial, "keyCompromise", ca_id=CA, publish_crls=False)
-    delta_path.write_bytes(pki.generate_crl(CA, delta=True).der)
+    pki.revocation.revoke(after_base.serial, "keyCompromise", ca_id=CA, publish_crls=False)
+    delta_path.write_bytes(pki.crls.generate(CA, delta=True).der)
     assert "certificate revoked" in _verify_as_documented(pki, after_base, tmp_path, both)
     assert ": OK" in _verify_as_documented(pki, after_base, tmp_path, both, ("-crl_check", "-extended_crl"))
 

@@ -64,7 +64,7 @@ def write_signature_files(directory: Path, signed: FirmwareSignature) -> tuple[P
 
 
 def test_openssl_verifies_an_ecdsa_firmware_signature(pki: PKI, firmware: Path, tmp_path: Path) -> None:
-    signed = pki.sign_firmware(chunks(firmware), location=None, actor="test")
+    signed = pki.firmware.sign(chunks(firmware), location=None, actor="test")
     assert signed.algorithm == "ecdsa-sha256"
     signature, _, public = write_signature_files(tmp_path, signed)
     result = run_openssl("dgst", "-sha256", "-verify", str(public), "-signature", str(signature), str(firmware))
@@ -73,7 +73,7 @@ def test_openssl_verifies_an_ecdsa_firmware_signature(pki: PKI, firmware: Path, 
 
 
 def test_openssl_rejects_an_ecdsa_signature_over_a_tampered_file(pki: PKI, firmware: Path, tmp_path: Path) -> None:
-    signed = pki.sign_firmware(chunks(firmware), location=None, actor="test")
+    signed = pki.firmware.sign(chunks(firmware), location=None, actor="test")
     signature, _, public = write_signature_files(tmp_path, signed)
     with firmware.open("r+b") as handle:
         handle.seek(1_000_000)
@@ -84,7 +84,7 @@ def test_openssl_rejects_an_ecdsa_signature_over_a_tampered_file(pki: PKI, firmw
 
 
 def test_openssl_verifies_an_rsa_pss_firmware_signature(rsa_pki: PKI, firmware: Path, tmp_path: Path) -> None:
-    signed = rsa_pki.sign_firmware(chunks(firmware), location=None, actor="test")
+    signed = rsa_pki.firmware.sign(chunks(firmware), location=None, actor="test")
     assert signed.algorithm == "rsassa-pss-sha256"
     signature, _, public = write_signature_files(tmp_path, signed)
     # saltlen -1: the salt must be exactly the digest length (32 octets); MGF1 follows -sha256.
@@ -98,11 +98,11 @@ def test_openssl_verifies_an_rsa_pss_firmware_signature(rsa_pki: PKI, firmware: 
 
 
 def test_openssl_verifies_the_signing_certificate_under_mf_root(pki: PKI, tmp_path: Path) -> None:
-    signed = pki.sign_firmware([b"firmware"], location=None, actor="test")
+    signed = pki.firmware.sign([b"firmware"], location=None, actor="test")
     certificate = tmp_path / "cert.pem"
     certificate.write_text(signed.certificate_pem)
     root = tmp_path / "mf-root.pem"
-    root.write_text(pki.get_ca("mf-root").certificate_pem)
+    root.write_text(pki.cas.get("mf-root").certificate_pem)
     # OCPP L01 remarks: no intermediates, so the root alone verifies the signer.
     result = run_openssl("verify", "-x509_strict", "-CAfile", str(root), str(certificate))
     assert result.returncode == 0, result.stderr
@@ -124,9 +124,9 @@ def _openssl_signature(key: Path, firmware: Path, tmp_path: Path, *options: str)
 
 
 def test_evpki_verifies_an_ecdsa_signature_made_by_openssl(pki: PKI, firmware: Path, tmp_path: Path) -> None:
-    signed = pki.sign_firmware([b"x"], location=None, actor="test")
+    signed = pki.firmware.sign([b"x"], location=None, actor="test")
     signature = _openssl_signature(_decrypted_signer_key(pki, tmp_path), firmware, tmp_path)
-    result = pki.verify_firmware(chunks(firmware), signature=signature, certificate=signed.certificate_pem)
+    result = pki.firmware.verify(chunks(firmware), signature=signature, certificate=signed.certificate_pem)
     assert result.size == firmware.stat().st_size
 
 
@@ -134,18 +134,18 @@ def test_evpki_verifies_an_ecdsa_signature_made_by_openssl(pki: PKI, firmware: P
 def test_evpki_verifies_an_rsa_pss_signature_made_by_openssl(
     rsa_pki: PKI, firmware: Path, tmp_path: Path, salt: str
 ) -> None:
-    signed = rsa_pki.sign_firmware([b"x"], location=None, actor="test")
+    signed = rsa_pki.firmware.sign([b"x"], location=None, actor="test")
     key = _decrypted_signer_key(rsa_pki, tmp_path)
     signature = _openssl_signature(
         key, firmware, tmp_path, "-sigopt", "rsa_padding_mode:pss", "-sigopt", f"rsa_pss_saltlen:{salt}"
     )
-    result = rsa_pki.verify_firmware(chunks(firmware), signature=signature, certificate=signed.certificate_pem)
+    result = rsa_pki.firmware.verify(chunks(firmware), signature=signature, certificate=signed.certificate_pem)
     assert result.algorithm == "rsassa-pss-sha256"
 
 
 def test_evpki_refuses_a_pkcs1_v15_rsa_signature(rsa_pki: PKI, firmware: Path, tmp_path: Path) -> None:
     # OCPP 2.0.1 L01.FR.04 names RSA-PSS; a PKCS#1 v1.5 signature by the right key is not accepted.
-    signed = rsa_pki.sign_firmware([b"x"], location=None, actor="test")
+    signed = rsa_pki.firmware.sign([b"x"], location=None, actor="test")
     signature = _openssl_signature(_decrypted_signer_key(rsa_pki, tmp_path), firmware, tmp_path)
     with pytest.raises(VerificationFailed, match="signature does not match the file"):
-        rsa_pki.verify_firmware(chunks(firmware), signature=signature, certificate=signed.certificate_pem)
+        rsa_pki.firmware.verify(chunks(firmware), signature=signature, certificate=signed.certificate_pem)

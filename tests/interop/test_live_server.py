@@ -55,11 +55,11 @@ def server(pki: PKI) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def operator_token(pki: PKI) -> str:
-    return pki.create_token(name=f"live-{uuid.uuid4().hex[:8]}", role="operator")[1]
+    return pki.tokens.create(name=f"live-{uuid.uuid4().hex[:8]}", role="operator")[1]
 
 
 def _write_chain(pki: PKI, ca_id: str, directory: Path) -> tuple[Path, Path]:
-    chain = pki.ca_chain(ca_id)
+    chain = pki.cas.chain(ca_id)
     issuer, bundle = directory / f"{ca_id}.pem", directory / f"{ca_id}-chain.pem"
     issuer.write_bytes(chain[0].public_bytes(serialization.Encoding.PEM))
     bundle.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))

@@ -100,15 +100,15 @@ def chains(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Chai
     )
     result: dict[str, Chain] = {}
     for name, (profile, csr, identity, ca_id) in requests.items():
-        issued = pki.issue(profile=profile, csr=csr, identity=identity, ca_id=ca_id)
-        result[name] = _write_chain(directory, name, ca_id, issued.certificate.certificate_pem, pki.ca_chain(ca_id))
-    for view in pki.certificates(CertificateFilter()):
+        issued = pki.certificates.issue(profile=profile, csr=csr, identity=identity, ca_id=ca_id)
+        result[name] = _write_chain(directory, name, ca_id, issued.certificate.certificate_pem, pki.cas.chain(ca_id))
+    for view in pki.certificates.list(CertificateFilter()):
         if view.label:
             result[f"init-{view.label}"] = _write_chain(
-                directory, f"init-{view.label}", view.issuer_id, view.certificate_pem, pki.ca_chain(view.issuer_id)
+                directory, f"init-{view.label}", view.issuer_id, view.certificate_pem, pki.cas.chain(view.issuer_id)
             )
-    for ca in pki.list_cas():
-        ancestors = pki.ca_chain(ca.parent_id) if ca.parent_id else pki.ca_chain(ca.id)
+    for ca in pki.cas.list():
+        ancestors = pki.cas.chain(ca.parent_id) if ca.parent_id else pki.cas.chain(ca.id)
         result[f"ca-{ca.id}"] = _write_chain(
             directory, f"ca-{ca.id}", ca.parent_id or ca.id, ca.certificate_pem, ancestors
         )
@@ -290,8 +290,8 @@ def _revoked_station_serials(pki: PKI, count: int) -> list[str]:
     for reason in ("keyCompromise", "certificateHold", "cessationOfOperation")[:count]:
         station_id = _station_id()
         csr = openssl_csr(f"/O={ORG}/CN={station_id}")[0]
-        issued = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id))
-        pki.revoke(issued.certificate.serial, reason, ca_id="cso-sub")
+        issued = pki.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id))
+        pki.revocation.revoke(issued.certificate.serial, reason, ca_id="cso-sub")
         serials.append(issued.certificate.serial)
     return serials
 
@@ -301,9 +301,9 @@ def cso_sub_crl(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     serials = _revoked_station_serials(pki, 3)
     directory = tmp_path_factory.mktemp("openssl-crl")
     crl_path = directory / "cso-sub.crl"
-    crl_path.write_bytes(pki.generate_crl("cso-sub").der)
+    crl_path.write_bytes(pki.crls.generate("cso-sub").der)
     issuer_path = directory / "cso-sub.pem"
-    issuer_path.write_text(pki.get_ca("cso-sub").certificate_pem)
+    issuer_path.write_text(pki.cas.get("cso-sub").certificate_pem)
     return crl_path, issuer_path, serials
 
 
@@ -319,7 +319,7 @@ def test_openssl_verifies_the_crl_signature(cso_sub_crl: tuple[Path, Path, list[
 def test_openssl_refuses_a_crl_against_another_issuer(pki: PKI, cso_sub_crl: tuple[Path, Path, list[str]]) -> None:
     crl_path, issuer_path, _ = cso_sub_crl
     other = issuer_path.with_name("mo-sub2.pem")
-    other.write_text(pki.get_ca("mo-sub2").certificate_pem)
+    other.write_text(pki.cas.get("mo-sub2").certificate_pem)
     result = run_openssl("crl", "-inform", "DER", "-in", str(crl_path), "-CAfile", str(other), "-verify", "-noout")
     assert "verify OK" not in result.stderr + result.stdout
 
@@ -339,9 +339,9 @@ def test_openssl_lists_every_revoked_serial_with_its_reason(cso_sub_crl: tuple[P
 @pytest.mark.parametrize("ca_id", ["mf-root", "cpo-sub2", "mo-sub2"])
 def test_openssl_verifies_an_empty_crl(pki: PKI, tmp_path: Path, ca_id: str) -> None:
     crl_path = tmp_path / f"{ca_id}.crl"
-    crl_path.write_bytes(pki.generate_crl(ca_id).der)
+    crl_path.write_bytes(pki.crls.generate(ca_id).der)
     issuer_path = tmp_path / f"{ca_id}.pem"
-    issuer_path.write_text(pki.get_ca(ca_id).certificate_pem)
+    issuer_path.write_text(pki.cas.get(ca_id).certificate_pem)
     result = run_openssl(
         "crl", "-inform", "DER", "-in", str(crl_path), "-CAfile", str(issuer_path), "-verify", "-noout"
     )

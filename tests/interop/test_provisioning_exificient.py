@@ -24,7 +24,7 @@ ISO2 = "urn:iso:15118:2:2013:MsgDef"
 
 
 def _root_ids(pki: PKI) -> list[tuple[str, int]]:
-    return [(root.issuer.rfc4514_string(), root.serial_number) for root in pki.roots("V2GRootCertificate")]
+    return [(root.issuer.rfc4514_string(), root.serial_number) for root in pki.cas.roots("V2GRootCertificate")]
 
 
 def _der(certificate) -> bytes:  # type: ignore[no-untyped-def]
@@ -36,7 +36,7 @@ def _install_request(exificient: Exificient, pki: PKI, vehicle: Car, session: by
 
 
 def _ask(pki: PKI, action: str, exi: bytes, ocpp_version: str = "2.0.1") -> bytes:
-    result = pki.provision_contract(
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2,
         action=action,
         exi_request=base64.b64encode(exi).decode(),
@@ -52,9 +52,9 @@ def test_an_independent_car_installs_and_then_updates_its_contract(
 ) -> None:
     vehicle = make_car(pki)
     emaid = new_emaid()
-    pki.add_contract(emaid=emaid, pcid=vehicle.pcid)
-    v2g_root = pki.roots("V2GRootCertificate")
-    mo_root = [pki.ca_chain("mo-sub2")[-1]]
+    pki.contracts.add(emaid=emaid, pcid=vehicle.pcid)
+    v2g_root = pki.cas.roots("V2GRootCertificate")
+    mo_root = [pki.cas.chain("mo-sub2")[-1]]
 
     session = bytes.fromhex("DEADBEEF00112233")
     request = car.build_installation_request(
@@ -103,7 +103,7 @@ def test_a_refusal_decodes_with_exificient_and_names_the_iso_code(pki: PKI, exif
     )
     response = _ask(pki, "Install", request)
     with pytest.raises(car.CarRejects) as rejected:
-        car.open_response(exificient, response, vehicle.key, b"\x01", sa_roots=pki.roots("V2GRootCertificate"))
+        car.open_response(exificient, response, vehicle.key, b"\x01", sa_roots=pki.cas.roots("V2GRootCertificate"))
     assert rejected.value.response_code == "FAILED_NoCertificateAvailable"
     body = exificient.decode(response)["V2G_Message"]["Body"]["CertificateInstallationRes"]
     assert body["ResponseCode"] == "FAILED_NoCertificateAvailable"

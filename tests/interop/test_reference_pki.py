@@ -196,13 +196,13 @@ def test_csr_gets_the_expected_outcome(csr: str, pki: PKI) -> None:
     entry = FILES[csr]
     identity = RequestIdentity(**entry["identity"])
     pem = (CERTS / csr).read_bytes()
-    before = len(pki.certificates(CertificateFilter(limit=100_000)))
+    before = len(pki.certificates.list(CertificateFilter(limit=100_000)))
     if entry["expected"] == "accept":
-        issued = pki.issue(profile=entry["profile"], csr=pem, identity=identity, actor="test")
+        issued = pki.certificates.issue(profile=entry["profile"], csr=pem, identity=identity, actor="test")
         assert issued.certificate.profile == entry["profile"]
-        assert len(pki.certificates(CertificateFilter(limit=100_000))) == before + 1
+        assert len(pki.certificates.list(CertificateFilter(limit=100_000))) == before + 1
         return
     with pytest.raises(PolicyViolation) as refused:
-        pki.issue(profile=entry["profile"], csr=pem, identity=identity, actor="test")
+        pki.certificates.issue(profile=entry["profile"], csr=pem, identity=identity, actor="test")
     assert refused.value.rule == entry["expected"]
-    assert len(pki.certificates(CertificateFilter(limit=100_000))) == before
+    assert len(pki.certificates.list(CertificateFilter(limit=100_000))) == before

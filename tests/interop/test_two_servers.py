@@ -114,7 +114,7 @@ def test_revocation_through_one_server_is_seen_by_ocsp_on_the_other(
     fresh_pki: PKI, two_servers: tuple[str, str]
 ) -> None:
     server_a, server_b = two_servers
-    admin = fresh_pki.create_token(name=f"two-servers-{uuid.uuid4().hex[:8]}", role="admin")[1]
+    admin = fresh_pki.tokens.create(name=f"two-servers-{uuid.uuid4().hex[:8]}", role="admin")[1]
     station_id = f"CP{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
     headers = {"Authorization": f"Bearer {admin}"}
@@ -125,7 +125,7 @@ def test_revocation_through_one_server_is_seen_by_ocsp_on_the_other(
         assert issued.status_code == 201, issued.text
         serial = issued.json()["certificate"]["serial"]
         certificate = x509.load_pem_x509_certificate(issued.json()["certificate"]["certificatePem"].encode())
-        issuer = fresh_pki.ca_chain("cso-sub")[0]
+        issuer = fresh_pki.cas.chain("cso-sub")[0]
 
         # Server B answers (and stores) "good" twice: the second answer is its pre-signed one.
         for _ in range(2):

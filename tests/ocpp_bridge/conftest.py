@@ -27,7 +27,7 @@ def station(fresh_pki: PKI) -> tuple[str, str]:
     """(identity, serial) of a newly registered profile-3 station."""
     n = next(_numbers)
     identity, serial = f"CS-{n:04d}", f"SN{n:06d}"
-    fresh_pki.add_station(identity=identity, serial=serial)
+    fresh_pki.stations.add(identity=identity, serial=serial)
     return identity, serial
 
 

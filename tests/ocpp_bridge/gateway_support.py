@@ -96,7 +96,7 @@ def issue_station_credential(
     name: str = "bootstrap",
 ) -> Credential:
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = pki.issue(
+    issued = pki.certificates.issue(
         profile="station",
         csr=csr_pem(key, serial, organization),
         identity=RequestIdentity(station_id=identity, station_serial=serial),
@@ -108,7 +108,7 @@ def issue_station_credential(
 
 def client_context(pki: PKI, credential: Credential | None = None) -> ssl.SSLContext:
     """What a station holds: the CSMS root (to check the bridge) and, on profile 3, its certificate."""
-    context = ssl.create_default_context(cadata=pem(pki.roots("CSMSRootCertificate")))
+    context = ssl.create_default_context(cadata=pem(pki.cas.roots("CSMSRootCertificate")))
     if credential is not None:
         context.load_cert_chain(credential.chain, credential.key)
     return context
@@ -292,5 +292,5 @@ def security_events(pki: PKI, identity: str) -> list[dict[str, Any]]:
     """The security events the audit log holds for ``identity``."""
     import json
 
-    records = pki.audit_records(action="security-event", limit=1000)
+    records = pki.audit.records(action="security-event", limit=1000)
     return [event for event in (json.loads(r.details) for r in records) if event.get("station") == identity]

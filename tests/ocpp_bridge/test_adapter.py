@@ -69,7 +69,7 @@ async def test_enrollment_through_the_adapter(fresh_pki: PKI, station: tuple[str
     # The station already holds a certificate of ours (accepted earlier): the new one must supersede it.
     (old,) = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups
     service.record_result("2.0.1", identity, old, {"status": "Accepted"})
-    old_serial = fresh_pki.delivery(old.delivery_id).certificate_serial  # type: ignore[arg-type]
+    old_serial = fresh_pki.deliveries.get(old.delivery_id).certificate_serial  # type: ignore[arg-type]
 
     handler_class = with_certificate_handlers(Csms, service)
     assert handler_class.__name__ == "CertificateCsms" and issubclass(handler_class, Csms)
@@ -85,7 +85,7 @@ async def test_enrollment_through_the_adapter(fresh_pki: PKI, station: tuple[str
     port = server.sockets[0].getsockname()[1]
     try:
         async with websockets.connect(f"ws://127.0.0.1:{port}/{identity}", subprotocols=["ocpp2.0.1"]) as ws:
-            cp = Station(identity, ws, root=fresh_pki.roots("CSMSRootCertificate")[0], response_timeout=10)
+            cp = Station(identity, ws, root=fresh_pki.cas.roots("CSMSRootCertificate")[0], response_timeout=10)
             receiving = asyncio.create_task(cp.start())
             boot = await cp.call(
                 call.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
@@ -106,11 +106,11 @@ async def test_enrollment_through_the_adapter(fresh_pki: PKI, station: tuple[str
     assert sorted(cp.installed) == sorted(
         ["CSMSRootCertificate", "V2GRootCertificate", "MORootCertificate", "ManufacturerRootCertificate"]
     )
-    assert fresh_pki.pending_deliveries(identity) == []  # CertificateSigned and the installs all closed
+    assert fresh_pki.deliveries.pending(identity) == []  # CertificateSigned and the installs all closed
     new_serial = format(cp.chain[0].serial_number, "X")
-    assert fresh_pki.certificate(old_serial, "cso-sub").superseded_by == new_serial  # type: ignore[arg-type]
-    assert fresh_pki.certificate(new_serial, "cso-sub").status == "valid"
-    assert fresh_pki.station(identity).ocpp_version == "2.0.1"
+    assert fresh_pki.certificates.get(old_serial, "cso-sub").superseded_by == new_serial  # type: ignore[arg-type]
+    assert fresh_pki.certificates.get(new_serial, "cso-sub").status == "valid"
+    assert fresh_pki.stations.get(identity).ocpp_version == "2.0.1"
     assert cp.chain[0].not_valid_before_utc <= fresh_pki.clock.now() + dt.timedelta(seconds=1)
 
 

@@ -84,7 +84,7 @@ async def exchange(connection: Any, message: list[Any]) -> list[Any]:
 
 
 def _station(pki: PKI, tmp_path: Path, identity: str, serial: str, **kwargs: Any) -> Credential:
-    pki.add_station(identity=identity, serial=serial, security_profile=3)
+    pki.stations.add(identity=identity, serial=serial, security_profile=3)
     return issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365), **kwargs)
 
 
@@ -97,7 +97,7 @@ async def test_a_registered_station_with_its_certificate_is_admitted(bridge: Bri
     async with mtls(bridge, "CS-OK", credential) as connection:
         answer = await exchange(connection, [2, "1", "Heartbeat", {}])
         assert answer[:2] == [3, "1"] and "currentTime" in answer[2]
-        assert bridge.pki.station("CS-OK").ocpp_version == "2.0.1"
+        assert bridge.pki.stations.get("CS-OK").ocpp_version == "2.0.1"
     assert security_events(bridge.pki, "CS-OK") == []
 
 
@@ -133,7 +133,7 @@ async def test_a_certificate_with_another_organisation_is_refused(
 ) -> None:
     credential = _station(bridge.pki, tmp_path, "CS-O", "SN-O-1")
     # The CA issues only the CSO's O, so the CSO is renamed instead: O must equal the current name (A00.FR.404).
-    monkeypatch.setattr(bridge.pki, "organization", lambda: "Renamed CSO AG")
+    monkeypatch.setattr(bridge.pki.cas, "organization", lambda: "Renamed CSO AG")
     assert await _refused(bridge, "CS-O", credential) == 403
     (event,) = security_events(bridge.pki, "CS-O")
     assert event["type"] == "InvalidChargingStationCertificate" and ORG in event["tech_info"]
@@ -143,7 +143,7 @@ async def test_a_certificate_with_another_organisation_is_refused(
 @pytest.mark.asyncio
 async def test_a_revoked_or_held_certificate_is_refused(bridge: Bridge, tmp_path: Path, reason: str) -> None:
     credential = _station(bridge.pki, tmp_path, "CS-R", "SN-R-1")
-    bridge.pki.revoke(credential.serial, reason, ca_id="cso-sub")
+    bridge.pki.revocation.revoke(credential.serial, reason, ca_id="cso-sub")
     assert await _refused(bridge, "CS-R", credential) == 403  # A00.FR.702/705
     (event,) = security_events(bridge.pki, "CS-R")
     assert "revoked" in event["tech_info"] or "on-hold" in event["tech_info"]
@@ -152,7 +152,7 @@ async def test_a_revoked_or_held_certificate_is_refused(bridge: Bridge, tmp_path
 @pytest.mark.asyncio
 async def test_an_expired_certificate_passes_tls_but_is_refused_with_an_event(bridge: Bridge, tmp_path: Path) -> None:
     pki = bridge.pki
-    pki.add_station(identity="CS-E", serial="SN-E-1", security_profile=3)
+    pki.stations.add(identity="CS-E", serial="SN-E-1", security_profile=3)
     now = pki.clock.now()
     pki.clock.set(now - dt.timedelta(days=20))  # type: ignore[attr-defined]
     credential = issue_station_credential(pki, tmp_path, "CS-E", "SN-E-1", validity=dt.timedelta(days=10))
@@ -207,14 +207,14 @@ def _foreign_credential(tmp_path: Path, serial: str) -> Credential:
 
 @pytest.mark.asyncio
 async def test_a_foreign_ca_certificate_fails_the_tls_handshake(bridge: Bridge, tmp_path: Path) -> None:
-    bridge.pki.add_station(identity="CS-F", serial="SN-F-1", security_profile=3)
-    before = bridge.pki.audit_count()
+    bridge.pki.stations.add(identity="CS-F", serial="SN-F-1", security_profile=3)
+    before = bridge.pki.audit.count()
     # A00.FR.403/407: the path check is OpenSSL's; the identity (in the URL) is never sent, so no
     # station can be blamed and no security event is recorded, only the TLS alert and a debug log.
     with pytest.raises(TLS_REFUSED):
         async with mtls(bridge, "CS-F", _foreign_credential(tmp_path, "SN-F-1")) as connection:
             await exchange(connection, [2, "1", "Heartbeat", {}])
-    assert bridge.pki.audit_count() == before
+    assert bridge.pki.audit.count() == before
 
 
 @pytest.mark.asyncio
@@ -235,10 +235,10 @@ async def test_unknown_disabled_and_profile_2_stations_are_refused_on_the_mtls_p
 ) -> None:
     pki = bridge.pki
     credential = _station(pki, tmp_path, "CS-D", "SN-D-1")
-    pki.set_station_status("CS-D", "disabled")
+    pki.stations.set_status("CS-D", "disabled")
     assert await _refused(bridge, "CS-D", credential) == 403
     assert await _refused(bridge, "CS-UNKNOWN", credential) == 403
-    pki.add_station(identity="CS-P2", serial="SN-D-1", security_profile=2, password=PASSWORD)
+    pki.stations.add(identity="CS-P2", serial="SN-D-1", security_profile=2, password=PASSWORD)
     assert await _refused(bridge, "CS-P2", credential) == 403  # A00.FR.001/002: one profile per station
     assert {e["type"] for e in security_events(pki, "CS-P2")} == {"ConnectionRefused"}
 
@@ -252,7 +252,7 @@ async def test_a_superseded_certificate_still_connects(bridge: Bridge, tmp_path:
     csr = csr_pem(ec.generate_private_key(ec.SECP256R1()), "SN-S-1")
     (signed,) = bridge.service.handle("2.0.1", "CS-S", "SignCertificate", {"csr": csr}).follow_ups
     bridge.service.record_result("2.0.1", "CS-S", signed, {"status": "Accepted"})
-    assert pki.certificate(old.serial, "cso-sub").status == "superseded"
+    assert pki.certificates.get(old.serial, "cso-sub").status == "superseded"
     async with mtls(bridge, "CS-S", old) as connection:
         assert (await exchange(connection, [2, "1", "Heartbeat", {}]))[0] == 3
 
@@ -330,7 +330,7 @@ async def test_server_certificates_are_reused_until_half_their_life(live_pki: PK
 
 @pytest.mark.asyncio
 async def test_basic_auth_with_the_right_password_is_admitted(bridge: Bridge) -> None:
-    bridge.pki.add_station(identity="CS-B2", serial="SN-B2", security_profile=2, password=PASSWORD)
+    bridge.pki.stations.add(identity="CS-B2", serial="SN-B2", security_profile=2, password=PASSWORD)
     async with basic(bridge, "CS-B2", PASSWORD, ["ocpp1.6"]) as connection:
         assert connection.subprotocol == "ocpp1.6"
         boot = await exchange(
@@ -341,7 +341,7 @@ async def test_basic_auth_with_the_right_password_is_admitted(bridge: Bridge) ->
 
 @pytest.mark.asyncio
 async def test_basic_auth_with_a_wrong_password_is_401_and_an_event(bridge: Bridge) -> None:
-    bridge.pki.add_station(identity="CS-B3", serial="SN-B3", security_profile=2, password=PASSWORD)
+    bridge.pki.stations.add(identity="CS-B3", serial="SN-B3", security_profile=2, password=PASSWORD)
     with pytest.raises(InvalidStatus) as refused:
         async with basic(bridge, "CS-B3", "wrong-password-0000"):
             pass
@@ -362,7 +362,7 @@ async def test_a_profile_3_station_cannot_use_basic_auth(bridge: Bridge, tmp_pat
 
 @pytest.mark.asyncio
 async def test_subprotocol_is_the_stations_preference_and_none_is_refused(bridge: Bridge) -> None:
-    bridge.pki.add_station(identity="CS-SP", serial="SN-SP", security_profile=2, password=PASSWORD)
+    bridge.pki.stations.add(identity="CS-SP", serial="SN-SP", security_profile=2, password=PASSWORD)
     async with basic(bridge, "CS-SP", PASSWORD, ["ocpp2.0.1", "ocpp2.1", "ocpp1.6"]) as connection:
         assert connection.subprotocol == "ocpp2.0.1"
     with pytest.raises(InvalidStatus) as refused:
@@ -376,7 +376,7 @@ async def test_subprotocol_is_the_stations_preference_and_none_is_refused(bridge
 
 @pytest_asyncio.fixture
 async def raw(bridge: Bridge) -> AsyncIterator[Any]:
-    bridge.pki.add_station(identity="CS-RAW", serial="SN-RAW", security_profile=2, password=PASSWORD)
+    bridge.pki.stations.add(identity="CS-RAW", serial="SN-RAW", security_profile=2, password=PASSWORD)
     async with basic(bridge, "CS-RAW", PASSWORD) as connection:
         yield connection
 

@@ -55,7 +55,7 @@ async def station_connection(
     bridge: Bridge, version: str, identity: str, serial: str, credential: Credential
 ) -> AsyncIterator[Any]:
     url = f"wss://127.0.0.1:{bridge.ports['mtls']}/ocpp/{identity}"
-    root = bridge.pki.roots("CSMSRootCertificate")[0]
+    root = bridge.pki.cas.roots("CSMSRootCertificate")[0]
     async with websockets.connect(
         url,
         subprotocols=[SUBPROTOCOL[version]],
@@ -79,7 +79,7 @@ async def test_renewal_through_the_bridge_supersedes_the_bootstrap_certificate(
 ) -> None:
     pki = bridge.pki
     identity, serial = f"CS-ENROLL-{version.replace('.', '')}", f"SN-{version.replace('.', '')}-0001"
-    pki.add_station(identity=identity, serial=serial, security_profile=3)
+    pki.stations.add(identity=identity, serial=serial, security_profile=3)
     # Ten days left: inside the 30-day renewal window, so the monitor triggers A02.
     bootstrap = issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=10))
 
@@ -96,6 +96,6 @@ async def test_renewal_through_the_bridge_supersedes_the_bootstrap_certificate(
     # A02.FR.08: the station switches certificates by reconnecting.
     async with station_connection(bridge, version, identity, serial, new) as station:
         assert (await station.boot()).status == "Accepted"
-        await wait_until(lambda: pki.certificate(bootstrap.serial, "cso-sub").superseded_by == new.serial)
-    assert pki.certificate(new.serial, "cso-sub").status == "valid"
+        await wait_until(lambda: pki.certificates.get(bootstrap.serial, "cso-sub").superseded_by == new.serial)
+    assert pki.certificates.get(new.serial, "cso-sub").status == "valid"
     assert isinstance(new.certificate, x509.Certificate)

@@ -108,10 +108,10 @@ async def test_unowned_messages_pass_verbatim_and_certificate_messages_stay_here
     live_pki: PKI, upstream: tuple[str, list[Recording], list[UpstreamCsms]], tmp_path: Path
 ) -> None:
     url, recordings, csms = upstream
-    live_pki.add_station(identity="CS-PX", serial="SN-PX-1", security_profile=3)
+    live_pki.stations.add(identity="CS-PX", serial="SN-PX-1", security_profile=3)
     credential = issue_station_credential(live_pki, tmp_path, "CS-PX", "SN-PX-1", validity=dt.timedelta(days=365))
     root = tmp_path / "csms-root.pem"
-    root.write_text(pem(live_pki.roots("CSMSRootCertificate")))
+    root.write_text(pem(live_pki.cas.roots("CSMSRootCertificate")))
     config = BridgeConfig(port=0, basic_port=None, upstream=url, upstream_ca=root, call_timeout=WAIT)
     async with (
         Bridge(live_pki, config) as bridge,
@@ -123,7 +123,7 @@ async def test_unowned_messages_pass_verbatim_and_certificate_messages_stay_here
         ) as connection,
     ):
         wire = Recording(connection)
-        station = ProxiedStation("CS-PX", wire, serial="SN-PX-1", root=live_pki.roots("CSMSRootCertificate")[0])
+        station = ProxiedStation("CS-PX", wire, serial="SN-PX-1", root=live_pki.cas.roots("CSMSRootCertificate")[0])
         task = asyncio.create_task(station.start())
         try:
             # BootNotification is the upstream's to answer (interval 123 is its, not the bridge's 300).
@@ -173,7 +173,7 @@ async def test_unowned_messages_pass_verbatim_and_certificate_messages_stay_here
 
 @pytest.mark.asyncio
 async def test_an_unreachable_upstream_closes_the_station_with_1011(live_pki: PKI, tmp_path: Path) -> None:
-    live_pki.add_station(identity="CS-PY", serial="SN-PY-1", security_profile=3)
+    live_pki.stations.add(identity="CS-PY", serial="SN-PY-1", security_profile=3)
     credential = issue_station_credential(live_pki, tmp_path, "CS-PY", "SN-PY-1", validity=dt.timedelta(days=365))
     with contextlib.closing(__import__("socket").socket()) as unused:
         unused.bind(("127.0.0.1", 0))

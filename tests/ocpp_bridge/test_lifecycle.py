@@ -44,12 +44,12 @@ def test_missing_roots_are_installed_once(
     installs = service.record_result("2.0.1", identity, inventory, {"status": "NotFound"})
     assert [(f.action, f.payload["certificateType"]) for f in installs] == [("InstallCertificate", use) for use in USES]
     assert all(f.delivery_id is not None for f in installs)
-    assert installs[0].payload["certificate"] == pem(fresh_pki.roots("CSMSRootCertificate")[0])
+    assert installs[0].payload["certificate"] == pem(fresh_pki.cas.roots("CSMSRootCertificate")[0])
     again = service.record_result("2.0.1", identity, inventory, {"status": "NotFound"})
     assert [f.delivery_id for f in again] == [f.delivery_id for f in installs]  # one pending delivery per root
     for follow_up in installs:
         assert service.record_result("2.0.1", identity, follow_up, {"status": "Accepted"}) == ()
-    assert fresh_pki.pending_deliveries(identity) == []
+    assert fresh_pki.deliveries.pending(identity) == []
 
 
 def test_installed_roots_match_whatever_hash_the_station_uses(
@@ -58,7 +58,7 @@ def test_installed_roots_match_whatever_hash_the_station_uses(
     identity, _ = station
     chain = []
     for use, algorithm in zip(USES, ["SHA256", "SHA384", "SHA512", "SHA256"], strict=True):
-        root = fresh_pki.roots(use)[0]
+        root = fresh_pki.cas.roots(use)[0]
         data = cert_id_of(root, root, algorithm)
         data["issuerNameHash"] = data["issuerNameHash"].upper()  # identifierString: case-insensitive
         chain.append({"certificateType": use, "certificateHashData": data})
@@ -72,9 +72,9 @@ def test_a_revoked_root_of_ours_is_deleted_with_the_stations_hash(
     service: CertificateService, fresh_pki: PKI, station: tuple[str, str]
 ) -> None:
     identity, _ = station
-    mo_root = fresh_pki.roots("MORootCertificate")[0]
+    mo_root = fresh_pki.cas.roots("MORootCertificate")[0]
     reported = cert_id_of(mo_root, mo_root, "SHA384")
-    fresh_pki.revoke(format(mo_root.serial_number, "X"), "cACompromise", ca_id="mo-root")
+    fresh_pki.revocation.revoke(format(mo_root.serial_number, "X"), "cACompromise", ca_id="mo-root")
     response = {
         "status": "Accepted",
         "certificateHashDataChain": [{"certificateType": "MORootCertificate", "certificateHashData": reported}],
@@ -84,7 +84,7 @@ def test_a_revoked_root_of_ours_is_deleted_with_the_stations_hash(
     assert delete.action == "DeleteCertificate"
     assert delete.payload == {"certificateHashData": reported}  # M04.FR.07: SHA384 as reported
     assert service.record_result("2.0.1", identity, delete, {"status": "NotFound"}) == ()
-    assert fresh_pki.delivery(delete.delivery_id).status == "accepted"  # type: ignore[arg-type]
+    assert fresh_pki.deliveries.get(delete.delivery_id).status == "accepted"  # type: ignore[arg-type]
 
 
 def test_1_6_reconciliation_installs_the_central_system_root(
@@ -95,7 +95,7 @@ def test_1_6_reconciliation_installs_the_central_system_root(
     (install,) = service.record_result("1.6", identity, first, {"status": "NotFound"})
     assert install.payload == {
         "certificateType": "CentralSystemRootCertificate",
-        "certificate": pem(fresh_pki.roots("CSMSRootCertificate")[0]),
+        "certificate": pem(fresh_pki.cas.roots("CSMSRootCertificate")[0]),
     }
 
 
@@ -139,15 +139,15 @@ def test_reconnecting_with_the_new_certificate_revokes_the_superseded_one(
         certificates.append(x509.load_pem_x509_certificates(signed.payload["certificateChain"].encode())[0])
     old, new = certificates
     service.on_connected("2.0.1", identity, new)  # the setting is off: nothing revoked
-    assert fresh_pki.certificate(format(old.serial_number, "X"), "cso-sub").status == "superseded"
-    assert fresh_pki.station(identity).ocpp_version == "2.0.1"
+    assert fresh_pki.certificates.get(format(old.serial_number, "X"), "cso-sub").status == "superseded"
+    assert fresh_pki.stations.get(identity).ocpp_version == "2.0.1"
     fresh_pki.settings.ocpp_revoke_superseded = True
     service.on_connected("2.0.1", identity, old)  # still on the old one: keep it
-    assert fresh_pki.certificate(format(old.serial_number, "X"), "cso-sub").status == "superseded"
+    assert fresh_pki.certificates.get(format(old.serial_number, "X"), "cso-sub").status == "superseded"
     service.on_connected("2.0.1", identity, new)
-    revoked = fresh_pki.certificate(format(old.serial_number, "X"), "cso-sub")
+    revoked = fresh_pki.certificates.get(format(old.serial_number, "X"), "cso-sub")
     assert (revoked.status, revoked.revocation_reason) == ("revoked", "superseded")
-    assert fresh_pki.certificate(format(new.serial_number, "X"), "cso-sub").status == "valid"
+    assert fresh_pki.certificates.get(format(new.serial_number, "X"), "cso-sub").status == "valid"
 
 
 def test_get_15118_ev_certificate_locally_always_has_an_exi_response(service: CertificateService) -> None:
@@ -193,5 +193,5 @@ def test_security_events_are_confirmed_and_audited(
     identity, _ = station
     payload = {"type": "InvalidChargingStationCertificate", "timestamp": "2026-01-15T12:00:00Z", "techInfo": "x"}
     assert service.handle(version, identity, "SecurityEventNotification", payload).response == {}
-    (record,) = fresh_pki.audit_records(action="security-event", limit=1000)
+    (record,) = fresh_pki.audit.records(action="security-event", limit=1000)
     assert json.loads(record.details)["station"] == identity

@@ -93,7 +93,7 @@ async def test_a_real_station_cannot_bypass_policy_while_a_certificate_is_pendin
                 return answer
 
             assert (await sign(csr)).status == "Accepted"
-            (pending,) = fresh_pki.pending_deliveries(identity)
+            (pending,) = fresh_pki.deliveries.pending(identity)
             first = await asyncio.wait_for(cp.offers.get(), WAIT)
             assert _serial(first[0]) == pending.certificate_serial
 
@@ -105,7 +105,7 @@ async def test_a_real_station_cannot_bypass_policy_while_a_certificate_is_pendin
                 assert answer.status == "Rejected"
                 assert answer.status_info["reason_code"] == reason
                 assert rule in answer.status_info["additional_info"]
-                assert fresh_pki.pending_deliveries(identity) == [pending]  # as it was
+                assert fresh_pki.deliveries.pending(identity) == [pending]  # as it was
                 assert cp.offers.empty()
 
             # The same CSR re-sent with back-off: the pending certificate again.
@@ -124,11 +124,11 @@ async def test_a_real_station_cannot_bypass_policy_while_a_certificate_is_pendin
         await server.wait_closed()
 
     assert _serial(replacement[0]) != pending.certificate_serial
-    old = fresh_pki.certificate(pending.certificate_serial, "cso-sub")  # type: ignore[arg-type]
+    old = fresh_pki.certificates.get(pending.certificate_serial, "cso-sub")  # type: ignore[arg-type]
     assert (old.status, old.revocation_reason) == ("revoked", "superseded")
-    assert fresh_pki.delivery(pending.id).status == "superseded"
-    assert fresh_pki.certificate(_serial(replacement[0]), "cso-sub").status == "valid"
-    assert fresh_pki.pending_deliveries(identity) == []  # the replacement was accepted
+    assert fresh_pki.deliveries.get(pending.id).status == "superseded"
+    assert fresh_pki.certificates.get(_serial(replacement[0]), "cso-sub").status == "valid"
+    assert fresh_pki.deliveries.pending(identity) == []  # the replacement was accepted
 
 
 async def test_the_rest_handler_checks_every_csr_before_a_pending_delivery(
@@ -146,7 +146,7 @@ async def test_the_rest_handler_checks_every_csr_before_a_pending_delivery(
     csr = station_csr(serial)
     first = await sign(csr)
     (offer,) = first["followUps"]
-    pending = fresh_pki.delivery(offer["deliveryId"])
+    pending = fresh_pki.deliveries.get(offer["deliveryId"])
 
     other_key = ec.generate_private_key(ec.SECP256R1())
     for refused, reason in [
@@ -157,7 +157,7 @@ async def test_the_rest_handler_checks_every_csr_before_a_pending_delivery(
         assert answer["response"]["status"] == "Rejected"
         assert answer["response"]["statusInfo"]["reasonCode"] == reason
         assert answer["followUps"] == []
-        assert fresh_pki.delivery(pending.id) == pending
+        assert fresh_pki.deliveries.get(pending.id) == pending
 
     assert (await sign(csr))["followUps"] == [offer]
     renewed = await sign(station_csr(serial, key=other_key))
@@ -165,6 +165,6 @@ async def test_the_rest_handler_checks_every_csr_before_a_pending_delivery(
     assert new_offer["deliveryId"] != offer["deliveryId"]
     leaf = x509.load_pem_x509_certificates(new_offer["payload"]["certificateChain"].encode())[0]
     assert leaf.public_key() == other_key.public_key()
-    old = fresh_pki.certificate(pending.certificate_serial, "cso-sub")  # type: ignore[arg-type]
+    old = fresh_pki.certificates.get(pending.certificate_serial, "cso-sub")  # type: ignore[arg-type]
     assert (old.status, old.revocation_reason) == ("revoked", "superseded")
-    assert [d.id for d in fresh_pki.pending_deliveries(identity)] == [new_offer["deliveryId"]]
+    assert [d.id for d in fresh_pki.deliveries.pending(identity)] == [new_offer["deliveryId"]]

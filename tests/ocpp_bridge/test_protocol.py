@@ -63,7 +63,7 @@ def test_a_station_answer_that_breaks_the_schema_is_refused_and_the_delivery_sta
     with pytest.raises(OcppCallError) as raised:
         service.record_result("2.0.1", identity, follow_up, {"status": "Maybe"})
     assert raised.value.code == "FormatViolation"
-    assert fresh_pki.delivery(follow_up.delivery_id).status == "pending"  # type: ignore[arg-type]
+    assert fresh_pki.deliveries.get(follow_up.delivery_id).status == "pending"  # type: ignore[arg-type]
 
 
 def test_owns_exactly_the_certificate_messages(service: CertificateService) -> None:
@@ -104,7 +104,7 @@ def test_1_6_plug_and_charge_sign_certificate_round_trip(
     assert pending == follow_up
     answer = {"status": "Accepted", "data": json.dumps({"status": "Accepted"})}
     assert service.record_result("1.6", identity, follow_up, answer) == ()
-    assert fresh_pki.delivery(follow_up.delivery_id).status == "accepted"  # type: ignore[arg-type]
+    assert fresh_pki.deliveries.get(follow_up.delivery_id).status == "accepted"  # type: ignore[arg-type]
 
 
 def test_1_6_plug_and_charge_other_messages(service: CertificateService, station: tuple[str, str]) -> None:

@@ -31,7 +31,7 @@ async def test_sign_certificate_then_report_the_answer(
     result = {"stationId": identity, "followUp": follow_up, "response": {"status": "Accepted"}}
     reported = await client.post("/api/v1/ocpp/2.0.1/results", json=result, headers=headers)
     assert reported.status_code == 200 and reported.json() == {"followUps": []}
-    assert fresh_pki.delivery(follow_up["deliveryId"]).status == "accepted"
+    assert fresh_pki.deliveries.get(follow_up["deliveryId"]).status == "accepted"
 
 
 async def test_boot_and_root_reconciliation_over_rest(
@@ -52,7 +52,7 @@ async def test_boot_and_root_reconciliation_over_rest(
     assert install["payload"]["certificateType"] == "CentralSystemRootCertificate"
     error = {"stationId": identity, "followUp": install, "code": "Timeout"}
     assert (await client.post("/api/v1/ocpp/1.6/errors", json=error, headers=headers)).status_code == 200
-    assert [d.id for d in fresh_pki.pending_deliveries(identity)] == [install["deliveryId"]]
+    assert [d.id for d in fresh_pki.deliveries.pending(identity)] == [install["deliveryId"]]
     renewal = await client.post("/api/v1/ocpp/1.6/renewal", json={"stationId": identity}, headers=headers)
     assert renewal.json() == {"followUps": []}
 
@@ -97,16 +97,16 @@ async def test_a_result_for_another_stations_delivery_is_not_found_and_changes_n
     client: httpx.AsyncClient, fresh_pki: PKI, tokens: dict[Role, str], station: tuple[str, str]
 ) -> None:
     identity, serial = station
-    fresh_pki.add_station(identity="CS-OTHER", serial="SN-OTHER")
+    fresh_pki.stations.add(identity="CS-OTHER", serial="SN-OTHER")
     headers = bearer(tokens[Role.CSMS])
     body = {"stationId": identity, "payload": {"csr": station_csr(serial)}}
     answer = await client.post("/api/v1/ocpp/2.0.1/SignCertificate", json=body, headers=headers)
     (follow_up,) = answer.json()["followUps"]
-    before = fresh_pki.delivery(follow_up["deliveryId"])
+    before = fresh_pki.deliveries.get(follow_up["deliveryId"])
     for path, extra in [("results", {"response": {"status": "Rejected"}}), ("errors", {"code": "Timeout"})]:
         report = {"stationId": "CS-OTHER", "followUp": follow_up, **extra}
         reported = await client.post(f"/api/v1/ocpp/2.0.1/{path}", json=report, headers=headers)
         assert reported.status_code == 404, reported.text
         assert reported.headers["content-type"].startswith("application/problem+json")
-    assert fresh_pki.delivery(follow_up["deliveryId"]) == before  # still pending, not counted, not revoked
-    assert fresh_pki.certificate(before.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
+    assert fresh_pki.deliveries.get(follow_up["deliveryId"]) == before  # still pending, not counted, not revoked
+    assert fresh_pki.certificates.get(before.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]

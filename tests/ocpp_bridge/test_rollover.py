@@ -36,10 +36,10 @@ def test_a_station_follows_a_csms_root_rollover(
     service: CertificateService, fresh_pki: PKI, station: tuple[str, str], tmp_path: Path
 ) -> None:
     identity, serial = station
-    old_root = fresh_pki.roots("CSMSRootCertificate")[0]
-    new_id = fresh_pki.rollover_root("cso-root")
-    new_root = fresh_pki.ca_chain(new_id)[0]
-    link = fresh_pki.root_link(new_id)
+    old_root = fresh_pki.cas.roots("CSMSRootCertificate")[0]
+    new_id = fresh_pki.cas.rollover("cso-root")
+    new_root = fresh_pki.cas.chain(new_id)[0]
+    link = fresh_pki.cas.root_link(new_id)
     assert link is not None
 
     # 1. The station holds only the old root: it is offered the new root signed by the old one.
@@ -63,7 +63,7 @@ def test_a_station_follows_a_csms_root_rollover(
     assert checked.returncode == 0, checked.stderr
 
     # 3. The old generation ends: the self-signed new root is installed first, then the old root deleted.
-    fresh_pki.revoke(format(old_root.serial_number, "X"), "superseded", ca_id="cso-root")
+    fresh_pki.revocation.revoke(format(old_root.serial_number, "X"), "superseded", ca_id="cso-root")
     install_new, delete_old = service.record_result(
         "2.0.1", identity, INVENTORY, _report((old_root, old_root), (link, old_root))
     )
@@ -105,8 +105,8 @@ def test_a_station_gets_the_new_root_before_the_old_one_is_deleted(
 ) -> None:
     identity, _ = station
     inventory = _inventory(version, use)
-    old_root = fresh_pki.ca_chain(root_id)[0]
-    new_root = fresh_pki.ca_chain(fresh_pki.rollover_root(root_id))[0]
+    old_root = fresh_pki.cas.chain(root_id)[0]
+    new_root = fresh_pki.cas.chain(fresh_pki.cas.rollover(root_id))[0]
 
     # 1. Holding the old root, the station is offered the self-signed new one (M05); nothing is deleted.
     #    Only the CSMS root travels as a link certificate (M05.FR.09-16 apply to CSMSRootCertificate).
@@ -119,7 +119,7 @@ def test_a_station_gets_the_new_root_before_the_old_one_is_deleted(
     assert service.record_result(version, identity, inventory, _holding(version, use, old_root, new_root)) == ()
 
     # 3. The old generation ends: a station that missed step 1 gets the install first, then the delete (M04).
-    fresh_pki.revoke(format(old_root.serial_number, "X"), "superseded", ca_id=root_id)
+    fresh_pki.revocation.revoke(format(old_root.serial_number, "X"), "superseded", ca_id=root_id)
     install_new, delete_old = service.record_result(version, identity, inventory, _holding(version, use, old_root))
     assert install_new.action == "InstallCertificate" and install_new.payload["certificate"] == pem(new_root)
     assert delete_old.action == "DeleteCertificate"
@@ -132,9 +132,9 @@ def test_once_the_old_root_is_revoked_a_station_holding_both_only_deletes_it(
 ) -> None:
     identity, _ = station
     inventory = _inventory(version, use)
-    old_root = fresh_pki.ca_chain(root_id)[0]
-    new_root = fresh_pki.ca_chain(fresh_pki.rollover_root(root_id))[0]
-    fresh_pki.revoke(format(old_root.serial_number, "X"), "superseded", ca_id=root_id)
+    old_root = fresh_pki.cas.chain(root_id)[0]
+    new_root = fresh_pki.cas.chain(fresh_pki.cas.rollover(root_id))[0]
+    fresh_pki.revocation.revoke(format(old_root.serial_number, "X"), "superseded", ca_id=root_id)
     (delete_old,) = service.record_result(version, identity, inventory, _holding(version, use, old_root, new_root))
     assert delete_old.action == "DeleteCertificate"
     assert delete_old.payload == {"certificateHashData": cert_id_of(old_root, old_root)}
@@ -149,10 +149,10 @@ def test_firmware_signed_after_the_rollover_verifies_against_the_root_the_statio
     new firmware signer chains to (OCPP L01.FR.12, checked by openssl as a station would)."""
     identity, _ = station
     use = "ManufacturerRootCertificate"
-    old_root = fresh_pki.ca_chain("mf-root")[0]
-    fresh_pki.rollover_root("mf-root")
+    old_root = fresh_pki.cas.chain("mf-root")[0]
+    fresh_pki.cas.rollover("mf-root")
     (install,) = service.record_result("2.0.1", identity, _inventory("2.0.1", use), _holding("2.0.1", use, old_root))
-    signed = fresh_pki.sign_firmware([b"firmware image"], location=None, actor="test")
+    signed = fresh_pki.firmware.sign([b"firmware image"], location=None, actor="test")
     (tmp_path / "installed.pem").write_text(install.payload["certificate"])
     (tmp_path / "signer.pem").write_text(signed.certificate_pem)
     at = str(int(fresh_pki.clock.now().timestamp()))

@@ -61,7 +61,7 @@ async def test_closing_with_our_call_unanswered_logs_no_asyncio_error(
     fresh_pki: PKI, caplog: pytest.LogCaptureFixture
 ) -> None:
     fresh_pki.clock.set(dt.datetime.now(dt.UTC))  # type: ignore[attr-defined]
-    fresh_pki.add_station(identity=IDENTITY, serial=SERIAL, security_profile=2, password=PASSWORD)
+    fresh_pki.stations.add(identity=IDENTITY, serial=SERIAL, security_profile=2, password=PASSWORD)
     caplog.set_level(logging.WARNING, logger="asyncio")
     async with Bridge(fresh_pki, BridgeConfig(port=None, basic_port=0, call_timeout=WAIT)) as bridge:
         # The root inventory (M03) follows the boot; the station hangs up instead of answering it.

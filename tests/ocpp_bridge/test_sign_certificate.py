@@ -30,7 +30,7 @@ def test_a_csr_is_accepted_and_the_certificate_follows(
         assert follow_up.payload["certificateType"] == "ChargingStationCertificate"  # A02.FR.14
     leaf, sub = chain_of(follow_up)
     assert leaf.subject.rfc4514_string().startswith(f"CN={serial}")
-    assert sub.subject == service.pki.ca_chain("cso-sub")[0].subject  # leaf first, no root
+    assert sub.subject == service.pki.cas.chain("cso-sub")[0].subject  # leaf first, no root
     assert follow_up.to_json()["deliveryId"] == follow_up.delivery_id
 
 
@@ -42,7 +42,7 @@ def test_the_chain_verifies_against_the_csms_root_with_openssl(
     (follow_up,) = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups
     root = tmp_path / "root.pem"  # type: ignore[operator]
     chain = tmp_path / "chain.pem"  # type: ignore[operator]
-    root.write_text("".join(p for p in _pems(service.pki.roots("CSMSRootCertificate"))))
+    root.write_text("".join(p for p in _pems(service.pki.cas.roots("CSMSRootCertificate"))))
     chain.write_text(follow_up.payload["certificateChain"])
     leaf = tmp_path / "leaf.pem"  # type: ignore[operator]
     leaf.write_text(
@@ -78,7 +78,7 @@ def test_a_resent_csr_gets_no_second_certificate(service: CertificateService, st
     second = service.handle("2.0.1", identity, "SignCertificate", {"csr": csr})
     assert second.response == {"status": "Accepted"}
     assert second.follow_ups == first.follow_ups
-    assert len(service.pki.certificates(CertificateFilter(identity=identity, profile="station"))) == 1
+    assert len(service.pki.certificates.list(CertificateFilter(identity=identity, profile="station"))) == 1
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_refusals_are_rejected_with_a_reason(
     if case == "unknown-station":
         identity = "CS-NOBODY"
     elif case == "disabled-station":
-        service.pki.set_station_status(identity, "disabled")
+        service.pki.stations.set_status(identity, "disabled")
     elif case == "wrong-cn":
         csr = station_csr("SN-OTHER")
     elif case == "wrong-o":
@@ -144,11 +144,11 @@ def test_2_1_hash_root_certificate_must_name_our_v2g_root(
     from ocpp_bridge.status import cert_id_of
 
     identity, _ = station
-    root = service.pki.roots("V2GRootCertificate")[0]
+    root = service.pki.cas.roots("V2GRootCertificate")[0]
     good = cert_id_of(root, root, "SHA384")
     payload = {"csr": secc_csr(), "certificateType": "V2GCertificate", "hashRootCertificate": good}
     assert service.handle("2.1", identity, "SignCertificate", payload).response == {"status": "Accepted"}
-    other = service.pki.roots("MORootCertificate")[0]
+    other = service.pki.cas.roots("MORootCertificate")[0]
     payload["hashRootCertificate"] = cert_id_of(other, other)
     refused = service.handle("2.1", identity, "SignCertificate", payload).response
     assert refused["status"] == "Rejected" and refused["statusInfo"]["reasonCode"] == "UnknownRoot"
@@ -160,20 +160,20 @@ def test_accepted_result_supersedes_and_rejected_result_revokes(
     identity, serial = station
     (first,) = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups
     assert service.record_result("2.0.1", identity, first, {"status": "Accepted"}) == ()
-    old_serial = fresh_pki.delivery(first.delivery_id).certificate_serial  # type: ignore[arg-type]
+    old_serial = fresh_pki.deliveries.get(first.delivery_id).certificate_serial  # type: ignore[arg-type]
     (second,) = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups
     assert second.delivery_id != first.delivery_id
     service.record_result("2.0.1", identity, second, {"status": "Accepted"})
-    new_serial = fresh_pki.delivery(second.delivery_id).certificate_serial  # type: ignore[arg-type]
-    assert fresh_pki.certificate(old_serial, "cso-sub").superseded_by == new_serial  # type: ignore[arg-type]
-    assert fresh_pki.pending_deliveries(identity) == []
+    new_serial = fresh_pki.deliveries.get(second.delivery_id).certificate_serial  # type: ignore[arg-type]
+    assert fresh_pki.certificates.get(old_serial, "cso-sub").superseded_by == new_serial  # type: ignore[arg-type]
+    assert fresh_pki.deliveries.pending(identity) == []
     (third,) = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups
     service.record_result(
         "2.0.1", identity, third, {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidCertificate"}}
     )
-    rejected = fresh_pki.certificate(fresh_pki.delivery(third.delivery_id).certificate_serial, "cso-sub")  # type: ignore[arg-type]
+    rejected = fresh_pki.certificates.get(fresh_pki.deliveries.get(third.delivery_id).certificate_serial, "cso-sub")  # type: ignore[arg-type]
     assert rejected.status == "revoked" and rejected.revocation_reason == "superseded"
-    assert fresh_pki.certificate(new_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
+    assert fresh_pki.certificates.get(new_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
 
 
 def test_an_error_keeps_the_delivery_pending_for_the_next_boot(
@@ -182,7 +182,7 @@ def test_an_error_keeps_the_delivery_pending_for_the_next_boot(
     identity, serial = station
     (follow_up,) = service.handle("2.0.1", identity, "SignCertificate", {"csr": station_csr(serial)}).follow_ups
     service.record_error("2.0.1", identity, follow_up, "Timeout", "no answer")
-    assert fresh_pki.delivery(follow_up.delivery_id).attempts == 1  # type: ignore[arg-type]
+    assert fresh_pki.deliveries.get(follow_up.delivery_id).attempts == 1  # type: ignore[arg-type]
     boot = service.on_boot("2.0.1", identity)
     assert boot[0] == follow_up
     assert boot[-1].action == "GetInstalledCertificateIds"

@@ -25,7 +25,7 @@ from tests.ocpp_bridge.stubs import http_stub
 
 
 def _issue_station(pki: PKI, name: str) -> x509.Certificate:
-    issued = pki.issue(
+    issued = pki.certificates.issue(
         profile="station", csr=station_csr(name), identity=RequestIdentity(station_id=name, station_serial=name)
     )
     return x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode())
@@ -39,7 +39,7 @@ def _request(certificate: x509.Certificate, issuer: x509.Certificate, url: str, 
 def test_our_certificate_is_answered_in_process_and_openssl_verifies_it(pki: PKI, tmp_path: Path) -> None:
     service = CertificateService(pki)
     leaf = _issue_station(pki, "SN-OCSP-1")
-    sub, root = pki.ca_chain("cso-sub")
+    sub, root = pki.cas.chain("cso-sub")
     # The responder URL is not contacted for our own CA (an unroutable address proves it).
     handled = service.handle("2.0.1", "CS-X", "GetCertificateStatus", _request(leaf, sub, "http://192.0.2.1/ocsp"))
     assert handled.response["status"] == "Accepted"
@@ -58,7 +58,7 @@ def test_our_certificate_is_answered_in_process_and_openssl_verifies_it(pki: PKI
     assert result.returncode == 0, result.stderr
     assert "Response verify OK" in result.stderr + result.stdout
     assert ": good" in result.stdout
-    pki.revoke(format(leaf.serial_number, "X"), "keyCompromise", ca_id="cso-sub")
+    pki.revocation.revoke(format(leaf.serial_number, "X"), "keyCompromise", ca_id="cso-sub")
     handled = service.handle("2.1", "CS-X", "GetCertificateStatus", _request(leaf, sub, "http://192.0.2.1/", "SHA384"))
     response = ocsp.load_der_ocsp_response(base64.b64decode(handled.response["ocspResult"]))
     assert response.certificate_status == ocsp.OCSPCertStatus.REVOKED
@@ -184,7 +184,7 @@ def test_malformed_hash_data_is_failed(service: CertificateService) -> None:
 
 def test_chain_status_by_ocsp_and_crl_for_ours_and_foreign(fresh_pki: PKI, service: CertificateService) -> None:
     leaf = _issue_station(fresh_pki, "SN-CHAIN-1")
-    sub = fresh_pki.ca_chain("cso-sub")[0]
+    sub = fresh_pki.cas.chain("cso-sub")[0]
     ours = cert_id_of(leaf, sub)
     foreign_ca, foreign_key, foreign_leaf = _foreign_ca()
     foreign = cert_id_of(foreign_leaf, foreign_ca)
@@ -212,6 +212,6 @@ def test_chain_status_by_ocsp_and_crl_for_ours_and_foreign(fresh_pki: PKI, servi
         assert [s["source"] for s in handled.response["certificateStatus"]] == ["OCSP", "CRL", "CRL", "OCSP"]
         assert handled.response["certificateStatus"][2]["nextUpdate"] == "2026-01-22T12:00:00Z"
         assert [p for _, p, _ in seen] == ["/foreign.crl"]
-    fresh_pki.revoke(format(leaf.serial_number, "X"), "keyCompromise", ca_id="cso-sub")
+    fresh_pki.revocation.revoke(format(leaf.serial_number, "X"), "keyCompromise", ca_id="cso-sub")
     handled = service.handle("2.1", "CS-X", "GetCertificateChainStatus", {"certificateStatusRequests": requests[:2]})
     assert [s["status"] for s in handled.response["certificateStatus"]] == ["Revoked", "Revoked"]

@@ -27,7 +27,7 @@ def open_pki(home: Path, *, config: Path | None = None, init: bool = True) -> It
     instance = PKI.open(make_settings(home, url), clock=FixedClock(START))
     try:
         if init:
-            instance.init(config=config, organization=ORG, actor="test")
+            instance.cas.init(config=config, organization=ORG, actor="test")
         yield instance
     finally:
         instance.close()

@@ -75,10 +75,10 @@ def _worker(index: int, home: str, url: str, plan: Plan, barrier: Any, results: 
         csrs = [make_csr(f"W{index}S{i:04d}")[0] for i in range(plan.issuances)]
         pki = PKI.open(make_settings(Path(home), url), migrate=False)
         try:
-            issuer = pki.ca_chain(ISSUER)[0]
+            issuer = pki.cas.chain(ISSUER)[0]
             barrier.wait(timeout=60)
             for i, csr in enumerate(csrs):
-                issued = pki.issue(
+                issued = pki.certificates.issue(
                     profile="station", csr=csr, identity=RequestIdentity(station_id=f"W{index}S{i:04d}"), actor="w"
                 )
                 serial = issued.certificate.serial
@@ -87,14 +87,14 @@ def _worker(index: int, home: str, url: str, plan: Plan, barrier: Any, results: 
                     pem = issued.certificate.certificate_pem
                     certificate = x509.load_pem_x509_certificate(pem.encode())
                     # Pre-sign and store a "good" answer first: the revocation must make it stale.
-                    warm = ocsp.load_der_ocsp_response(pki.ocsp_respond(_ocsp_request(certificate, issuer)).der)
+                    warm = ocsp.load_der_ocsp_response(pki.ocsp.respond(_ocsp_request(certificate, issuer)).der)
                     assert warm.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL, warm.response_status
                     assert warm.certificate_status == ocsp.OCSPCertStatus.GOOD
-                    pki.revoke(serial, "keyCompromise", ca_id=ISSUER, actor="w")
+                    pki.revocation.revoke(serial, "keyCompromise", ca_id=ISSUER, actor="w")
                     result.revoked.append(serial)
                     result.revoked_pem.append(pem)
                 if i % plan.crl_every == plan.crl_every - 1:
-                    crl = pki.generate_crl(ISSUER, delta=(i // plan.crl_every) % 2 == 1, actor="w")
+                    crl = pki.crls.generate(ISSUER, delta=(i // plan.crl_every) % 2 == 1, actor="w")
                     result.crl_numbers.append(crl.number)
         finally:
             pki.close()
@@ -141,8 +141,8 @@ def _rows(url: str, sql: str, **params: object) -> list[Any]:
 
 def test_processes_issue_revoke_and_publish_concurrently(fresh_pki: PKI) -> None:
     url = fresh_pki.settings.resolved_database_url
-    fresh_pki.current_crl(ISSUER)  # a CRL to start from, so the workers' numbers follow a known one
-    audit_before = fresh_pki.audit_count()
+    fresh_pki.crls.current(ISSUER)  # a CRL to start from, so the workers' numbers follow a known one
+    audit_before = fresh_pki.audit.count()
     crl_before = {row[0] for row in _rows(url, "SELECT number FROM crl WHERE ca_id = :ca", ca=ISSUER)}
 
     results = _run_workers(fresh_pki, Plan())
@@ -176,9 +176,9 @@ def test_processes_issue_revoke_and_publish_concurrently(fresh_pki: PKI) -> None
     audited = Counter((row[0], row[1]) for row in _rows(url, audit_sql, ca=ISSUER, seq=audit_before))
     assert all(audited[("issue", serial)] == 1 for serial in issued)
     assert all(audited[("revoke", serial)] == 1 for serial in revoked)
-    verification = fresh_pki.verify_audit()
+    verification = fresh_pki.audit.verify()
     assert verification.ok, verification
-    assert verification.records == fresh_pki.audit_count() > audit_before + len(issued) + len(revoked)
+    assert verification.records == fresh_pki.audit.count() > audit_before + len(issued) + len(revoked)
 
     # Each revoked certificate had a "good" answer pre-signed and stored before its revocation ...
     presigned = {row[0] for row in _rows(url, "SELECT serial FROM ocsp_response WHERE ca_id = :ca", ca=ISSUER)}
@@ -186,10 +186,10 @@ def test_processes_issue_revoke_and_publish_concurrently(fresh_pki: PKI) -> None
     # ... and a PKI instance that took no part (a different process's view) never serves the pre-signed "good".
     other = PKI.open(make_settings(fresh_pki.settings.home, url), migrate=False)
     try:
-        issuer = other.ca_chain(ISSUER)[0]
+        issuer = other.cas.chain(ISSUER)[0]
         for pem in (p for r in results for p in r.revoked_pem):
             certificate = x509.load_pem_x509_certificate(pem.encode())
-            answer = ocsp.load_der_ocsp_response(other.ocsp_respond(_ocsp_request(certificate, issuer)).der)
+            answer = ocsp.load_der_ocsp_response(other.ocsp.respond(_ocsp_request(certificate, issuer)).der)
             assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED, certificate.serial_number
             assert answer.revocation_reason == x509.ReasonFlags.key_compromise
     finally:

@@ -43,28 +43,30 @@ def _with_pki(toml: str, name: str, standard: str, algorithm: str) -> str:
 
 
 def _all_certificates(pki: PKI) -> list[x509.Certificate]:
-    return [x509.load_pem_x509_certificate(v.certificate_pem.encode()) for v in pki.certificates(CertificateFilter())]
+    return [
+        x509.load_pem_x509_certificate(v.certificate_pem.encode()) for v in pki.certificates.list(CertificateFilter())
+    ]
 
 
 # -- the default hierarchy -------------------------------------------------------------------------
 
 
 def test_init_creates_every_ca_of_the_design(pki: PKI) -> None:
-    assert {ca.id for ca in pki.list_cas()} == CA_IDS
+    assert {ca.id for ca in pki.cas.list()} == CA_IDS
 
 
 def test_init_creates_the_three_managed_leaves(pki: PKI) -> None:
     # OCSP responder certificates (labels ocsp-<ca>) appear on demand once other tests ask OCSP.
-    labels = {v.label for v in pki.certificates(CertificateFilter()) if v.label and v.profile != "ocsp-responder"}
+    labels = {v.label for v in pki.certificates.list(CertificateFilter()) if v.label and v.profile != "ocsp-responder"}
     assert labels == MANAGED_LEAVES
 
 
 def test_init_records_the_organization(pki: PKI) -> None:
-    assert pki.organization() == ORG
+    assert pki.cas.organization() == ORG
 
 
 def test_sub_cas_chain_to_the_roots_of_the_design(pki: PKI) -> None:
-    parents = {ca.id: ca.parent_id for ca in pki.list_cas()}
+    parents = {ca.id: ca.parent_id for ca in pki.cas.list()}
     assert parents["cso-sub"] == "cso-root"
     assert parents["cpo-sub2"] == "cpo-sub1" and parents["cpo-sub1"] == "v2g-root"
     assert parents["cps-sub2"] == "cps-sub1" and parents["cps-sub1"] == "v2g-root"
@@ -75,14 +77,14 @@ def test_sub_cas_chain_to_the_roots_of_the_design(pki: PKI) -> None:
 def test_every_non_root_certificate_has_aia_ocsp_and_crl_distribution_point(pki: PKI) -> None:
     """ISO 15118-2 certificates are the exception: compact, OCSP only (see the next test)."""
     checked = 0
-    for view in pki.certificates(CertificateFilter()):
+    for view in pki.certificates.list(CertificateFilter()):
         certificate = x509.load_pem_x509_certificate(view.certificate_pem.encode())
         if certificate.issuer == certificate.subject:
             continue
         aia = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
         ocsp = [d.access_location.value for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP]
         assert ocsp == [f"{PUBLIC_URL}/ocsp"]
-        if pki.get_ca(view.issuer_id).standard == "iso15118-2":
+        if pki.cas.get(view.issuer_id).standard == "iso15118-2":
             continue
         cdp = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
         assert [n.value for point in cdp for n in point.full_name or []] == [f"{PUBLIC_URL}/crl/{view.issuer_id}.crl"]
@@ -93,8 +95,8 @@ def test_every_non_root_certificate_has_aia_ocsp_and_crl_distribution_point(pki:
 def test_iso15118_2_certificates_are_compact(pki: PKI) -> None:
     """8-byte key identifiers, no CRL pointers, at most 800 bytes (V2G_CI_MsgDataTypes.xsd certificateType)."""
     checked = 0
-    for view in pki.certificates(CertificateFilter()):
-        if pki.get_ca(view.issuer_id).standard != "iso15118-2":
+    for view in pki.certificates.list(CertificateFilter()):
+        if pki.cas.get(view.issuer_id).standard != "iso15118-2":
             continue
         certificate = x509.load_pem_x509_certificate(view.certificate_pem.encode())
         assert len(certificate.public_bytes(serialization.Encoding.DER)) <= 800
@@ -110,7 +112,7 @@ def test_iso15118_2_certificates_are_compact(pki: PKI) -> None:
 
 
 def test_roots_carry_no_aia_and_no_crl_distribution_point(pki: PKI) -> None:
-    for ca in pki.list_cas():
+    for ca in pki.cas.list():
         if ca.parent_id is None:
             certificate = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
             extension_types = {type(e.value) for e in certificate.extensions}
@@ -136,19 +138,19 @@ def _key_state(pki: PKI) -> dict[str, tuple[int, int, bytes]]:
 
 
 def test_rerunning_init_keeps_every_ca_leaf_and_key_file(pki: PKI) -> None:
-    cas_before = {ca.id: ca.sha256 for ca in pki.list_cas()}
-    leaves_before = {v.label: v.sha256 for v in pki.certificates(CertificateFilter()) if v.label}
+    cas_before = {ca.id: ca.sha256 for ca in pki.cas.list()}
+    leaves_before = {v.label: v.sha256 for v in pki.certificates.list(CertificateFilter()) if v.label}
     keys_before = _key_state(pki)
-    report = pki.init(organization=ORG, actor="test")
+    report = pki.cas.init(organization=ORG, actor="test")
     assert report.created == ()
     assert set(report.kept) == CA_IDS | MANAGED_LEAVES
-    assert {ca.id: ca.sha256 for ca in pki.list_cas()} == cas_before
-    assert {v.label: v.sha256 for v in pki.certificates(CertificateFilter()) if v.label} == leaves_before
+    assert {ca.id: ca.sha256 for ca in pki.cas.list()} == cas_before
+    assert {v.label: v.sha256 for v in pki.certificates.list(CertificateFilter()) if v.label} == leaves_before
     assert _key_state(pki) == keys_before
 
 
 def test_rerunning_init_without_org_uses_the_stored_one(pki: PKI) -> None:
-    assert pki.init(actor="test").organization == ORG
+    assert pki.cas.init(actor="test").organization == ORG
 
 
 def test_an_existing_key_file_is_never_replaced(pki: PKI) -> None:
@@ -159,11 +161,11 @@ def test_an_existing_key_file_is_never_replaced(pki: PKI) -> None:
 
 
 def test_init_with_another_organization_is_a_conflict(pki: PKI) -> None:
-    before = {ca.id: ca.sha256 for ca in pki.list_cas()}
+    before = {ca.id: ca.sha256 for ca in pki.cas.list()}
     with pytest.raises(Conflict):
-        pki.init(organization="Another CSO AG", actor="test")
-    assert pki.organization() == ORG
-    assert {ca.id: ca.sha256 for ca in pki.list_cas()} == before
+        pki.cas.init(organization="Another CSO AG", actor="test")
+    assert pki.cas.organization() == ORG
+    assert {ca.id: ca.sha256 for ca in pki.cas.list()} == before
 
 
 def test_a_wrong_key_passphrase_is_unavailable(session_home: tuple[Path, str], pki: PKI) -> None:
@@ -174,7 +176,7 @@ def test_a_wrong_key_passphrase_is_unavailable(session_home: tuple[Path, str], p
         station = "CPWRONGPASS01"
         csr, _ = openssl_csr(f"/O={ORG}/CN={station}")
         with pytest.raises(Unavailable):
-            other.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station))
+            other.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station))
     finally:
         other.close()
 
@@ -194,38 +196,38 @@ def custom_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def _public_key(pki: PKI, ca_id: str) -> object:
-    return x509.load_pem_x509_certificate(pki.get_ca(ca_id).certificate_pem.encode()).public_key()
+    return x509.load_pem_x509_certificate(pki.cas.get(ca_id).certificate_pem.encode()).public_key()
 
 
 def test_custom_hierarchy_uses_the_configured_algorithms(custom_pki: PKI) -> None:
     v2g_key = _public_key(custom_pki, "v2g-root")
-    if custom_pki.get_ca("v2g-root").standard != "iso15118-20":
+    if custom_pki.cas.get("v2g-root").standard != "iso15118-20":
         pytest.fail("v2g is not ISO 15118-20")
     assert isinstance(v2g_key, ec.EllipticCurvePublicKey | ed448.Ed448PublicKey)
     if isinstance(v2g_key, ec.EllipticCurvePublicKey):
         assert v2g_key.curve.name == "secp521r1"
     cso_key = _public_key(custom_pki, "cso-root")
     assert isinstance(cso_key, rsa.RSAPublicKey) and cso_key.key_size == 3072
-    assert {ca.id for ca in custom_pki.list_cas()} == CA_IDS
+    assert {ca.id for ca in custom_pki.cas.list()} == CA_IDS
 
 
 def test_iso15118_20_secc_with_p256_key_is_refused(custom_pki: PKI) -> None:
     csr, _ = openssl_csr(f"/C=DE/O={ORG}/CN={SECC_ID}/DC=CPO", key="ec-p256")
     with pytest.raises(PolicyViolation) as caught:
-        custom_pki.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=SECC_ID))
+        custom_pki.certificates.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=SECC_ID))
     assert caught.value.rule == "key.iso15118-20"
 
 
 @pytest.mark.parametrize("key", ["ec-p521", "ed448"])
 def test_iso15118_20_secc_with_p521_or_ed448_key_is_issued(custom_pki: PKI, key: str) -> None:
     csr, _ = openssl_csr(f"/C=DE/O={ORG}/CN={SECC_ID}/DC=CPO", key=key)
-    issued = custom_pki.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=SECC_ID))
+    issued = custom_pki.certificates.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=SECC_ID))
     assert issued.certificate.issuer_id == "cpo-sub2"
 
 
 def test_ed448_secc_certificate_asserts_no_key_agreement(custom_pki: PKI) -> None:
     csr, _ = openssl_csr(f"/C=DE/O={ORG}/CN={SECC_ID}/DC=CPO", key="ed448")
-    issued = custom_pki.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=SECC_ID))
+    issued = custom_pki.certificates.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=SECC_ID))
     certificate = x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode())
     usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     # RFC 9295 §3 (updating RFC 8410 §5): an Ed448 end-entity key MUST NOT assert keyAgreement.
@@ -236,7 +238,7 @@ def test_ed448_secc_certificate_asserts_no_key_agreement(custom_pki: PKI) -> Non
 
 def test_rsa_station_certificate_uses_key_encipherment(custom_pki: PKI) -> None:
     csr, _ = openssl_csr(f"/O={ORG}/CN=CPRSA0001", key="rsa-2048")
-    issued = custom_pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id="CPRSA0001"))
+    issued = custom_pki.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id="CPRSA0001"))
     certificate = x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode())
     usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.digital_signature and usage.key_encipherment and not usage.key_agreement
@@ -309,18 +311,18 @@ def test_invalid_hierarchy_is_invalid_input_and_creates_nothing(blank_pki: PKI, 
     config = tmp_path / f"{name}.toml"
     config.write_text(_INVALID[name], encoding="utf-8")
     with pytest.raises(InvalidInput):
-        blank_pki.init(config=config, actor="test")
-    assert blank_pki.list_cas() == []
-    assert blank_pki.organization() is None
-    assert blank_pki.audit_count() == 0
+        blank_pki.cas.init(config=config, actor="test")
+    assert blank_pki.cas.list() == []
+    assert blank_pki.cas.organization() is None
+    assert blank_pki.audit.count() == 0
     keys_dir = blank_pki.settings.keys_dir
     assert not keys_dir.exists() or not any(keys_dir.iterdir())
 
 
 def test_missing_hierarchy_file_is_invalid_input(blank_pki: PKI, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput):
-        blank_pki.init(config=tmp_path / "absent.toml", actor="test")
-    assert blank_pki.list_cas() == []
+        blank_pki.cas.init(config=tmp_path / "absent.toml", actor="test")
+    assert blank_pki.cas.list() == []
 
 
 def test_key_dir_is_created_private(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def _unique(prefix: str) -> str:
 def _stored(pki: PKI) -> tuple[int, int]:
     with pki._ctx.database.read() as session:
         certificates = session.execute(select(func.count()).select_from(CertificateRow)).scalar_one()
-    return int(certificates), pki.audit_count()
+    return int(certificates), pki.audit.count()
 
 
 @contextmanager
@@ -57,7 +57,7 @@ def _issued_subject(pem: str) -> x509.Name:
 
 
 def _station(pki: PKI, csr: str, station_id: str, **kwargs: object) -> object:
-    return pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id), **kwargs)
+    return pki.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id), **kwargs)
 
 
 # -- station (OCPP A00.FR.509-511) --------------------------------------------------------------
@@ -77,7 +77,7 @@ def test_station_csr_with_serial_cn_and_cso_org_is_accepted(pki: PKI, key: str) 
 def test_station_serial_may_differ_from_ocpp_identity(pki: PKI) -> None:
     station_id, serial = _unique("ID"), _unique("SN")
     csr, _ = openssl_csr(f"/O={ORG}/CN={serial}")
-    issued = pki.issue(
+    issued = pki.certificates.issue(
         profile="station", csr=csr, identity=RequestIdentity(station_id=station_id, station_serial=serial)
     )
     assert (issued.certificate.identity, issued.certificate.station_serial) == (station_id, serial)
@@ -149,7 +149,7 @@ def test_station_subject_attribute_outside_profile_is_refused(pki: PKI) -> None:
 
 
 def _secc(pki: PKI, csr: str, secc_id: str = SECC_ID) -> object:
-    return pki.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=secc_id))
+    return pki.certificates.issue(profile="secc", csr=csr, identity=RequestIdentity(secc_id=secc_id))
 
 
 def test_secc_csr_with_secc_id_org_country_and_dc_cpo_is_accepted(pki: PKI) -> None:
@@ -200,7 +200,7 @@ def test_secc_cn_other_than_secc_id_is_refused(pki: PKI) -> None:
 
 
 def _csms(pki: PKI, csr: str, fqdn: str) -> object:
-    return pki.issue(profile="csms-server", csr=csr, identity=RequestIdentity(fqdn=fqdn), ca_id="cso-sub")
+    return pki.certificates.issue(profile="csms-server", csr=csr, identity=RequestIdentity(fqdn=fqdn), ca_id="cso-sub")
 
 
 def test_csms_server_cn_fqdn_is_accepted_and_gets_a_san(pki: PKI) -> None:
@@ -237,7 +237,7 @@ def test_csms_server_cn_other_than_fqdn_is_refused(pki: PKI) -> None:
 
 def test_contract_with_emaid_cn_and_dc_mo_is_accepted(pki: PKI) -> None:
     csr, _ = openssl_csr(f"/CN={EMAID}/DC=MO")
-    issued = pki.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=EMAID))
+    issued = pki.certificates.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=EMAID))
     assert (issued.certificate.identity, issued.certificate.issuer_id) == (EMAID, "mo-sub2")
 
 
@@ -247,20 +247,22 @@ def test_contract_with_malformed_emaid_is_refused(pki: PKI, emaid: str) -> None:
     _refused(
         pki,
         "contract.emaid-format",
-        lambda: pki.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=emaid)),
+        lambda: pki.certificates.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=emaid)),
     )
 
 
 def test_contract_without_dc_mo_is_refused(pki: PKI) -> None:
     csr, _ = openssl_csr(f"/CN={EMAID}/DC=CPO")
     _refused(
-        pki, "contract.dc-mo", lambda: pki.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=EMAID))
+        pki,
+        "contract.dc-mo",
+        lambda: pki.certificates.issue(profile="contract", csr=csr, identity=RequestIdentity(emaid=EMAID)),
     )
 
 
 def test_oem_provisioning_with_pcid_cn_is_accepted(pki: PKI) -> None:
     csr, _ = openssl_csr(f"/CN={PCID}/DC=OEM")
-    issued = pki.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=PCID))
+    issued = pki.certificates.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=PCID))
     assert (issued.certificate.identity, issued.certificate.issuer_id) == (PCID, "oem-sub2")
 
 
@@ -270,7 +272,7 @@ def test_oem_provisioning_with_malformed_pcid_is_refused(pki: PKI, pcid: str) ->
     _refused(
         pki,
         "oem-provisioning.pcid-format",
-        lambda: pki.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid)),
+        lambda: pki.certificates.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid)),
     )
 
 
@@ -314,7 +316,7 @@ def test_unknown_profile_is_not_found(pki: PKI) -> None:
     serial = _unique("CP")
     csr, _ = openssl_csr(f"/O={ORG}/CN={serial}")
     with _nothing_stored(pki), pytest.raises(NotFound):
-        pki.issue(profile="toaster", csr=csr, identity=RequestIdentity(station_id=serial))
+        pki.certificates.issue(profile="toaster", csr=csr, identity=RequestIdentity(station_id=serial))
 
 
 def test_profile_not_issued_by_named_ca_is_refused(pki: PKI) -> None:

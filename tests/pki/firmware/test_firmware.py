@@ -81,7 +81,7 @@ def signer_view(pki: PKI) -> CertificateRow:
 
 
 def verify(pki: PKI, data: bytes, signed: FirmwareSignature, *, chunk: int = 4096) -> object:
-    return pki.verify_firmware(split(data, chunk), signature=signed.signature, certificate=signed.certificate_pem)
+    return pki.firmware.verify(split(data, chunk), signature=signed.signature, certificate=signed.certificate_pem)
 
 
 def last_audit(pki: PKI) -> AuditRecord:
@@ -105,7 +105,7 @@ def mf_pki(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def test_signature_verifies_and_names_the_firmware_signer(pki: PKI) -> None:
-    signed = pki.sign_firmware(split(FIRMWARE, 1000), location=LOCATION, actor="test")
+    signed = pki.firmware.sign(split(FIRMWARE, 1000), location=LOCATION, actor="test")
     row = signer_view(pki)
     assert signed.sha256 == hashlib.sha256(FIRMWARE).hexdigest()
     assert signed.size == len(FIRMWARE)
@@ -121,7 +121,7 @@ def test_signature_verifies_and_names_the_firmware_signer(pki: PKI) -> None:
 
 def test_ec_signature_is_plain_ecdsa_sha256_over_the_whole_file(pki: PKI) -> None:
     # OCPP 2.0.1 L01.FR.04: a signature over the SHA-256 of the entire file, checkable without evpki.
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     certificate = x509.load_pem_x509_certificate(signed.certificate_pem.encode())
     public_key = certificate.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)
@@ -129,16 +129,16 @@ def test_ec_signature_is_plain_ecdsa_sha256_over_the_whole_file(pki: PKI) -> Non
 
 
 def test_chunk_boundaries_do_not_matter(pki: PKI) -> None:
-    signed = pki.sign_firmware(split(FIRMWARE, 7), location=None, actor="test")
-    assert signed.sha256 == pki.sign_firmware([FIRMWARE], location=None, actor="test").sha256
+    signed = pki.firmware.sign(split(FIRMWARE, 7), location=None, actor="test")
+    assert signed.sha256 == pki.firmware.sign([FIRMWARE], location=None, actor="test").sha256
     verify(pki, FIRMWARE, signed, chunk=len(FIRMWARE))
     verify(pki, FIRMWARE, signed, chunk=1)
 
 
 def test_signing_appends_one_audit_record_and_keeps_the_chain_intact(pki: PKI) -> None:
-    before = pki.audit_count()
-    signed = pki.sign_firmware([FIRMWARE], location=LOCATION, actor="test:firmware")
-    assert pki.audit_count() == before + 1
+    before = pki.audit.count()
+    signed = pki.firmware.sign([FIRMWARE], location=LOCATION, actor="test:firmware")
+    assert pki.audit.count() == before + 1
     record = last_audit(pki)
     assert (record.action, record.actor, record.ca_id, record.serial) == (
         "firmware-sign",
@@ -147,14 +147,14 @@ def test_signing_appends_one_audit_record_and_keeps_the_chain_intact(pki: PKI) -
         signed.signer_serial,
     )
     assert json.loads(record.details) == {"sha256": signed.sha256, "size": len(FIRMWARE), "location": LOCATION}
-    assert pki.verify_audit().ok
+    assert pki.audit.verify().ok
 
 
 def test_verifying_writes_nothing(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    before = pki.audit_count()
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    before = pki.audit.count()
     verify(pki, FIRMWARE, signed)
-    assert pki.audit_count() == before
+    assert pki.audit.count() == before
 
 
 @pytest.mark.parametrize(
@@ -167,13 +167,13 @@ def test_verifying_writes_nothing(pki: PKI) -> None:
     ids=["truncated", "appended", "one-bit-flipped"],
 )
 def test_altered_file_fails_verification(pki: PKI, altered: bytes) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     with pytest.raises(VerificationFailed, match="signature does not match the file"):
         verify(pki, altered, signed)
 
 
 def test_signature_by_another_key_fails_verification(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     other = ec.generate_private_key(ec.SECP256R1()).sign(FIRMWARE, ec.ECDSA(hashes.SHA256()))
     forged = dataclasses.replace(signed, signature=base64.b64encode(other).decode())
     with pytest.raises(VerificationFailed, match="altered or signed by another key"):
@@ -181,7 +181,7 @@ def test_signature_by_another_key_fails_verification(pki: PKI) -> None:
 
 
 def test_signer_algorithms(mf_pki: PKI) -> None:
-    signed = mf_pki.sign_firmware(split(FIRMWARE, 3000), location=LOCATION, actor="test")
+    signed = mf_pki.firmware.sign(split(FIRMWARE, 3000), location=LOCATION, actor="test")
     certificate = x509.load_pem_x509_certificate(signed.certificate_pem.encode())
     public_key = certificate.public_key()
     signature = base64.b64decode(signed.signature)
@@ -205,7 +205,7 @@ def test_signer_algorithms(mf_pki: PKI) -> None:
 @pytest.mark.parametrize("mf_pki", ["rsa-2048", "rsa-4096"], indirect=True)
 def test_rsa_signature_with_maximum_salt_is_accepted(mf_pki: PKI) -> None:
     """Verification takes any PSS salt length (AUTO), as signers such as OpenSSL default to the maximum."""
-    signed = mf_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = mf_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     key = mf_pki._ctx.keys.load(signer_view(mf_pki).key_id)._key  # type: ignore[arg-type, attr-defined]
     assert isinstance(key, rsa.RSAPrivateKey)
     max_salt = key.sign(
@@ -219,10 +219,10 @@ def test_rsa_signature_with_maximum_salt_is_accepted(mf_pki: PKI) -> None:
 
 def test_station_certificate_is_not_a_firmware_signer(pki: PKI) -> None:
     csr, key = make_csr("CPFIRMWARE01")
-    station = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id="CPFIRMWARE01"))
+    station = pki.certificates.issue(profile="station", csr=csr, identity=RequestIdentity(station_id="CPFIRMWARE01"))
     signature = key.sign(FIRMWARE, ec.ECDSA(hashes.SHA256()))  # type: ignore[attr-defined]
     with pytest.raises(VerificationFailed, match="was not issued by mf-root"):
-        pki.verify_firmware(
+        pki.firmware.verify(
             [FIRMWARE],
             signature=base64.b64encode(signature).decode(),
             certificate=station.certificate.certificate_pem,
@@ -230,10 +230,10 @@ def test_station_certificate_is_not_a_firmware_signer(pki: PKI) -> None:
 
 
 def test_the_manufacturer_root_itself_is_not_a_firmware_signer(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    root = pki.get_ca("mf-root").certificate_pem
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    root = pki.cas.get("mf-root").certificate_pem
     with pytest.raises(VerificationFailed, match="is a CA certificate"):
-        pki.verify_firmware([FIRMWARE], signature=signed.signature, certificate=root)
+        pki.firmware.verify([FIRMWARE], signature=signed.signature, certificate=root)
 
 
 def _impostor(subject: x509.Name, issuer: x509.Name, public_key: object, signing_key: object) -> x509.Certificate:
@@ -256,14 +256,14 @@ def _impostor(subject: x509.Name, issuer: x509.Name, public_key: object, signing
 
 
 def test_certificate_naming_mf_root_but_signed_by_another_key_is_refused(pki: PKI) -> None:
-    root_name = x509.load_pem_x509_certificate(pki.get_ca("mf-root").certificate_pem.encode()).subject
+    root_name = x509.load_pem_x509_certificate(pki.cas.get("mf-root").certificate_pem.encode()).subject
     fake_root = ec.generate_private_key(ec.SECP256R1())
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Impostor Firmware Signer")])
     impostor = _impostor(subject, root_name, leaf_key.public_key(), fake_root)
     signature = leaf_key.sign(FIRMWARE, ec.ECDSA(hashes.SHA256()))
     with pytest.raises(VerificationFailed, match="was not issued by mf-root"):
-        pki.verify_firmware(
+        pki.firmware.verify(
             [FIRMWARE],
             signature=base64.b64encode(signature).decode(),
             certificate=impostor.public_bytes(serialization.Encoding.PEM),
@@ -272,14 +272,14 @@ def test_certificate_naming_mf_root_but_signed_by_another_key_is_refused(pki: PK
 
 def test_certificate_signed_by_mf_root_but_never_issued_is_refused(pki: PKI) -> None:
     """A certificate the mf-root key signed outside this PKI's records (a lost backup, a stolen key)."""
-    root = x509.load_pem_x509_certificate(pki.get_ca("mf-root").certificate_pem.encode())
+    root = x509.load_pem_x509_certificate(pki.cas.get("mf-root").certificate_pem.encode())
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Unrecorded Firmware Signer")])
     root_signer = pki._ctx.keys.load("ca-mf-root")
     unrecorded = _impostor(subject, root.subject, leaf_key.public_key(), root_signer._key)  # type: ignore[attr-defined]
     signature = leaf_key.sign(FIRMWARE, ec.ECDSA(hashes.SHA256()))
     with pytest.raises(VerificationFailed, match="not one that mf-root of this PKI issued"):
-        pki.verify_firmware(
+        pki.firmware.verify(
             [FIRMWARE],
             signature=base64.b64encode(signature).decode(),
             certificate=unrecorded.public_bytes(serialization.Encoding.PEM),
@@ -294,101 +294,101 @@ def test_certificate_signed_by_mf_root_but_never_issued_is_refused(pki: PKI) -> 
     ],
 )
 def test_malformed_certificate_is_invalid_input(pki: PKI, certificate: str, message: str) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     with pytest.raises(InvalidInput, match=message):
-        pki.verify_firmware([FIRMWARE], signature=signed.signature, certificate=certificate)
+        pki.firmware.verify([FIRMWARE], signature=signed.signature, certificate=certificate)
 
 
 def test_a_chain_instead_of_the_signing_certificate_is_invalid_input(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    chain = signed.certificate_pem + pki.get_ca("mf-root").certificate_pem
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    chain = signed.certificate_pem + pki.cas.get("mf-root").certificate_pem
     with pytest.raises(InvalidInput, match="expected one signing certificate, got 2"):
-        pki.verify_firmware([FIRMWARE], signature=signed.signature, certificate=chain)
+        pki.firmware.verify([FIRMWARE], signature=signed.signature, certificate=chain)
 
 
 @pytest.mark.parametrize("signature", ["", "not base64!", "QUJD=x"])
 def test_malformed_signature_is_invalid_input(pki: PKI, signature: str) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     with pytest.raises(InvalidInput, match="signature"):
-        pki.verify_firmware([FIRMWARE], signature=signature, certificate=signed.certificate_pem)
+        pki.firmware.verify([FIRMWARE], signature=signature, certificate=signed.certificate_pem)
 
 
 def test_signature_with_line_breaks_is_accepted(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     wrapped = "\n".join(textwrap.wrap(signed.signature, 40))
-    pki.verify_firmware([FIRMWARE], signature=wrapped + "\n", certificate=signed.certificate_pem)
+    pki.firmware.verify([FIRMWARE], signature=wrapped + "\n", certificate=signed.certificate_pem)
 
 
 # -- what is refused when signing, and what becomes unverifiable ---------------------------------
 
 
 def test_revoked_signer_cannot_sign_and_its_signatures_fail(fresh_pki: PKI) -> None:
-    signed = fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    fresh_pki.revoke(signed.signer_serial, "keyCompromise", ca_id="mf-root")
-    before = fresh_pki.audit_count()
+    signed = fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    fresh_pki.revocation.revoke(signed.signer_serial, "keyCompromise", ca_id="mf-root")
+    before = fresh_pki.audit.count()
     with pytest.raises(PolicyViolation, match="revoked") as refused:
-        fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+        fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     assert refused.value.rule == "firmware.signer-revoked"
-    assert fresh_pki.audit_count() == before
+    assert fresh_pki.audit.count() == before
     with pytest.raises(VerificationFailed, match=r"is revoked \(keyCompromise\) since 2026-01-15"):
         verify(fresh_pki, FIRMWARE, signed)
 
 
 def test_signer_on_hold_signs_again_once_released(fresh_pki: PKI) -> None:
-    signed = fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    fresh_pki.revoke(signed.signer_serial, "certificateHold", ca_id="mf-root")
+    signed = fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    fresh_pki.revocation.revoke(signed.signer_serial, "certificateHold", ca_id="mf-root")
     with pytest.raises(PolicyViolation) as refused:
-        fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+        fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     assert refused.value.rule == "firmware.signer-on-hold"
     with pytest.raises(VerificationFailed, match="on hold"):
         verify(fresh_pki, FIRMWARE, signed)
-    fresh_pki.release_hold(signed.signer_serial, ca_id="mf-root")
-    verify(fresh_pki, FIRMWARE, fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test"))
+    fresh_pki.revocation.release_hold(signed.signer_serial, ca_id="mf-root")
+    verify(fresh_pki, FIRMWARE, fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test"))
 
 
 def test_expired_signer_cannot_sign_and_its_signatures_fail(fresh_pki: PKI) -> None:
-    signed = fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     clock = fresh_pki.clock
     assert isinstance(clock, FixedClock)
     clock.set(signer_view(fresh_pki).not_after + dt.timedelta(seconds=1))
     with pytest.raises(PolicyViolation) as refused:
-        fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+        fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     assert refused.value.rule == "firmware.signer-expired"
     with pytest.raises(VerificationFailed, match="expired on"):
         verify(fresh_pki, FIRMWARE, signed)
 
 
 def test_revoked_manufacturer_root_stops_signing_and_verification(fresh_pki: PKI) -> None:
-    signed = fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    fresh_pki.revoke(fresh_pki.get_ca("mf-root").serial, "cACompromise", ca_id="mf-root")
+    signed = fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    fresh_pki.revocation.revoke(fresh_pki.cas.get("mf-root").serial, "cACompromise", ca_id="mf-root")
     with pytest.raises(PolicyViolation, match="mf-root"):
-        fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+        fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     with pytest.raises(VerificationFailed, match="mf-root cannot vouch"):
         verify(fresh_pki, FIRMWARE, signed)
 
 
 def test_revocation_during_the_read_is_seen_by_the_verdict(fresh_pki: PKI) -> None:
-    signed = fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
 
     def chunks_then_revoke() -> Iterator[bytes]:
         yield FIRMWARE
-        fresh_pki.revoke(signed.signer_serial, "keyCompromise", ca_id="mf-root")
+        fresh_pki.revocation.revoke(signed.signer_serial, "keyCompromise", ca_id="mf-root")
 
     with pytest.raises(VerificationFailed, match="revoked"):
-        fresh_pki.verify_firmware(chunks_then_revoke(), signature=signed.signature, certificate=signed.certificate_pem)
+        fresh_pki.firmware.verify(chunks_then_revoke(), signature=signed.signature, certificate=signed.certificate_pem)
 
 
 def test_without_a_firmware_signer_signing_is_not_found(tmp_path: Path) -> None:
     config = tmp_path / "no-signer.toml"
     config.write_text(mf_hierarchy("ec-p256", with_signer=False), encoding="utf-8")
     with open_pki(tmp_path, config=config) as instance, pytest.raises(NotFound, match="evpki init"):
-        instance.sign_firmware([FIRMWARE], location=None, actor="test")
+        instance.firmware.sign([FIRMWARE], location=None, actor="test")
 
 
 def _add_signer_row(pki: PKI, key_id: str, public_key: object) -> None:
     """Store a newer firmware-signer certificate, signed by mf-root, for ``public_key`` and ``key_id``."""
     ctx = pki._ctx
-    root = x509.load_pem_x509_certificate(pki.get_ca("mf-root").certificate_pem.encode())
+    root = x509.load_pem_x509_certificate(pki.cas.get("mf-root").certificate_pem.encode())
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"{ORG} Manufacturer"),
@@ -423,17 +423,17 @@ def test_eddsa_signer_is_refused_with_a_clear_rule(fresh_pki: PKI) -> None:
     signer = fresh_pki._ctx.keys.generate("leaf-firmware-ed448", "ed448")
     _add_signer_row(fresh_pki, "leaf-firmware-ed448", signer.public_key())
     with pytest.raises(PolicyViolation, match="EdDSA") as refused:
-        fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
+        fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     assert refused.value.rule == "firmware.signer-algorithm"
 
 
 def test_signer_whose_key_does_not_match_its_certificate_is_an_integrity_error(fresh_pki: PKI) -> None:
     fresh_pki.clock.set(dt.datetime.now(dt.UTC))  # type: ignore[attr-defined]
     _add_signer_row(fresh_pki, "ca-mf-root", ec.generate_private_key(ec.SECP256R1()).public_key())
-    before = fresh_pki.audit_count()
+    before = fresh_pki.audit.count()
     with pytest.raises(IntegrityError, match="does not belong"):
-        fresh_pki.sign_firmware([FIRMWARE], location=None, actor="test")
-    assert fresh_pki.audit_count() == before
+        fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
+    assert fresh_pki.audit.count() == before
 
 
 # -- input limits ----------------------------------------------------------------------------------
@@ -447,12 +447,12 @@ def test_oversized_file_is_refused_without_reading_on_or_auditing(pki: PKI) -> N
             read.append(index)
             yield b"x" * 8
 
-    before = pki.audit_count()
+    before = pki.audit.count()
     with pytest.raises(InvalidInput, match="larger than the limit of 20 bytes"):
         sign_firmware(pki._ctx, chunks(), location=None, max_bytes=20, actor="test")
     assert len(read) == 3  # stopped at the chunk that passed the limit
-    assert pki.audit_count() == before
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    assert pki.audit.count() == before
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     with pytest.raises(InvalidInput, match="larger than the limit"):
         verify_firmware(
             pki._ctx,
@@ -471,26 +471,26 @@ def test_file_exactly_at_the_limit_is_signed(pki: PKI) -> None:
 @pytest.mark.parametrize("chunks", [[], [b""], [b"", b""]], ids=["no-chunks", "one-empty", "two-empty"])
 def test_empty_file_is_refused(pki: PKI, chunks: list[bytes]) -> None:
     with pytest.raises(InvalidInput, match="empty"):
-        pki.sign_firmware(chunks, location=None, actor="test")
+        pki.firmware.sign(chunks, location=None, actor="test")
 
 
 def test_chunks_of_the_wrong_type_are_a_type_error(pki: PKI) -> None:
     with pytest.raises(TypeError, match="iterable of byte chunks"):
-        pki.sign_firmware(FIRMWARE, location=None, actor="test")
+        pki.firmware.sign(FIRMWARE, location=None, actor="test")
     with pytest.raises(TypeError, match="not str"):
-        pki.sign_firmware(["text"], location=None, actor="test")  # type: ignore[list-item]
+        pki.firmware.sign(["text"], location=None, actor="test")  # type: ignore[list-item]
 
 
 def test_bytearray_and_memoryview_chunks_are_accepted(pki: PKI) -> None:
-    signed = pki.sign_firmware([bytearray(FIRMWARE[:10]), memoryview(FIRMWARE)[10:]], location=None, actor="test")
+    signed = pki.firmware.sign([bytearray(FIRMWARE[:10]), memoryview(FIRMWARE)[10:]], location=None, actor="test")
     assert signed.sha256 == hashlib.sha256(FIRMWARE).hexdigest()
 
 
 def test_location_longer_than_any_ocpp_version_allows_is_refused_before_signing(pki: PKI) -> None:
-    before = pki.audit_count()
+    before = pki.audit.count()
     with pytest.raises(InvalidInput, match="at most 2000"):
-        pki.sign_firmware([FIRMWARE], location="https://x/" + "a" * 1991, actor="test")
-    assert pki.audit_count() == before
+        pki.firmware.sign([FIRMWARE], location="https://x/" + "a" * 1991, actor="test")
+    assert pki.audit.count() == before
 
 
 def _stream(mebibytes: int) -> Iterator[bytes]:
@@ -503,11 +503,11 @@ def test_a_large_file_streams_in_constant_memory(pki: PKI) -> None:
     expected = hashlib.sha256()
     for chunk in _stream(64):
         expected.update(chunk)
-    pki.sign_firmware([b"warm up the key cache"], location=None, actor="test")
+    pki.firmware.sign([b"warm up the key cache"], location=None, actor="test")
     tracemalloc.start()
     try:
-        signed = pki.sign_firmware(_stream(64), location=LOCATION, actor="test")
-        result = pki.verify_firmware(_stream(64), signature=signed.signature, certificate=signed.certificate_pem)
+        signed = pki.firmware.sign(_stream(64), location=LOCATION, actor="test")
+        result = pki.firmware.verify(_stream(64), signature=signed.signature, certificate=signed.certificate_pem)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -521,7 +521,7 @@ def test_a_large_file_streams_in_constant_memory(pki: PKI) -> None:
 
 @pytest.fixture(scope="module")
 def signed(pki: PKI) -> FirmwareSignature:
-    return pki.sign_firmware([FIRMWARE], location=LOCATION, actor="test")
+    return pki.firmware.sign([FIRMWARE], location=LOCATION, actor="test")
 
 
 def test_update_firmware_201_payload(signed: FirmwareSignature) -> None:
@@ -554,14 +554,14 @@ def test_signed_update_firmware_16_carries_the_required_certificate_and_signatur
 
 
 def test_payload_location_and_retrieve_time_default_to_those_given_when_signing(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=LOCATION, retrieve_at=RETRIEVE, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=LOCATION, retrieve_at=RETRIEVE, actor="test")
     assert signed.update_firmware_201(1)["firmware"]["retrieveDateTime"] == "2026-02-01T02:00:00Z"
     other = signed.update_firmware_201(1, location="https://mirror.example.com/fw.bin")
     assert other["firmware"]["location"] == "https://mirror.example.com/fw.bin"
 
 
 def test_payload_without_location_names_what_is_missing(pki: PKI) -> None:
-    signed = pki.sign_firmware([FIRMWARE], location=None, actor="test")
+    signed = pki.firmware.sign([FIRMWARE], location=None, actor="test")
     for build in (signed.update_firmware_201, signed.signed_update_firmware_16):
         with pytest.raises(InvalidInput, match="firmware location is needed"):
             build(1, RETRIEVE)

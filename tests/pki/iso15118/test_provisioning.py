@@ -29,7 +29,7 @@ ISO2 = "urn:iso:15118:2:2013:MsgDef"
 
 def install(pki: PKI, car: Car, *, session_id: bytes = b"\x01\x02\x03\x04\x05\x06\x07\x08", **kwargs: object):  # type: ignore[no-untyped-def]
     exi = ev.installation_request(car.certificate, car.key, v2g_roots(pki), session_id)
-    return pki.provision_contract(
+    return pki.contracts.provision(
         iso15118_schema_version=ISO2,
         action="Install",
         exi_request=base64.b64encode(exi).decode(),
@@ -55,7 +55,7 @@ def response_code(result) -> ResponseCode:  # type: ignore[no-untyped-def]
 
 
 def contract_count(pki: PKI) -> int:
-    return len(pki.certificates(CertificateFilter(profile="contract", limit=100000)))
+    return len(pki.certificates.list(CertificateFilter(profile="contract", limit=100000)))
 
 
 # -- success ---------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def contract_count(pki: PKI) -> int:
 def test_install_issues_a_contract_certificate_the_car_can_use(pki: PKI) -> None:
     car = make_car(pki)
     emaid = new_emaid()
-    pki.add_contract(emaid=emaid, pcid=car.pcid)
+    pki.contracts.add(emaid=emaid, pcid=car.pcid)
     session_id = b"\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11"
     result = install(pki, car, session_id=session_id)
     assert result.status == "Accepted" and result.response_code is ResponseCode.OK
@@ -73,28 +73,28 @@ def test_install_issues_a_contract_certificate_the_car_can_use(pki: PKI) -> None
     contract = opened(pki, result, car.key, session_id)
     assert contract.emaid == emaid
     assert contract.certificate.subject.rfc4514_string() == f"DC=MO,CN={emaid}"
-    assert [c.subject for c in contract.sub_certificates] == [c.subject for c in pki.ca_chain("mo-sub2")[:-1]]
-    view = pki.certificate(format(contract.certificate.serial_number, "X"), "mo-sub2")
+    assert [c.subject for c in contract.sub_certificates] == [c.subject for c in pki.cas.chain("mo-sub2")[:-1]]
+    view = pki.certificates.get(format(contract.certificate.serial_number, "X"), "mo-sub2")
     assert view.profile == "contract" and view.identity == emaid and view.status == "valid"
-    current = pki.contract(emaid).current_certificate
+    current = pki.contracts.get(emaid).current_certificate
     assert current is not None and current.serial == view.serial and current.issuer_id == "mo-sub2"
 
 
 def test_update_replaces_the_contract_certificate_and_encrypts_for_the_old_key(pki: PKI) -> None:
     car = make_car(pki)
     emaid = new_emaid()
-    pki.add_contract(emaid=emaid, pcid=car.pcid)
+    pki.contracts.add(emaid=emaid, pcid=car.pcid)
     first = opened(pki, install(pki, car), car.key, b"\x01\x02\x03\x04\x05\x06\x07\x08")
     session_id = b"\x42"
     exi = ev.update_request(first, v2g_roots(pki), session_id)
-    result = pki.provision_contract(
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2, action="Update", exi_request=base64.b64encode(exi).decode()
     )
     assert result.status == "Accepted" and result.response_code is ResponseCode.OK
     assert isinstance(decode_message(base64.b64decode(result.exi_response)).body, CertificateUpdateRes)
     second = opened(pki, result, first.private_key, session_id)  # decrypts with the OLD contract key
     assert second.emaid == emaid and second.certificate.serial_number != first.certificate.serial_number
-    old = pki.certificate(format(first.certificate.serial_number, "X"), "mo-sub2")
+    old = pki.certificates.get(format(first.certificate.serial_number, "X"), "mo-sub2")
     assert old.superseded_by == format(second.certificate.serial_number, "X")
     with pytest.raises(VerificationFailed):  # the OEM key cannot open an update response
         opened(pki, result, car.key, session_id)
@@ -102,7 +102,7 @@ def test_update_replaces_the_contract_certificate_and_encrypts_for_the_old_key(p
 
 def test_ocpp_21_allows_a_larger_response(pki: PKI) -> None:
     car = make_car(pki)
-    pki.add_contract(emaid=new_emaid(), pcid=car.pcid)
+    pki.contracts.add(emaid=new_emaid(), pcid=car.pcid)
     assert install(pki, car, ocpp_version="2.1").status == "Accepted"
 
 
@@ -123,7 +123,7 @@ def test_a_vehicle_without_contract_gets_no_certificate_available(pki: PKI) -> N
 
 def test_a_tampered_request_gets_signature_error(pki: PKI) -> None:
     car = make_car(pki)
-    pki.add_contract(emaid=new_emaid(), pcid=car.pcid)
+    pki.contracts.add(emaid=new_emaid(), pcid=car.pcid)
     message = decode_message(ev.installation_request(car.certificate, car.key, v2g_roots(pki), b"\x01"))
     other = make_car(pki)  # swap in another car's certificate: the signature no longer fits
     forged = replace(
@@ -131,7 +131,7 @@ def test_a_tampered_request_gets_signature_error(pki: PKI) -> None:
         body=replace(message.body, oem_provisioning_cert=other.certificate.public_bytes(serialization.Encoding.DER)),
     )
     before = contract_count(pki)
-    result = pki.provision_contract(
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2, action="Install", exi_request=base64.b64encode(encode_message(forged)).decode()
     )
     assert result.response_code is ResponseCode.FAILED_SIGNATURE_ERROR
@@ -142,7 +142,7 @@ def test_an_unsigned_request_gets_signature_error(pki: PKI) -> None:
     car = make_car(pki)
     message = decode_message(ev.installation_request(car.certificate, car.key, v2g_roots(pki), b"\x01"))
     unsigned = replace(message, header=replace(message.header, signature=None))
-    result = pki.provision_contract(
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2, action="Install", exi_request=base64.b64encode(encode_message(unsigned)).decode()
     )
     assert result.response_code is ResponseCode.FAILED_SIGNATURE_ERROR
@@ -156,14 +156,14 @@ def test_a_foreign_oem_gets_cert_chain_error(pki: PKI) -> None:
 
 def test_a_revoked_oem_certificate_gets_certificate_revoked(fresh_pki: PKI) -> None:
     car = make_car(fresh_pki)
-    fresh_pki.add_contract(emaid=new_emaid(), pcid=car.pcid)
-    fresh_pki.revoke(format(car.certificate.serial_number, "X"), "keyCompromise", ca_id="oem-sub2")
+    fresh_pki.contracts.add(emaid=new_emaid(), pcid=car.pcid)
+    fresh_pki.revocation.revoke(format(car.certificate.serial_number, "X"), "keyCompromise", ca_id="oem-sub2")
     assert install(fresh_pki, car).response_code is ResponseCode.FAILED_CERTIFICATE_REVOKED
 
 
 def test_an_expired_oem_certificate_gets_certificate_expired(fresh_pki: PKI) -> None:
     car = make_car(fresh_pki)
-    fresh_pki.add_contract(emaid=new_emaid(), pcid=car.pcid)
+    fresh_pki.contracts.add(emaid=new_emaid(), pcid=car.pcid)
     clock = fresh_pki.clock
     assert isinstance(clock, FixedClock)
     clock.advance(car.certificate.not_valid_after_utc - clock.now() + dt.timedelta(seconds=1))
@@ -173,11 +173,11 @@ def test_an_expired_oem_certificate_gets_certificate_expired(fresh_pki: PKI) -> 
 def test_a_revoked_contract_gets_contract_canceled_on_update(pki: PKI) -> None:
     car = make_car(pki)
     emaid = new_emaid()
-    pki.add_contract(emaid=emaid, pcid=car.pcid)
+    pki.contracts.add(emaid=emaid, pcid=car.pcid)
     first = opened(pki, install(pki, car), car.key, b"\x01\x02\x03\x04\x05\x06\x07\x08")
     exi = ev.update_request(first, v2g_roots(pki), b"\x01")
-    pki.revoke_contract(emaid)
-    result = pki.provision_contract(
+    pki.contracts.revoke(emaid)
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2, action="Update", exi_request=base64.b64encode(exi).decode()
     )
     # The contract's certificate was revoked with it, which the chain check meets first.
@@ -186,9 +186,9 @@ def test_a_revoked_contract_gets_contract_canceled_on_update(pki: PKI) -> None:
 
 def test_no_cps_chain_under_the_cars_roots_gets_no_certificate_available(pki: PKI) -> None:
     car = make_car(pki)
-    pki.add_contract(emaid=new_emaid(), pcid=car.pcid)
-    exi = ev.installation_request(car.certificate, car.key, pki.roots("CSMSRootCertificate"), b"\x01")
-    result = pki.provision_contract(
+    pki.contracts.add(emaid=new_emaid(), pcid=car.pcid)
+    exi = ev.installation_request(car.certificate, car.key, pki.cas.roots("CSMSRootCertificate"), b"\x01")
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2, action="Install", exi_request=base64.b64encode(exi).decode()
     )
     assert result.response_code is ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE
@@ -218,7 +218,7 @@ def test_no_cps_chain_under_the_cars_roots_gets_no_certificate_available(pki: PK
 def test_unanswerable_requests_fail_with_an_empty_exi_response(
     pki: PKI, schema: str, action: str, exi: str, reason_code: str
 ) -> None:
-    result = pki.provision_contract(iso15118_schema_version=schema, action=action, exi_request=exi)
+    result = pki.contracts.provision(iso15118_schema_version=schema, action=action, exi_request=exi)
     assert (result.status, result.exi_response, result.response_code) == ("Failed", "", None)
     assert result.reason_code == reason_code and result.reason
     assert result.to_ocpp()["statusInfo"]["reasonCode"] == reason_code
@@ -227,7 +227,7 @@ def test_unanswerable_requests_fail_with_an_empty_exi_response(
 def test_the_body_must_match_the_action(pki: PKI) -> None:
     car = make_car(pki)
     exi = ev.installation_request(car.certificate, car.key, v2g_roots(pki), b"\x01")
-    result = pki.provision_contract(
+    result = pki.contracts.provision(
         iso15118_schema_version=ISO2, action="Update", exi_request=base64.b64encode(exi).decode()
     )
     assert (result.status, result.reason_code) == ("Failed", "ActionMismatch")
@@ -236,10 +236,10 @@ def test_the_body_must_match_the_action(pki: PKI) -> None:
 def test_a_response_over_the_limit_fails_and_stores_nothing(pki: PKI) -> None:
     car = make_car(pki)
     emaid = new_emaid()
-    pki.add_contract(emaid=emaid, pcid=car.pcid)
+    pki.contracts.add(emaid=emaid, pcid=car.pcid)
     before = contract_count(pki)
     result = install(pki, car, max_response_chars=3000)
     assert (result.status, result.exi_response, result.reason_code) == ("Failed", "", "TooLarge")
     assert "over the limit of 3000" in (result.reason or "")
     assert contract_count(pki) == before
-    assert pki.contract(emaid).current_certificate is None
+    assert pki.contracts.get(emaid).current_certificate is None

@@ -26,7 +26,7 @@ ISO2 = "urn:iso:15118:2:2013:MsgDef"
 
 
 def _ask(pki: PKI, exi: bytes, action: str = "Install"):  # type: ignore[no-untyped-def]
-    return pki.provision_contract(
+    return pki.contracts.provision(
         iso15118_schema_version=ISO2, action=action, exi_request=base64.b64encode(exi).decode()
     )
 
@@ -68,7 +68,7 @@ def test_an_external_oem_trusted_through_a_pem_file(fresh_pki: PKI, tmp_path: Pa
     car = foreign_certificate(pcid, car_key, (sub.subject, sub_key), None)
     bundle = tmp_path / "other-oem.pem"
     bundle.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (root, sub)))
-    fresh_pki.add_contract(emaid=new_emaid(), pcid=pcid)
+    fresh_pki.contracts.add(emaid=new_emaid(), pcid=pcid)
     request = ev.installation_request(car, car_key, v2g_roots(fresh_pki), b"\x01")
 
     assert _ask(fresh_pki, request).response_code is ResponseCode.FAILED_CERT_CHAIN_ERROR
@@ -90,7 +90,7 @@ def test_an_iso15118_2_certificate_over_800_bytes_is_refused(fresh_pki: PKI) -> 
         request = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes)).sign(key, hashes.SHA256())
         return request.public_bytes(serialization.Encoding.PEM)
 
-    issued = pki.issue(profile="secc", csr=csr(subject), identity=RequestIdentity(secc_id="S" * 64))
+    issued = pki.certificates.issue(profile="secc", csr=csr(subject), identity=RequestIdentity(secc_id="S" * 64))
     der = x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode()).public_bytes(
         serialization.Encoding.DER
     )
@@ -98,7 +98,7 @@ def test_an_iso15118_2_certificate_over_800_bytes_is_refused(fresh_pki: PKI) -> 
     # The policy rebuilds the subject from CN, O, C and DC; the public URL in AIA is what else grows.
     pki.settings.public_url = "https://" + "p" * 400 + ".example"
     with pytest.raises(PolicyViolation, match=r"iso15118\.certificate-size"):
-        pki.issue(profile="secc", csr=csr(subject), identity=RequestIdentity(secc_id="S" * 64))
+        pki.certificates.issue(profile="secc", csr=csr(subject), identity=RequestIdentity(secc_id="S" * 64))
 
 
 def test_a_certificate_with_an_invalid_version_is_refused_not_raised(pki: PKI) -> None:

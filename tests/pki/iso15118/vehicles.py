@@ -37,7 +37,7 @@ def new_emaid() -> str:
 def make_car(pki: PKI, pcid: str | None = None) -> Car:
     pcid = pcid or new_pcid()
     csr, key = vehicle_csr(pcid)
-    issued = pki.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid))
+    issued = pki.certificates.issue(profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid))
     return Car(pcid, x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode()), key)
 
 
@@ -67,8 +67,8 @@ def foreign_certificate(
 
 
 def v2g_roots(pki: PKI) -> list[x509.Certificate]:
-    return pki.roots("V2GRootCertificate")
+    return pki.cas.roots("V2GRootCertificate")
 
 
 def mo_roots(pki: PKI) -> list[x509.Certificate]:
-    return [pki.ca_chain("mo-sub2")[-1]]
+    return [pki.cas.chain("mo-sub2")[-1]]

@@ -110,7 +110,7 @@ def hsm_pki(request: pytest.FixtureRequest, softhsm: str, tmp_path_factory: pyte
     config.write_text(_hierarchy(ALGORITHMS[token]), encoding="utf-8")
     url, name = database_url(home)
     instance = PKI.open(hsm_settings(home, url, softhsm, token))
-    instance.init(config=config, organization=ORG, actor="test")
+    instance.cas.init(config=config, organization=ORG, actor="test")
     yield instance
     instance.close()
     drop_database(name)
@@ -123,18 +123,20 @@ def _pem(certificate: x509.Certificate) -> bytes:
 def _issue_station(pki: PKI) -> x509.Certificate:
     station_id = f"CP{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
-    view = pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)).certificate
+    view = pki.certificates.issue(
+        profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)
+    ).certificate
     return x509.load_pem_x509_certificate(view.certificate_pem.encode())
 
 
 def test_keys_live_on_the_token_and_no_key_file_is_written(hsm_pki: PKI) -> None:
     assert hsm_pki.settings.keystore == "pkcs11"
     assert not (hsm_pki.settings.home / "keys").exists()
-    key = hsm_pki.ca_chain("cso-sub")[0].public_key()
+    key = hsm_pki.cas.chain("cso-sub")[0].public_key()
     expected = ALGORITHMS[hsm_pki.settings.pkcs11_token_label]
     if expected.startswith("rsa"):
         assert isinstance(key, rsa.RSAPublicKey) and key.key_size == int(expected.split("-")[1])
-        pss = hsm_pki.ca_chain("cso-sub")[0].signature_algorithm_oid == x509.oid.SignatureAlgorithmOID.RSASSA_PSS
+        pss = hsm_pki.cas.chain("cso-sub")[0].signature_algorithm_oid == x509.oid.SignatureAlgorithmOID.RSASSA_PSS
         assert pss == expected.endswith("-pss")
     else:
         assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == {"ec-p256": "secp256r1"}.get(
@@ -146,7 +148,7 @@ def test_keys_live_on_the_token_and_no_key_file_is_written(hsm_pki: PKI) -> None
 @pytest.mark.interop
 def test_openssl_verifies_issued_certificates_and_the_hierarchy(hsm_pki: PKI, tmp_path: Path) -> None:
     leaf = _issue_station(hsm_pki)
-    chain = hsm_pki.ca_chain("cso-sub")
+    chain = hsm_pki.cas.chain("cso-sub")
     (tmp_path / "root.pem").write_bytes(_pem(chain[-1]))
     (tmp_path / "sub.pem").write_bytes(b"".join(_pem(c) for c in chain[:-1]))
     (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
@@ -156,8 +158,8 @@ def test_openssl_verifies_issued_certificates_and_the_hierarchy(hsm_pki: PKI, tm
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     # Every CA of the default hierarchy was built on the token too: each sub-CA verifies under its root.
-    for ca in hsm_pki.list_cas():
-        certs = hsm_pki.ca_chain(ca.id)
+    for ca in hsm_pki.cas.list():
+        certs = hsm_pki.cas.chain(ca.id)
         (tmp_path / "ca.pem").write_bytes(_pem(certs[0]))
         (tmp_path / "anchor.pem").write_bytes(_pem(certs[-1]))
         (tmp_path / "mid.pem").write_bytes(b"".join(_pem(c) for c in certs[1:-1]) or _pem(certs[-1]))
@@ -172,11 +174,11 @@ def test_openssl_verifies_issued_certificates_and_the_hierarchy(hsm_pki: PKI, tm
 @pytest.mark.interop
 def test_openssl_verifies_the_crl(hsm_pki: PKI, tmp_path: Path) -> None:
     leaf = _issue_station(hsm_pki)
-    hsm_pki.revoke(f"{leaf.serial_number:X}", "keyCompromise", ca_id="cso-sub", actor="test")
-    crl = x509.load_der_x509_crl(hsm_pki.generate_crl("cso-sub").der)
+    hsm_pki.revocation.revoke(f"{leaf.serial_number:X}", "keyCompromise", ca_id="cso-sub", actor="test")
+    crl = x509.load_der_x509_crl(hsm_pki.crls.generate("cso-sub").der)
     assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
     (tmp_path / "crl.der").write_bytes(crl.public_bytes(serialization.Encoding.DER))
-    (tmp_path / "issuer.pem").write_bytes(_pem(hsm_pki.ca_chain("cso-sub")[0]))
+    (tmp_path / "issuer.pem").write_bytes(_pem(hsm_pki.cas.chain("cso-sub")[0]))
     result = run_openssl(
         "crl", "-inform", "DER", "-in", str(tmp_path / "crl.der"), "-CAfile", str(tmp_path / "issuer.pem"),
         "-verify", "-noout",
@@ -188,7 +190,7 @@ def test_openssl_verifies_the_crl(hsm_pki: PKI, tmp_path: Path) -> None:
 @pytest.mark.interop
 def test_openssl_verifies_ocsp_responses(hsm_pki: PKI, tmp_path: Path) -> None:
     leaf = _issue_station(hsm_pki)
-    chain = hsm_pki.ca_chain("cso-sub")
+    chain = hsm_pki.cas.chain("cso-sub")
     (tmp_path / "ca.pem").write_bytes(b"".join(_pem(c) for c in chain))
     (tmp_path / "issuer.pem").write_bytes(_pem(chain[0]))
     (tmp_path / "leaf.pem").write_bytes(_pem(leaf))
@@ -198,7 +200,7 @@ def test_openssl_verifies_ocsp_responses(hsm_pki: PKI, tmp_path: Path) -> None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
         request = builder.build().public_bytes(serialization.Encoding.DER)
         (tmp_path / "req.der").write_bytes(request)
-        (tmp_path / "resp.der").write_bytes(hsm_pki.ocsp_respond(request).der)
+        (tmp_path / "resp.der").write_bytes(hsm_pki.ocsp.respond(request).der)
         checked = run_openssl(
             "ocsp", "-reqin", str(tmp_path / "req.der"), "-respin", str(tmp_path / "resp.der"),
             "-CAfile", str(tmp_path / "ca.pem"),
@@ -215,8 +217,8 @@ def test_openssl_verifies_ocsp_responses(hsm_pki: PKI, tmp_path: Path) -> None:
 def test_firmware_signature_made_on_the_token_verifies(hsm_pki: PKI) -> None:
     firmware = b"\x7fELF evpki firmware on an HSM\n" * 500
     chunks = [firmware[i : i + 1000] for i in range(0, len(firmware), 1000)]
-    signed = hsm_pki.sign_firmware(chunks, location="https://fw.example.com/x.bin", actor="test")
-    result = hsm_pki.verify_firmware(chunks, signature=signed.signature, certificate=signed.certificate_pem)
+    signed = hsm_pki.firmware.sign(chunks, location="https://fw.example.com/x.bin", actor="test")
+    result = hsm_pki.firmware.verify(chunks, signature=signed.signature, certificate=signed.certificate_pem)
     assert result.sha256 == signed.sha256
 
 
@@ -348,7 +350,7 @@ def test_cli_init_builds_the_default_hierarchy_on_the_token(
         monkeypatch.setenv("EVPKI_KEYSTORE", "pkcs11")
         instance = PKI.open(Settings())
         try:
-            assert len(instance.list_cas()) >= 14
+            assert len(instance.cas.list()) >= 14
             assert instance.settings.keystore == "pkcs11"
             _issue_station(instance)
         finally:

@@ -23,7 +23,9 @@ from tests.conftest import FRESH_EPOCH, database_url, drop_database, make_csr, m
 def _issue(pki: PKI) -> str:
     station_id = f"CP{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
-    return pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)).certificate.serial
+    return pki.certificates.issue(
+        profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)
+    ).certificate.serial
 
 
 @pytest.fixture
@@ -37,18 +39,18 @@ def target(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _state(pki: PKI) -> dict[str, object]:
-    certificates = pki.certificates(CertificateFilter(limit=100_000))
+    certificates = pki.certificates.list(CertificateFilter(limit=100_000))
     return {
         "certificates": sorted((c.issuer_id, c.serial, c.sha256, c.status) for c in certificates),
-        "crl_numbers": {ca.id: ca.crl_number for ca in pki.list_cas()},
-        "audit": [(e.seq, e.hash) for e in pki.audit_records(limit=100_000)],
+        "crl_numbers": {ca.id: ca.crl_number for ca in pki.cas.list()},
+        "audit": [(e.seq, e.hash) for e in pki.audit.records(limit=100_000)],
     }
 
 
 def test_round_trip_into_a_fresh_home_and_database(fresh_pki: PKI, target: tuple[Path, str], tmp_path: Path) -> None:
     kept, revoked = _issue(fresh_pki), _issue(fresh_pki)
-    fresh_pki.revoke(revoked, "keyCompromise", ca_id="cso-sub")
-    crl_before = fresh_pki.generate_crl("cso-sub")
+    fresh_pki.revocation.revoke(revoked, "keyCompromise", ca_id="cso-sub")
+    crl_before = fresh_pki.crls.generate("cso-sub")
     before = _state(fresh_pki)
 
     archive = tmp_path / "evpki-backup.tar.gz"
@@ -69,15 +71,15 @@ def test_round_trip_into_a_fresh_home_and_database(fresh_pki: PKI, target: tuple
     restored = PKI.open(make_settings(home, url), clock=fresh_pki.clock)
     try:
         assert _state(restored) == before
-        assert restored.verify_audit().ok
-        assert restored.certificate(kept, "cso-sub").status == "valid"
-        assert restored.certificate(revoked, "cso-sub").status == "revoked"
-        assert restored.latest_crl("cso-sub").number == crl_before.number
+        assert restored.audit.verify().ok
+        assert restored.certificates.get(kept, "cso-sub").status == "valid"
+        assert restored.certificates.get(revoked, "cso-sub").status == "revoked"
+        assert restored.crls.latest("cso-sub").number == crl_before.number
         # the restored keys sign: a new certificate, a new CRL with the next number, audit still verifies
         new_serial = _issue(restored)
-        assert restored.certificate(new_serial, "cso-sub").status == "valid"
-        assert restored.generate_crl("cso-sub").number == crl_before.number + 1
-        assert restored.verify_audit().ok
+        assert restored.certificates.get(new_serial, "cso-sub").status == "valid"
+        assert restored.crls.generate("cso-sub").number == crl_before.number + 1
+        assert restored.audit.verify().ok
     finally:
         restored.close()
 
@@ -89,10 +91,10 @@ def test_restore_refuses_a_non_empty_target_unless_forced(fresh_pki: PKI, tmp_pa
     with pytest.raises(Conflict):
         restore_backup(fresh_pki.settings, archive)
     report = restore_backup(fresh_pki.settings, archive, force=True)
-    assert report.audit_records == fresh_pki.audit_count()
-    assert fresh_pki.verify_audit().ok
+    assert report.audit_records == fresh_pki.audit.count()
+    assert fresh_pki.audit.verify().ok
     _issue(fresh_pki)  # ids and sequences continue after the restored rows
-    assert fresh_pki.verify_audit().ok
+    assert fresh_pki.audit.verify().ok
 
 
 def test_a_tampered_archive_is_refused_before_anything_changes(
@@ -123,7 +125,7 @@ def test_a_restored_backup_keeps_time_zone_aware_timestamps(
     restore_backup(make_settings(home, url), archive)
     restored = PKI.open(make_settings(home, url), clock=fresh_pki.clock)
     try:
-        ca = restored.get_ca("cso-sub")
+        ca = restored.cas.get("cso-sub")
         assert ca.not_after.tzinfo is not None and ca.not_after > FRESH_EPOCH + dt.timedelta(days=1)
     finally:
         restored.close()

@@ -36,7 +36,9 @@ def _clock(pki: PKI) -> FixedClock:
 def _issue(pki: PKI) -> CertificateView:
     station_id = f"CP{uuid.uuid4().hex[:10].upper()}"
     csr, _ = make_csr(station_id)
-    return pki.issue(profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)).certificate
+    return pki.certificates.issue(
+        profile="station", csr=csr, identity=RequestIdentity(station_id=station_id)
+    ).certificate
 
 
 def _entries(der: bytes) -> dict[str, x509.ReasonFlags | None]:
@@ -64,11 +66,11 @@ def _extension(der: bytes, kind: type[x509.ExtensionType]) -> x509.Extension[x50
 
 
 def test_revoke_regenerates_the_full_crl_with_the_entry_and_a_higher_number(fresh_pki: PKI) -> None:
-    before = fresh_pki.generate_crl(CA)
+    before = fresh_pki.crls.generate(CA)
     issued = _issue(fresh_pki)
     _clock(fresh_pki).advance(dt.timedelta(minutes=1))
-    fresh_pki.revoke(issued.serial, "keyCompromise", ca_id=CA)
-    latest = fresh_pki.latest_crl(CA)
+    fresh_pki.revocation.revoke(issued.serial, "keyCompromise", ca_id=CA)
+    latest = fresh_pki.crls.latest(CA)
     assert latest.number > before.number
     assert _entries(latest.der) == {issued.serial: x509.ReasonFlags.key_compromise}
 
@@ -76,37 +78,37 @@ def test_revoke_regenerates_the_full_crl_with_the_entry_and_a_higher_number(fres
 def test_a_revocation_in_the_same_second_as_the_crl_is_still_published(fresh_pki: PKI) -> None:
     # Times have whole seconds: the CRL made a moment before has the revocation's timestamp.
     issued = _issue(fresh_pki)
-    before = fresh_pki.generate_crl(CA)
-    fresh_pki.revoke(issued.serial, "keyCompromise", ca_id=CA)
-    current = fresh_pki.current_crl(CA)
+    before = fresh_pki.crls.generate(CA)
+    fresh_pki.revocation.revoke(issued.serial, "keyCompromise", ca_id=CA)
+    current = fresh_pki.crls.current(CA)
     assert current.number > before.number
     assert issued.serial in _entries(current.der)
-    assert fresh_pki.current_crl(CA).number == current.number  # and it is not made again
+    assert fresh_pki.crls.current(CA).number == current.number  # and it is not made again
 
 
 def test_revoke_publishes_a_delta_crl_too(fresh_pki: PKI) -> None:
     issued = _issue(fresh_pki)
-    fresh_pki.revoke(issued.serial, "certificateHold", ca_id=CA)
-    full, delta = fresh_pki.latest_crl(CA), fresh_pki.current_crl(CA, delta=True)
+    fresh_pki.revocation.revoke(issued.serial, "certificateHold", ca_id=CA)
+    full, delta = fresh_pki.crls.latest(CA), fresh_pki.crls.current(CA, delta=True)
     assert delta.base_number == full.number
     assert _entries(delta.der) == {issued.serial: x509.ReasonFlags.certificate_hold}
 
 
 def test_release_is_published_as_remove_from_crl_in_the_delta(fresh_pki: PKI) -> None:
     issued = _issue(fresh_pki)
-    fresh_pki.revoke(issued.serial, "certificateHold", ca_id=CA)
+    fresh_pki.revocation.revoke(issued.serial, "certificateHold", ca_id=CA)
     _clock(fresh_pki).advance(dt.timedelta(hours=1))
-    fresh_pki.release_hold(issued.serial, ca_id=CA)
-    assert issued.serial not in _entries(fresh_pki.latest_crl(CA).der)
-    delta = fresh_pki.current_crl(CA, delta=True)
+    fresh_pki.revocation.release_hold(issued.serial, ca_id=CA)
+    assert issued.serial not in _entries(fresh_pki.crls.latest(CA).der)
+    delta = fresh_pki.crls.current(CA, delta=True)
     assert _entries(delta.der) == {issued.serial: x509.ReasonFlags.remove_from_crl}
 
 
 def test_revoke_without_publishing_leaves_the_crls_alone(fresh_pki: PKI) -> None:
     issued = _issue(fresh_pki)
-    fresh_pki.revoke(issued.serial, "keyCompromise", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.revoke(issued.serial, "keyCompromise", ca_id=CA, publish_crls=False)
     assert _crl_count(fresh_pki) == 0
-    assert issued.serial in _entries(fresh_pki.current_crl(CA).der)  # made on first request
+    assert issued.serial in _entries(fresh_pki.crls.current(CA).der)  # made on first request
 
 
 def test_a_publishing_failure_does_not_fail_the_revocation(
@@ -118,12 +120,12 @@ def test_a_publishing_failure_does_not_fail_the_revocation(
     monkeypatch.setattr("pki.revocation.crl_publishing.publish_after_change", unavailable)
     issued = _issue(fresh_pki)
     with caplog.at_level(logging.WARNING, logger="evpki.crl"):
-        view = fresh_pki.revoke(issued.serial, "keyCompromise", ca_id=CA)
+        view = fresh_pki.revocation.revoke(issued.serial, "keyCompromise", ca_id=CA)
     assert view.status == "revoked"
-    assert fresh_pki.certificate(issued.serial, CA).status == "revoked"
+    assert fresh_pki.certificates.get(issued.serial, CA).status == "revoked"
     assert any("no key passphrase" in record.getMessage() for record in caplog.records)
     monkeypatch.undo()
-    assert issued.serial in _entries(fresh_pki.current_crl(CA).der)
+    assert issued.serial in _entries(fresh_pki.crls.current(CA).der)
 
 
 # -- delta CRLs --------------------------------------------------------------------------------
@@ -132,16 +134,16 @@ def test_a_publishing_failure_does_not_fail_the_revocation(
 def test_delta_lists_exactly_the_changes_since_its_base(fresh_pki: PKI) -> None:
     clock = _clock(fresh_pki)
     old, held_before, revoked_after, held_after = (_issue(fresh_pki) for _ in range(4))
-    fresh_pki.revoke(old.serial, "keyCompromise", ca_id=CA, publish_crls=False)
-    fresh_pki.revoke(held_before.serial, "certificateHold", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.revoke(old.serial, "keyCompromise", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.revoke(held_before.serial, "certificateHold", ca_id=CA, publish_crls=False)
     clock.advance(dt.timedelta(hours=1))
-    base = fresh_pki.generate_crl(CA)
+    base = fresh_pki.crls.generate(CA)
     clock.advance(dt.timedelta(hours=1))
-    fresh_pki.revoke(revoked_after.serial, "affiliationChanged", ca_id=CA, publish_crls=False)
-    fresh_pki.revoke(held_after.serial, "certificateHold", ca_id=CA, publish_crls=False)
-    fresh_pki.release_hold(held_before.serial, ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.revoke(revoked_after.serial, "affiliationChanged", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.revoke(held_after.serial, "certificateHold", ca_id=CA, publish_crls=False)
+    fresh_pki.revocation.release_hold(held_before.serial, ca_id=CA, publish_crls=False)
 
-    delta = fresh_pki.generate_crl(CA, delta=True)
+    delta = fresh_pki.crls.generate(CA, delta=True)
 
     assert (delta.kind, delta.base_number) == ("delta", base.number)
     assert _entries(delta.der) == {
@@ -155,8 +157,8 @@ def test_delta_lists_exactly_the_changes_since_its_base(fresh_pki: PKI) -> None:
 
 
 def test_delta_carries_a_critical_delta_crl_indicator_naming_its_base(fresh_pki: PKI) -> None:
-    base = fresh_pki.generate_crl(CA)
-    delta = fresh_pki.generate_crl(CA, delta=True)
+    base = fresh_pki.crls.generate(CA)
+    delta = fresh_pki.crls.generate(CA, delta=True)
     indicator = _extension(delta.der, x509.DeltaCRLIndicator)
     assert indicator.critical
     assert indicator.value.crl_number == base.number  # type: ignore[attr-defined]
@@ -165,38 +167,38 @@ def test_delta_carries_a_critical_delta_crl_indicator_naming_its_base(fresh_pki:
 
 
 def test_full_and_delta_crls_share_one_number_sequence(fresh_pki: PKI) -> None:
-    full = fresh_pki.generate_crl(CA)
-    delta = fresh_pki.generate_crl(CA, delta=True)
-    next_full = fresh_pki.generate_crl(CA)
+    full = fresh_pki.crls.generate(CA)
+    delta = fresh_pki.crls.generate(CA, delta=True)
+    next_full = fresh_pki.crls.generate(CA)
     assert [full.number, delta.number, next_full.number] == [full.number, full.number + 1, full.number + 2]
     assert _extension(delta.der, x509.CRLNumber).value.crl_number == delta.number  # type: ignore[attr-defined]
-    assert fresh_pki.get_ca(CA).crl_number == next_full.number
+    assert fresh_pki.cas.get(CA).crl_number == next_full.number
 
 
 def test_a_delta_without_a_full_crl_makes_the_full_one_first(fresh_pki: PKI) -> None:
-    delta = fresh_pki.generate_crl("oem-sub1", delta=True)
-    full = fresh_pki.latest_crl("oem-sub1")
+    delta = fresh_pki.crls.generate("oem-sub1", delta=True)
+    full = fresh_pki.crls.latest("oem-sub1")
     assert delta.base_number == full.number
     assert delta.number == full.number + 1
 
 
 def test_a_delta_on_an_older_base_is_made_again(fresh_pki: PKI) -> None:
-    first = fresh_pki.current_crl(CA, delta=True)
-    full = fresh_pki.generate_crl(CA)
-    again = fresh_pki.current_crl(CA, delta=True)
+    first = fresh_pki.crls.current(CA, delta=True)
+    full = fresh_pki.crls.generate(CA)
+    again = fresh_pki.crls.current(CA, delta=True)
     assert first.base_number != full.number
     assert (again.base_number, again.number) == (full.number, full.number + 1)
 
 
 def test_full_crl_points_at_the_delta_crl(fresh_pki: PKI) -> None:
-    freshest = _extension(fresh_pki.generate_crl(CA).der, x509.FreshestCRL)
+    freshest = _extension(fresh_pki.crls.generate(CA).der, x509.FreshestCRL)
     assert not freshest.critical  # RFC 5280 §5.2.6
     names = [name.value for point in freshest.value for name in point.full_name or []]  # type: ignore[attr-defined]
     assert names == [f"{PUBLIC_URL}/crl/{CA}-delta.crl"]
 
 
 def test_delta_crl_is_audited_with_its_base(fresh_pki: PKI) -> None:
-    delta = fresh_pki.generate_crl(CA, delta=True)
+    delta = fresh_pki.crls.generate(CA, delta=True)
     with fresh_pki._ctx.database.engine.connect() as connection:
         rows = connection.execute(
             text("SELECT action, details FROM audit_record WHERE ca_id = :ca ORDER BY seq"), {"ca": CA}
@@ -206,7 +208,7 @@ def test_delta_crl_is_audited_with_its_base(fresh_pki: PKI) -> None:
         ("crl", delta.base_number, None),
         ("delta-crl", delta.number, delta.base_number),
     ]
-    assert fresh_pki.verify_audit().ok
+    assert fresh_pki.audit.verify().ok
 
 
 # -- staleness -------------------------------------------------------------------------------------
@@ -214,58 +216,58 @@ def test_delta_crl_is_audited_with_its_base(fresh_pki: PKI) -> None:
 
 def test_full_crl_is_kept_until_the_refresh_margin(fresh_pki: PKI) -> None:
     clock = _clock(fresh_pki)
-    first = fresh_pki.current_crl(CA)
+    first = fresh_pki.crls.current(CA)
     refresh_at = first.next_update - fresh_pki.settings.duration("crl_refresh_before")
     clock.set(refresh_at - dt.timedelta(seconds=1))
-    assert fresh_pki.current_crl(CA).number == first.number
+    assert fresh_pki.crls.current(CA).number == first.number
     clock.set(refresh_at)
-    renewed = fresh_pki.current_crl(CA)
+    renewed = fresh_pki.crls.current(CA)
     assert renewed.number > first.number
     assert renewed.this_update == refresh_at
 
 
 def test_delta_crl_is_kept_until_a_quarter_of_its_validity_is_left(fresh_pki: PKI) -> None:
     clock = _clock(fresh_pki)
-    first = fresh_pki.current_crl(CA, delta=True)
+    first = fresh_pki.crls.current(CA, delta=True)
     refresh_at = first.next_update - fresh_pki.settings.duration("delta_crl_validity") / 4
     clock.set(refresh_at - dt.timedelta(seconds=1))
-    assert fresh_pki.current_crl(CA, delta=True).number == first.number
+    assert fresh_pki.crls.current(CA, delta=True).number == first.number
     clock.set(refresh_at)
-    assert fresh_pki.current_crl(CA, delta=True).number > first.number
+    assert fresh_pki.crls.current(CA, delta=True).number > first.number
 
 
 def test_nothing_is_regenerated_when_nothing_changed(fresh_pki: PKI) -> None:
-    first = fresh_pki.current_crl(CA)
-    first_delta = fresh_pki.current_crl(CA, delta=True)
-    count, audit = _crl_count(fresh_pki), fresh_pki.audit_count()
+    first = fresh_pki.crls.current(CA)
+    first_delta = fresh_pki.crls.current(CA, delta=True)
+    count, audit = _crl_count(fresh_pki), fresh_pki.audit.count()
     _clock(fresh_pki).advance(dt.timedelta(hours=1))
     _issue(fresh_pki)  # issuance changes no revocation status
     audit += 1
-    assert fresh_pki.current_crl(CA) == first
-    assert fresh_pki.current_crl(CA, delta=True) == first_delta
-    assert (_crl_count(fresh_pki), fresh_pki.audit_count()) == (count, audit)
+    assert fresh_pki.crls.current(CA) == first
+    assert fresh_pki.crls.current(CA, delta=True) == first_delta
+    assert (_crl_count(fresh_pki), fresh_pki.audit.count()) == (count, audit)
 
 
 def test_a_status_change_after_the_crl_makes_it_stale(fresh_pki: PKI) -> None:
-    first = fresh_pki.current_crl(CA)
+    first = fresh_pki.crls.current(CA)
     issued = _issue(fresh_pki)
     _clock(fresh_pki).advance(dt.timedelta(seconds=1))
-    fresh_pki.revoke(issued.serial, "superseded", ca_id=CA, publish_crls=False)
-    current = fresh_pki.current_crl(CA)
+    fresh_pki.revocation.revoke(issued.serial, "superseded", ca_id=CA, publish_crls=False)
+    current = fresh_pki.crls.current(CA)
     assert current.number > first.number
     assert _entries(current.der) == {issued.serial: x509.ReasonFlags.superseded}
 
 
 def test_a_change_of_another_ca_leaves_the_crl_current(fresh_pki: PKI) -> None:
-    first = fresh_pki.current_crl("cso-root")
+    first = fresh_pki.crls.current("cso-root")
     issued = _issue(fresh_pki)
     _clock(fresh_pki).advance(dt.timedelta(seconds=1))
-    fresh_pki.revoke(issued.serial, "superseded", ca_id=CA)
-    assert fresh_pki.current_crl("cso-root").number == first.number
+    fresh_pki.revocation.revoke(issued.serial, "superseded", ca_id=CA)
+    assert fresh_pki.crls.current("cso-root").number == first.number
 
 
 def test_concurrent_callers_regenerate_once(fresh_pki: PKI) -> None:
-    fresh_pki.current_crl(CA)
+    fresh_pki.crls.current(CA)
     _clock(fresh_pki).advance(dt.timedelta(days=6))
     count = _crl_count(fresh_pki)
     barrier = threading.Barrier(4)
@@ -273,7 +275,7 @@ def test_concurrent_callers_regenerate_once(fresh_pki: PKI) -> None:
 
     def fetch() -> None:
         barrier.wait()
-        numbers.append(fresh_pki.current_crl(CA).number)
+        numbers.append(fresh_pki.crls.current(CA).number)
 
     threads = [threading.Thread(target=fetch) for _ in range(4)]
     for thread in threads:
@@ -288,18 +290,18 @@ def test_concurrent_callers_regenerate_once(fresh_pki: PKI) -> None:
 
 
 def test_crl_view_names_its_kind_and_has_an_etag(fresh_pki: PKI) -> None:
-    delta = fresh_pki.generate_crl(CA, delta=True)
+    delta = fresh_pki.crls.generate(CA, delta=True)
     assert delta.etag == f'"{hashlib.sha256(delta.der).hexdigest()}"'
     assert delta.to_json()["kind"] == "delta"
     assert delta.to_json()["base_number"] == delta.base_number
-    assert fresh_pki.latest_crl(CA).to_json()["kind"] == "full"
+    assert fresh_pki.crls.latest(CA).to_json()["kind"] == "full"
 
 
 @pytest.mark.parametrize("delta", [False, True])
 def test_an_unknown_ca_is_not_found(fresh_pki: PKI, delta: bool) -> None:
     with pytest.raises(NotFound):
-        fresh_pki.current_crl("no-such-ca", delta=delta)
+        fresh_pki.crls.current("no-such-ca", delta=delta)
     with pytest.raises(NotFound):
-        fresh_pki.generate_crl("no-such-ca", delta=delta)
+        fresh_pki.crls.generate("no-such-ca", delta=delta)
     with pytest.raises(NotFound):
-        fresh_pki.latest_crl("no-such-ca")
+        fresh_pki.crls.latest("no-such-ca")

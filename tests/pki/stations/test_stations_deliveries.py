@@ -19,42 +19,42 @@ TOPIC = "CertificateSigned:ChargingStationCertificate"
 def _station(pki: PKI, **kwargs: object) -> tuple[str, str]:
     n = next(_numbers)
     identity, serial = f"CP-{n:04d}", f"SN-{n:04d}"
-    pki.add_station(identity=identity, serial=serial, **kwargs)  # type: ignore[arg-type]
+    pki.stations.add(identity=identity, serial=serial, **kwargs)  # type: ignore[arg-type]
     return identity, serial
 
 
 def _offer(pki: PKI, identity: str, serial: str, csr: str | None = None):  # type: ignore[no-untyped-def]
     csr = csr or make_csr(serial, organization=ORG)[0]
-    return pki.issue_for_station(
+    return pki.deliveries.issue_for_station(
         station=identity, profile="station", csr=csr, topic=TOPIC, payload_for=lambda chain: {"certificateChain": chain}
     )
 
 
 def test_a_station_is_registered_once_with_a_valid_identity(pki: PKI) -> None:
     identity, serial = _station(pki)
-    view = pki.station(identity)
+    view = pki.stations.get(identity)
     assert (view.serial, view.security_profile, view.has_password, view.status) == (serial, 3, False, "active")
     with pytest.raises(Conflict):
-        pki.add_station(identity=identity, serial="OTHER")
+        pki.stations.add(identity=identity, serial="OTHER")
     for bad in ("", "a/b", "x" * 49, "with space"):
         with pytest.raises(InvalidInput):
-            pki.add_station(identity=bad, serial="SN")
+            pki.stations.add(identity=bad, serial="SN")
     with pytest.raises(InvalidInput, match="password"):
-        pki.add_station(identity="CP-NOPASS", serial="SN", security_profile=2)
+        pki.stations.add(identity="CP-NOPASS", serial="SN", security_profile=2)
     with pytest.raises(NotFound):
-        pki.station("CP-UNKNOWN")
+        pki.stations.get("CP-UNKNOWN")
 
 
 def test_basic_auth_passwords_are_checked_against_a_hash(pki: PKI) -> None:
     identity, _ = _station(pki, security_profile=2, password="correct horse battery")
-    assert pki.check_station_password(identity, "correct horse battery") is not None
-    assert pki.check_station_password(identity, "wrong horse battery!") is None
-    assert pki.check_station_password("CP-NOBODY", "correct horse battery") is None
-    pki.set_station_status(identity, "disabled")
-    assert pki.check_station_password(identity, "correct horse battery") is None
+    assert pki.stations.check_password(identity, "correct horse battery") is not None
+    assert pki.stations.check_password(identity, "wrong horse battery!") is None
+    assert pki.stations.check_password("CP-NOBODY", "correct horse battery") is None
+    pki.stations.set_status(identity, "disabled")
+    assert pki.stations.check_password(identity, "correct horse battery") is None
     with pytest.raises(InvalidInput, match="16-40"):
-        pki.set_station_password(identity, "short")
-    records = pki.audit_records(action="station-add", limit=1000) + pki.audit_records(action="station-password")
+        pki.stations.set_password(identity, "short")
+    records = pki.audit.records(action="station-add", limit=1000) + pki.audit.records(action="station-password")
     assert records and "correct horse" not in str(records)
 
 
@@ -64,39 +64,39 @@ def test_a_resent_csr_gets_the_pending_certificate_not_a_second_one(pki: PKI) ->
     first, new = _offer(pki, identity, serial, csr)
     again, new_again = _offer(pki, identity, serial, csr)
     assert new and not new_again and again.id == first.id
-    assert len(pki.certificates(CertificateFilter(identity=identity))) == 1
+    assert len(pki.certificates.list(CertificateFilter(identity=identity))) == 1
     chain = x509.load_pem_x509_certificates(first.payload["certificateChain"].encode())
     assert chain[0].subject.rfc4514_string() == f"CN={serial},O={ORG}"
-    assert [c.subject for c in chain[1:]] == [pki.ca_chain("cso-sub")[0].subject]  # no root
-    assert [d.id for d in pki.pending_deliveries(identity)] == [first.id]
+    assert [c.subject for c in chain[1:]] == [pki.cas.chain("cso-sub")[0].subject]  # no root
+    assert [d.id for d in pki.deliveries.pending(identity)] == [first.id]
 
 
 def test_acceptance_supersedes_the_previous_certificate(pki: PKI) -> None:
     identity, serial = _station(pki)
     old, _ = _offer(pki, identity, serial)
-    pki.record_delivery_result(old.id, {"status": "Accepted"})
+    pki.deliveries.record_result(old.id, {"status": "Accepted"})
     new, _ = _offer(pki, identity, serial)
-    assert pki.certificate(old.certificate_serial, "cso-sub").superseded_by is None  # not before acceptance
-    closed = pki.record_delivery_result(new.id, {"status": "Accepted"})
+    assert pki.certificates.get(old.certificate_serial, "cso-sub").superseded_by is None  # not before acceptance
+    closed = pki.deliveries.record_result(new.id, {"status": "Accepted"})
     assert closed.status == "accepted" and closed.result == {"status": "Accepted"}
-    assert pki.certificate(old.certificate_serial, "cso-sub").superseded_by == new.certificate_serial
-    assert pki.pending_deliveries(identity) == []
-    late = pki.record_delivery_result(new.id, {"status": "Rejected"})  # a late answer changes nothing
-    assert late.status == "accepted" and pki.certificate(new.certificate_serial, "cso-sub").status == "valid"
+    assert pki.certificates.get(old.certificate_serial, "cso-sub").superseded_by == new.certificate_serial
+    assert pki.deliveries.pending(identity) == []
+    late = pki.deliveries.record_result(new.id, {"status": "Rejected"})  # a late answer changes nothing
+    assert late.status == "accepted" and pki.certificates.get(new.certificate_serial, "cso-sub").status == "valid"
 
 
 def test_a_rejected_certificate_is_revoked(pki: PKI) -> None:
     identity, serial = _station(pki)
     offered, _ = _offer(pki, identity, serial)
-    closed = pki.record_delivery_result(offered.id, {"status": "Rejected", "statusInfo": {"reasonCode": "Bad"}})
+    closed = pki.deliveries.record_result(offered.id, {"status": "Rejected", "statusInfo": {"reasonCode": "Bad"}})
     assert closed.status == "rejected"
-    view = pki.certificate(offered.certificate_serial, "cso-sub")
+    view = pki.certificates.get(offered.certificate_serial, "cso-sub")
     assert (view.status, view.revocation_reason) == ("revoked", "superseded")
 
 
 def test_a_disabled_or_unknown_station_gets_nothing(pki: PKI) -> None:
     identity, serial = _station(pki)
-    pki.set_station_status(identity, "disabled")
+    pki.stations.set_status(identity, "disabled")
     with pytest.raises(Conflict, match="disabled"):
         _offer(pki, identity, serial)
     with pytest.raises(NotFound):
@@ -109,35 +109,35 @@ def test_a_csr_for_another_serial_is_refused_and_nothing_is_pending(pki: PKI) ->
     identity, _ = _station(pki)
     with pytest.raises(PolicyViolation):
         _offer(pki, identity, "SN-SOMEONE-ELSE")
-    assert pki.pending_deliveries(identity) == []
+    assert pki.deliveries.pending(identity) == []
 
 
 def test_other_deliveries_are_superseded_by_a_newer_one_on_the_same_topic(pki: PKI) -> None:
     identity, _ = _station(pki)
-    first = pki.create_delivery(station=identity, action="InstallCertificate", topic="roots", payload={"a": 1})
-    second = pki.create_delivery(station=identity, action="InstallCertificate", topic="roots", payload={"a": 2})
-    assert pki.delivery(first.id).status == "superseded"
-    assert [d.id for d in pki.pending_deliveries(identity)] == [second.id]
-    pki.mark_delivery_sent(second.id)
-    assert pki.delivery(second.id).attempts == 1
-    gone = pki.create_delivery(station=identity, action="DeleteCertificate", topic="delete", payload={})
-    assert pki.record_delivery_result(gone.id, {"status": "NotFound"}).status == "accepted"
+    first = pki.deliveries.create(station=identity, action="InstallCertificate", topic="roots", payload={"a": 1})
+    second = pki.deliveries.create(station=identity, action="InstallCertificate", topic="roots", payload={"a": 2})
+    assert pki.deliveries.get(first.id).status == "superseded"
+    assert [d.id for d in pki.deliveries.pending(identity)] == [second.id]
+    pki.deliveries.mark_sent(second.id)
+    assert pki.deliveries.get(second.id).attempts == 1
+    gone = pki.deliveries.create(station=identity, action="DeleteCertificate", topic="delete", payload={})
+    assert pki.deliveries.record_result(gone.id, {"status": "NotFound"}).status == "accepted"
 
 
 def test_a_csr_for_a_new_key_replaces_the_pending_certificate_and_revokes_it(pki: PKI) -> None:
     identity, serial = _station(pki)
     first, _ = _offer(pki, identity, serial)
-    audit_before = len(pki.audit_records(limit=100000))
+    audit_before = len(pki.audit.records(limit=100000))
     second, new = _offer(pki, identity, serial)  # another key: the pending certificate was never installed
     assert new and second.id != first.id
-    assert pki.delivery(first.id).status == "superseded"
-    old = pki.certificate(first.certificate_serial, "cso-sub")  # type: ignore[arg-type]
+    assert pki.deliveries.get(first.id).status == "superseded"
+    old = pki.certificates.get(first.certificate_serial, "cso-sub")  # type: ignore[arg-type]
     assert (old.status, old.revocation_reason) == ("revoked", "superseded")
-    assert pki.certificate(second.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
-    assert [d.id for d in pki.pending_deliveries(identity)] == [second.id]
-    actions = [r.action for r in pki.audit_records(limit=100000)[audit_before:]]
+    assert pki.certificates.get(second.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
+    assert [d.id for d in pki.deliveries.pending(identity)] == [second.id]
+    actions = [r.action for r in pki.audit.records(limit=100000)[audit_before:]]
     assert sorted(a for a in actions if "crl" not in a) == ["issue", "revoke"]  # and the CRLs republished
-    crl = x509.load_der_x509_crl(pki.current_crl("cso-sub").der)
+    crl = x509.load_der_x509_crl(pki.crls.current("cso-sub").der)
     assert crl.get_revoked_certificate_by_serial_number(int(first.certificate_serial, 16)) is not None  # type: ignore[arg-type]
 
 
@@ -161,13 +161,13 @@ def test_a_refused_csr_leaves_the_pending_delivery_as_it_was(pki: PKI, case: str
         csr = (TEST_CERTS / "csr" / "bad-signature.csr.pem").read_text()
     else:
         csr = (TEST_CERTS / "csr" / "rsa1024.csr.pem").read_text()
-    audit_before = len(pki.audit_records(limit=100000))
+    audit_before = len(pki.audit.records(limit=100000))
     with pytest.raises(PolicyViolation) as refused:
         _offer(pki, identity, serial, csr)
     assert refused.value.rule == rule
-    assert pki.delivery(pending.id) == pending
-    assert pki.certificate(pending.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
-    assert len(pki.audit_records(limit=100000)) == audit_before
+    assert pki.deliveries.get(pending.id) == pending
+    assert pki.certificates.get(pending.certificate_serial, "cso-sub").status == "valid"  # type: ignore[arg-type]
+    assert len(pki.audit.records(limit=100000)) == audit_before
 
 
 def test_the_same_csr_sent_at_once_gets_one_certificate(pki: PKI) -> None:
@@ -178,4 +178,4 @@ def test_the_same_csr_sent_at_once_gets_one_certificate(pki: PKI) -> None:
     with ThreadPoolExecutor(4) as pool:
         offers = list(pool.map(lambda _: _offer(pki, identity, serial, csr)[0], range(4)))
     assert len({offer.id for offer in offers}) == 1
-    assert [c.status for c in pki.certificates(CertificateFilter(identity=identity))] == ["valid"]
+    assert [c.status for c in pki.certificates.list(CertificateFilter(identity=identity))] == ["valid"]

@@ -38,7 +38,7 @@ def test_sqlite_uses_wal_and_normal_sync(tmp_path: Path) -> None:
 
 
 def test_failed_write_transaction_leaves_nothing(pki: PKI) -> None:
-    before = pki.audit_count()
+    before = pki.audit.count()
     database: Database = pki._ctx.database
     try:
         with database.write() as session:
@@ -48,5 +48,5 @@ def test_failed_write_transaction_leaves_nothing(pki: PKI) -> None:
             raise RuntimeError("abort")
     except RuntimeError:
         pass
-    assert pki.audit_count() == before
-    assert pki.verify_audit().ok
+    assert pki.audit.count() == before
+    assert pki.audit.verify().ok

@@ -1,0 +1,88 @@
+"""``pki.contracts``: the contract registry and contract provisioning (OCPP Get15118EVCertificate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pki.iso15118 import contracts
+from pki.iso15118.contracts import ContractRevocation, ContractView
+from pki.iso15118.provisioning import ProvisioningResult, provision
+from pki.revocation.services import Crls
+from pki.runtime.context import Context
+
+__all__ = ["Contracts"]
+
+
+class Contracts:
+    """``pki.contracts``: which vehicle holds which contract, and the contract certificates it gets."""
+
+    def __init__(self, ctx: Context, crls: Crls) -> None:
+        self._ctx = ctx
+        self._crls = crls
+
+    def add(
+        self,
+        *,
+        emaid: str,
+        pcid: str,
+        valid_from: dt.datetime | None = None,
+        valid_until: dt.datetime | None = None,
+        validity: dt.timedelta | None = None,
+        note: str | None = None,
+        actor: str = "system",
+    ) -> ContractView:
+        """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118); one contract per PCID at a time."""
+        return contracts.add_contract(
+            self._ctx,
+            emaid=emaid,
+            pcid=pcid,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            validity=validity,
+            note=note,
+            actor=actor,
+        )
+
+    def list(
+        self, *, pcid: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ContractView]:
+        return contracts.list_contracts(self._ctx, pcid=pcid, status=status, limit=limit, offset=offset)
+
+    def get(self, emaid: str) -> ContractView:
+        """By eMAID, with or without separators."""
+        return contracts.get_contract(self._ctx, emaid)
+
+    def revoke(
+        self, emaid: str, *, note: str | None = None, actor: str = "system", publish_crls: bool = True
+    ) -> ContractRevocation:
+        """Revoke the contract and its usable contract certificates (cessationOfOperation), then the CRLs."""
+        result = contracts.revoke_contract(self._ctx, emaid, note=note, actor=actor)
+        if publish_crls:
+            for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
+                self._crls.publish(ca_id)
+        return result
+
+    def provision(
+        self,
+        *,
+        iso15118_schema_version: str,
+        action: str,
+        exi_request: str,
+        ocpp_version: str = "2.0.1",
+        max_response_chars: int | None = None,
+        actor: str = "csms",
+    ) -> ProvisioningResult:
+        """Answer an OCPP Get15118EVCertificate request (see :mod:`pki.iso15118.provisioning`).
+
+        Never raises for the request's content: every outcome is an OCPP status (Accepted with an
+        EXI response, possibly carrying a FAILED_* ResponseCode, or Failed with a reason).
+        """
+        return provision(
+            self._ctx,
+            iso15118_schema_version=iso15118_schema_version,
+            action=action,
+            exi_request=exi_request,
+            ocpp_version=ocpp_version,
+            max_response_chars=max_response_chars,
+            actor=actor,
+        )
