@@ -314,9 +314,9 @@ def _corrupt_signature(pem_csr: bytes) -> bytes:
 
 
 def _root_of(pki: PKI, ca_id: str) -> str:
-    ca = pki.get_ca(ca_id)
+    ca = pki.cas.get(ca_id)
     while ca.parent_id is not None:
-        ca = pki.get_ca(ca.parent_id)
+        ca = pki.cas.get(ca.parent_id)
     return ca.id
 
 
@@ -350,7 +350,7 @@ def _leaf_entries(pki: PKI, stem: str, *, certificate_pem: str, chain_pem: str, 
 def _generate_leaves(pki: PKI, manifest: dict[str, Any]) -> None:
     for profile, (subject, dns, identity) in LEAF_REQUESTS.items():
         csr_pem, key = _make_csr(subject, dns)
-        issued = pki.issue(profile=profile, csr=csr_pem, identity=identity, actor="test_certs/generate.py")
+        issued = pki.certificates.issue(profile=profile, csr=csr_pem, identity=identity, actor="test_certs/generate.py")
         entries = _leaf_entries(
             pki,
             profile,
@@ -381,11 +381,11 @@ def _generate_leaves(pki: PKI, manifest: dict[str, Any]) -> None:
 
 def _copy_init_leaves(pki: PKI, home: Path, manifest: dict[str, Any]) -> None:
     """The leaves ``init`` makes with keys evpki holds; there is no CSR for them."""
-    managed = {view.label: view for view in pki.certificates(CertificateFilter()) if view.label}
+    managed = {view.label: view for view in pki.certificates.list(CertificateFilter()) if view.label}
     for label in INIT_LEAF_LABELS:
         view = managed[label]
         stem = f"init-{label}"
-        chain = pki.ca_chain(view.issuer_id)[:-1]
+        chain = pki.cas.chain(view.issuer_id)[:-1]
         entries = _leaf_entries(
             pki,
             stem,
@@ -409,9 +409,9 @@ def _revoked_station(pki: PKI, manifest: dict[str, Any]) -> str:
     """Issue and revoke (keyCompromise) a second station certificate so cso-sub's CRL is not empty."""
     identity = RequestIdentity(station_id="CP-0002", station_serial="SN-0002")
     csr_pem, _ = _make_csr(_name([(NameOID.ORGANIZATION_NAME, ORGANIZATION), (NameOID.COMMON_NAME, "SN-0002")]), ())
-    issued = pki.issue(profile="station", csr=csr_pem, identity=identity, actor="test_certs/generate.py")
+    issued = pki.certificates.issue(profile="station", csr=csr_pem, identity=identity, actor="test_certs/generate.py")
     serial = issued.certificate.serial
-    pki.revoke(serial, RevocationReason.KEY_COMPROMISE, ca_id=issued.certificate.issuer_id)
+    pki.revocation.revoke(serial, RevocationReason.KEY_COMPROMISE, ca_id=issued.certificate.issuer_id)
     entries = _leaf_entries(
         pki,
         "station-revoked",
@@ -441,9 +441,9 @@ def _generate(home: Path, workdir: Path, generated_at: dt.datetime) -> dict[str,
     pki = PKI.open(settings, clock=FixedClock(generated_at))
     files: dict[str, Any] = {}
     try:
-        pki.init(organization=ORGANIZATION, actor="test_certs/generate.py")
+        pki.cas.init(organization=ORGANIZATION, actor="test_certs/generate.py")
         for ca_id in CA_IDS:
-            ca = pki.get_ca(ca_id)
+            ca = pki.cas.get(ca_id)
             _write(f"cas/{ca_id}.pem", ca.certificate_pem)
             _write(f"cas/{ca_id}.key.pem", (home / "keys" / f"ca-{ca_id}.key.pem").read_bytes())
             files[f"cas/{ca_id}.pem"] = {
@@ -467,7 +467,7 @@ def _generate(home: Path, workdir: Path, generated_at: dt.datetime) -> dict[str,
         _copy_init_leaves(pki, home, files)
         revoked_serial = _revoked_station(pki, files)
         for ca_id in CA_IDS:
-            crl = pki.generate_crl(ca_id, actor="test_certs/generate.py")
+            crl = pki.crls.generate(ca_id, actor="test_certs/generate.py")
             parsed = x509.load_der_x509_crl(crl.der)
             _write(f"crl/{ca_id}.crl.pem", parsed.public_bytes(serialization.Encoding.PEM))
             files[f"crl/{ca_id}.crl.pem"] = {
