@@ -9,7 +9,7 @@ import typer
 from cryptography.hazmat.primitives import hashes
 from rich.table import Table
 
-from cli.common import actor, console, guarded, open_pki, print_json, write_output
+from cli.common import actor, check_output, console, guarded, open_pki, print_json, write_output
 from pki import PKI, Settings
 from pki.clock import parse_duration
 from pki.store.repository import CertificateFilter
@@ -119,7 +119,10 @@ def rollover(
     new root on stations and deletes the old one once it is no longer trusted.
     """
     pki = open_pki()
-    new_root = pki.rollover_root(ca_id, validity=parse_duration(validity) if validity else None, actor=actor())
+    # A new root generation is not undone: every parameter is checked before it is made.
+    lifetime = parse_duration(validity) if validity else None
+    check_output(link_out)
+    new_root = pki.rollover_root(ca_id, validity=lifetime, actor=actor())
     link = pki.root_link(new_root)
     generation = _generation(pki.list_cas(), new_root)
     leaves = [
