@@ -154,9 +154,15 @@ def rollover(
 
 
 def _generation(cas: list[CaView], root_id: str) -> list[CaView]:
-    """``root_id`` and the CAs below it, in creation order (parents first)."""
+    """``root_id`` and the CAs below it, in the order listed.
+
+    Membership is grown to a fixed point rather than in one pass: CAs made in the same instant
+    need not be listed parents first (seen on PostgreSQL).
+    """
     members = {root_id}
-    for ca in cas:
-        if ca.parent_id in members:
-            members.add(ca.id)
+    grown = True
+    while grown:
+        below = {ca.id for ca in cas if ca.parent_id in members} - members
+        grown = bool(below)
+        members |= below
     return [ca for ca in cas if ca.id in members]
