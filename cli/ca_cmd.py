@@ -9,7 +9,7 @@ import typer
 from cryptography.hazmat.primitives import hashes
 from rich.table import Table
 
-from cli.common import actor, console, guarded, open_pki, print_json, write_output
+from cli.common import actor, check_output, console, guarded, open_pki, print_json, write_output
 from pki import PKI, Settings
 from pki.core.clock import parse_duration
 from pki.runtime.views import CaView, pem
@@ -119,7 +119,10 @@ def rollover(
     new root on stations and deletes the old one once it is no longer trusted.
     """
     pki = open_pki()
-    new_root = pki.cas.rollover(ca_id, validity=parse_duration(validity) if validity else None, actor=actor())
+    # A new root generation is not undone: every parameter is checked before it is made.
+    lifetime = parse_duration(validity) if validity else None
+    check_output(link_out)
+    new_root = pki.cas.rollover(ca_id, validity=lifetime, actor=actor())
     link = pki.cas.root_link(new_root)
     generation = _generation(pki.cas.list(), new_root)
     leaves = [
@@ -151,9 +154,15 @@ def rollover(
 
 
 def _generation(cas: list[CaView], root_id: str) -> list[CaView]:
-    """``root_id`` and the CAs below it, in creation order (parents first)."""
+    """``root_id`` and the CAs below it, in the order listed.
+
+    Membership is grown to a fixed point rather than in one pass: CAs made in the same instant
+    need not be listed parents first (seen on PostgreSQL).
+    """
     members = {root_id}
-    for ca in cas:
-        if ca.parent_id in members:
-            members.add(ca.id)
+    grown = True
+    while grown:
+        below = {ca.id for ca in cas if ca.parent_id in members} - members
+        grown = bool(below)
+        members |= below
     return [ca for ca in cas if ca.id in members]

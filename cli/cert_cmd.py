@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import actor, console, guarded, open_pki, print_json, read_input_file, write_output
+from cli.common import actor, check_output, console, guarded, open_pki, print_json, read_input_file, write_output
 from pki.ca.policy import RequestIdentity
 from pki.core.clock import parse_duration
 from pki.revocation.reasons import RevocationReason
@@ -75,6 +75,7 @@ def issue(
     out: OutOpt = None,
 ) -> None:
     """Issue a certificate from a CSR under the profile's policy; prints the chain (leaf first, no root)."""
+    check_output(out)
     issued = open_pki().certificates.issue(
         profile=profile,
         csr=read_input_file(csr),
@@ -102,6 +103,7 @@ def renew(
     out: OutOpt = None,
 ) -> None:
     """Issue a new certificate for an identity that has one; the old one becomes superseded (still valid)."""
+    check_output(out)
     issued = open_pki().certificates.renew(
         csr=read_input_file(csr),
         identity=_identity(station_id, station_serial, secc_id, fqdn, emaid, pcid),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = [
     "EXIT_CODES",
     "EXIT_CODES_HELP",
     "actor",
+    "check_output",
+    "check_output_dir",
     "console",
     "fail",
     "guarded",
@@ -121,6 +124,42 @@ def read_input_file(path: str) -> bytes:
     if len(data) > _MAX_INPUT_BYTES:
         raise InvalidInput(f"{path}: larger than {_MAX_INPUT_BYTES} bytes")
     return data
+
+
+def check_output(out: Path | None) -> None:
+    """Refuse an output file that cannot be written, before the command signs or stores anything.
+
+    A command that issues, signs or publishes and only then fails to write has changed the PKI
+    for an answer nobody got; so the path is checked first. A file system that changes in
+    between can still fail the write -- this catches the missing directory and the typo.
+    """
+    if out is None:
+        return
+    if out.is_dir():
+        raise InvalidInput(f"{out}: is a directory")
+    parent = out.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"{out}: no such directory {parent}")
+    writable = os.access(out, os.W_OK) if out.exists() else os.access(parent, os.W_OK | os.X_OK)
+    if not writable:
+        raise InvalidInput(f"{out}: permission denied")
+
+
+def check_output_dir(directory: Path | None) -> None:
+    """Refuse an output directory that neither exists nor can be created, before any work is done."""
+    if directory is None:
+        return
+    if directory.exists():
+        if not directory.is_dir():
+            raise InvalidInput(f"{directory}: not a directory")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InvalidInput(f"{directory}: permission denied")
+        return
+    ancestor = directory.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{directory}: cannot be created (under {ancestor})")
 
 
 def write_output(data: bytes | str, out: Path | None) -> None:

@@ -9,7 +9,7 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from cli.common import actor, guarded, open_pki, write_output
+from cli.common import actor, check_output, guarded, open_pki, write_output
 from pki.core.clock import parse_duration
 from pki.core.errors import InvalidInput
 from pki.runtime.views import CrlView
@@ -57,6 +57,7 @@ def generate(
 ) -> None:
     """Build, sign and store the next full (or delta) CRL of a CA (its CRL number always increases)."""
     _check_format(fmt)
+    check_output(out)
     view = open_pki().crls.generate(
         ca, next_update=parse_duration(next_update) if next_update else None, actor=actor(), delta=delta
     )
@@ -73,4 +74,5 @@ def show(
 ) -> None:
     """Print the CA's current CRL, as it is published; a stale one is regenerated first."""
     _check_format(fmt)
+    check_output(out)  # a stale CRL is regenerated (and audited) on the way
     _write(open_pki().crls.current(ca, delta=delta), fmt, out)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cli.common import actor, console, fail, guarded, open_pki, print_json, read_input_file
+from cli.common import actor, check_output_dir, console, fail, guarded, open_pki, print_json, read_input_file
 from pki import PKI, RequestIdentity
 from pki.core.errors import InvalidInput
 from pki.core.secret_files import write_private
@@ -80,6 +80,7 @@ def create_vehicle(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where oem.pem and oem.key.pem (0600) are written.")],
 ) -> None:
     """Make a test vehicle: a P-256 key and an OEM provisioning certificate (CN = PCID, DC=OEM)."""
+    check_output_dir(out_dir)  # before the certificate is issued: it is useless without its key file
     csr, key = ev.vehicle_csr(pcid)
     issued = open_pki().certificates.issue(
         profile="oem-provisioning", csr=csr, identity=RequestIdentity(pcid=pcid), actor=actor()
@@ -175,6 +176,7 @@ def simulate_install(
     The contract must exist: evpki contract add --emaid E --pcid <the certificate's CN>.
     Exit 0 when every check passed, 4 on an ISO FAILED_* answer, 9 when a check failed.
     """
+    check_output_dir(out_dir)  # before the contract certificate is issued
     pki = open_pki()
     certificate = _certificates(oem_cert, "the OEM provisioning certificate")[0]
     session_id = os.urandom(8)
@@ -194,6 +196,7 @@ def simulate_update(
     out_dir: OutDir = None,
 ) -> None:
     """Renew a contract certificate as a car would (CertificateUpdateReq), and verify what comes back."""
+    check_output_dir(out_dir)  # before the contract certificate is issued
     pki = open_pki()
     chain = _certificates(contract_cert, "the contract certificate")
     key = _key(contract_key)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, BinaryIO, cast
 
 import typer
 
-from cli.common import actor, console, guarded, open_pki, print_json, read_input_file, write_output
+from cli.common import actor, check_output, console, guarded, open_pki, print_json, read_input_file, write_output
 from pki.core.errors import InvalidInput
 from pki.firmware.signing import LOCATION_MAX_CHARS, OCPP_VERSIONS, FirmwareSignature, OcppVersion, check_location
 
@@ -134,6 +134,7 @@ def sign(
                 fits_21 = ocpp_version is None and len(location) <= LOCATION_MAX_CHARS["2.1"]
                 raise InvalidInput(error.message + ("; pass --ocpp-version 2.1" if fits_21 else "")) from None
     when = _parse_time(retrieve_at) if retrieve_at is not None else None
+    check_output(out)
     pki = open_pki()
     when = when or pki.clock.now()
     with _opened(file) as handle:

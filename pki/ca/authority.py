@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from pki.ca.profiles import Profile
-from pki.core.errors import PolicyViolation
+from pki.core.errors import InvalidInput, PolicyViolation
 from pki.runtime.context import IssuerContext
 
 __all__ = [
@@ -59,7 +59,10 @@ def validity_window(
 ) -> tuple[dt.datetime, dt.datetime]:
     """notBefore back-dated a few minutes, notAfter capped at the issuer's notAfter."""
     not_before = now - BACKDATE
-    not_after = now + validity
+    try:
+        not_after = now + validity
+    except OverflowError:
+        raise InvalidInput(f"a validity of {validity.days} days ends after the year 9999") from None
     if issuer is not None:
         not_before = max(not_before, issuer.not_valid_before_utc)
         not_after = min(not_after, issuer.not_valid_after_utc)

@@ -58,14 +58,15 @@ def ensure_ca(ctx: Context, spec: CaSpec, actor: str) -> bool:
         if any(row.id == spec.id for row in repository.list_cas(session)):
             return False
         parent = ctx.issuer(session, spec.parent)[1] if spec.parent else None
+    now = ctx.clock.now()
+    profile = get_profile(ProfileName.ROOT if spec.is_root else ProfileName.SUB_CA)
+    # The window is checked before a key exists: a refused validity must not leave a key file behind.
+    not_before, not_after = validity_window(now, spec.validity, parent.certificate if parent else None)
     key_id = f"ca-{spec.id}"
     signer = _key(ctx, key_id, spec.pki.algorithm)
     issuer = parent or IssuerContext(
         ca_id=spec.id, signer=signer, certificate=None, rsa_pss=spec.pki.rsa_pss, standard=spec.pki.standard
     )
-    now = ctx.clock.now()
-    profile = get_profile(ProfileName.ROOT if spec.is_root else ProfileName.SUB_CA)
-    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)
     serial = new_serial()
     certificate = build_certificate(
         issuer=issuer,
@@ -135,11 +136,11 @@ def _ensure_leaf(ctx: Context, spec: LeafSpec, actor: str) -> bool:
             return False
         issuer = ctx.issuer(session, spec.issuer)[1]
         ctx.check_chain_usable(ctx.ca_directory(session.connection()), spec.issuer)
-    key_id = f"leaf-{spec.label}"
-    signer = _key(ctx, key_id, spec.algorithm)
     profile = get_profile(spec.profile)
     now = ctx.clock.now()
-    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)
+    not_before, not_after = validity_window(now, spec.validity, issuer.certificate)  # before the key exists
+    key_id = f"leaf-{spec.label}"
+    signer = _key(ctx, key_id, spec.algorithm)
     serial = new_serial()
     certificate = build_certificate(
         issuer=issuer,

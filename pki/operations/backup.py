@@ -242,6 +242,7 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
     """
     manifest, files = _read_archive(archive)
     database = Database(settings.resolved_database_url)
+    staged: dict[Path, Path] = {}  # target key file -> its staging file
     try:
         database.migrate()
         with database.engine.connect() as connection:
@@ -253,7 +254,10 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
         key_files = {PurePosixPath(name).name: data for name, data in files.items() if name.startswith("keys/")}
         if not force:
             _refuse_non_empty(database, settings.keys_dir)
-        _write_keys(settings.keys_dir, key_files)
+        # The keys are staged beside their targets and put in place only once the tables are loaded
+        # and the audit chain verified, inside the transaction: a refused archive leaves the key
+        # directory as it was. (A commit that fails after the keys moved is the one window left.)
+        _stage_keys(settings.keys_dir, key_files, staged)
         counts: dict[str, int] = {}
         with database.transaction() as connection:
             if force:
@@ -270,7 +274,10 @@ def restore_backup(settings: Settings, archive: Path, *, force: bool = False) ->
                     f"the restored audit chain is broken at record {verification.first_broken_seq}: "
                     f"{verification.reason}; nothing was restored"
                 )
+            _install_keys(staged)
     finally:
+        for staging in staged.values():
+            staging.unlink(missing_ok=True)  # left over only when the restore was refused
         database.dispose()
     return RestoreReport(revision, counts, len(key_files), verification.records)
 
@@ -284,18 +291,24 @@ def _refuse_non_empty(database: Database, keys_dir: Path) -> None:
         raise Conflict(f"the key directory {keys_dir} is not empty; use --force to replace it")
 
 
-def _write_keys(keys_dir: Path, key_files: dict[str, bytes]) -> None:
-    """Key files as they were (still encrypted), mode 0600 in a 0700 directory; existing ones are replaced."""
+def _stage_keys(keys_dir: Path, key_files: dict[str, bytes], staged: dict[Path, Path]) -> None:
+    """Key files as they were (still encrypted), written mode 0600 beside their targets in a 0700
+    directory; ``staged`` gets target -> staging file as each is written (the caller cleans up)."""
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(keys_dir, 0o700)
     for name, data in key_files.items():
-        target = keys_dir / name
         staging = keys_dir / f".{name}.restore"
+        staged[keys_dir / name] = staging
         descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _install_keys(staged: dict[Path, Path]) -> None:
+    """Move the staged key files into place (each an atomic rename); existing ones are replaced."""
+    for target, staging in staged.items():
         os.replace(staging, target)
 
 

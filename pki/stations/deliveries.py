@@ -43,7 +43,7 @@ from pki.revocation.reasons import RevocationReason, apply_revocation, status_ch
 from pki.runtime.context import Context
 from pki.stations.registry import station_row
 from pki.store import repository
-from pki.store.models import CertificateRow, OcppDeliveryRow
+from pki.store.models import CertificateRow, OcppDeliveryRow, StationRow
 
 __all__ = [
     "SECC_CERTIFICATE_TOPIC",
@@ -74,6 +74,10 @@ _PENDING_ON_TOPIC = (
     .limit(1)
 )
 _ISSUER_OF_ROW = select(_CERTIFICATES.c.issuer_id).where(_CERTIFICATES.c.id == bindparam("row_id"))
+_STATIONS = StationRow.__table__  # type: ignore[attr-defined]
+# Serialises a station's enrollments: SQLite's write lock does it anyway, PostgreSQL needs the row lock
+# (under READ COMMITTED, two transactions would each miss the other's uncommitted delivery).
+_LOCK_STATION = select(_STATIONS.c.identity).where(_STATIONS.c.identity == bindparam("station")).with_for_update()
 _DER_OF_CERTIFICATE = select(_CERTIFICATES.c.der).where(
     _CERTIFICATES.c.issuer_id == bindparam("issuer"), _CERTIFICATES.c.serial == bindparam("serial")
 )
@@ -307,7 +311,9 @@ def issue_for_station(
 
     def store_delivery(connection: Connection, row_id: int) -> None:
         issuer_id = connection.execute(_ISSUER_OF_ROW, {"row_id": row_id}).scalar_one()
-        # Read again under the write lock: the station may have answered the pending one meanwhile.
+        # Read again under the station's lock: the station may have answered the pending one meanwhile,
+        # or the same CSR may have been signed at the same time.
+        connection.execute(_LOCK_STATION, {"station": station})
         still_pending = connection.execute(_PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
         if still_pending is not None:
             other = DeliveryView.from_row(still_pending)

@@ -20,10 +20,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
-from pki.core.errors import Unavailable
+from pki.core.errors import InvalidInput, Unavailable
 
 __all__ = ["Database"]
 
@@ -62,8 +62,9 @@ class Database:
             try:
                 with _unavailable_on_connect_error():
                     session.begin()
-                yield session
-                session.commit()
+                with _refused_data_is_invalid_input():
+                    yield session
+                    session.commit()
             except BaseException:
                 session.rollback()
                 raise
@@ -85,8 +86,9 @@ class Database:
                 with _unavailable_on_connect_error():
                     transaction = connection.begin()
                 try:
-                    yield connection
-                    transaction.commit()
+                    with _refused_data_is_invalid_input():
+                        yield connection
+                        transaction.commit()
                 except BaseException:
                     transaction.rollback()
                     raise
@@ -99,7 +101,8 @@ class Database:
         try:
             with _unavailable_on_connect_error():
                 session.begin()
-            yield session
+            with _refused_data_is_invalid_input():
+                yield session
         finally:
             # close() ends the transaction without expiring loaded objects, which callers keep using.
             session.close()
@@ -124,6 +127,17 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(resources.files("pki.store") / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+@contextmanager
+def _refused_data_is_invalid_input() -> Iterator[None]:
+    """A value the database cannot hold is bad input, not a server error: PostgreSQL refuses NUL
+    characters in text and integers beyond its column types, where SQLite stores or compares them."""
+    try:
+        yield
+    except DataError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "value out of range"
+        raise InvalidInput(f"a value cannot be stored or compared: {reason}") from None
 
 
 @contextmanager

@@ -120,3 +120,22 @@ async def test_firmware_request_id_is_an_ocpp_int32(client: httpx.AsyncClient, t
     signed = await client.post(url, params=params, content=b"firmware", headers=operator)
     assert signed.status_code == 200, signed.text
     assert signed.json()["updateFirmware"]["requestId"] == INT32_MAX
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/audit?action=%00",
+        "/api/v1/audit?ca=a%00b",
+        "/api/v1/certificates?identity=%00",
+        "/api/v1/contracts?pcid=%00",
+    ],
+)
+async def test_a_nul_character_in_a_filter_is_never_a_server_error(
+    client: httpx.AsyncClient, tokens: dict[Role, str], path: str
+) -> None:
+    # Found by the fuzzer on PostgreSQL, whose text cannot hold NUL: the store answers InvalidInput.
+    response = await client.get(path, headers=bearer(tokens[Role.ADMIN]))
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.headers["content-type"].startswith("application/problem+json")

@@ -27,6 +27,7 @@ from pki.firmware.signing import (
     SIGNATURE_MAX_CHARS,
     SIGNING_CERTIFICATE_MAX_CHARS,
     FirmwareSignature,
+    OcppVersion,
     sign_firmware,
     verify_firmware,
 )
@@ -490,6 +491,23 @@ def test_location_longer_than_any_ocpp_version_allows_is_refused_before_signing(
     before = pki.audit.count()
     with pytest.raises(InvalidInput, match="at most 2000"):
         pki.firmware.sign([FIRMWARE], location="https://x/" + "a" * 1991, actor="test")
+    assert pki.audit.count() == before
+
+
+@pytest.mark.parametrize(
+    ("location", "payloads", "request_id", "message"),
+    [
+        ("https://x/fw.bin", ("2.0.1",), 2**31, "requestId must be between"),
+        ("https://x/" + "a" * 600, ("1.6", "2.0.1"), 1, "OCPP 1.6 allows at most 512"),
+    ],
+)
+def test_payload_fields_are_refused_before_signing(
+    pki: PKI, location: str, payloads: tuple[OcppVersion, ...], request_id: int, message: str
+) -> None:
+    # The payloads are built after signing; checking them first keeps a refusal free of any audit record.
+    before = pki.audit.count()
+    with pytest.raises(InvalidInput, match=message):
+        pki.firmware.sign([FIRMWARE], location=location, payloads=payloads, request_id=request_id, actor="test")
     assert pki.audit.count() == before
 
 

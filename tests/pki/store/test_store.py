@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -50,3 +51,13 @@ def test_failed_write_transaction_leaves_nothing(pki: PKI) -> None:
         pass
     assert pki.audit.count() == before
     assert pki.audit.verify().ok
+
+
+def test_a_value_the_database_refuses_is_invalid_input(fresh_pki) -> None:  # type: ignore[no-untyped-def]
+    from pki.core.errors import InvalidInput
+
+    if not fresh_pki.settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("SQLite compares NUL characters; PostgreSQL refuses them (the case this maps)")
+    with pytest.raises(InvalidInput, match="NUL"):
+        fresh_pki.audit.records(action="bad\x00action")
+    assert fresh_pki.audit.verify().ok  # the session is usable again
