@@ -3,7 +3,7 @@
 Two listeners (OCPP A00.FR.006 allows one per security profile):
 
 - *profile 3* (``port``): mutual TLS. The TLS layer verifies the client certificate's path to the
-  CSO root; before the WebSocket upgrade, :func:`~ocpp_bridge.admission.admit_certificate` checks
+  CSO root; before the WebSocket upgrade, ``pki.stations.admit_certificate`` checks
   it against the PKI and the registry (A00.FR.403-405, A00.FR.702/705).
 - *profile 2* (``basic_port``): server-authenticated TLS plus HTTP Basic auth, checked before the
   upgrade (A00.FR.201-206).
@@ -47,12 +47,12 @@ from websockets.exceptions import InvalidHandshake, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from ocpp_bridge.admission import Admission, Refusal, admit_certificate, admit_password, station_issuer_ids
 from ocpp_bridge.core import CertificateService
+from ocpp_bridge.credentials import parse_basic_authorization
 from ocpp_bridge.session import SessionOptions, StationSession
-from ocpp_bridge.tls import SERVER_CERTIFICATE_VALIDITY, ServerCertificates, client_ca_certificates, server_context
+from ocpp_bridge.tls import server_context
 from pki import PKI, InvalidInput
-from pki.stations.registry import parse_identity
+from pki.stations import SERVER_CERTIFICATE_VALIDITY, Admission, Refusal, parse_identity
 
 __all__ = ["SUBPROTOCOLS", "Bridge", "BridgeConfig", "choose_subprotocol", "identity_from_path"]
 
@@ -166,8 +166,7 @@ class Bridge:
         self._mtls_context: ssl.SSLContext | None = None
         self._trusted_cas: list[x509.Certificate] = []
         directory = self.config.certificate_dir or pki.settings.home / "bridge"
-        self.server_certificates = ServerCertificates(
-            pki,
+        self.server_certificates = pki.stations.server_certificates(
             server_name=self.config.resolved_server_name(),
             directory=directory,
             validity=self.config.server_certificate_validity,
@@ -177,7 +176,7 @@ class Bridge:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.server_certificates.refresh)
-        self._station_issuers = await asyncio.to_thread(station_issuer_ids, self.pki)
+        self._station_issuers = await asyncio.to_thread(self.pki.stations.station_issuer_ids)
         common: dict[str, Any] = {
             "select_subprotocol": self._select_subprotocol,
             "subprotocols": [Subprotocol(name) for name in SUBPROTOCOLS],
@@ -191,7 +190,7 @@ class Bridge:
             "backlog": self.config.backlog,
         }
         if self.config.port is not None:
-            cas = await asyncio.to_thread(client_ca_certificates, self.pki)
+            cas = await asyncio.to_thread(self.pki.stations.client_ca_certificates)
             context = server_context(self.server_certificates, client_cas=cas)
             self._contexts.append(context)
             self._mtls_context, self._trusted_cas = context, list(cas)
@@ -272,7 +271,7 @@ class Bridge:
         ssl_object = connection.transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         result = await asyncio.to_thread(
-            admit_certificate, self.pki, identity, der, station_issuers=self._station_issuers
+            self.pki.stations.admit_certificate, identity, der, station_issuers=self._station_issuers
         )
         return await self._decide(connection, identity, version, result, None, basic=False)
 
@@ -289,7 +288,8 @@ class Bridge:
             # Password guessing costs us an scrypt per try: past the budget, refuse without one.
             result = Refusal(HTTPStatus.TOO_MANY_REQUESTS, "", "too many failed attempts from this address")
         else:
-            result = await asyncio.to_thread(admit_password, self.pki, identity, authorization)
+            credentials = parse_basic_authorization(authorization)
+            result = await asyncio.to_thread(self.pki.stations.admit_password, identity, credentials)
         return await self._decide(connection, identity, version, result, authorization, basic=True)
 
     async def _decide(
@@ -437,10 +437,10 @@ class Bridge:
         OpenSSL only adds to a context's trust store; CAs are removed from trust by revocation, which
         admission checks on every connection.
         """
-        self._station_issuers = await asyncio.to_thread(station_issuer_ids, self.pki)
+        self._station_issuers = await asyncio.to_thread(self.pki.stations.station_issuer_ids)
         if self._mtls_context is None:
             return
-        cas = await asyncio.to_thread(client_ca_certificates, self.pki)
+        cas = await asyncio.to_thread(self.pki.stations.client_ca_certificates)
         known = {c.fingerprint(hashes.SHA256()) for c in self._trusted_cas}
         fresh = [c for c in cas if c.fingerprint(hashes.SHA256()) not in known]
         if fresh:

@@ -1,48 +1,26 @@
-"""TLS for the station gateway: the CSMS server certificates and the listeners' SSL contexts.
+"""TLS for the station gateway: the listeners' SSL contexts (the server identity itself is pki's).
 
-- Two server certificates, ECDSA P-256 and RSA-2048, so that every cipher suite OCPP requires of
-  a CSMS can be negotiated (A00.FR.421: ECDHE-ECDSA-AES128/256-GCM and RSA-AES128/256-GCM); a
-  station needs only one of the pairs (A00.FR.422). Both carry CN = SAN dNSName = the server's
-  FQDN (A00.FR.510) and come from the PKI's ``csms-server`` profile (issued by ``cso-sub``).
-- Fast expiration instead of revocation (A00.FR.701): 24 h certificates, re-issued when half of
-  their life is gone, at start and by :class:`ServerCertificates.refresh` while running. The keys
-  are generated here and kept as encrypted PKCS#8 files (mode 0600) next to their chains.
-- TLS >= 1.2 (A00.FR.416), no compression (A00.FR.424), only AEAD suites (A00.FR.423).
+- TLS >= 1.2 (A00.FR.416), no compression (A00.FR.424), only AEAD suites (A00.FR.423), with both
+  server certificates of :class:`pki.stations.ServerCertificates` (ECDSA and RSA, A00.FR.421/422).
 - Profile 3 (mutual TLS): the client certificate must chain to a root of the CSO hierarchy
-  (A00.FR.403). OpenSSL checks signatures and the path; the *time* checks are left to
-  :mod:`ocpp_bridge.admission` (``X509_V_FLAG_NO_CHECK_TIME``), which judges expiry with the PKI's
-  clock after the handshake, where the station's identity is known, so that an expired
-  certificate is refused with a recorded security event instead of an anonymous TLS alert.
+  (A00.FR.403, the CAs ``pki.stations.client_ca_certificates()`` names). OpenSSL checks signatures
+  and the path; the *time* checks are left to admission (``X509_V_FLAG_NO_CHECK_TIME``), which
+  judges expiry with the PKI's clock after the handshake, where the station's identity is known,
+  so that an expired certificate is refused with a recorded security event instead of an
+  anonymous TLS alert.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-import os
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
-from pki import PKI, RequestIdentity
-from pki.core.secret_files import write_private
-from pki.keys.file import encrypt_pkcs8
+from pki.stations import ServerCertificates
 
-__all__ = [
-    "CIPHERS_TLS12",
-    "SERVER_CERTIFICATE_VALIDITY",
-    "ServerCertificate",
-    "ServerCertificates",
-    "client_ca_certificates",
-    "server_context",
-]
+__all__ = ["CIPHERS_TLS12", "server_context"]
 
-log = logging.getLogger("evpki.bridge.tls")
 
 # OCPP A00.FR.421 requires the four suites TLS_ECDHE_ECDSA_WITH_AES_{128,256}_GCM_SHA{256,384} and
 # TLS_RSA_WITH_AES_{128,256}_GCM_SHA{256,384} (OpenSSL names AES128-GCM-SHA256, AES256-GCM-SHA384);
@@ -57,144 +35,7 @@ CIPHERS_TLS12 = ":".join(
         "AES256-GCM-SHA384",
     ]
 )
-SERVER_CERTIFICATE_VALIDITY = dt.timedelta(hours=24)  # A00.FR.701: CSMS certificates expire fast
 _NO_CHECK_TIME = 0x200000  # OpenSSL X509_V_FLAG_NO_CHECK_TIME (not named by Python's ssl module)
-_KINDS = ("ecdsa", "rsa")  # load order: ECDSA first, then RSA (one SSL_CTX holds one of each)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerCertificate:
-    kind: str  # "ecdsa" | "rsa"
-    chain_path: Path  # leaf first, then the issuing sub-CAs (no root)
-    key_path: Path  # encrypted PKCS#8 PEM
-    serial: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-
-    def needs_renewal(self, now: dt.datetime) -> bool:
-        """True once half of the certificate's life is gone (so a 24 h certificate is renewed at 12 h)."""
-        return now >= self.not_before + (self.not_after - self.not_before) / 2
-
-
-def _new_key(kind: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    # A00.FR.501-503: >= 112-bit strength (P-256, RSA-2048).
-    if kind == "ecdsa":
-        return ec.generate_private_key(ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-class ServerCertificates:
-    """The bridge's ECDSA and RSA ``csms-server`` certificates for one FQDN, kept fresh."""
-
-    def __init__(
-        self,
-        pki: PKI,
-        *,
-        server_name: str,
-        directory: Path,
-        validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY,
-    ) -> None:
-        self._pki = pki
-        self.server_name = server_name
-        self.directory = directory
-        self.validity = validity
-        self.current: dict[str, ServerCertificate] = {}
-
-    def _paths(self, kind: str) -> tuple[Path, Path]:
-        stem = f"csms-server-{self.server_name}-{kind}"
-        return self.directory / f"{stem}.chain.pem", self.directory / f"{stem}.key.pem"
-
-    def _load(self, kind: str) -> ServerCertificate | None:
-        chain_path, key_path = self._paths(kind)
-        if not chain_path.is_file() or not key_path.is_file():
-            return None
-        try:
-            leaf = x509.load_pem_x509_certificates(chain_path.read_bytes())[0]
-        except ValueError:
-            log.warning("unreadable server certificate %s; issuing a new one", chain_path)
-            return None
-        names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if not names or names[0].value != self.server_name:
-            return None
-        return ServerCertificate(
-            kind,
-            chain_path,
-            key_path,
-            format(leaf.serial_number, "X"),
-            leaf.not_valid_before_utc,
-            leaf.not_valid_after_utc,
-        )
-
-    def _issue(self, kind: str) -> ServerCertificate:
-        key = _new_key(kind)
-        organization = self._pki.cas.organization()
-        subject = [x509.NameAttribute(NameOID.COMMON_NAME, self.server_name)]
-        if organization:
-            subject.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name(subject))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(self.server_name)]), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        issued = self._pki.certificates.issue(
-            profile="csms-server",
-            csr=csr.public_bytes(serialization.Encoding.PEM),
-            identity=RequestIdentity(fqdn=self.server_name),
-            validity=self.validity,
-            actor="bridge",
-        )
-        chain_path, key_path = self._paths(kind)
-        # Key first: a chain file is only ever published next to the key it belongs to.
-        write_private(key_path, encrypt_pkcs8(key, self._pki.settings.passphrase()))
-        write_private(chain_path, issued.chain_pem.encode())
-        view = issued.certificate
-        log.info(
-            "issued %s server certificate %s for %s, valid until %s",
-            kind,
-            view.serial,
-            self.server_name,
-            view.not_after,
-        )
-        return ServerCertificate(kind, chain_path, key_path, view.serial, view.not_before, view.not_after)
-
-    def refresh(self) -> bool:
-        """Issue whichever certificate is missing or half-way through its life; True if any changed."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
-        now = self._pki.clock.now()
-        changed = False
-        for kind in _KINDS:
-            existing = self.current.get(kind) or self._load(kind)
-            if existing is None or existing.needs_renewal(now) or existing.not_after <= now:
-                existing = self._issue(kind)
-                changed = True
-            self.current[kind] = existing
-        return changed
-
-    def load_into(self, context: ssl.SSLContext) -> None:
-        """Load both certificates into ``context`` (ECDSA, then RSA); new handshakes use them at once."""
-        password = self._pki.settings.passphrase()
-        for kind in _KINDS:
-            certificate = self.current[kind]
-            context.load_cert_chain(certificate.chain_path, certificate.key_path, password=password)
-
-
-def client_ca_certificates(pki: PKI) -> list[x509.Certificate]:
-    """The CSO hierarchy's CA certificates (roots and sub-CAs) that client certificates chain to.
-
-    The sub-CAs are loaded too, so a station that sends only its leaf is still verified; the path
-    must end at a self-signed root of the same hierarchy (OpenSSL's default, no partial chains).
-    """
-    cas = [ca for ca in pki.cas.list() if ca.pki == _station_pki(pki)]
-    return [x509.load_pem_x509_certificate(ca.certificate_pem.encode()) for ca in cas]
-
-
-def _station_pki(pki: PKI) -> str:
-    issuers = [ca for ca in pki.cas.list() if "station" in ca.issues]
-    if not issuers:
-        raise RuntimeError("no CA issues station certificates; run `evpki init`")
-    return issuers[0].pki
 
 
 def server_context(certificates: ServerCertificates, *, client_cas: list[x509.Certificate] | None) -> ssl.SSLContext:

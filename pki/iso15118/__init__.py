@@ -1,2 +1,39 @@
 """ISO 15118-2 Plug & Charge: the EXI codec (``exi/``), messages, signatures, contract-key encryption,
-the contract registry and the contract provisioning service behind OCPP Get15118EVCertificate."""
+the contract registry and the contract provisioning service behind OCPP Get15118EVCertificate.
+Facade service: ``pki.contracts``; ``ev`` plays the car (test vehicles, signed requests).
+"""
+
+from __future__ import annotations
+
+from pki.iso15118 import ev
+from pki.iso15118.chains import readable_certificate
+from pki.iso15118.contracts import CONTRACT_STATUSES, MAX_LIMIT, MAX_NOTE_CHARS, ContractRevocation, ContractView
+from pki.iso15118.exi import Fragment, decode_fragment, decode_message, decode_signed_info
+from pki.iso15118.exi.elements import SchemaElement, element_tree, to_xml
+from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode, SignedInfo, V2GMessage
+from pki.iso15118.provisioning import EXI_RESPONSE_LIMITS, ProvisioningResult
+from pki.iso15118.service import Contracts
+
+__all__ = [
+    "CONTRACT_STATUSES",
+    "EXI_RESPONSE_LIMITS",
+    "MAX_LIMIT",
+    "MAX_NOTE_CHARS",
+    "MSG_DEF_NAMESPACE",
+    "ContractRevocation",
+    "ContractView",
+    "Contracts",
+    "Fragment",
+    "ProvisioningResult",
+    "ResponseCode",
+    "SchemaElement",
+    "SignedInfo",
+    "V2GMessage",
+    "decode_fragment",
+    "decode_message",
+    "decode_signed_info",
+    "element_tree",
+    "ev",
+    "readable_certificate",
+    "to_xml",
+]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from pki.ca.policy import RequestIdentity
 from pki.ca.services import Certificates
@@ -14,9 +18,11 @@ from pki.revocation.reasons import RevocationReason
 from pki.revocation.services import Crls, Revocations
 from pki.runtime.context import Context
 from pki.runtime.views import CertificateView
-from pki.stations import deliveries, registry
+from pki.stations import admission, deliveries, registry
+from pki.stations.admission import Admission, Refusal
 from pki.stations.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
 from pki.stations.registry import StationView
+from pki.stations.server_identity import SERVER_CERTIFICATE_VALIDITY, ServerCertificates
 from pki.store.repository import CertificateFilter
 
 __all__ = ["Deliveries", "Stations"]
@@ -227,3 +233,29 @@ class Stations:
             for old in superseded
             if old.identity == station and old.serial != current.serial
         ]
+
+    # -- who may connect, and as whom the CSMS answers (OCPP A00) ------------------------------------
+
+    def admit_certificate(
+        self, identity: str, certificate_der: bytes | None, *, station_issuers: frozenset[str] | None = None
+    ) -> Admission | Refusal:
+        """Profile 3: may the holder of this TLS-verified client certificate speak as ``identity``?"""
+        return admission.admit_certificate(self._ctx, identity, certificate_der, station_issuers=station_issuers)
+
+    def admit_password(self, identity: str, credentials: tuple[str, str] | None) -> Admission | Refusal:
+        """Profile 2: do the HTTP Basic ``(user, password)`` name ``identity`` with its password?"""
+        return admission.admit_password(self._ctx, identity, credentials)
+
+    def station_issuer_ids(self) -> frozenset[str]:
+        """The CA ids whose station certificates admission accepts (every generation of the CSO hierarchy)."""
+        return admission.station_issuer_ids(self._ctx)
+
+    def client_ca_certificates(self) -> list[x509.Certificate]:
+        """The CA certificates a profile 3 TLS listener trusts for client certificates."""
+        return admission.client_ca_certificates(self._ctx)
+
+    def server_certificates(
+        self, *, server_name: str, directory: Path, validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY
+    ) -> ServerCertificates:
+        """The gateway's TLS server identity for ``server_name``: its certificates and keys, kept in ``directory``."""
+        return ServerCertificates(self._ctx, server_name=server_name, directory=directory, validity=validity)

@@ -133,7 +133,9 @@ async def test_a_certificate_with_another_organisation_is_refused(
 ) -> None:
     credential = _station(bridge.pki, tmp_path, "CS-O", "SN-O-1")
     # The CA issues only the CSO's O, so the CSO is renamed instead: O must equal the current name (A00.FR.404).
-    monkeypatch.setattr(bridge.pki.cas, "organization", lambda: "Renamed CSO AG")
+    from pki.runtime import Context
+
+    monkeypatch.setattr(Context, "organization", lambda self, session: "Renamed CSO AG")
     assert await _refused(bridge, "CS-O", credential) == 403
     (event,) = security_events(bridge.pki, "CS-O")
     assert event["type"] == "InvalidChargingStationCertificate" and ORG in event["tech_info"]

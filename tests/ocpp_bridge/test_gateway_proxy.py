@@ -21,7 +21,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from ocpp_bridge.gateway import Bridge, BridgeConfig
-from ocpp_bridge.tls import ServerCertificates, server_context
+from ocpp_bridge.tls import server_context
 from pki import PKI
 from tests.ocpp_bridge.gateway_support import (
     WAIT,
@@ -88,7 +88,7 @@ async def upstream(
 
     context = None
     if request.param == "wss":  # a TLS upstream with a certificate of our CSO hierarchy, checked by --upstream-ca
-        certificates = ServerCertificates(live_pki, server_name="localhost", directory=tmp_path / "upstream")
+        certificates = live_pki.stations.server_certificates(server_name="localhost", directory=tmp_path / "upstream")
         certificates.refresh()
         context = server_context(certificates, client_cas=None)
     async with websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp2.0.1"], ssl=context) as server:

@@ -1,8 +1,9 @@
-"""Who may open an OCPP connection: the checks the gateway runs before it accepts the WebSocket upgrade.
+"""Who may open an OCPP connection: the decision the gateway asks for before it accepts the WebSocket upgrade.
 
 Security profile 3 (OCPP 2.0.1 Part 2 §1.3.7, A00.FR.401-430): after the TLS handshake verified
-the client certificate's path to a CSO root (:mod:`ocpp_bridge.tls`), :func:`admit_certificate`
-asks the PKI about the certificate and the station registry about the identity in the URL:
+the client certificate's path to a CSO root (the CAs of :func:`client_ca_certificates`),
+:func:`admit_certificate` looks the certificate up among those this PKI issued and the identity in
+the URL up in the station registry:
 
 - the identity is registered, active and uses profile 3 (A00.FR.001/002: one profile per station);
 - the certificate is one this PKI issued (looked up by its SHA-256 fingerprint) with the ``station``
@@ -16,18 +17,17 @@ asks the PKI about the certificate and the station registry about the identity i
 - it was issued for this identity (or only for its serial): two registered stations that share a
   serial cannot use each other's certificates.
 
-Security profile 2 (A00.FR.201-206): :func:`admit_password` checks HTTP Basic credentials, user =
-identity, against the station's scrypt hash; the station must be active and on profile 2.
+Security profile 2 (A00.FR.201-206): :func:`admit_password` checks the HTTP Basic credentials the
+transport parsed, user = identity, against the station's scrypt hash; the station must be active
+and on profile 2.
 
 Each check returns an :class:`Admission` or a :class:`Refusal` with the HTTP status, the security
 event type to record (A00.FR.408 ``InvalidChargingStationCertificate``) and a reason. These are
-blocking database calls: the gateway runs them in a worker thread.
+blocking database calls: the gateway runs them in a worker thread (through ``pki.stations``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -35,8 +35,12 @@ from http import HTTPStatus
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from pki import PKI, NotFound
+from pki.core.errors import NotFound
+from pki.runtime.context import Context
+from pki.runtime.views import CaView, CertificateView, certificate_view
+from pki.stations import registry
 from pki.stations.registry import StationView
+from pki.store import repository
 
 __all__ = [
     "EVENT_BASIC_AUTH",
@@ -46,7 +50,7 @@ __all__ = [
     "Refusal",
     "admit_certificate",
     "admit_password",
-    "parse_basic_authorization",
+    "client_ca_certificates",
     "station_issuer_ids",
 ]
 
@@ -68,9 +72,9 @@ class Refusal:
     reason: str
 
 
-def _station(pki: PKI, identity: str, profile: int) -> StationView | Refusal:
+def _station(ctx: Context, identity: str, profile: int) -> StationView | Refusal:
     try:
-        station = pki.stations.get(identity)
+        station = registry.get_station(ctx, identity)
     except NotFound:
         return Refusal(HTTPStatus.FORBIDDEN, EVENT_REFUSED, "station identity is not registered")
     if station.status != "active":
@@ -90,7 +94,7 @@ def _subject(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> list[
 
 
 def admit_certificate(
-    pki: PKI,
+    ctx: Context,
     identity: str,
     certificate_der: bytes | None,
     *,
@@ -102,24 +106,23 @@ def admit_certificate(
     """
     if not certificate_der:
         return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_INVALID_CERTIFICATE, "no client certificate")  # A00.FR.407
-    station = _station(pki, identity, 3)
+    station = _station(ctx, identity, 3)
     if isinstance(station, Refusal):
         return station
     certificate = x509.load_der_x509_certificate(certificate_der)
     fingerprint = hashlib.sha256(certificate_der).hexdigest()
     bad = HTTPStatus.FORBIDDEN, EVENT_INVALID_CERTIFICATE
     try:
-        view = pki.certificates.get(fingerprint)
+        view, organization = _issued(ctx, fingerprint)
     except NotFound:
         return Refusal(*bad, f"certificate SHA-256 {fingerprint} was not issued by this PKI")
-    if view.profile != "station" or view.issuer_id not in (station_issuers or station_issuer_ids(pki)):
+    if view.profile != "station" or view.issuer_id not in (station_issuers or station_issuer_ids(ctx)):
         return Refusal(*bad, f"certificate {view.serial} is a {view.profile} certificate from {view.issuer_id}")
-    now = pki.clock.now()
+    now = ctx.clock.now()
     if now < view.not_before:
         return Refusal(*bad, f"certificate {view.serial} is not valid before {view.not_before.isoformat()}")
     if view.status in ("revoked", "on-hold", "expired"):
         return Refusal(*bad, f"certificate {view.serial} is {view.status}")
-    organization = pki.cas.organization()
     if _subject(certificate, NameOID.ORGANIZATION_NAME) != [organization]:
         return Refusal(
             *bad, f"certificate O {_subject(certificate, NameOID.ORGANIZATION_NAME)} is not {organization!r}"
@@ -136,48 +139,50 @@ def admit_certificate(
     return Admission(station, certificate)
 
 
-def station_issuer_ids(pki: PKI) -> frozenset[str]:
+def _issued(ctx: Context, fingerprint: str) -> tuple[CertificateView, str | None]:
+    """The certificate of this SHA-256 fingerprint as this PKI stored it, and the CSO organisation."""
+    with ctx.database.read() as session:
+        row = repository.find_certificate(session, fingerprint)
+        return certificate_view(session, row, ctx.clock.now()), ctx.organization(session)
+
+
+def _cas(ctx: Context) -> list[CaView]:
+    with ctx.database.read() as session:
+        return [CaView.from_row(row) for row in repository.list_cas(session)]
+
+
+def station_issuer_ids(ctx: Context) -> frozenset[str]:
     """The CAs of the hierarchy that issues ``station`` certificates (``cso-root``/``cso-sub``).
 
     The whole hierarchy, not only today's issuer: after ``evpki ca rollover`` the old ``cso-sub``
     issues nothing new, but its stations keep connecting with its certificates until renewed.
     """
-    cas = pki.cas.list()
+    cas = _cas(ctx)
     pkis = {ca.pki for ca in cas if "station" in ca.issues}
     return frozenset(ca.id for ca in cas if ca.pki in pkis)
 
 
-def parse_basic_authorization(header: str | None) -> tuple[str, str] | None:
-    """``(user, password)`` from an ``Authorization: Basic`` header (RFC 7617), or None."""
-    if not header:
-        return None
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    try:
-        text = decoded.decode("utf-8")
-    except UnicodeDecodeError:
-        # OCPP 1.6 AuthorizationKey may be raw bytes; latin-1 keeps every byte.
-        text = decoded.decode("latin-1")
-    user, colon, password = text.partition(":")
-    if not colon:
-        return None
-    return user, password
+def client_ca_certificates(ctx: Context) -> list[x509.Certificate]:
+    """The CSO hierarchy's CA certificates (roots and sub-CAs) that station certificates chain to.
+
+    The sub-CAs are included, so a station that sends only its leaf is still verified; the path
+    must end at a self-signed root of the same hierarchy (OpenSSL's default, no partial chains).
+    """
+    cas = _cas(ctx)
+    issuers = [ca for ca in cas if "station" in ca.issues]
+    if not issuers:
+        raise NotFound("no CA issues station certificates; run `evpki init`")
+    return [x509.load_pem_x509_certificate(ca.certificate_pem.encode()) for ca in cas if ca.pki == issuers[0].pki]
 
 
-def admit_password(pki: PKI, identity: str, authorization: str | None) -> Admission | Refusal:
-    """Profile 2: do the Basic credentials name ``identity`` (A00.FR.202) with its password?"""
-    credentials = parse_basic_authorization(authorization)
+def admit_password(ctx: Context, identity: str, credentials: tuple[str, str] | None) -> Admission | Refusal:
+    """Profile 2: do the Basic credentials ``(user, password)`` name ``identity`` (A00.FR.202) with its password?"""
     if credentials is None:
         return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "no HTTP Basic credentials")
     user, password = credentials
     if user != identity:
         return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "Basic auth user is not the station identity")
-    station = pki.stations.check_password(identity, password)
+    station = registry.check_password(ctx, identity, password)
     if station is None:
         # One answer for unknown, disabled, other-profile and wrong password: no oracle for identities.
         return Refusal(HTTPStatus.UNAUTHORIZED, EVENT_BASIC_AUTH, "wrong station identity or password")
