@@ -26,7 +26,7 @@ from api.routes import audit, cas, certificates, contracts, crl, firmware, healt
 from api.routes import ocpp as ocpp_routes
 from api.schemas import Problem
 from pki import PKI, Settings
-from pki.core.errors import EvpkiError
+from pki.core import EvpkiError
 
 __all__ = ["app_from_environment", "create_app", "run_upkeep"]
 

@@ -14,8 +14,8 @@ from fastapi import Depends, Request
 
 from api.problems import AUTH_RESPONSES, Forbidden
 from pki import PKI
-from pki.core.errors import Unauthenticated
-from pki.operations.tokens import Role
+from pki.core import Unauthenticated
+from pki.operations import Role
 
 __all__ = ["Caller", "CallerDep", "PkiDep", "allow", "get_pki", "pki_of", "public"]
 

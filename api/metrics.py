@@ -31,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from api.deps import allow, pki_of
 from pki import PKI
 from pki.core import events
-from pki.operations.tokens import Role
+from pki.operations import Role
 
 __all__ = ["EXPIRY_WINDOW", "install", "observe_http", "router"]
 

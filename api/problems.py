@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pki.core.errors import (
+from pki.core import (
     Conflict,
     EvpkiError,
     IntegrityError,

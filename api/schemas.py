@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity
-from pki.iso15118.contracts import CONTRACT_STATUSES, MAX_NOTE_CHARS, ContractRevocation, ContractView
-from pki.runtime.views import CaView, CertificateView
+from pki.ca import MAX_CSR_CHARS, RequestIdentity
+from pki.iso15118 import CONTRACT_STATUSES, MAX_NOTE_CHARS, ContractRevocation, ContractView
+from pki.runtime import CaView, CertificateView
 
 __all__ = [
     "INT32_MAX",

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, guarded, open_pki, print_json
-from pki.core.errors import IntegrityError
+from pki.core import IntegrityError
 
 __all__ = ["app"]
 

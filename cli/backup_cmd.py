@@ -9,7 +9,7 @@ import typer
 
 from cli.common import console, guarded, print_json
 from pki import Settings
-from pki.operations.backup import create_backup, restore_backup
+from pki.operations import create_backup, restore_backup
 
 __all__ = ["backup", "restore"]
 

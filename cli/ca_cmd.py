@@ -11,9 +11,9 @@ from rich.table import Table
 
 from cli.common import actor, check_output, console, guarded, open_pki, print_json, write_output
 from pki import PKI, Settings
-from pki.core.clock import parse_duration
-from pki.runtime.views import CaView, pem
-from pki.store.repository import CertificateFilter
+from pki.ca import CertificateFilter
+from pki.core import parse_duration
+from pki.runtime import CaView, pem
 
 __all__ = ["app", "init"]
 

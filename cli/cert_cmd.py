@@ -10,11 +10,10 @@ import typer
 from rich.table import Table
 
 from cli.common import actor, check_output, console, guarded, open_pki, print_json, read_input_file, write_output
-from pki.ca.policy import RequestIdentity
-from pki.core.clock import parse_duration
-from pki.revocation.reasons import RevocationReason
-from pki.runtime.views import CertificateView
-from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
+from pki.ca import CERTIFICATE_STATUSES, CertificateFilter, RequestIdentity
+from pki.core import parse_duration
+from pki.revocation import RevocationReason
+from pki.runtime import CertificateView
 
 __all__ = ["app"]
 

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from pki import PKI, Settings
-from pki.core.errors import (
+from pki.core import (
     Conflict,
     EvpkiError,
     IntegrityError,

@@ -14,10 +14,8 @@ from rich.table import Column, Table
 from cli.common import actor, console, fail, guarded, open_pki, print_json
 from cli.exi_cmd import EXI_HELP as _EXI_HELP
 from cli.exi_cmd import read_exi_base64
-from pki.core.clock import parse_duration
-from pki.core.errors import InvalidInput
-from pki.iso15118.contracts import CONTRACT_STATUSES, MAX_LIMIT, ContractView
-from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode
+from pki.core import InvalidInput, parse_duration
+from pki.iso15118 import CONTRACT_STATUSES, MAX_LIMIT, MSG_DEF_NAMESPACE, ContractView, ResponseCode
 
 __all__ = ["app"]
 

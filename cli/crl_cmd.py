@@ -10,9 +10,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from cli.common import actor, check_output, guarded, open_pki, write_output
-from pki.core.clock import parse_duration
-from pki.core.errors import InvalidInput
-from pki.runtime.views import CrlView
+from pki.core import InvalidInput, parse_duration
+from pki.runtime import CrlView
 
 __all__ = ["app"]
 

@@ -19,9 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pki import PKI, Settings
-from pki.core.errors import EvpkiError
-from pki.core.secret_files import write_private
-from pki.store.repository import CertificateFilter
+from pki.ca import CertificateFilter
+from pki.core import EvpkiError, write_private
 
 __all__ = ["main"]
 

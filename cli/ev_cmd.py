@@ -22,10 +22,8 @@ from cryptography.x509.oid import NameOID
 
 from cli.common import actor, check_output_dir, console, fail, guarded, open_pki, print_json, read_input_file
 from pki import PKI, RequestIdentity
-from pki.core.errors import InvalidInput
-from pki.core.secret_files import write_private
-from pki.iso15118 import ev
-from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode
+from pki.core import InvalidInput, write_private
+from pki.iso15118 import MSG_DEF_NAMESPACE, ResponseCode, ev
 
 __all__ = ["app"]
 

@@ -13,11 +13,19 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import guarded, print_json, read_input_file
-from pki.core.errors import InvalidInput
-from pki.iso15118.chains import readable_certificate
-from pki.iso15118.exi import Fragment, decode_fragment, decode_message, decode_signed_info
-from pki.iso15118.exi.elements import SchemaElement, element_tree, to_xml
-from pki.iso15118.messages import SignedInfo, V2GMessage
+from pki.core import InvalidInput
+from pki.iso15118 import (
+    Fragment,
+    SchemaElement,
+    SignedInfo,
+    V2GMessage,
+    decode_fragment,
+    decode_message,
+    decode_signed_info,
+    element_tree,
+    readable_certificate,
+    to_xml,
+)
 
 __all__ = ["EXI_HELP", "app", "message_json", "message_xml", "read_exi", "read_exi_base64"]
 

@@ -14,8 +14,8 @@ from typing import Annotated, Any, BinaryIO, cast
 import typer
 
 from cli.common import actor, check_output, console, guarded, open_pki, print_json, read_input_file, write_output
-from pki.core.errors import InvalidInput
-from pki.firmware.signing import LOCATION_MAX_CHARS, OCPP_VERSIONS, FirmwareSignature, OcppVersion, check_location
+from pki.core import InvalidInput
+from pki.firmware import LOCATION_MAX_CHARS, OCPP_VERSIONS, FirmwareSignature, OcppVersion, check_location
 
 __all__ = ["CHUNK_BYTES", "app"]
 

@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import actor, console, fail, guarded, open_pki, print_json, read_input_file
-from pki.core.errors import InvalidInput
-from pki.stations.registry import StationView
+from pki.core import InvalidInput
+from pki.stations import StationView
 
 __all__ = ["app"]
 

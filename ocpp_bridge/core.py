@@ -37,10 +37,9 @@ from ocpp_bridge.pool import ContractPool
 from ocpp_bridge.schemas import has_schema, validate_request, validate_response
 from ocpp_bridge.status import HASHES, CaIndex, CertId, StatusError, StatusForwarder, matching_single, parse_ocsp
 from pki import PKI
-from pki.ca.policy import RequestIdentity, load_csr
-from pki.ca.root_uses import RootUse
-from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
-from pki.iso15118.provisioning import EXI_RESPONSE_LIMITS
+from pki.ca import RequestIdentity, RootUse, load_csr
+from pki.core import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
+from pki.iso15118 import EXI_RESPONSE_LIMITS
 
 __all__ = [
     "HANDLED_ACTIONS",

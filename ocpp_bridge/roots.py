@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes
 
 from ocpp_bridge.status import HASHES, cert_id_of
 from pki import PKI
-from pki.ca.root_uses import RootUse
-from pki.core.errors import NotFound
-from pki.runtime.views import pem
+from pki.ca import RootUse
+from pki.core import NotFound
+from pki.runtime import pem
 
 __all__ = ["USES_2X", "Change", "matches", "plan"]
 

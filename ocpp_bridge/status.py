@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from pki.revocation.ocsp_responder import issuer_hashes
+from pki.revocation import issuer_hashes
 
 __all__ = ["CaIndex", "CertId", "StatusError", "StatusForwarder", "cert_id_of", "check_url"]
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from api.deps import PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MAX_ROW_NUMBER, AuditRecordOut, AuditVerificationOut
-from pki.operations.tokens import Role
+from pki.operations import Role
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 

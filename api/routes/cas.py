@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import CaOut
-from pki.operations.tokens import Role
+from pki.operations import Role
 
 router = APIRouter(prefix="/api/v1/cas", tags=["certificate authorities"], responses=PROBLEM_RESPONSES)
 

@@ -12,9 +12,9 @@ from api.deps import Caller, CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES, Forbidden
 from api.schemas import MAX_ROW_NUMBER, CertificateList, CertificateOut, IssuedOut, IssueIn, RevokeIn
 from pki import PKI
-from pki.core.clock import parse_duration
-from pki.operations.tokens import Role
-from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
+from pki.ca import CERTIFICATE_STATUSES, CertificateFilter
+from pki.core import parse_duration
+from pki.operations import Role
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"], responses=PROBLEM_RESPONSES)
 log = logging.getLogger("evpki.api")

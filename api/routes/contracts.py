@@ -9,9 +9,9 @@ from fastapi import APIRouter, BackgroundTasks, Body, Path, Query, Response
 from api.deps import CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import MAX_ROW_NUMBER, ContractIn, ContractList, ContractOut, ContractRevocationOut, ContractRevokeIn
-from pki.core.clock import parse_duration
-from pki.iso15118.contracts import CONTRACT_STATUSES
-from pki.operations.tokens import Role
+from pki.core import parse_duration
+from pki.iso15118 import CONTRACT_STATUSES
+from pki.operations import Role
 
 router = APIRouter(prefix="/api/v1/contracts", tags=["contracts"], responses=PROBLEM_RESPONSES)
 _MAX_PAGE = 1000

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from api.caching import cached_response
 from api.deps import PkiDep, public
 from api.problems import PROBLEM_RESPONSES
-from pki.core.errors import NotFound
+from pki.core import NotFound
 
 router = APIRouter(prefix="/crl", tags=["CRL"], responses=PROBLEM_RESPONSES)
 

@@ -23,8 +23,8 @@ from fastapi import APIRouter, Header, Query, Request
 from api.deps import CallerDep, PkiDep, allow
 from api.problems import PROBLEM_RESPONSES
 from api.schemas import INT32_MAX, INT32_MIN, FirmwareSignatureOut, FirmwareVerificationOut
-from pki.core.errors import InvalidInput
-from pki.operations.tokens import Role
+from pki.core import InvalidInput
+from pki.operations import Role
 
 router = APIRouter(prefix="/api/v1/firmware", tags=["firmware"], responses=PROBLEM_RESPONSES)
 

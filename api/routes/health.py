@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import pki_of, public
 from api.problems import problem_response
-from pki.core.errors import EvpkiError
+from pki.core import EvpkiError
 
 router = APIRouter(tags=["health"])
 

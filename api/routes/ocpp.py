@@ -36,7 +36,7 @@ from ocpp_bridge.core import (
     FollowUp,
     OcppCallError,
 )
-from pki.operations.tokens import Role
+from pki.operations import Role
 
 __all__ = ["router"]
 

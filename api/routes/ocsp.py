@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.caching import cached_response
 from api.deps import pki_of, public
 from api.problems import PayloadTooLarge, problem_response
-from pki.revocation.ocsp_responder import MAX_REQUEST_BYTES, OcspAnswer
+from pki.revocation import MAX_REQUEST_BYTES, OcspAnswer
 
 router = APIRouter(tags=["OCSP"])
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import PkiDep, public
 from api.problems import PROBLEM_RESPONSES
-from pki.ca.root_uses import RootUse
+from pki.ca import RootUse
 
 router = APIRouter(prefix="/api/v1/roots", tags=["roots"], responses=PROBLEM_RESPONSES)
 
