@@ -5,7 +5,8 @@ publishing (full and delta), the OCSP responder and its delegated signers. Facad
 
 from __future__ import annotations
 
-from pki.revocation.ocsp_responder import MAX_REQUEST_BYTES, OcspAnswer, issuer_hashes
+from pki.revocation.ocsp_requests import MAX_REQUEST_BYTES, issuer_hashes
+from pki.revocation.ocsp_responder import OcspAnswer
 from pki.revocation.reasons import RevocationReason
 from pki.revocation.services import Crls, Ocsp, Revocations
 
