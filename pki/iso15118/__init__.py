@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pki.iso15118 import ev
 from pki.iso15118.chains import readable_certificate
-from pki.iso15118.contracts import CONTRACT_STATUSES, MAX_LIMIT, MAX_NOTE_CHARS, ContractRevocation, ContractView
+from pki.iso15118.contract_input import MAX_NOTE_CHARS
+from pki.iso15118.contract_registry import MAX_LIMIT
+from pki.iso15118.contract_views import CONTRACT_STATUSES, ContractRevocation, ContractView
 from pki.iso15118.exi import Fragment, decode_fragment, decode_message, decode_signed_info
 from pki.iso15118.exi.elements import SchemaElement, element_tree, to_xml
 from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode, SignedInfo, V2GMessage

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from pki.ca.profiles import ProfileName
 from pki.core.clock import utc
 from pki.core.errors import EvpkiError, PolicyViolation
-from pki.iso15118 import contracts
+from pki.iso15118 import contract_input
 from pki.iso15118.exi import encode_message
 from pki.iso15118.keywrap import encrypt_contract_key
 from pki.iso15118.messages import (
@@ -183,7 +183,7 @@ def _encoded(
 def _placeholder_emaid(emaid: str | None) -> str:
     if emaid is not None:
         try:
-            return contracts.normalise_emaid(emaid)
+            return contract_input.normalise_emaid(emaid)
         except EvpkiError:
             pass
     return _PLACEHOLDER_EMAID

@@ -9,7 +9,7 @@
    current contract key (Update), and that certificate's path to a trusted root plus its
    revocation status where we issued it (:mod:`pki.iso15118.chains`);
 3. the contract: the active one of the PCID (Install) or the one of the eMAID (Update), from the
-   registry (:mod:`pki.iso15118.contracts`);
+   registry (:mod:`pki.iso15118.contract_registry`);
 4. a CPS chain below one of the V2G roots the car lists in ``ListOfRootCertificateIDs``;
 5. a new contract certificate (CN = eMAID, DC=MO) through the issuance pipeline, its key
    encrypted for the car ([V2G2-818]: the OEM key on Install, the old contract key on Update),
@@ -49,9 +49,9 @@ from pki.ca.issuance import IssueRequest, issue
 from pki.ca.policy import RequestIdentity
 from pki.ca.profiles import ProfileName, get_profile
 from pki.core.errors import Conflict, EvpkiError
-from pki.iso15118 import contracts
+from pki.iso15118 import contract_input, contract_registry
 from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
-from pki.iso15118.contracts import ContractView
+from pki.iso15118.contract_views import ContractView
 from pki.iso15118.cps import ResponseTooLarge, common_name, der, failure_response, find_cps_chain, signed_response
 from pki.iso15118.exi import ExiError, decode_message
 from pki.iso15118.messages import (
@@ -264,7 +264,9 @@ def _provision(
         signed["exi"] = signed_response(ctx, request, message, cps, certificate, mo_subs, contract_key, peer, limit)
 
     def link_contract(connection: Connection, _row_id: int) -> None:
-        contracts.record_contract_certificate(connection, contract, mo_ca, signed["serial"], at=now, actor=actor)
+        contract_registry.record_contract_certificate(
+            connection, contract, mo_ca, signed["serial"], at=now, actor=actor
+        )
 
     try:
         issued = issue(
@@ -408,7 +410,7 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
 
 def _contract_for_pcid(connection: Connection, pcid: str, now: dt.datetime) -> ContractView:
     try:
-        contract = contracts.find_active_for_pcid(connection, pcid, now)
+        contract = contract_registry.find_active_for_pcid(connection, pcid, now)
     except EvpkiError as exc:  # a CN that is not a PCID
         raise _Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, exc.message, "NoContract") from None
     if contract is None:
@@ -422,16 +424,16 @@ def _contract_for_update(
     connection: Connection, request: CertificateUpdateReq, leaf: x509.Certificate, now: dt.datetime
 ) -> ContractView:
     try:
-        emaid = contracts.normalise_emaid(request.emaid)
+        emaid = contract_input.normalise_emaid(request.emaid)
     except EvpkiError as exc:
         raise _Refused(ResponseCode.FAILED, exc.message, "BadEmaid") from None
-    if contracts.normalise_emaid(common_name(leaf)) != emaid:
+    if contract_input.normalise_emaid(common_name(leaf)) != emaid:
         raise _Refused(
             ResponseCode.FAILED_CERT_CHAIN_ERROR,
             f"the request's eMAID {emaid} is not the CN of its contract certificate ({common_name(leaf)})",
             "EmaidMismatch",
         )
-    contract = contracts.find_for_emaid(connection, emaid, now)
+    contract = contract_registry.find_for_emaid(connection, emaid, now)
     if contract is None:
         raise _Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, f"no contract with eMAID {emaid}", "NoContract")
     if contract.status != "active":

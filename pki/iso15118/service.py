@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pki.iso15118 import contracts
-from pki.iso15118.contracts import ContractRevocation, ContractView
+from pki.iso15118 import contract_registry, contract_revocation
+from pki.iso15118.contract_views import ContractRevocation, ContractView
 from pki.iso15118.provisioning import ProvisioningResult, provision
 from pki.revocation.services import Crls
 from pki.runtime.context import Context
@@ -32,7 +32,7 @@ class Contracts:
         actor: str = "system",
     ) -> ContractView:
         """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118); one contract per PCID at a time."""
-        return contracts.add_contract(
+        return contract_registry.add_contract(
             self._ctx,
             emaid=emaid,
             pcid=pcid,
@@ -46,17 +46,17 @@ class Contracts:
     def list(
         self, *, pcid: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[ContractView]:
-        return contracts.list_contracts(self._ctx, pcid=pcid, status=status, limit=limit, offset=offset)
+        return contract_registry.list_contracts(self._ctx, pcid=pcid, status=status, limit=limit, offset=offset)
 
     def get(self, emaid: str) -> ContractView:
         """By eMAID, with or without separators."""
-        return contracts.get_contract(self._ctx, emaid)
+        return contract_registry.get_contract(self._ctx, emaid)
 
     def revoke(
         self, emaid: str, *, note: str | None = None, actor: str = "system", publish_crls: bool = True
     ) -> ContractRevocation:
         """Revoke the contract and its usable contract certificates (cessationOfOperation), then the CRLs."""
-        result = contracts.revoke_contract(self._ctx, emaid, note=note, actor=actor)
+        result = contract_revocation.revoke_contract(self._ctx, emaid, note=note, actor=actor)
         if publish_crls:
             for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
                 self._crls.publish(ca_id)

@@ -7,7 +7,7 @@ import pytest
 from cryptography import x509
 
 from pki import PKI, RequestIdentity
-from pki.iso15118.contracts import record_contract_certificate
+from pki.iso15118.contract_registry import record_contract_certificate
 from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import make_csr

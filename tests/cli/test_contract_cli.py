@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from pki import PKI, RequestIdentity
-from pki.iso15118.contracts import record_contract_certificate
+from pki.iso15118.contract_registry import record_contract_certificate
 from tests.conftest import make_csr, make_settings
 
 runner = CliRunner()

@@ -11,13 +11,9 @@ from cryptography import x509
 from pki import PKI, RequestIdentity
 from pki.core.clock import FixedClock
 from pki.core.errors import Conflict, InvalidInput, NotFound
-from pki.iso15118.contracts import (
-    CertificateRef,
-    find_active_for_pcid,
-    find_for_emaid,
-    normalise_emaid,
-    record_contract_certificate,
-)
+from pki.iso15118.contract_input import normalise_emaid
+from pki.iso15118.contract_registry import find_active_for_pcid, find_for_emaid, record_contract_certificate
+from pki.iso15118.contract_views import CertificateRef
 from tests.conftest import FRESH_EPOCH, make_csr
 
 EMAID = "DEABCC123ABC56"

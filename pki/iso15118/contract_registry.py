@@ -6,218 +6,58 @@ The mobility operator records contracts here. The provisioning service looks one
 :func:`record_contract_certificate`. The rules:
 
 - An eMAID is kept in the ISO 15118-2 normalised form (``eMAIDType``: 14-15 characters, no
-  separators, upper case) and is unique for ever, revoked contracts included.
+  separators, upper case) and is unique for ever, revoked contracts included
+  (:mod:`pki.iso15118.contract_input` checks the inputs).
 - A PCID -- the CN of the vehicle's OEM provisioning certificate -- is matched exactly, as the
   certificate carries it. It holds at most one contract at any instant: the validity periods
   ``[valid_from, valid_until)`` of its unrevoked contracts never overlap, so a successor can be
   scheduled to start when the current contract ends, and an expired one is no obstacle.
-- Revoking a contract revokes, in the same transaction, every contract certificate for its eMAID
-  that could still be used (``cessationOfOperation``), the current one included: a vehicle must
-  not keep charging on a terminated contract. The caller republishes the CRLs afterwards.
+- Revoking a contract, with its certificates, is :mod:`pki.iso15118.contract_revocation`.
 
-The stored status is ``active`` or ``revoked``; views derive ``pending`` (not started yet) and
-``expired`` from the validity, as certificate views do. Free-text notes stay out of the audit
-log: it is append-only, and a customer reference is personal data that may have to be erased.
+Views derive their status from the validity (:mod:`pki.iso15118.contract_views`). Free-text notes
+stay out of the audit log: it is append-only, and a customer reference is personal data that may
+have to be erased.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
-from pki.ca.policy import EMAID_PATTERN, PCID_PATTERN
 from pki.ca.profiles import ProfileName
 from pki.core.clock import utc
 from pki.core.errors import Conflict, InvalidInput, NotFound
+from pki.iso15118.contract_input import checked_instant, checked_note, normalise_emaid, parse_pcid
+from pki.iso15118.contract_views import ContractView, derived_status, optional_isoformat, status_clause
 from pki.operations import audit
-from pki.revocation.reasons import RevocationReason, apply_revocation, status_change_time
 from pki.runtime.context import Context
 from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [
-    "CONTRACT_STATUSES",
     "MAX_LIMIT",
-    "MAX_NOTE_CHARS",
-    "CertificateRef",
-    "ContractRevocation",
-    "ContractView",
     "add_contract",
     "find_active_for_pcid",
     "find_for_emaid",
     "get_contract",
     "list_contracts",
-    "normalise_emaid",
-    "parse_pcid",
     "record_contract_certificate",
-    "revoke_contract",
+    "row_by_emaid",
 ]
 
-CONTRACT_STATUSES = ("active", "pending", "expired", "revoked")
-MAX_NOTE_CHARS = 200
 MAX_LIMIT = 100_000
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTRACT_PROFILE = ProfileName.CONTRACT.value
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateRef:
-    issuer_id: str
-    serial: str  # upper-case hex, as stored
-
-
-@dataclass(frozen=True, slots=True)
-class ContractView:
-    emaid: str
-    pcid: str
-    status: str  # active | pending | expired | revoked, at the time the view was made
-    valid_from: dt.datetime
-    valid_until: dt.datetime | None  # None: contract certificates get the profile's default validity
-    note: str | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    revoked_at: dt.datetime | None
-    revocation_note: str | None
-    current_certificate: CertificateRef | None
-
-    @classmethod
-    def from_row(cls, row: ContractRow, now: dt.datetime) -> ContractView:
-        current = None
-        if row.current_certificate_issuer and row.current_certificate_serial:
-            current = CertificateRef(row.current_certificate_issuer, row.current_certificate_serial)
-        return cls(
-            emaid=row.emaid,
-            pcid=row.pcid,
-            status=_derived_status(row, now),
-            valid_from=utc(row.valid_from),
-            valid_until=utc(row.valid_until) if row.valid_until else None,
-            note=row.note,
-            created_at=utc(row.created_at),
-            updated_at=utc(row.updated_at),
-            revoked_at=utc(row.revoked_at) if row.revoked_at else None,
-            revocation_note=row.revocation_note,
-            current_certificate=current,
-        )
-
-    @property
-    def is_active(self) -> bool:
-        return self.status == "active"
-
-    def to_json(self) -> dict[str, Any]:
-        """camelCase, like the REST representation, so scripts read CLI and API output alike."""
-        current = self.current_certificate
-        return {
-            "emaid": self.emaid,
-            "pcid": self.pcid,
-            "status": self.status,
-            "validFrom": self.valid_from.isoformat(),
-            "validUntil": _iso(self.valid_until),
-            "note": self.note,
-            "createdAt": self.created_at.isoformat(),
-            "updatedAt": self.updated_at.isoformat(),
-            "revokedAt": _iso(self.revoked_at),
-            "revocationNote": self.revocation_note,
-            "currentCertificateIssuer": current.issuer_id if current else None,
-            "currentCertificateSerial": current.serial if current else None,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ContractRevocation:
-    contract: ContractView
-    revoked_certificates: tuple[CertificateRef, ...]  # revoked with the contract (cessationOfOperation)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _derived_status(row: ContractRow, now: dt.datetime) -> str:
-    if row.status == "revoked":
-        return "revoked"
-    if row.valid_until is not None and utc(row.valid_until) <= now:
-        return "expired"
-    if utc(row.valid_from) > now:
-        return "pending"
-    return "active"
-
-
-def _status_clause(status: str, now: dt.datetime) -> ColumnElement[bool]:
-    unrevoked = ContractRow.status == "active"
-    not_ended = or_(ContractRow.valid_until.is_(None), ContractRow.valid_until > now)  # type: ignore[union-attr,operator]
-    clauses = {
-        "revoked": ContractRow.status == "revoked",
-        "expired": and_(unrevoked, ContractRow.valid_until <= now),  # type: ignore[operator]
-        "pending": and_(unrevoked, ContractRow.valid_from > now, not_ended),  # type: ignore[operator]
-        "active": and_(unrevoked, ContractRow.valid_from <= now, not_ended),  # type: ignore[operator]
-    }
-    if status not in clauses:
-        raise InvalidInput(f"unknown contract status {status!r}; use one of {', '.join(CONTRACT_STATUSES)}")
-    return clauses[status]  # type: ignore[return-value]
-
-
-# -- input -------------------------------------------------------------------------------------
-
-
-def normalise_emaid(text: str) -> str:
-    """``DE-ABC-C123ABC56`` → ``DEABCC123ABC56``; :class:`InvalidInput` unless it is an ISO 15118-2 eMAID."""
-    if not isinstance(text, str):
-        raise TypeError(f"an eMAID is a str, not {type(text).__name__}")
-    normalised = text.strip().replace("-", "").upper()
-    if not EMAID_PATTERN.match(normalised):
-        raise InvalidInput(
-            f"{text!r} is not an eMAID: ISO 15118-2 wants 2 letters (country), 3 letters or digits (provider), "
-            "9 letters or digits (instance) and an optional check character, 14-15 in all; hyphens are ignored"
-        )
-    return normalised
-
-
-def parse_pcid(text: str) -> str:
-    """The PCID as the OEM provisioning certificate's CN carries it (17-18 letters and digits)."""
-    if not isinstance(text, str):
-        raise TypeError(f"a PCID is a str, not {type(text).__name__}")
-    pcid = text.strip()
-    if not PCID_PATTERN.match(pcid):
-        raise InvalidInput(f"{text!r} is not a PCID: 17-18 letters and digits, no separators")
-    return pcid
-
-
-def _note(text: str | None, what: str) -> str | None:
-    if text is None:
-        return None
-    note = text.strip()
-    if len(note) > MAX_NOTE_CHARS:
-        raise InvalidInput(f"the {what} is {len(note)} characters; at most {MAX_NOTE_CHARS}")
-    if _CONTROL.search(note):
-        raise InvalidInput(f"the {what} must not contain control characters")
-    return note or None
-
-
-def _instant(value: dt.datetime, what: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime):
-        raise TypeError(f"{what} is a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(f"{what} must be timezone-aware (e.g. 2027-12-31T23:59:59+00:00)")
-    # Whole seconds, like the clock and X.509 times.
-    return value.astimezone(dt.UTC).replace(microsecond=0)
 
 
 def _period(valid_from: dt.datetime, valid_until: dt.datetime | None) -> str:
     until = valid_until.isoformat() if valid_until else "open-ended"
     return f"{valid_from.isoformat()} to {until}"
-
-
-# -- reading -----------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -234,7 +74,8 @@ def _session_of(source: Context | Session | Connection) -> Iterator[Session]:
         raise TypeError(f"expected a Context, Session or Connection, not {type(source).__name__}")
 
 
-def _row_by_emaid(session: Session, emaid: str, *, lock: bool = False) -> ContractRow | None:
+def row_by_emaid(session: Session, emaid: str, *, lock: bool = False) -> ContractRow | None:
+    """The stored contract of the normalised ``emaid``; ``lock`` holds it until the transaction ends."""
     query = select(ContractRow).where(ContractRow.emaid == emaid)
     if lock:
         query = query.with_for_update()  # PostgreSQL; SQLite's write transaction already serialises
@@ -245,7 +86,7 @@ def get_contract(ctx: Context, emaid: str) -> ContractView:
     """The contract of ``emaid`` (any spelling :func:`normalise_emaid` accepts); :class:`NotFound` if none."""
     normalised = normalise_emaid(emaid)
     with ctx.database.read() as session:
-        row = _row_by_emaid(session, normalised)
+        row = row_by_emaid(session, normalised)
         if row is None:
             raise NotFound(f"no contract with eMAID {normalised}")
         return ContractView.from_row(row, ctx.clock.now())
@@ -264,7 +105,7 @@ def list_contracts(
     if pcid is not None:
         query = query.where(ContractRow.pcid == parse_pcid(pcid))
     if status is not None:
-        query = query.where(_status_clause(status, now))
+        query = query.where(status_clause(status, now))
     query = query.order_by(ContractRow.id).limit(limit).offset(offset)  # type: ignore[arg-type]
     with ctx.database.read() as session:
         return [ContractView.from_row(row, now) for row in session.execute(query).scalars()]
@@ -279,7 +120,7 @@ def find_active_for_pcid(source: Context | Session | Connection, pcid: str, now:
     parsed = parse_pcid(pcid)
     query = (
         select(ContractRow)
-        .where(ContractRow.pcid == parsed, _status_clause("active", now))
+        .where(ContractRow.pcid == parsed, status_clause("active", now))
         .order_by(ContractRow.valid_from.desc())  # type: ignore[union-attr]
     )
     with _session_of(source) as session:
@@ -295,11 +136,8 @@ def find_for_emaid(source: Context | Session | Connection, emaid: str, now: dt.d
     """
     normalised = normalise_emaid(emaid)
     with _session_of(source) as session:
-        row = _row_by_emaid(session, normalised)
+        row = row_by_emaid(session, normalised)
         return ContractView.from_row(row, now) if row is not None else None
-
-
-# -- changing ----------------------------------------------------------------------------------
 
 
 def _lock_pcid(session: Session, pcid: str) -> None:
@@ -347,12 +185,12 @@ def add_contract(
     """
     normalised = normalise_emaid(emaid)
     parsed_pcid = parse_pcid(pcid)
-    clean_note = _note(note, "note")
+    clean_note = checked_note(note, "note")
     now = ctx.clock.now()
-    start = _instant(valid_from, "valid_from") if valid_from is not None else now.replace(microsecond=0)
+    start = checked_instant(valid_from, "valid_from") if valid_from is not None else now.replace(microsecond=0)
     if valid_until is not None and validity is not None:
         raise InvalidInput("give valid_until or validity, not both")
-    end = _instant(valid_until, "valid_until") if valid_until is not None else None
+    end = checked_instant(valid_until, "valid_until") if valid_until is not None else None
     if validity is not None:
         if validity <= dt.timedelta(0):
             raise InvalidInput("validity must be positive")
@@ -364,7 +202,7 @@ def add_contract(
     try:
         with ctx.database.write() as session:
             _lock_pcid(session, parsed_pcid)
-            existing = _row_by_emaid(session, normalised)
+            existing = row_by_emaid(session, normalised)
             if existing is not None:
                 raise Conflict(f"eMAID {normalised} is already registered (PCID {existing.pcid}, {existing.status})")
             # Only the future matters: a back-dated contract may overlap contracts that have ended.
@@ -372,7 +210,7 @@ def add_contract(
             if other is not None:
                 other_period = _period(utc(other.valid_from), utc(other.valid_until) if other.valid_until else None)
                 raise Conflict(
-                    f"PCID {parsed_pcid} already holds contract {other.emaid} ({_derived_status(other, now)}, "
+                    f"PCID {parsed_pcid} already holds contract {other.emaid} ({derived_status(other, now)}, "
                     f"{other_period}); a vehicle holds one contract at a time: revoke {other.emaid} first "
                     "or start the new contract when it ends"
                 )
@@ -397,81 +235,13 @@ def add_contract(
                     "emaid": normalised,
                     "pcid": parsed_pcid,
                     "validFrom": start.isoformat(),
-                    "validUntil": _iso(end),
+                    "validUntil": optional_isoformat(end),
                 },
             )
             return ContractView.from_row(row, now)
     except SqlIntegrityError:
         # The unique eMAID constraint caught a concurrent add of the same eMAID.
         raise Conflict(f"eMAID {normalised} is already registered") from None
-
-
-def revoke_contract(ctx: Context, emaid: str, *, note: str | None = None, actor: str = "system") -> ContractRevocation:
-    """End the contract now and revoke its usable contract certificates; :class:`Conflict` if already revoked."""
-    normalised = normalise_emaid(emaid)
-    clean_note = _note(note, "revocation note")
-    now = ctx.clock.now()
-    reason = RevocationReason.CESSATION_OF_OPERATION  # RFC 5280 §5.3.1: the contract ended, no compromise
-    with ctx.database.write() as session:
-        row = _row_by_emaid(session, normalised, lock=True)
-        if row is None:
-            raise NotFound(f"no contract with eMAID {normalised}")
-        if row.status == "revoked":
-            assert row.revoked_at is not None
-            raise Conflict(f"contract {normalised} is already revoked (since {utc(row.revoked_at).isoformat()})")
-        row.status = "revoked"
-        row.revoked_at = now
-        row.updated_at = now
-        row.revocation_note = clean_note
-        revoked = []
-        for certificate in _usable_certificates(session, row, now):
-            changed_at = status_change_time(session, certificate.issuer_id, ctx.clock)
-            apply_revocation(certificate, reason, changed_at)
-            audit.append(
-                session,
-                at=changed_at,
-                actor=actor,
-                action="revoke",
-                ca_id=certificate.issuer_id,
-                serial=certificate.serial,
-                details={"reason": reason.value, "sha256": certificate.sha256, "contract": normalised},
-            )
-            revoked.append(CertificateRef(certificate.issuer_id, certificate.serial))
-        audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="contract-revoke",
-            details={
-                "emaid": normalised,
-                "pcid": row.pcid,
-                "certificates": [f"{ref.issuer_id}/{ref.serial}" for ref in revoked],
-            },
-        )
-        session.flush()
-        return ContractRevocation(ContractView.from_row(row, now), tuple(revoked))
-
-
-def _usable_certificates(session: Session, row: ContractRow, now: dt.datetime) -> list[CertificateRow]:
-    """Unexpired contract certificates for the eMAID that are valid or on hold, the current one included.
-
-    Earlier certificates count too: one replaced by CertificateUpdate stays cryptographically
-    valid until it expires, and so does one issued outside the registry for the same eMAID.
-    """
-    mine = and_(CertificateRow.profile == _CONTRACT_PROFILE, CertificateRow.identity == row.emaid)
-    if row.current_certificate_issuer and row.current_certificate_serial:
-        current = and_(
-            CertificateRow.issuer_id == row.current_certificate_issuer,
-            CertificateRow.serial == row.current_certificate_serial,
-        )
-        mine = or_(mine, current)
-    query = (
-        select(CertificateRow)
-        .where(mine, CertificateRow.status.in_(("valid", "on-hold")), CertificateRow.not_after > now)  # type: ignore[attr-defined,operator]
-        .order_by(CertificateRow.id)
-        .with_for_update()
-    )
-    return list(session.execute(query).scalars())
 
 
 def record_contract_certificate(
@@ -495,7 +265,7 @@ def record_contract_certificate(
     emaid = contract.emaid if isinstance(contract, ContractView) else normalise_emaid(contract)
     serial_hex = _serial_hex(serial)
     with _session_of(session) as orm:
-        row = _row_by_emaid(orm, emaid, lock=True)
+        row = row_by_emaid(orm, emaid, lock=True)
         if row is None:
             raise NotFound(f"no contract with eMAID {emaid}")
         certificate = orm.execute(
@@ -507,8 +277,8 @@ def record_contract_certificate(
             raise InvalidInput(f"certificate {issuer_id}/{serial_hex} is a {certificate.profile} certificate")
         if certificate.identity != emaid:
             raise InvalidInput(f"certificate {issuer_id}/{serial_hex} is for {certificate.identity}, not {emaid}")
-        when = _instant(at, "at") if at is not None else utc(certificate.created_at)
-        status = _derived_status(row, when)
+        when = checked_instant(at, "at") if at is not None else utc(certificate.created_at)
+        status = derived_status(row, when)
         if status != "active":
             raise Conflict(f"contract {emaid} is {status}; it cannot take a new contract certificate")
         previous = None
