@@ -15,6 +15,9 @@
    encrypted for the car ([V2G2-818]: the OEM key on Install, the old contract key on Update),
    the four elements signed by the CPS leaf, the response encoded with the request's SessionID.
 
+Steps 1 and 2, the car's request read and verified, are :mod:`pki.iso15118.provisioning_request`;
+this module holds the pipeline and steps 3 to 5.
+
 The response is built and its size checked *before* the certificate is stored, so a response
 that would break the OCPP field limit fails clearly and leaves nothing behind; the certificate
 row, its audit record and the contract's new current certificate commit in one transaction.
@@ -28,13 +31,9 @@ answer that would not fit the field.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import itertools
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
 from cryptography import x509
@@ -42,7 +41,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from pki.ca.authority import serial_hex
 from pki.ca.issuance import IssueRequest, issue
@@ -50,46 +49,25 @@ from pki.ca.policy import RequestIdentity
 from pki.ca.profiles import ProfileName, get_profile
 from pki.core.errors import Conflict, EvpkiError
 from pki.iso15118 import contract_input, contract_registry
-from pki.iso15118.chains import ChainRejected, TrustStore, readable_certificate, validate_path
 from pki.iso15118.contract_views import ContractView
 from pki.iso15118.cps import ResponseTooLarge, common_name, der, failure_response, find_cps_chain, signed_response
-from pki.iso15118.exi import ExiError, decode_message
-from pki.iso15118.messages import (
-    MSG_DEF_NAMESPACE,
-    CertificateInstallationReq,
-    CertificateUpdateReq,
-    ResponseCode,
-    V2GMessage,
+from pki.iso15118.messages import CertificateInstallationReq, CertificateUpdateReq, ResponseCode, V2GMessage
+from pki.iso15118.provisioning_request import (
+    Refused,
+    Unanswerable,
+    decode_request,
+    expected_body,
+    parse_action,
+    response_limit,
+    verify_installation,
+    verify_update,
 )
-from pki.iso15118.signing import verify_elements
-from pki.iso15118.trust_anchors import oem_trust, own_trust
 from pki.runtime.context import CaDirectory, Context
 from pki.store import repository
-from pki.store.models import CertificateRow
 
-__all__ = [
-    "EXI_REQUEST_LIMITS",
-    "EXI_RESPONSE_LIMITS",
-    "ISO15118_20_NAMESPACE",
-    "Action",
-    "ProvisioningResult",
-    "provision",
-]
+__all__ = ["ProvisioningResult", "provision"]
 
 log = logging.getLogger("evpki.iso15118")
-
-ISO15118_20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
-# Names some tools send for ISO 15118-2 (reference/iso15118.md §5: be lenient, then sniff the EXI).
-_ISO2_ALIASES = frozenset({MSG_DEF_NAMESPACE.lower(), "15118-2", "iso15118-2", "iso-2", "iso2"})
-# OCPP field limits in characters: 2.0.1 text §1.16 (5,600 both ways), 2.1 schema (11,000 / 17,000);
-# 1.6 carries the 2.0.1 payload inside DataTransfer (OCA application note).
-EXI_REQUEST_LIMITS = {"1.6": 5600, "2.0.1": 5600, "2.1": 11000}
-EXI_RESPONSE_LIMITS = {"1.6": 5600, "2.0.1": 5600, "2.1": 17000}
-
-
-class Action(StrEnum):
-    INSTALL = "Install"
-    UPDATE = "Update"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,25 +91,6 @@ class ProvisioningResult:
         return payload
 
 
-class _Refused(Exception):
-    """The request is understood but must be answered with a FAILED_* ResponseCode."""
-
-    def __init__(self, response_code: ResponseCode, reason: str, reason_code: str) -> None:
-        super().__init__(reason)
-        self.response_code = response_code
-        self.reason = reason
-        self.reason_code = reason_code
-
-
-class _Unanswerable(Exception):
-    """No EXI response is possible: OCPP ``Failed`` with ``exiResponse = ""``."""
-
-    def __init__(self, reason: str, reason_code: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.reason_code = reason_code
-
-
 def provision(
     ctx: Context,
     *,
@@ -144,81 +103,22 @@ def provision(
 ) -> ProvisioningResult:
     """Answer one Get15118EVCertificate request; never raises for anything the request contains."""
     try:
-        limit = _response_limit(ocpp_version, max_response_chars)
-        parsed_action = _action(action)
-        message = _decode(exi_request, iso15118_schema_version, ocpp_version)
-        request = _expected_body(message, parsed_action)
+        limit = response_limit(ocpp_version, max_response_chars)
+        parsed_action = parse_action(action)
+        message = decode_request(exi_request, iso15118_schema_version, ocpp_version)
+        request = expected_body(message, parsed_action)
         try:
             return _provision(ctx, message, request, limit, actor)
-        except _Refused as refusal:
+        except Refused as refusal:
             log.warning("Get15118EVCertificate refused with %s: %s", refusal.response_code.value, refusal.reason)
             emaid = request.emaid if isinstance(request, CertificateUpdateReq) else None
             exi = failure_response(request, message.header.session_id, refusal.response_code, emaid)
             return ProvisioningResult(
                 "Accepted", exi, refusal.response_code, refusal.reason, refusal.reason_code, emaid=emaid
             )
-    except _Unanswerable as failure:
+    except Unanswerable as failure:
         log.warning("Get15118EVCertificate failed: %s", failure.reason)
         return ProvisioningResult("Failed", "", None, failure.reason, failure.reason_code)
-
-
-# -- reading the request ---------------------------------------------------------------------------
-
-
-def _response_limit(ocpp_version: str, override: int | None) -> int:
-    if ocpp_version not in EXI_RESPONSE_LIMITS:
-        raise _Unanswerable(
-            f"unknown OCPP version {ocpp_version!r}; expected one of {', '.join(EXI_RESPONSE_LIMITS)}",
-            "InvalidVersion",
-        )
-    if override is not None:
-        if override < 1:
-            raise _Unanswerable("the exiResponse limit must be positive", "InvalidLimit")
-        return override
-    return EXI_RESPONSE_LIMITS[ocpp_version]
-
-
-def _action(value: str) -> Action:
-    try:
-        return Action(value)
-    except ValueError:
-        raise _Unanswerable(f"action must be Install or Update, not {value[:40]!r}", "InvalidAction") from None
-
-
-def _decode(exi_request: str, schema_version: str, ocpp_version: str) -> V2GMessage:
-    limit = EXI_REQUEST_LIMITS[ocpp_version]
-    if len(exi_request) > limit:
-        raise _Unanswerable(
-            f"exiRequest has {len(exi_request)} characters; OCPP {ocpp_version} allows {limit}", "TooLarge"
-        )
-    try:
-        data = base64.b64decode(exi_request, validate=True)
-    except (binascii.Error, ValueError):
-        raise _Unanswerable("exiRequest is not base64", "InvalidExi") from None
-    version = schema_version.strip().lower()
-    if version == ISO15118_20_NAMESPACE.lower() or "-20" in version:
-        raise _Unanswerable(
-            f"ISO 15118-20 ({schema_version}) contract provisioning is not supported; only {MSG_DEF_NAMESPACE}",
-            "UnsupportedSchema",
-        )
-    # An unknown name is accepted when the stream is an ISO 15118-2 document (they all start 80 98).
-    if version not in _ISO2_ALIASES and not data.startswith(b"\x80\x98"):
-        raise _Unanswerable(f"unsupported iso15118SchemaVersion {schema_version[:60]!r}", "UnsupportedSchema")
-    try:
-        return decode_message(data)
-    except ExiError as exc:
-        raise _Unanswerable(f"exiRequest is not a usable ISO 15118-2 message: {exc.message}", "InvalidExi") from None
-
-
-def _expected_body(message: V2GMessage, action: Action) -> CertificateInstallationReq | CertificateUpdateReq:
-    body = message.body
-    expected = CertificateInstallationReq if action is Action.INSTALL else CertificateUpdateReq
-    if not isinstance(body, expected):
-        raise _Unanswerable(
-            f"action {action.value} needs a {expected.__name__}, but the EXI carries a {type(body).__name__}",
-            "ActionMismatch",
-        )
-    return body
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
@@ -235,16 +135,16 @@ def _provision(
     with ctx.database.read() as session:
         directory = ctx.ca_directory(session.connection())
         if isinstance(request, CertificateInstallationReq):
-            car_certificate = _verify_installation(ctx, session.connection(), directory, message, request, now)
+            car_certificate = verify_installation(ctx, session.connection(), directory, message, request, now)
             pcid = common_name(car_certificate)
             contract = _contract_for_pcid(session.connection(), pcid, now)
         else:
-            car_certificate = _verify_update(ctx, session.connection(), directory, message, request, now)
+            car_certificate = verify_update(ctx, session.connection(), directory, message, request, now)
             contract = _contract_for_update(session.connection(), request, car_certificate, now)
         cps = find_cps_chain(ctx, session, directory, request.root_certificate_ids, now)
         if cps is None:
             listed = "; ".join(f"{r.issuer_name} #{r.serial_number:X}" for r in request.root_certificate_ids[:5])
-            raise _Refused(
+            raise Refused(
                 ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
                 f"no CPS certificate below any V2G root the vehicle trusts ({listed})",
                 "NoCpsChain",
@@ -284,11 +184,11 @@ def _provision(
             actor,
         )
     except ResponseTooLarge as exc:
-        raise _Unanswerable(str(exc), "TooLarge") from None
+        raise Unanswerable(str(exc), "TooLarge") from None
     except Conflict as exc:  # the contract was revoked while this request was being answered
-        raise _Refused(ResponseCode.FAILED_CONTRACT_CANCELED, exc.message, "ContractCanceled") from None
+        raise Refused(ResponseCode.FAILED_CONTRACT_CANCELED, exc.message, "ContractCanceled") from None
     except EvpkiError as exc:
-        raise _Refused(
+        raise Refused(
             ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
             f"the contract certificate could not be issued: {exc.message}",
             "IssuanceFailed",
@@ -311,110 +211,13 @@ def _provision(
     )
 
 
-def _verify_installation(
-    ctx: Context,
-    connection: Connection,
-    directory: CaDirectory,
-    message: V2GMessage,
-    request: CertificateInstallationReq,
-    now: dt.datetime,
-) -> x509.Certificate:
-    """The OEM provisioning certificate, once it signed the request and chains to a trusted OEM root."""
-    oem = _parse_certificate(request.oem_provisioning_cert, "OEMProvisioningCert")
-    _check_signature(message, request, oem, "the vehicle's OEM provisioning signature")
-    path = _validated(oem, (), oem_trust(ctx, directory), now, "the OEM provisioning certificate")
-    _check_revocation(connection, directory, path, "the OEM provisioning certificate")
-    return oem
-
-
-def _verify_update(
-    ctx: Context,
-    connection: Connection,
-    directory: CaDirectory,
-    message: V2GMessage,
-    request: CertificateUpdateReq,
-    now: dt.datetime,
-) -> x509.Certificate:
-    """The contract certificate being replaced, once it signed the request and chains to our MO CA."""
-    chain = request.contract_signature_cert_chain
-    leaf = _parse_certificate(chain.certificate, "ContractSignatureCertChain/Certificate")
-    subs = tuple(
-        _parse_certificate(der, "ContractSignatureCertChain/SubCertificates") for der in chain.sub_certificates
-    )
-    _check_signature(message, request, leaf, "the vehicle's contract signature")
-    path = _validated(leaf, subs, own_trust(directory, ProfileName.CONTRACT), now, "the contract certificate")
-    _check_revocation(connection, directory, path, "the contract certificate")
-    return leaf
-
-
-def _parse_certificate(der: bytes, what: str) -> x509.Certificate:
-    certificate = readable_certificate(der)
-    if certificate is None:
-        raise _Refused(ResponseCode.FAILED_CERT_CHAIN_ERROR, f"{what} is not a DER certificate", "BadCertificate")
-    return certificate
-
-
-def _check_signature(
-    message: V2GMessage,
-    request: CertificateInstallationReq | CertificateUpdateReq,
-    certificate: x509.Certificate,
-    what: str,
-) -> None:
-    try:
-        verify_elements(message.header.signature, (request,), certificate.public_key(), what=what)
-    except EvpkiError as exc:  # VerificationFailed, or an ExiError re-encoding a hostile element
-        raise _Refused(ResponseCode.FAILED_SIGNATURE_ERROR, exc.message, "SignatureError") from None
-
-
-def _validated(
-    leaf: x509.Certificate,
-    presented: tuple[x509.Certificate, ...],
-    trust: TrustStore,
-    now: dt.datetime,
-    what: str,
-) -> list[x509.Certificate]:
-    try:
-        return validate_path(leaf, presented, trust, now, what=what)
-    except ChainRejected as exc:
-        reason_code = "Expired" if exc.response_code is ResponseCode.FAILED_CERTIFICATE_EXPIRED else "CertChainError"
-        raise _Refused(exc.response_code, exc.message, reason_code) from None
-
-
-def _check_revocation(connection: Connection, directory: CaDirectory, path: list[x509.Certificate], what: str) -> None:
-    """Every certificate of the path that one of our CAs issued must be on record and not revoked."""
-    ours = {entry.certificate: entry.id for entry in directory.cas.values()}
-    for certificate, issuer in itertools.pairwise(path):
-        issuer_id = ours.get(issuer)
-        if issuer_id is None:
-            continue  # a foreign CA: its certificates' status is the foreign CA's business
-        row = connection.execute(
-            select(CertificateRow.status, CertificateRow.revocation_reason).where(
-                CertificateRow.issuer_id == issuer_id,
-                CertificateRow.serial == serial_hex(certificate.serial_number),
-            )
-        ).first()
-        name = certificate.subject.rfc4514_string()
-        if row is None:
-            raise _Refused(
-                ResponseCode.FAILED_CERT_CHAIN_ERROR,
-                f"{what}: {issuer_id} has no record of {name!r} (serial {serial_hex(certificate.serial_number)})",
-                "UnknownCertificate",
-            )
-        if row.status in ("revoked", "on-hold"):
-            raise _Refused(
-                ResponseCode.FAILED_CERTIFICATE_REVOKED,
-                f"{what}: {name!r} is {row.status} ({row.revocation_reason})",
-                "Revoked",
-            )
-
-
 def _contract_for_pcid(connection: Connection, pcid: str, now: dt.datetime) -> ContractView:
     try:
         contract = contract_registry.find_active_for_pcid(connection, pcid, now)
     except EvpkiError as exc:  # a CN that is not a PCID
-        raise _Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, exc.message, "NoContract") from None
+        raise Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, exc.message, "NoContract") from None
     if contract is None:
-        raise _Refused(
+        raise Refused(
             ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, f"no active contract for the vehicle {pcid}", "NoContract"
         )
     return contract
@@ -426,18 +229,18 @@ def _contract_for_update(
     try:
         emaid = contract_input.normalise_emaid(request.emaid)
     except EvpkiError as exc:
-        raise _Refused(ResponseCode.FAILED, exc.message, "BadEmaid") from None
+        raise Refused(ResponseCode.FAILED, exc.message, "BadEmaid") from None
     if contract_input.normalise_emaid(common_name(leaf)) != emaid:
-        raise _Refused(
+        raise Refused(
             ResponseCode.FAILED_CERT_CHAIN_ERROR,
             f"the request's eMAID {emaid} is not the CN of its contract certificate ({common_name(leaf)})",
             "EmaidMismatch",
         )
     contract = contract_registry.find_for_emaid(connection, emaid, now)
     if contract is None:
-        raise _Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, f"no contract with eMAID {emaid}", "NoContract")
+        raise Refused(ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE, f"no contract with eMAID {emaid}", "NoContract")
     if contract.status != "active":
-        raise _Refused(
+        raise Refused(
             ResponseCode.FAILED_CONTRACT_CANCELED, f"the contract {emaid} is {contract.status}", "ContractCanceled"
         )
     return contract
@@ -446,7 +249,7 @@ def _contract_for_update(
 def _contract_issuer(directory: CaDirectory) -> str:
     issuers = [entry.id for entry in directory.cas.values() if ProfileName.CONTRACT.value in entry.issues]
     if len(issuers) != 1:
-        raise _Refused(
+        raise Refused(
             ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
             f"this PKI needs exactly one CA issuing contract certificates, not {len(issuers)}",
             "NoContractCa",
@@ -461,7 +264,7 @@ def _contract_validity(contract: ContractView, now: dt.datetime) -> dt.timedelta
         return None
     left = contract.valid_until - now
     if left <= dt.timedelta(0):
-        raise _Refused(ResponseCode.FAILED_CONTRACT_CANCELED, f"the contract {contract.emaid} has ended", "Ended")
+        raise Refused(ResponseCode.FAILED_CONTRACT_CANCELED, f"the contract {contract.emaid} has ended", "Ended")
     return min(default, left)
 
 
