@@ -4,15 +4,9 @@ streamed, with the newest valid signer of the manufacturer root. Facade service:
 
 from __future__ import annotations
 
+from pki.firmware.payloads import LOCATION_MAX_CHARS, OCPP_VERSIONS, FirmwareSignature, OcppVersion, check_location
 from pki.firmware.service import Firmware
-from pki.firmware.signing import (
-    LOCATION_MAX_CHARS,
-    OCPP_VERSIONS,
-    FirmwareSignature,
-    FirmwareVerification,
-    OcppVersion,
-    check_location,
-)
+from pki.firmware.verification import FirmwareVerification
 
 __all__ = [
     "LOCATION_MAX_CHARS",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from pki.firmware.signing import FirmwareSignature, FirmwareVerification, OcppVersion, sign_firmware, verify_firmware
+from pki.firmware.payloads import FirmwareSignature, OcppVersion
+from pki.firmware.signing import sign_firmware
+from pki.firmware.verification import FirmwareVerification, verify_firmware
 from pki.runtime.context import Context
 
 __all__ = ["Firmware"]

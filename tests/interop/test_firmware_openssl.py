@@ -15,7 +15,7 @@ import pytest
 
 from pki import PKI
 from pki.core.errors import VerificationFailed
-from pki.firmware.signing import FirmwareSignature
+from pki.firmware.payloads import FirmwareSignature
 from tests.conftest import TEST_PASSPHRASE, requires_openssl, run_openssl
 from tests.pki.builders import open_pki
 from tests.pki.firmware.test_firmware import mf_hierarchy

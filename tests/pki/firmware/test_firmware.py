@@ -23,14 +23,9 @@ from pki import PKI, InvalidInput, NotFound, PolicyViolation, RequestIdentity
 from pki.ca.authority import fingerprint, new_serial, serial_hex
 from pki.core.clock import FixedClock
 from pki.core.errors import IntegrityError, VerificationFailed
-from pki.firmware.signing import (
-    SIGNATURE_MAX_CHARS,
-    SIGNING_CERTIFICATE_MAX_CHARS,
-    FirmwareSignature,
-    OcppVersion,
-    sign_firmware,
-    verify_firmware,
-)
+from pki.firmware.payloads import SIGNATURE_MAX_CHARS, SIGNING_CERTIFICATE_MAX_CHARS, FirmwareSignature, OcppVersion
+from pki.firmware.signing import sign_firmware
+from pki.firmware.verification import verify_firmware
 from pki.store import repository
 from pki.store.models import AuditRecord, CertificateRow
 from tests.conftest import ORG, make_csr

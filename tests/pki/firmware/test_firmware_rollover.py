@@ -20,7 +20,7 @@ from cryptography import x509
 from pki import PKI, InvalidInput, PolicyViolation
 from pki.core.clock import FixedClock
 from pki.core.errors import VerificationFailed
-from pki.firmware.signing import FirmwareSignature
+from pki.firmware.payloads import FirmwareSignature
 from pki.runtime.views import pem
 from tests.conftest import requires_openssl, run_openssl
 from tests.interop.test_firmware_openssl import write_signature_files
