@@ -102,7 +102,7 @@ def approve(ctx: Context, request: IssueRequest) -> Approval:
     """Run every check issuance runs before it signs, signing nothing and storing nothing.
 
     For callers that must decide on a request only once it is known to be acceptable (a
-    station's re-sent CSR, :mod:`pki.stations.deliveries`); pass the result to :func:`issue`. A refusal
+    station's re-sent CSR, :mod:`pki.stations.csr_issuance`); pass the result to :func:`issue`. A refusal
     counts as a refused issuance.
     """
     try:

@@ -18,7 +18,7 @@ from pki.revocation.reasons import RevocationReason
 from pki.revocation.services import Crls, Revocations
 from pki.runtime.context import Context
 from pki.runtime.views import CertificateView
-from pki.stations import admission, deliveries, registry
+from pki.stations import admission, csr_issuance, deliveries, registry
 from pki.stations.admission import Admission, Refusal
 from pki.stations.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
 from pki.stations.registry import StationView
@@ -46,12 +46,12 @@ class Deliveries:
         identity: RequestIdentity | None = None,
         actor: str = "ocpp",
     ) -> tuple[DeliveryView, bool]:
-        """The CertificateSigned delivery for a station's CSR, and whether it is new (:mod:`pki.stations.deliveries`).
+        """The CertificateSigned delivery for a station's CSR, and whether it is new (:mod:`pki.stations.csr_issuance`).
 
         The CSR is checked as any issuance's before a pending delivery is re-offered; when a new
         key replaces a pending certificate, that one is revoked and the CRLs republished.
         """
-        delivery, new, changed_ca = deliveries.issue_for_station(
+        delivery, new, changed_ca = csr_issuance.issue_for_station(
             self._ctx,
             station=station,
             profile=profile,
