@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select, text
 
 from pki.ca.services import CertificateAuthorities, Certificates
+from pki.ca.trust_store import TrustStore
 from pki.core.clock import Clock, SystemClock
 from pki.core.errors import EvpkiError, Unavailable
 from pki.core.settings import Settings
@@ -33,6 +34,7 @@ class PKI:
 
     cas: CertificateAuthorities
     certificates: Certificates
+    trust: TrustStore
     revocation: Revocations
     crls: Crls
     ocsp: Ocsp
@@ -48,6 +50,7 @@ class PKI:
         self._ctx = ctx
         self.cas = CertificateAuthorities(ctx)
         self.certificates = Certificates(ctx)
+        self.trust = TrustStore(ctx)
         self.crls = Crls(ctx)
         self.revocation = Revocations(ctx, self.crls)
         self.ocsp = Ocsp(ctx, self.certificates)

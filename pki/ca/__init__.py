@@ -1,6 +1,6 @@
 """The authority: certificate profiles, CSR policy, the hierarchy and its bootstrap, building and
-issuing certificates, root rollover, and which root serves which OCPP certificate use. Facade
-services: ``pki.cas`` and ``pki.certificates``.
+issuing certificates, root rollover, which root serves which OCPP certificate use, and the trust store of foreign roots.
+Facade services: ``pki.cas``, ``pki.certificates`` and ``pki.trust``.
 """
 
 from __future__ import annotations
@@ -9,16 +9,22 @@ from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity, load_csr
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
 from pki.ca.services import CertificateAuthorities, Certificates
+from pki.ca.trust_store import MAX_TRUST_FILE_BYTES, ImportRefusal, ImportReport, TrustedRootView, TrustStore
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
 
 __all__ = [
     "CERTIFICATE_STATUSES",
     "MAX_CSR_CHARS",
+    "MAX_TRUST_FILE_BYTES",
     "CertificateAuthorities",
     "CertificateFilter",
     "Certificates",
+    "ImportRefusal",
+    "ImportReport",
     "ProfileName",
     "RequestIdentity",
     "RootUse",
+    "TrustStore",
+    "TrustedRootView",
     "load_csr",
 ]

@@ -14,6 +14,7 @@ from pki.ca.hierarchy import load_hierarchy
 from pki.ca.issuance import IssueRequest, issue
 from pki.ca.policy import RequestIdentity
 from pki.ca.root_uses import ROOT_USE_PKI, RootUse, parse_root_use
+from pki.ca.trust_store import trusted_roots
 from pki.core.clock import utc
 from pki.core.errors import NotFound
 from pki.runtime.context import ORGANIZATION_SETTING, Context
@@ -49,9 +50,11 @@ class CertificateAuthorities:
             return CaView.from_row(repository.get_ca(session, ca_id))
 
     def roots(self, use: str | RootUse) -> list[x509.Certificate]:
-        """The root certificates stations install for an OCPP ``InstallCertificateUse``, newest first.
+        """The root certificates stations install for an OCPP ``InstallCertificateUse``.
 
-        Roots that are expired or revoked are left out: a station must not be told to trust them.
+        Our own roots first, newest first; then the foreign roots of the trust store trusted for
+        that use (``pki.trust``), newest first. Roots that are expired, revoked or retired are
+        left out: a station must not be told to trust them.
         """
         parsed = use if isinstance(use, RootUse) else parse_root_use(use)
         now = self._ctx.clock.now()
@@ -66,8 +69,9 @@ class CertificateAuthorities:
                 status = repository.find_certificate(session, row.serial, row.id).status
                 if status == "valid":
                     usable.append(self._ctx.ca_certificate(row))
+            usable.extend(root for root in trusted_roots(session, parsed, now) if root not in usable)
         if not usable:
-            raise NotFound(f"no usable {parsed.value} in this PKI")
+            raise NotFound(f"no usable {parsed.value} in this PKI or its trust store")
         return usable
 
     def chain(self, ca_id: str) -> list[x509.Certificate]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "CrlRow",
     "OcspResponseRow",
     "SettingRow",
+    "TrustedRootRow",
 ]
 
 
@@ -228,3 +229,43 @@ class OcppDeliveryRow(SQLModel, table=True):
     last_sent_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     completed_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the station's answer
+
+
+_ACTIVE = text("removed_at IS NULL")
+
+
+class TrustedRootRow(SQLModel, table=True):
+    """A root certificate we did not make but trust for one OCPP root use (the trust store).
+
+    A retired root keeps its row (``removed_at`` set), so the store's history stays readable and
+    the bridge can still recognise it on a station. Among the roots not retired, a certificate is
+    trusted at most once per use and a label names at most one root (partial unique indexes, on
+    SQLite and PostgreSQL alike).
+    """
+
+    __tablename__ = "trusted_root"
+    __table_args__ = (
+        Index(
+            "uq_trusted_root_active_use",
+            "sha256",
+            "use",
+            unique=True,
+            sqlite_where=_ACTIVE,
+            postgresql_where=_ACTIVE,
+        ),
+        Index("uq_trusted_root_active_label", "label", unique=True, sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    use: str = Field(max_length=32, index=True)  # OCPP InstallCertificateUse
+    sha256: str = Field(max_length=64)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
+    label: str | None = Field(default=None, max_length=64)
+    source: str = Field(max_length=16)  # manual | import
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    not_before: dt.datetime = _when()  # type: ignore[assignment]
+    not_after: dt.datetime = _when()  # type: ignore[assignment]
+    added_at: dt.datetime = _when()  # type: ignore[assignment]
+    added_by: str = Field(max_length=128)
+    removed_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    removed_by: str | None = Field(default=None, max_length=128)
