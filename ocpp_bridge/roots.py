@@ -5,8 +5,10 @@ the station reported, each root we trust for that use (:meth:`pki.PKI.roots`: no
 revoked, newest first) that the station lacks is installed; each installed root that is *ours*
 but no longer trusted for that use (revoked, expired, removed from the trust set, or installed
 under the wrong use) is deleted, with exactly the hash data the station reported (M04.FR.07).
-Roots that are not ours are left alone. Installs come before deletes, so a rollover never leaves
-a station without a root.
+Roots that are not ours are left alone, except a foreign root of the trust store (``pki.trust``)
+that was retired or expired: it is deleted from the station under its use once the station
+reports another trusted root of that use installed, so a station is never left without one.
+Installs come before deletes, so a rollover never leaves a station without a root.
 
 Root rollover (``evpki ca rollover``): a station that holds the old CSMS root gets the new
 generation as its *link certificate* (the new root's name and key, signed by the old root), which
@@ -93,7 +95,10 @@ def _installed(
 
 
 def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, Any]) -> list[Change]:
-    """The InstallCertificate and DeleteCertificate calls that bring the station's roots in line."""
+    """The InstallCertificate and DeleteCertificate calls that bring the station's roots in line.
+
+    The trusted roots of a use are ours and the trust store's (:meth:`pki.PKI.cas.roots`).
+    """
     uses, installed = _installed(version, request, response)
     root_ids = {
         x509.load_pem_x509_certificate(ca.certificate_pem.encode()): ca.id
@@ -130,10 +135,15 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
                     {"certificateType": name, "certificate": pem(certificate)},
                 )
             )
+        known = [view.certificate for view in pki.trust.list(use=use, include_retired=True)]
+        # A foreign root no longer trusted goes only once the station holds another root of its use.
+        replaced = any(matches(root, entry) for root in trusted for entry in entries)
         for entry in entries:
             root = next((candidate for candidate in ours if matches(candidate, entry)), None)
+            if root is None and replaced:
+                root = next((candidate for candidate in known if matches(candidate, entry)), None)
             if root is None or root in trusted:
-                continue  # not ours, or still trusted
+                continue  # not ours nor a retired foreign root of this use, or still trusted
             fingerprint = root.fingerprint(hashes.SHA256()).hex()
             # M04.FR.07: the hash algorithm and values exactly as the station reported them.
             hash_data = {field: entry[field] for field in _HASH_FIELDS}

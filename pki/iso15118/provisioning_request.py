@@ -161,7 +161,7 @@ def verify_installation(
     """The OEM provisioning certificate, once it signed the request and chains to a trusted OEM root."""
     oem = _parse_certificate(request.oem_provisioning_cert, "OEMProvisioningCert")
     _check_signature(message, request, oem, "the vehicle's OEM provisioning signature")
-    path = _validated(oem, (), oem_trust(ctx, directory), now, "the OEM provisioning certificate")
+    path = _validated(oem, (), oem_trust(ctx, directory, connection, now), now, "the OEM provisioning certificate")
     _check_revocation(connection, directory, path, "the OEM provisioning certificate")
     return oem
 

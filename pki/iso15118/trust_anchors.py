@@ -5,7 +5,8 @@
   (default ``oem-root``) and/or PEM files. For one of our CAs, its certificate is the anchor and
   every CA of ours below it an intermediate. In a PEM file, self-signed certificates are anchors
   and the others intermediates: an external OEM's root and sub-CAs, since the request carries
-  the provisioning certificate alone.
+  the provisioning certificate alone. The trust store's OEMRootCertificate roots (``pki.trust``)
+  are anchors too: an OEM root the operator added or imported, retired by removing it.
 * Contract certificates (CertificateUpdateReq): the roots of our own CAs that issue contract
   certificates, with the CAs between them as intermediates.
 
@@ -19,13 +20,18 @@ PEM files are parsed once per modification time.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
 
 from cryptography import x509
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from pki.ca.profiles import ProfileName
+from pki.ca.root_uses import RootUse
+from pki.ca.trust_store import trusted_roots
 from pki.core.errors import InvalidInput, NotFound
 from pki.iso15118.chains import TrustStore
 from pki.runtime.context import CaDirectory, Context
@@ -93,7 +99,7 @@ def _pem_file(path: Path) -> _ParsedFile:
     return parsed
 
 
-def oem_trust(ctx: Context, directory: CaDirectory) -> TrustStore:
+def oem_trust(ctx: Context, directory: CaDirectory, connection: Connection, now: dt.datetime) -> TrustStore:
     anchors: list[x509.Certificate] = []
     intermediates: list[x509.Certificate] = []
     for entry in (part.strip() for part in ctx.settings.iso15118_oem_roots.split(",")):
@@ -109,6 +115,9 @@ def oem_trust(ctx: Context, directory: CaDirectory) -> TrustStore:
             intermediates.extend(parsed.intermediates)
         else:
             raise NotFound(f"iso15118_oem_roots names {entry!r}, which is neither one of our CAs nor a PEM file")
+    # Inside the request's own transaction: the roots are the ones trusted when it is answered.
+    with Session(bind=connection) as session:
+        anchors.extend(root for root in trusted_roots(session, RootUse.OEM, now) if root not in anchors)
     return TrustStore(tuple(anchors), tuple(intermediates))
 
 
