@@ -446,8 +446,13 @@ class TrustStore:
         checks them, and the refused ones reported with the reason. All additions are one
         transaction, one audit record per root, so importing the same file again changes nothing.
         """
+        return self.import_data(self._read(Path(path)), use=use, actor=actor)
+
+    def import_data(self, data: bytes, *, use: str | RootUse | None = None, actor: str = "system") -> ImportReport:
+        """:meth:`import_file` on the file's bytes (a REST body)."""
+        if len(data) > MAX_TRUST_FILE_BYTES:
+            raise InvalidInput(f"the trust list is larger than {MAX_TRUST_FILE_BYTES} bytes")
         parsed_use = None if use is None else use if isinstance(use, RootUse) else parse_root_use(use)
-        data = self._read(Path(path))
         is_ctl = data.lstrip()[:1] == b"{"
         candidates = _ctl_candidates(data, parsed_use) if is_ctl else _pem_candidates(data, parsed_use)
         report = ImportReport("ctl" if is_ctl else "pem")
