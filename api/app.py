@@ -22,7 +22,7 @@ from api import metrics
 from api.limits import BodyLimit
 from api.observability import RequestContext
 from api.problems import install_problem_handlers
-from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots
+from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, trust
 from api.routes import ocpp as ocpp_routes
 from api.schemas import Problem
 from pki import PKI, Settings
@@ -92,6 +92,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
             {"name": "certificate authorities"},
             {"name": "contracts", "description": "ISO 15118 contract registry: which vehicle (PCID) holds which eMAID"},
             {"name": "roots", "description": "trust anchors by OCPP InstallCertificateUse"},
+            {"name": "trust", "description": "the trust store: foreign roots we trust, by OCPP root use"},
             {"name": "firmware", "description": "OCPP L01 / 1.6 SignedUpdateFirmware signing"},
             {"name": "audit"},
             {"name": "OCSP", "description": "RFC 6960 / RFC 5019 responder"},
@@ -114,7 +115,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
     # Outermost of all: every response (a 413 too) carries the request id and is timed and logged.
     app.add_middleware(RequestContext)
     metrics.install()
-    for module in (health, cas, certificates, contracts, roots, firmware, audit, ocsp, crl, ocpp_routes):
+    for module in (health, cas, certificates, contracts, roots, trust, firmware, audit, ocsp, crl, ocpp_routes):
         app.include_router(module.router)
     app.include_router(metrics.router)
     _document_security(app)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from pki.ca import MAX_CSR_CHARS, RequestIdentity
+from pki.ca import MAX_CSR_CHARS, MAX_TRUST_FILE_BYTES, ImportReport, RequestIdentity, RootUse, TrustedRootView
 from pki.iso15118 import CONTRACT_STATUSES, MAX_NOTE_CHARS, ContractRevocation, ContractView
 from pki.runtime import CaView, CertificateView
 
@@ -41,6 +41,12 @@ __all__ = [
     "OcppStationIn",
     "Problem",
     "RevokeIn",
+    "TrustImportIn",
+    "TrustImportOut",
+    "TrustRefusalOut",
+    "TrustedRootIn",
+    "TrustedRootList",
+    "TrustedRootOut",
 ]
 
 
@@ -354,3 +360,82 @@ class OcppErrorIn(_Wire):
 
 class OcppFollowUpsOut(_Wire):
     follow_ups: list[OcppFollowUp]
+
+
+# A root certificate in PEM is well under 16 KiB (the trust store refuses anything larger).
+MAX_ROOT_PEM_CHARS = 16384
+
+
+class TrustedRootIn(_Wire):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"certificate": "-----BEGIN CERTIFICATE-----\n...", "use": "V2GRootCertificate", "label": "hubject-g2"}
+            ]
+        },
+    )
+
+    certificate: str = Field(max_length=MAX_ROOT_PEM_CHARS, description="the root certificate, PEM")
+    use: RootUse = Field(description="OCPP InstallCertificateUse the root is trusted for")
+    label: str | None = Field(
+        default=None, max_length=64, description="a short name to refer to it by (letters, digits, ._:-)"
+    )
+
+
+class TrustedRootOut(_Wire):
+    use: RootUse
+    sha256: str = Field(description="SHA-256 of the DER certificate, lower-case hex")
+    subject: str
+    label: str | None
+    source: str = Field(description="manual | import")
+    not_before: dt.datetime
+    not_after: dt.datetime
+    added_at: dt.datetime
+    added_by: str
+    removed_at: dt.datetime | None = Field(description="set once the root is removed (retired); it is kept")
+    removed_by: str | None
+    certificate_pem: str
+
+    @classmethod
+    def of(cls, view: TrustedRootView) -> TrustedRootOut:
+        return cls(**{name: getattr(view, name) for name in cls.model_fields})
+
+
+class TrustedRootList(_Wire):
+    items: list[TrustedRootOut] = Field(description="newest first")
+
+
+class TrustImportIn(_Wire):
+    """Exactly one of ``pem`` (a bundle, with ``use``) and ``ctl`` (an OPCP RCP Certificate Trust List)."""
+
+    pem: str | None = Field(default=None, max_length=MAX_TRUST_FILE_BYTES, description="a PEM bundle of roots")
+    ctl: dict[str, Any] | None = Field(
+        default=None, description="the JSON of an OPCP RCP GET /v1/root/ctl answer (signerCertificate, timeStamp, CTL)"
+    )
+    use: RootUse | None = Field(
+        default=None, description="the use of every root of a PEM bundle; for a CTL, import only roots of this use"
+    )
+
+
+class TrustRefusalOut(_Wire):
+    entry: str = Field(description="#position in the file, and the subject when readable")
+    reason: str
+
+
+class TrustImportOut(_Wire):
+    format: str = Field(description="pem | ctl")
+    added: list[TrustedRootOut]
+    unchanged: list[TrustedRootOut]
+    refused: list[TrustRefusalOut]
+
+    @classmethod
+    def of(cls, report: ImportReport) -> TrustImportOut:
+        return cls(
+            format=report.format,
+            added=[TrustedRootOut.of(view) for view in report.added],
+            unchanged=[TrustedRootOut.of(view) for view in report.unchanged],
+            refused=[TrustRefusalOut(entry=item.entry, reason=item.reason) for item in report.refused],
+        )

@@ -22,6 +22,7 @@ from cli import (
     serve_cmd,
     station_cmd,
     token_cmd,
+    trust_cmd,
 )
 from cli.common import EXIT_CODES_HELP
 
@@ -47,6 +48,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(ocsp_cmd.app, name="ocsp")
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(exi_cmd.app, name="exi")
 app.add_typer(ev_cmd.app, name="ev")
 app.add_typer(contract_cmd.app, name="contract")
