@@ -1,6 +1,8 @@
-"""evpki's domain: profiles, hierarchy, CSR policy, issuance, revocation, CRLs, audit, store and keys.
+"""evpki's domain, one package per capability (core, runtime, ca, revocation, stations, firmware,
+operations, iso15118; store and keys underneath; the README's "Architecture" has the map).
 
-Edges use :class:`pki.service.PKI`; errors come from :mod:`pki.core.errors`.
+Edges hold one :class:`PKI`, composed of the capability services (``pki.certificates.issue(...)``,
+``pki.revocation.revoke(...)``, ...); errors come from :mod:`pki.core`.
 """
 
 from pki.ca.policy import RequestIdentity
