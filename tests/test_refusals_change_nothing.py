@@ -40,6 +40,7 @@ from pki.iso15118 import ev
 from pki.operations.backup import create_backup
 from pki.operations.tokens import Role
 from tests.conftest import ORG, TEST_PASSPHRASE, _copy_database, drop_database, make_csr, make_settings
+from tests.foreign_roots import foreign_root, pem_of
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_SIGNATURE_CSR = ROOT / "test_certs" / "csr" / "bad-signature.csr.pem"
@@ -50,6 +51,7 @@ BASIC_STATION = "CS-REFUSE-2"
 UNREGISTERED = "CS-NOBODY"
 PCID, EMAID = "WMIREFUSE00000001", "DEEVPC000000001"
 TOKEN_NAME = "refusal-existing"
+TRUSTED_LABEL, RETIRED_LABEL = "refusal-trusted", "refusal-retired"
 MUTATING = frozenset({"post", "put", "patch", "delete"})
 LONG_ID = "X" * 49  # one more than the 48 characters of an OCPP identity (the schemas' max_length)
 LONG_NOTE = "n" * 201  # MAX_NOTE_CHARS is 200
@@ -72,6 +74,8 @@ READ_ONLY_COMMANDS = frozenset(
         "station list",
         "station show",
         "token list",
+        "trust list",
+        "trust show",
     }
 )
 
@@ -331,6 +335,34 @@ REST_REFUSALS: tuple[Rest, ...] = (
         {"stationId": STATION, "payload": {}},
         status=422,
     ),
+    Rest(
+        "POST /api/v1/trust",
+        "root that is not a CA",
+        json={"certificate": Ref("not_ca_root"), "use": "V2GRootCertificate"},
+        status=422,
+    ),
+    Rest(
+        "POST /api/v1/trust",
+        "root already trusted for the use",
+        json={"certificate": Ref("trusted_root"), "use": "V2GRootCertificate"},
+        status=409,
+    ),
+    Rest(
+        "POST /api/v1/trust",
+        "good root, label in use",
+        json={"certificate": Ref("untrusted_root"), "use": "MORootCertificate", "label": TRUSTED_LABEL},
+        status=409,
+    ),
+    Rest("POST /api/v1/trust/import", "neither a PEM bundle nor a CTL", json={}, status=400),
+    Rest(
+        "POST /api/v1/trust/import",
+        "PEM bundle without a use",
+        json={"pem": Ref("untrusted_root")},
+        status=400,
+    ),
+    Rest("POST /api/v1/trust/import", "CTL without rootCertificates", json={"ctl": {"CTL": {}}}, status=400),
+    Rest("DELETE /api/v1/trust/{key}", "unknown root", path="/api/v1/trust/no-such-root", status=404),
+    Rest("DELETE /api/v1/trust/{key}", "already removed", path=f"/api/v1/trust/{RETIRED_LABEL}", status=409),
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
@@ -458,6 +490,13 @@ CLI_REFUSALS: tuple[Cli, ...] = (
     Cli("serve", "port out of range", "serve --port 70000", 2, usage=True),
     Cli("bridge", "upstream that is not a websocket URL", "bridge --upstream ftp://csms.example", 2),
     Cli("bridge", "both listeners off", "bridge --port 0 --basic-port 0", 2),
+    Cli("trust add", "root that is not a CA", "trust add {not_ca_root_file} --use V2GRootCertificate", 4),
+    Cli("trust add", "root already trusted", "trust add {trusted_root_file} --use V2GRootCertificate", 6),
+    Cli("trust add", "unknown use", "trust add {untrusted_root_file} --use V2GRoot", 3),
+    Cli("trust import", "neither PEM nor CTL", "trust import {plain_file} --use V2GRootCertificate", 3),
+    Cli("trust import", "CTL without rootCertificates", "trust import {empty_ctl_file}", 3),
+    Cli("trust remove", "unknown root", "trust remove no-such-root", 5),
+    Cli("trust remove", "already removed", f"trust remove {RETIRED_LABEL}", 6),
 )
 
 
@@ -640,6 +679,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         create_backup(settings, inputs / "backup.tar.gz")
         _broken_chain_archive(inputs / "backup.tar.gz", inputs / "broken-chain.tar.gz")
         (inputs / "backup.tar.gz").unlink()
+        trusted, untrusted = pem_of(foreign_root().certificate), pem_of(foreign_root().certificate)
+        not_ca = pem_of(foreign_root(ca=False).certificate)
+        pki.trust.add(trusted, use="V2GRootCertificate", label=TRUSTED_LABEL)
+        pki.trust.add(pem_of(foreign_root().certificate), use="MORootCertificate", label=RETIRED_LABEL)
+        pki.trust.remove(RETIRED_LABEL)
+        for kind, text in (("trusted", trusted), ("untrusted", untrusted), ("not-ca", not_ca)):
+            (inputs / f"{kind}-root.pem").write_text(text)
+        (inputs / "empty-ctl.json").write_text('{"CTL": {}}')
     signer_der = x509.load_pem_x509_certificate(signer_pem.encode()).public_bytes(serialization.Encoding.DER)
     refs = {
         "serial": serial,
@@ -663,6 +710,13 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         "contract_key": str(car / "contract.key.pem"),
         "garbage_archive": str(inputs / "garbage.tar.gz"),
         "broken_chain_archive": str(inputs / "broken-chain.tar.gz"),
+        "trusted_root": trusted,
+        "untrusted_root": untrusted,
+        "not_ca_root": not_ca,
+        "trusted_root_file": str(inputs / "trusted-root.pem"),
+        "untrusted_root_file": str(inputs / "untrusted-root.pem"),
+        "not_ca_root_file": str(inputs / "not-ca-root.pem"),
+        "empty_ctl_file": str(inputs / "empty-ctl.json"),
     }
     yield World(home, url, pki, create_app(pki), tokens, refs)
     pki.close()
