@@ -170,7 +170,7 @@ def _load_one(data: bytes) -> x509.Certificate:
                 raise InvalidInput(f"expected one PEM certificate, found {len(found)}; use 'trust import' for a bundle")
             return found[0]
         return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         if isinstance(exc, InvalidInput):
             raise
         raise InvalidInput("not an X.509 certificate (malformed PEM or DER)") from None
@@ -259,7 +259,7 @@ def _pem_candidates(data: bytes, use: RootUse | None) -> list[_Candidate]:
     for index, block in enumerate(blocks, start=1):
         try:
             der = x509.load_pem_x509_certificate(block).public_bytes(serialization.Encoding.DER)
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             candidates.append(_Candidate(f"#{index}", None, use, problem="malformed PEM certificate"))
             continue
         candidates.append(_Candidate(f"#{index}", der, use))
@@ -337,6 +337,10 @@ class TrustStore:
         parsed = _load_one(raw)
         now = self._ctx.clock.now()
         check_root(parsed, now)
+        try:
+            parsed.subject.rfc4514_string()
+        except ValueError:
+            raise InvalidInput("the certificate's subject cannot be read") from None
         with self._ctx.database.write() as session:
             row = self._insert(session, parsed, parsed_use, label, "manual", now, actor)
             return TrustedRootView.from_row(row)
@@ -396,8 +400,11 @@ class TrustStore:
         if not key or len(key) > 100:
             raise InvalidInput("name a trusted root by its SHA-256 fingerprint or its label")
         fingerprint = key.lower().replace(":", "")
-        column = TrustedRootRow.sha256 if _SHA256.match(fingerprint) else TrustedRootRow.label
-        value = fingerprint if column is TrustedRootRow.sha256 else key
+        is_fingerprint = bool(_SHA256.match(fingerprint))
+        if not is_fingerprint and not _LABEL.match(key):
+            raise NotFound(f"no trusted root {key!r}: neither a SHA-256 fingerprint nor a label")
+        column = TrustedRootRow.sha256 if is_fingerprint else TrustedRootRow.label
+        value = fingerprint if is_fingerprint else key
         statement = select(TrustedRootRow).where(column == value)  # type: ignore[arg-type]
         if use is not None:
             statement = statement.where(TrustedRootRow.use == use.value)  # type: ignore[arg-type]
@@ -490,9 +497,9 @@ class TrustStore:
             return ImportRefusal(candidate.entry, candidate.problem or "no certificate")
         try:
             certificate = x509.load_der_x509_certificate(candidate.der)
-        except ValueError:
+            entry = f"{candidate.entry} {certificate.subject.rfc4514_string()}"
+        except (ValueError, x509.InvalidVersion):
             return ImportRefusal(candidate.entry, "not an X.509 certificate (malformed DER)")
-        entry = f"{candidate.entry} {certificate.subject.rfc4514_string()}"
         sha256 = hashlib.sha256(candidate.der).hexdigest()
         if candidate.fingerprint is not None and candidate.fingerprint != sha256:
             return ImportRefusal(entry, f"its fingerprint {candidate.fingerprint} is not the certificate's {sha256}")
