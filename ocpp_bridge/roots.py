@@ -135,12 +135,14 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
                     {"certificateType": name, "certificate": pem(certificate)},
                 )
             )
-        known = [view.certificate for view in pki.trust.list(use=use, include_retired=True)]
         # A foreign root no longer trusted goes only once the station holds another root of its use.
         replaced = any(matches(root, entry) for root in trusted for entry in entries)
+        known: list[x509.Certificate] | None = None  # the store's roots of this use, read only when needed
         for entry in entries:
             root = next((candidate for candidate in ours if matches(candidate, entry)), None)
-            if root is None and replaced:
+            if root is None and replaced and not any(matches(candidate, entry) for candidate in trusted):
+                if known is None:
+                    known = [view.certificate for view in pki.trust.list(use=use, include_retired=True)]
                 root = next((candidate for candidate in known if matches(candidate, entry)), None)
             if root is None or root in trusted:
                 continue  # not ours nor a retired foreign root of this use, or still trusted
