@@ -9,7 +9,8 @@ from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity, load_csr
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
 from pki.ca.services import CertificateAuthorities, Certificates
-from pki.ca.trust_store import MAX_TRUST_FILE_BYTES, ImportRefusal, ImportReport, TrustedRootView, TrustStore
+from pki.ca.trust_files import MAX_TRUST_FILE_BYTES
+from pki.ca.trust_store import ImportRefusal, ImportReport, TrustedRootView, TrustStore
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
 
 __all__ = [

@@ -25,11 +25,8 @@ checked: each root is checked on its own, as ``add`` checks it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +41,15 @@ from sqlalchemy.orm import Session
 from pki.ca.policy import check_key
 from pki.ca.profiles import ProfileName, get_profile
 from pki.ca.root_uses import RootUse, parse_root_use
+from pki.ca.trust_files import (
+    LABEL,
+    MAX_CERTIFICATE_BYTES,
+    MAX_TRUST_FILE_BYTES,
+    Candidate,
+    ctl_candidates,
+    load_one,
+    pem_candidates,
+)
 from pki.core.algorithms import describe_key
 from pki.core.clock import utc
 from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
@@ -52,7 +58,6 @@ from pki.runtime.context import Context
 from pki.store.models import TrustedRootRow
 
 __all__ = [
-    "MAX_TRUST_FILE_BYTES",
     "SOURCES",
     "ImportRefusal",
     "ImportReport",
@@ -62,13 +67,8 @@ __all__ = [
     "trusted_roots",
 ]
 
-MAX_TRUST_FILE_BYTES = 4 << 20  # a trust list of a few thousand roots
-_MAX_CERTIFICATE_BYTES = 16 << 10
 SOURCES = ("manual", "import")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# OPCP RCP rootType -> OCPP InstallCertificateUse. "PE" (a provisioning environment) has none.
-_RCP_ROOT_TYPES = {"V2G": RootUse.V2G, "MO": RootUse.MO, "OEM": RootUse.OEM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,37 +149,10 @@ class ImportReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    """A root read from input, with what the file says about it, before any check."""
-
-    entry: str
-    der: bytes | None
-    use: RootUse | None
-    label: str | None = None
-    problem: str | None = None  # why it cannot even be checked (bad Base64, unknown rootType)
-    fingerprint: str | None = None  # what an RCP entry claims its SHA-256 is
-
-
-def _load_one(data: bytes) -> x509.Certificate:
-    stripped = data.strip()
-    try:
-        if stripped.startswith(b"-----BEGIN"):
-            found = x509.load_pem_x509_certificates(stripped)
-            if len(found) != 1:
-                raise InvalidInput(f"expected one PEM certificate, found {len(found)}; use 'trust import' for a bundle")
-            return found[0]
-        return x509.load_der_x509_certificate(data)
-    except (ValueError, x509.InvalidVersion) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise InvalidInput("not an X.509 certificate (malformed PEM or DER)") from None
-
-
 def _check_label(label: str | None) -> None:
     if label is None:
         return
-    if not _LABEL.match(label):
+    if not LABEL.match(label):
         raise InvalidInput(f"label {label!r}: 1-64 letters, digits and ._:- (starting with a letter or digit)")
     if _SHA256.match(label.lower()):
         raise InvalidInput(f"label {label!r} looks like a SHA-256 fingerprint; choose another")
@@ -249,71 +222,6 @@ def trusted_roots(session: Session, use: RootUse, now: dt.datetime) -> list[x509
     return [x509.load_der_x509_certificate(row.der) for row in rows]
 
 
-def _pem_candidates(data: bytes, use: RootUse | None) -> list[_Candidate]:
-    if use is None:
-        raise InvalidInput("a PEM bundle names no use: pass --use (e.g. V2GRootCertificate)")
-    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", data, flags=re.DOTALL)
-    if not blocks:
-        raise InvalidInput("neither a PEM bundle of certificates nor an OPCP Certificate Trust List (JSON)")
-    candidates = []
-    for index, block in enumerate(blocks, start=1):
-        try:
-            der = x509.load_pem_x509_certificate(block).public_bytes(serialization.Encoding.DER)
-        except (ValueError, x509.InvalidVersion):
-            candidates.append(_Candidate(f"#{index}", None, use, problem="malformed PEM certificate"))
-            continue
-        candidates.append(_Candidate(f"#{index}", der, use))
-    return candidates
-
-
-def _rcp_entries(document: Any) -> list[Any]:
-    """The RCP root certificate objects of a CTL response (or of a ``/v1/root/rootCerts`` listing)."""
-    if not isinstance(document, dict):
-        raise InvalidInput("the Certificate Trust List is not a JSON object")
-    body = document.get("CTL", document)
-    if not isinstance(body, dict):
-        raise InvalidInput("the Certificate Trust List's CTL member is not an object")
-    collection = body.get("RootCertificateCollection", body)
-    entries = collection.get("rootCertificates") if isinstance(collection, dict) else None
-    if not isinstance(entries, list):
-        raise InvalidInput("the Certificate Trust List holds no rootCertificates array")
-    return entries
-
-
-def _ctl_candidates(data: bytes, use: RootUse | None) -> list[_Candidate]:
-    try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the Certificate Trust List is not valid JSON") from None
-    candidates = []
-    for index, entry in enumerate(_rcp_entries(document), start=1):
-        name = f"#{index}"
-        if not isinstance(entry, dict):
-            candidates.append(_Candidate(name, None, None, problem="not a root certificate object"))
-            continue
-        root_type, encoded = entry.get("rootType"), entry.get("caCertificate")
-        mapped = _RCP_ROOT_TYPES.get(root_type) if isinstance(root_type, str) else None
-        identifier = entry.get("rootCertificateId")
-        label = f"rcp:{identifier}" if isinstance(identifier, str) and _LABEL.match(f"rcp:{identifier}") else None
-        claimed = entry.get("fingerprint")
-        fingerprint = claimed.lower().replace(":", "") if isinstance(claimed, str) else None
-        problem = None
-        der = None
-        if mapped is None:
-            problem = f"rootType {root_type!r} has no OCPP root use (V2G, MO and OEM have)"
-        elif use is not None and mapped is not use:
-            problem = f"rootType {root_type} is not the requested {use.value}"
-        elif not isinstance(encoded, str):
-            problem = "no caCertificate"
-        else:
-            try:
-                der = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                problem = "caCertificate is not Base64"
-        candidates.append(_Candidate(name, der, mapped, label, problem, fingerprint))
-    return candidates
-
-
 class TrustStore:
     """``pki.trust``: add, list, show, retire and import the foreign roots we trust."""
 
@@ -330,11 +238,11 @@ class TrustStore:
     ) -> TrustedRootView:
         """Trust one root (PEM or DER) for ``use``; every rule is checked before anything is written."""
         raw = certificate.encode() if isinstance(certificate, str) else certificate
-        if len(raw) > _MAX_CERTIFICATE_BYTES:
-            raise InvalidInput(f"certificate is {len(raw)} bytes; at most {_MAX_CERTIFICATE_BYTES}")
+        if len(raw) > MAX_CERTIFICATE_BYTES:
+            raise InvalidInput(f"certificate is {len(raw)} bytes; at most {MAX_CERTIFICATE_BYTES}")
         parsed_use = use if isinstance(use, RootUse) else parse_root_use(use)
         _check_label(label)
-        parsed = _load_one(raw)
+        parsed = load_one(raw)
         now = self._ctx.clock.now()
         check_root(parsed, now)
         try:
@@ -401,7 +309,7 @@ class TrustStore:
             raise InvalidInput("name a trusted root by its SHA-256 fingerprint or its label")
         fingerprint = key.lower().replace(":", "")
         is_fingerprint = bool(_SHA256.match(fingerprint))
-        if not is_fingerprint and not _LABEL.match(key):
+        if not is_fingerprint and not LABEL.match(key):
             raise NotFound(f"no trusted root {key!r}: neither a SHA-256 fingerprint nor a label")
         column = TrustedRootRow.sha256 if is_fingerprint else TrustedRootRow.label
         value = fingerprint if is_fingerprint else key
@@ -461,7 +369,7 @@ class TrustStore:
             raise InvalidInput(f"the trust list is larger than {MAX_TRUST_FILE_BYTES} bytes")
         parsed_use = None if use is None else use if isinstance(use, RootUse) else parse_root_use(use)
         is_ctl = data.lstrip()[:1] == b"{"
-        candidates = _ctl_candidates(data, parsed_use) if is_ctl else _pem_candidates(data, parsed_use)
+        candidates = ctl_candidates(data, parsed_use) if is_ctl else pem_candidates(data, parsed_use)
         report = ImportReport("ctl" if is_ctl else "pem")
         now = self._ctx.clock.now()
         accepted: list[tuple[x509.Certificate, RootUse, str | None]] = []
@@ -491,7 +399,7 @@ class TrustStore:
         return data
 
     def _judge(
-        self, session: Session, candidate: _Candidate, now: dt.datetime, seen: set[object]
+        self, session: Session, candidate: Candidate, now: dt.datetime, seen: set[object]
     ) -> ImportRefusal | TrustedRootView | tuple[x509.Certificate, RootUse, str | None]:
         if candidate.problem is not None or candidate.der is None or candidate.use is None:
             return ImportRefusal(candidate.entry, candidate.problem or "no certificate")
