@@ -20,7 +20,7 @@ from pki.iso15118.contract_input import checked_note, normalise_emaid
 from pki.iso15118.contract_registry import row_by_emaid
 from pki.iso15118.contract_views import CertificateRef, ContractRevocation, ContractView
 from pki.operations import audit
-from pki.revocation.reasons import RevocationReason, apply_revocation, status_change_time
+from pki.revocation.reasons import RevocationReason, revoke_row
 from pki.runtime.context import Context
 from pki.store.models import CertificateRow, ContractRow
 
@@ -48,17 +48,7 @@ def revoke_contract(ctx: Context, emaid: str, *, note: str | None = None, actor:
         row.revocation_note = clean_note
         revoked = []
         for certificate in _usable_certificates(session, row, now):
-            changed_at = status_change_time(session, certificate.issuer_id, ctx.clock)
-            apply_revocation(certificate, reason, changed_at)
-            audit.append(
-                session,
-                at=changed_at,
-                actor=actor,
-                action="revoke",
-                ca_id=certificate.issuer_id,
-                serial=certificate.serial,
-                details={"reason": reason.value, "sha256": certificate.sha256, "contract": normalised},
-            )
+            revoke_row(session, certificate, reason, clock=ctx.clock, actor=actor, details={"contract": normalised})
             revoked.append(CertificateRef(certificate.issuer_id, certificate.serial))
         audit.append(
             session,

@@ -16,10 +16,19 @@ from sqlalchemy.orm import Session
 
 from pki.core.clock import Clock
 from pki.core.errors import Conflict, InvalidInput
+from pki.operations import audit
 from pki.store import repository
 from pki.store.models import CertificateRow
 
-__all__ = ["RevocationReason", "apply_revocation", "parse_reason", "reason_flag", "release_hold", "status_change_time"]
+__all__ = [
+    "RevocationReason",
+    "apply_revocation",
+    "parse_reason",
+    "reason_flag",
+    "release_hold",
+    "revoke_row",
+    "status_change_time",
+]
 
 
 class RevocationReason(StrEnum):
@@ -98,6 +107,34 @@ def status_change_time(session: Session, ca_id: str, clock: Clock) -> dt.datetim
     """
     repository.get_ca(session, ca_id, lock=True)
     return clock.now()
+
+
+def revoke_row(
+    session: Session,
+    row: CertificateRow,
+    reason: RevocationReason,
+    *,
+    clock: Clock,
+    actor: str,
+    details: dict[str, object] | None = None,
+) -> dt.datetime:
+    """Revoke a stored certificate inside ``session``'s transaction, with its ``revoke`` audit record.
+
+    The time is taken under the CA row lock (:func:`status_change_time`); ``details`` add to the
+    record's reason and fingerprint. Returns the time of the change.
+    """
+    changed_at = status_change_time(session, row.issuer_id, clock)
+    apply_revocation(row, reason, changed_at)
+    audit.append(
+        session,
+        at=changed_at,
+        actor=actor,
+        action="revoke",
+        ca_id=row.issuer_id,
+        serial=row.serial,
+        details={"reason": reason.value, "sha256": row.sha256, **(details or {})},
+    )
+    return changed_at
 
 
 def reason_flag(reason: str | None) -> x509.ReasonFlags | None:

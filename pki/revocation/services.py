@@ -12,7 +12,7 @@ from pki.core.errors import EvpkiError
 from pki.operations import audit
 from pki.revocation import crl_publishing
 from pki.revocation.ocsp_responder import OcspAnswer, OcspResponder
-from pki.revocation.reasons import RevocationReason, apply_revocation, parse_reason, release_hold, status_change_time
+from pki.revocation.reasons import RevocationReason, parse_reason, release_hold, revoke_row, status_change_time
 from pki.runtime.context import Context
 from pki.runtime.views import CertificateView, CrlView, certificate_view
 from pki.store import repository
@@ -79,17 +79,7 @@ class Revocations:
         parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
         with self._ctx.database.write() as session:
             row = repository.find_certificate(session, key, ca_id)
-            now = status_change_time(session, row.issuer_id, self._ctx.clock)
-            apply_revocation(row, parsed, now)
-            audit.append(
-                session,
-                at=now,
-                actor=actor,
-                action="revoke",
-                ca_id=row.issuer_id,
-                serial=row.serial,
-                details={"reason": parsed.value, "sha256": row.sha256},
-            )
+            revoke_row(session, row, parsed, clock=self._ctx.clock, actor=actor)
             session.flush()
             view = certificate_view(session, row, self._ctx.clock.now())
         events.emit("revocation", {"reason": parsed.value})

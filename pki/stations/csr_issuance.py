@@ -22,8 +22,7 @@ from pki.ca.authority import serial_hex
 from pki.ca.issuance import IssueRequest, approve, issue
 from pki.ca.policy import RequestIdentity
 from pki.core.errors import Conflict
-from pki.operations import audit
-from pki.revocation.reasons import RevocationReason, apply_revocation, status_change_time
+from pki.revocation.reasons import RevocationReason, revoke_row
 from pki.runtime.context import Context
 from pki.stations.deliveries import PENDING_ON_TOPIC, DeliveryView, insert_delivery
 from pki.stations.registry import station_row
@@ -176,18 +175,13 @@ def _revoke_undelivered(ctx: Context, connection: Connection, pending: DeliveryV
         row = repository.find_certificate(session, pending.certificate_serial, pending.certificate_issuer)
         if row.status == "revoked":
             return None
-        changed_at = status_change_time(session, row.issuer_id, ctx.clock)
-        apply_revocation(row, RevocationReason.SUPERSEDED, changed_at)
-        audit.append(
+        revoke_row(
             session,
-            at=changed_at,
+            row,
+            RevocationReason.SUPERSEDED,
+            clock=ctx.clock,
             actor=actor,
-            action="revoke",
-            ca_id=row.issuer_id,
-            serial=row.serial,
             details={
-                "reason": RevocationReason.SUPERSEDED.value,
-                "sha256": row.sha256,
                 "station": pending.station_identity,
                 "topic": pending.topic,
                 "delivery": pending.id,
