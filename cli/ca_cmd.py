@@ -13,7 +13,7 @@ from cli.common import actor, check_output, console, guarded, open_pki, print_js
 from pki import PKI, Settings
 from pki.ca import CertificateFilter
 from pki.core import parse_duration
-from pki.runtime import CaView, pem
+from pki.runtime import pem
 
 __all__ = ["app", "init"]
 
@@ -124,7 +124,7 @@ def rollover(
     check_output(link_out)
     new_root = pki.cas.rollover(ca_id, validity=lifetime, actor=actor())
     link = pki.cas.root_link(new_root)
-    generation = _generation(pki.cas.list(), new_root)
+    generation = pki.cas.subtree(new_root)
     leaves = [
         view
         for ca in generation
@@ -151,18 +151,3 @@ def rollover(
             console.print(f"  new {view.label} certificate {view.serial} from {view.issuer_id}")
     if link is not None and link_out is not None:
         write_output(pem(link), link_out)
-
-
-def _generation(cas: list[CaView], root_id: str) -> list[CaView]:
-    """``root_id`` and the CAs below it, in the order listed.
-
-    Membership is grown to a fixed point rather than in one pass: CAs made in the same instant
-    need not be listed parents first (seen on PostgreSQL).
-    """
-    members = {root_id}
-    grown = True
-    while grown:
-        below = {ca.id for ca in cas if ca.parent_id in members} - members
-        grown = bool(below)
-        members |= below
-    return [ca for ca in cas if ca.id in members]

@@ -49,6 +49,21 @@ class CertificateAuthorities:
         with self._ctx.database.read() as session:
             return CaView.from_row(repository.get_ca(session, ca_id))
 
+    def subtree(self, ca_id: str) -> list[CaView]:
+        """``ca_id`` and every CA below it, in creation order (a root's whole generation after a rollover).
+
+        Membership is grown to a fixed point rather than in one pass: CAs made in the same instant
+        need not be listed parents first (seen on PostgreSQL).
+        """
+        cas = self.list()
+        members = {self.get(ca_id).id}
+        grown = True
+        while grown:
+            below = {ca.id for ca in cas if ca.parent_id in members} - members
+            grown = bool(below)
+            members |= below
+        return [ca for ca in cas if ca.id in members]
+
     def roots(self, use: str | RootUse) -> list[x509.Certificate]:
         """The root certificates stations install for an OCPP ``InstallCertificateUse``.
 
