@@ -3,6 +3,10 @@
 Idempotent and additive: a CA or managed leaf that exists is kept as it is; a key file left
 by an interrupted run is reused rather than replaced. Each CA is created in its own
 transaction together with its certificate row and audit record.
+
+A CA whose parent is external (``external_parent = true``) gets its key and a stored request
+instead of a certificate; it and everything below it wait until ``evpki ca install`` brings the
+certificate, after which the same (stored) hierarchy is built again to create what waited.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
 from pki.ca.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
-from pki.ca.hierarchy import CaSpec, HierarchySpec, LeafSpec
+from pki.ca.ca_requests import build_ca_request, record_ca_request
+from pki.ca.hierarchy import CaSpec, HierarchySpec, LeafSpec, parse_hierarchy
 from pki.ca.profiles import ProfileName, get_profile
 from pki.core.errors import Conflict
 from pki.keys.base import Signer
@@ -22,14 +27,24 @@ from pki.operations import audit
 from pki.runtime.context import ORGANIZATION_SETTING, Context, IssuerContext
 from pki.runtime.views import InitReport
 from pki.store import repository
-from pki.store.models import CertificateAuthorityRow, CertificateRow
+from pki.store.models import CaRequestRow, CertificateAuthorityRow, CertificateRow
 
-__all__ = ["init_hierarchy", "record_managed_leaf", "stored_organization"]
+__all__ = ["HIERARCHY_SETTING", "init_hierarchy", "record_managed_leaf", "stored_hierarchy", "stored_organization"]
+
+HIERARCHY_SETTING = "hierarchy_source"
 
 
 def stored_organization(ctx: Context) -> str | None:
     with ctx.database.read() as session:
         return repository.get_setting(session, ORGANIZATION_SETTING)
+
+
+def stored_hierarchy(ctx: Context) -> HierarchySpec | None:
+    """The hierarchy of the last ``init`` (what installing a CA under an external parent completes)."""
+    with ctx.database.read() as session:
+        source = repository.get_setting(session, HIERARCHY_SETTING)
+        organization = repository.get_setting(session, ORGANIZATION_SETTING)
+    return parse_hierarchy(source, organization) if source is not None else None
 
 
 def init_hierarchy(ctx: Context, spec: HierarchySpec, actor: str) -> InitReport:
@@ -39,13 +54,43 @@ def init_hierarchy(ctx: Context, spec: HierarchySpec, actor: str) -> InitReport:
             raise Conflict(f"this PKI belongs to {stored!r}; the organisation of an initialised PKI is not changed")
         if stored is None:
             repository.set_setting(session, ORGANIZATION_SETTING, spec.organization)
+        if spec.source:
+            repository.set_setting(session, HIERARCHY_SETTING, spec.source)
     created: list[str] = []
     kept: list[str] = []
+    awaiting: list[str] = []
+    waiting: list[str] = []  # below a CA that awaits its certificate: nothing to sign them with yet
     for ca in spec.cas:
-        (created if ensure_ca(ctx, ca, actor) else kept).append(ca.id)
+        if ca.parent in awaiting or ca.parent in waiting:
+            waiting.append(ca.id)
+        elif ca.external:
+            state = _ensure_external_ca(ctx, ca, actor)
+            {"installed": kept, "requested": awaiting, "awaiting": awaiting}[state].append(ca.id)
+        else:
+            (created if ensure_ca(ctx, ca, actor) else kept).append(ca.id)
     for leaf in spec.leaves:
-        (created if _ensure_leaf(ctx, leaf, actor) else kept).append(leaf.label)
-    return InitReport(spec.organization, tuple(created), tuple(kept))
+        if leaf.issuer in awaiting or leaf.issuer in waiting:
+            waiting.append(leaf.label)
+        else:
+            (created if _ensure_leaf(ctx, leaf, actor) else kept).append(leaf.label)
+    return InitReport(spec.organization, tuple(created), tuple(kept), tuple(awaiting), tuple(waiting))
+
+
+def _ensure_external_ca(ctx: Context, spec: CaSpec, actor: str) -> str:
+    """A CA under an external parent: its key and its request, once. Returns its state."""
+    with ctx.database.read() as session:
+        if any(row.id == spec.id for row in repository.list_cas(session)):
+            return "installed"
+        if session.get(CaRequestRow, spec.id) is not None:
+            return "awaiting"
+    key_id = f"ca-{spec.id}"
+    signer = _key(ctx, key_id, spec.pki.algorithm)
+    csr = build_ca_request(signer, spec)
+    with ctx.database.write() as session:
+        record_ca_request(
+            session, spec, csr, key_id=key_id, key_backend=ctx.keys.backend, now=ctx.clock.now(), actor=actor
+        )
+    return "requested"
 
 
 def _key(ctx: Context, key_id: str, algorithm: str) -> Signer:

@@ -31,6 +31,7 @@ __all__ = [
     "PkiSpec",
     "allowed_leaf_algorithms",
     "load_hierarchy",
+    "parse_hierarchy",
 ]
 
 STANDARDS = ("ocpp", "iso15118-2", "iso15118-20")
@@ -63,10 +64,11 @@ class CaSpec:
     validity: dt.timedelta
     path_length: int | None
     issues: tuple[ProfileName, ...]
+    external: bool = False  # its parent is a CA we do not run (``external_parent = true``)
 
     @property
     def is_root(self) -> bool:
-        return self.parent is None
+        return self.parent is None and not self.external
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class HierarchySpec:
     pkis: dict[str, PkiSpec]
     cas: tuple[CaSpec, ...]  # parents before children
     leaves: tuple[LeafSpec, ...]
+    source: str = ""  # the TOML text it was read from (kept so that installing a CA can finish init)
 
     def ca(self, ca_id: str) -> CaSpec:
         for spec in self.cas:
@@ -102,12 +105,21 @@ def load_hierarchy(path: Path | None = None, organization: str | None = None) ->
             text = (resources.files("pki") / "default_hierarchy.toml").read_text(encoding="utf-8")
         else:
             text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
     except FileNotFoundError:
         raise InvalidInput(f"hierarchy file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise InvalidInput(f"hierarchy file is not valid TOML: {exc}") from None
-    return _parse(data, organization)
+    return parse_hierarchy(text, organization)
+
+
+def parse_hierarchy(text: str, organization: str | None = None) -> HierarchySpec:
+    """Validate hierarchy TOML text (as :func:`load_hierarchy` reads it from a file)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"hierarchy file is not valid TOML: {exc}") from None
+    spec = _parse(data, organization)
+    return HierarchySpec(spec.organization, spec.pkis, spec.cas, spec.leaves, text)
 
 
 def _parse(data: dict[str, Any], organization: str | None) -> HierarchySpec:
@@ -138,6 +150,11 @@ def _parse(data: dict[str, Any], organization: str | None) -> HierarchySpec:
         if pki_name not in pkis:
             raise InvalidInput(f"{where}: unknown pki {pki_name!r}")
         parent = table.get("parent")
+        external = table.get("external_parent", False)
+        if not isinstance(external, bool):
+            raise InvalidInput(f"{where}: 'external_parent' must be true or false")
+        if external and parent is not None:
+            raise InvalidInput(f"{where}: a CA has either a 'parent' here or an external one, not both")
         path_length = table.get("path_length")
         if path_length is not None and (not isinstance(path_length, int) or path_length < 0):
             raise InvalidInput(f"{where}: path_length must be a non-negative integer")
@@ -161,6 +178,7 @@ def _parse(data: dict[str, Any], organization: str | None) -> HierarchySpec:
             validity=parse_duration(_str(table, "validity", where)),
             path_length=path_length,
             issues=issues,
+            external=external,
         )
         seen[ca_id] = spec
         cas.append(spec)

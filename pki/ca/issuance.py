@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from pki.operations import audit
 from pki.runtime.context import CaDirectory, CaEntry, Context, IssuerContext
 from pki.runtime.views import CertificateView, IssuedCertificate
 from pki.store import repository
-from pki.store.models import CertificateRow
+from pki.store.models import CaRequestRow, CertificateRow
 
 __all__ = ["Approval", "BeforeStore", "InTransaction", "IssueRequest", "approve", "issue"]
 
@@ -115,10 +115,25 @@ def approve(ctx: Context, request: IssueRequest) -> Approval:
 def _approve(ctx: Context, request: IssueRequest) -> Approval:
     csr = load_csr(request.csr)  # parsed and its signature verified
     profile = get_profile(request.profile)
-    directory, ca, issuer, organization, identity = _prepare(ctx, profile, request)
-    chain = tuple(entry.certificate for entry in directory.chain(ca.id)[:-1])
+    try:
+        directory, ca, issuer, organization, identity = _prepare(ctx, profile, request)
+    except NotFound as exc:
+        raise _with_awaiting_cas(ctx, exc) from None
+    chain = tuple(directory.presented(ca.id))
     approved = check_request(csr, profile, standard=ca.standard, organization=organization, identity=identity)
     return Approval(profile, directory, ca, issuer, chain, approved, _validity(profile, request.validity))
+
+
+def _with_awaiting_cas(ctx: Context, exc: NotFound) -> NotFound:
+    """A missing issuer may be one that waits for its certificate from an external parent: say so."""
+    with ctx.database.read() as session:
+        waiting = [row.id for row in session.execute(select(CaRequestRow.id)).all()]
+    if not waiting:
+        return exc
+    return NotFound(
+        f"{exc.message}; {', '.join(waiting)} await their certificate from an external parent "
+        "(`evpki ca request`, then `evpki ca install`), and the CAs below them are created then"
+    )
 
 
 def _issue_with_retries(

@@ -89,6 +89,11 @@ def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None =
         raise repository.unknown_ca(root_id)
     if old_root.parent_id is not None:
         raise InvalidInput(f"{root_id} is not a root; roll over its root instead")
+    if not old_root.is_root:
+        raise InvalidInput(
+            f"{root_id} is installed under an external CA: that CA's operator signs its successor "
+            "(a rollover under an external parent is not supported yet)"
+        )
     old_certificate = ctx.ca_certificate(old_root)
     algorithm = describe_key(old_certificate.public_key()).name
     pki = PkiSpec(old_root.pki, old_root.standard, algorithm, old_root.rsa_pss)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select
 
 from pki.ca import rollover
-from pki.ca.bootstrap import init_hierarchy, stored_organization
+from pki.ca.bootstrap import init_hierarchy, stored_hierarchy, stored_organization
+from pki.ca.ca_requests import CaRequestView, request_view
+from pki.ca.foreign_install import install_ca_certificate
 from pki.ca.hierarchy import load_hierarchy
 from pki.ca.issuance import IssueRequest, issue
 from pki.ca.policy import RequestIdentity
@@ -20,10 +25,23 @@ from pki.core.errors import NotFound
 from pki.runtime.context import ORGANIZATION_SETTING, Context
 from pki.runtime.views import CaView, CertificateView, InitReport, IssuedCertificate, certificate_view
 from pki.store import repository
-from pki.store.models import CertificateRow
+from pki.store.models import CaRequestRow, CertificateRow
 from pki.store.repository import CertificateFilter
 
-__all__ = ["CertificateAuthorities", "Certificates"]
+__all__ = ["CertificateAuthorities", "Certificates", "InstallReport"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstallReport:
+    """``ca install``: the CA now in service, the external path above it, what was created below it."""
+
+    ca: CaView
+    intermediates: tuple[str, ...]  # subjects of the external CAs between it and the root
+    anchor_subject: str
+    anchor_sha256: str
+    anchor_added: bool  # the root was not in the trust store and came with --chain
+    created: tuple[str, ...]
+    waiting: tuple[str, ...]
 
 
 class CertificateAuthorities:
@@ -47,7 +65,55 @@ class CertificateAuthorities:
 
     def get(self, ca_id: str) -> CaView:
         with self._ctx.database.read() as session:
-            return CaView.from_row(repository.get_ca(session, ca_id))
+            try:
+                return CaView.from_row(repository.get_ca(session, ca_id))
+            except NotFound:
+                if session.get(CaRequestRow, ca_id) is None:
+                    raise
+        raise NotFound(
+            f"CA {ca_id!r} awaits its certificate from its external parent: `evpki ca request {ca_id}` writes the "
+            f"request, `evpki ca install {ca_id} --certificate FILE` installs what that CA signed"
+        )
+
+    def awaiting(self) -> list[CaRequestView]:
+        """The CAs whose external parent has yet to sign their request, oldest first."""
+        with self._ctx.database.read() as session:
+            rows = session.query(CaRequestRow).order_by(CaRequestRow.created_at, CaRequestRow.id).all()
+            return [request_view(row) for row in rows]
+
+    def request(self, ca_id: str) -> CaRequestView:
+        """The PKCS#10 request of a CA awaiting its certificate (NotFound for any other CA)."""
+        with self._ctx.database.read() as session:
+            row = session.get(CaRequestRow, ca_id)
+            if row is None:
+                exists = any(ca.id == ca_id for ca in repository.list_cas(session))
+                raise NotFound(
+                    f"CA {ca_id!r} has its certificate; only a CA under an external parent awaiting it has a request"
+                    if exists
+                    else f"no CA {ca_id!r} awaits a certificate; `evpki ca list` shows the CAs"
+                )
+            return request_view(row)
+
+    def install(
+        self, ca_id: str, certificate: bytes | str, *, chain: bytes | str | None = None, actor: str = "system"
+    ) -> InstallReport:
+        """Install what the external CA signed for ``ca_id`` (every rule checked first), then create the
+        CAs and leaves of the stored hierarchy that waited for it."""
+        raw = certificate.encode() if isinstance(certificate, str) else certificate
+        raw_chain = chain.encode() if isinstance(chain, str) else chain
+        plan = install_ca_certificate(self._ctx, ca_id, raw, raw_chain, actor)
+        spec = stored_hierarchy(self._ctx)
+        report = init_hierarchy(self._ctx, spec, actor) if spec is not None else None
+        anchor_der = plan.anchor.public_bytes(serialization.Encoding.DER)
+        return InstallReport(
+            ca=self.get(ca_id),
+            intermediates=tuple(c.subject.rfc4514_string() for c in plan.intermediates),
+            anchor_subject=plan.anchor.subject.rfc4514_string(),
+            anchor_sha256=hashlib.sha256(anchor_der).hexdigest(),
+            anchor_added=plan.anchor_use is not None,
+            created=report.created if report else (),
+            waiting=report.waiting + report.awaiting if report else (),
+        )
 
     def subtree(self, ca_id: str) -> list[CaView]:
         """``ca_id`` and every CA below it, in creation order (a root's whole generation after a rollover).
@@ -77,7 +143,7 @@ class CertificateAuthorities:
             roots = [
                 row
                 for row in repository.list_cas(session)
-                if row.parent_id is None and row.pki == ROOT_USE_PKI[parsed] and utc(row.not_after) > now
+                if row.is_root and row.pki == ROOT_USE_PKI[parsed] and utc(row.not_after) > now
             ]
             usable = []
             for row in sorted(roots, key=lambda r: (utc(r.created_at), r.id), reverse=True):

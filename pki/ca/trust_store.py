@@ -67,7 +67,7 @@ __all__ = [
     "trusted_roots",
 ]
 
-SOURCES = ("manual", "import")
+SOURCES = ("manual", "import", "ca-install")  # ca-install: the external root a CA was installed under
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -291,6 +291,19 @@ class TrustStore:
             details={"use": use.value, "sha256": sha256, "subject": row.subject, "label": label, "source": source},
         )
         return row
+
+    def insert_in(
+        self,
+        session: Session,
+        certificate: x509.Certificate,
+        use: RootUse,
+        *,
+        source: str,
+        now: dt.datetime,
+        actor: str,
+    ) -> TrustedRootRow:
+        """Trust a root already checked by the caller, inside the caller's transaction (audited)."""
+        return self._insert(session, certificate, use, None, source, now, actor)
 
     def list(self, *, use: str | RootUse | None = None, include_retired: bool = False) -> list[TrustedRootView]:
         """Trusted roots (of ``use``), newest first; retired ones too with ``include_retired``."""

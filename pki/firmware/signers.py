@@ -44,7 +44,7 @@ FIRMWARE_SIGNER_LABEL = "firmware-signer"
 def manufacturer_roots(session: Session) -> list[CertificateAuthorityRow]:
     """``mf-root`` and every generation rolled over from it (the roots of its PKI), newest first."""
     first = repository.get_ca(session, MANUFACTURER_ROOT)
-    roots = [row for row in repository.list_cas(session) if row.parent_id is None and row.pki == first.pki]
+    roots = [row for row in repository.list_cas(session) if row.is_root and row.pki == first.pki]
     return sorted(roots, key=lambda row: (utc(row.created_at), row.id), reverse=True)
 
 

@@ -89,8 +89,8 @@ def find_cps_chain(
     for row in rows:
         if row.issuer_id not in directory.cas or utc(row.not_before) > now:
             continue
-        entries = directory.chain(row.issuer_id)
-        if not any(_names_root(root_id, entries[-1].certificate) for root_id in root_ids):
+        anchor = directory.anchor(row.issuer_id)  # ours, or the external V2G root it was installed under
+        if not any(_names_root(root_id, anchor) for root_id in root_ids):
             continue
         try:
             ctx.check_chain_usable(directory, row.issuer_id)
@@ -98,7 +98,7 @@ def find_cps_chain(
             continue
         return CpsChain(
             leaf=x509.load_der_x509_certificate(row.der),
-            sub_certificates=tuple(der(entry.certificate) for entry in entries[:-1]),
+            sub_certificates=tuple(der(certificate) for certificate in directory.presented(row.issuer_id)),
             key_id=str(row.key_id),
         )
     return None

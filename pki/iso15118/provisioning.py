@@ -151,7 +151,7 @@ def _provision(
             )
         mo_ca = _contract_issuer(directory)
         renew = bool(repository.current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid))
-    mo_subs = tuple(der(entry.certificate) for entry in directory.chain(mo_ca)[:-1])
+    mo_subs = tuple(der(certificate) for certificate in directory.presented(mo_ca))
     peer = car_certificate.public_key()
     assert isinstance(peer, ec.EllipticCurvePublicKey)  # checked by the signature verification
     contract_key = ec.generate_private_key(ec.SECP256R1())

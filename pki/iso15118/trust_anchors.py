@@ -66,14 +66,12 @@ def _generations(directory: CaDirectory, ca_id: str) -> list[str]:
     the certificates a root issued, not at the root's own status.
     """
     named = directory.cas[ca_id]
-    if named.parent_id is not None:
+    if not named.is_root:
         return [ca_id]
     return [
         entry.id
         for entry in directory.cas.values()
-        if entry.parent_id is None
-        and entry.pki == named.pki
-        and directory.statuses.get(entry.id) not in ("revoked", "on-hold")
+        if entry.is_root and entry.pki == named.pki and directory.statuses.get(entry.id) not in ("revoked", "on-hold")
     ]
 
 
@@ -128,6 +126,12 @@ def own_trust(directory: CaDirectory, profile: ProfileName) -> TrustStore:
         if profile.value not in entry.issues:
             continue
         chain = directory.chain(entry.id)
+        top = chain[-1]
+        if not top.is_root:  # under an external root: it is the anchor, and everything below it is ours to give
+            intermediates.update((ca.id, ca.certificate) for ca in chain)
+            intermediates.update((f"{top.id}^{n}", c) for n, c in enumerate(top.foreign_chain[:-1]))
+            anchors[f"{top.id}^anchor"] = top.foreign_chain[-1]
+            continue
         intermediates.update((ca.id, ca.certificate) for ca in chain[:-1])
         for root_id in _generations(directory, chain[-1].id):
             anchors[root_id] = directory.cas[root_id].certificate

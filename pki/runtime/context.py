@@ -31,7 +31,15 @@ from pki.store import repository
 from pki.store.db import Database
 from pki.store.models import CertificateAuthorityRow, CertificateRow
 
-__all__ = ["ISO15118_2", "ORGANIZATION_SETTING", "CaDirectory", "CaEntry", "Context", "IssuerContext"]
+__all__ = [
+    "ISO15118_2",
+    "ORGANIZATION_SETTING",
+    "CaDirectory",
+    "CaEntry",
+    "Context",
+    "IssuerContext",
+    "foreign_certificates",
+]
 
 ORGANIZATION_SETTING = "cso_organization"
 ISO15118_2 = "iso15118-2"
@@ -57,7 +65,12 @@ _DIRECTORY_QUERY = (
 )
 _STATUS_COLUMN = 7
 # The same, plus what a new directory entry needs; read only when the directory changed.
-_FULL_DIRECTORY_QUERY = _DIRECTORY_QUERY.add_columns(_CA.c.not_after, _CA.c.der, _CA.c.pki)
+_FULL_DIRECTORY_QUERY = _DIRECTORY_QUERY.add_columns(_CA.c.not_after, _CA.c.der, _CA.c.pki, _CA.c.foreign_chain)
+
+
+def foreign_certificates(pem_text: str | None) -> tuple[x509.Certificate, ...]:
+    """The stored chain above a CA under an external parent (intermediates, then the root)."""
+    return tuple(x509.load_pem_x509_certificates(pem_text.encode())) if pem_text else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,13 @@ class CaEntry:
     not_after: dt.datetime
     certificate: x509.Certificate
     pki: str = ""  # the hierarchy section; a rolled-over root shares it with its predecessor
+    # Above a CA whose parent we do not run: the external intermediates, then the external root.
+    foreign_chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def is_root(self) -> bool:
+        """One of our own self-signed roots (a CA under an external parent has no parent row either)."""
+        return self.parent_id is None and not self.foreign_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,20 @@ class CaDirectory:
             chain.append(entry)
             current = entry.parent_id
         return chain
+
+    def presented(self, ca_id: str) -> list[x509.Certificate]:
+        """What a certificate of ``ca_id`` travels with: the CA and every CA above it, leaf side
+        first, the root left out -- our root, or an external root (whose intermediates are in)."""
+        entries = self.chain(ca_id)
+        top = entries[-1]
+        if top.is_root:
+            return [entry.certificate for entry in entries[:-1]]
+        return [entry.certificate for entry in entries] + list(top.foreign_chain[:-1])
+
+    def anchor(self, ca_id: str) -> x509.Certificate:
+        """The self-signed root ``ca_id`` chains to: ours, or the external one it was installed under."""
+        top = self.chain(ca_id)[-1]
+        return top.foreign_chain[-1] if top.foreign_chain else top.certificate
 
 
 @dataclass
@@ -142,14 +176,15 @@ class Context:
         )
 
     def chain(self, session: Session, ca_id: str) -> list[x509.Certificate]:
-        """The CA's certificate and its ancestors', root last."""
+        """The CA's certificate and its ancestors', root last; under an external parent, the
+        external intermediates follow and the chain stops below the external root."""
         chain = []
         current: str | None = ca_id
         while current is not None:
             row = repository.get_ca(session, current)
             chain.append(self.ca_certificate(row))
             current = row.parent_id
-        return chain
+        return chain + list(foreign_certificates(row.foreign_chain)[:-1])
 
     # -- the cached CA directory (issuance's hot path) ---------------------------------------
 
@@ -179,6 +214,7 @@ class Context:
                     not_after=utc(row.not_after),
                     certificate=self._parsed(row.sha256, row.der),
                     pki=row.pki,
+                    foreign_chain=foreign_certificates(row.foreign_chain),
                 )
                 for row in rows
             }
@@ -194,12 +230,20 @@ class Context:
         ``directory`` must have been read in the caller's current transaction.
         """
         now = self.clock.now()
-        for ca in directory.chain(ca_id):
+        chain = directory.chain(ca_id)
+        for ca in chain:
             if ca.not_after <= now:
                 raise PolicyViolation("issuer.expired", f"CA {ca.id} expired on {ca.not_after.isoformat()}")
             status = directory.statuses.get(ca.id)
             if status in ("revoked", "on-hold"):
                 raise PolicyViolation("issuer.revoked", f"CA {ca.id} is {status} and cannot issue")
+        for external in chain[-1].foreign_chain:
+            if utc(external.not_valid_after_utc) <= now:
+                raise PolicyViolation(
+                    "issuer.expired",
+                    f"external CA {external.subject.rfc4514_string()} above {chain[-1].id} expired on "
+                    f"{external.not_valid_after_utc.isoformat()}",
+                )
 
     def cached_organization(self) -> str | None:
         return self._organization

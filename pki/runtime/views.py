@@ -41,6 +41,11 @@ class CaView:
     issues: tuple[str, ...]
     crl_number: int
     certificate_pem: str = field(repr=False)
+    external_parent: bool = False  # installed under a CA we do not run (its issuer is not in this list)
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_id is None and not self.external_parent
 
     @classmethod
     def from_row(cls, row: CertificateAuthorityRow) -> CaView:
@@ -59,6 +64,7 @@ class CaView:
             issues=tuple(p for p in row.issues.split(",") if p),
             crl_number=row.crl_number,
             certificate_pem=pem(certificate),
+            external_parent=row.foreign_chain is not None,
         )
 
     def to_json(self, *, with_pem: bool = False) -> dict[str, Any]:
@@ -161,6 +167,8 @@ class InitReport:
     organization: str
     created: tuple[str, ...]
     kept: tuple[str, ...]
+    awaiting: tuple[str, ...] = ()  # CAs whose external parent has yet to sign their request
+    waiting: tuple[str, ...] = ()  # CAs and leaves below those, created once they are installed
 
 
 def certificate_view(session: Session, row: CertificateRow, now: dt.datetime) -> CertificateView:

@@ -94,7 +94,7 @@ def issue_for_station(
                 replaced_ca.append(revoked)
         # Issuance has just checked the cached directory against this transaction's reading.
         directory = ctx.cached_ca_directory() or ctx.ca_directory(connection)
-        chain = [leaf[0], *(entry.certificate for entry in directory.chain(issuer_id)[:-1])]
+        chain = [leaf[0], *directory.presented(issuer_id)]
         payload = payload_for("".join(c.public_bytes(Encoding.PEM).decode() for c in chain))
         now = ctx.clock.now()
         certificate = (issuer_id, serial_hex(leaf[0].serial_number))

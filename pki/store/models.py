@@ -16,6 +16,7 @@ __all__ = [
     "ApiTokenRow",
     "AuditHead",
     "AuditRecord",
+    "CaRequestRow",
     "CertificateAuthorityRow",
     "CertificateRow",
     "ContractRow",
@@ -48,6 +49,36 @@ class CertificateAuthorityRow(SQLModel, table=True):
     not_after: dt.datetime = _when()  # type: ignore[assignment]
     der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     crl_number: int = 0
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    # A CA under a parent we do not run: the certificates above it that are not ours, PEM,
+    # intermediates first and the (foreign) root last. NULL for our own roots and sub-CAs.
+    foreign_chain: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+    @property
+    def is_root(self) -> bool:
+        """One of our own self-signed roots (a CA under an external parent has no parent row either)."""
+        return self.parent_id is None and self.foreign_chain is None
+
+
+class CaRequestRow(SQLModel, table=True):
+    """A CA whose parent is external and that awaits its certificate (``evpki ca request/install``).
+
+    ``csr`` is the PKCS#10 request made at ``init`` (subject, extensions, signed by the CA's key);
+    installing the certificate the external CA signed moves the CA to ``certificate_authority``
+    and deletes this row, in one transaction.
+    """
+
+    __tablename__ = "ca_request"
+
+    id: str = Field(primary_key=True, max_length=64)
+    pki: str = Field(max_length=16)
+    standard: str = Field(max_length=16)
+    key_id: str = Field(max_length=128)
+    key_backend: str = Field(max_length=16)
+    issues: str = Field(default="", max_length=256)
+    rsa_pss: bool = False
+    path_length: int | None = None
+    csr: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: dt.datetime = _when()  # type: ignore[assignment]
 
 
