@@ -101,9 +101,7 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
     """
     uses, installed = _installed(version, request, response)
     root_ids = {
-        x509.load_pem_x509_certificate(ca.certificate_pem.encode()): ca.id
-        for ca in pki.cas.list()
-        if ca.parent_id is None
+        x509.load_pem_x509_certificate(ca.certificate_pem.encode()): ca.id for ca in pki.cas.list() if ca.is_root
     }
     ours = list(root_ids)
     installs: list[Change] = []
