@@ -117,6 +117,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
     metrics.install()
     for module in (health, cas, certificates, contracts, roots, trust, firmware, audit, ocsp, crl, ocpp_routes):
         app.include_router(module.router)
+    app.include_router(cas.requests_router)
     app.include_router(metrics.router)
     _document_security(app)
     return app

@@ -8,7 +8,16 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from pki.ca import MAX_CSR_CHARS, MAX_TRUST_FILE_BYTES, ImportReport, RequestIdentity, RootUse, TrustedRootView
+from pki.ca import (
+    MAX_CSR_CHARS,
+    MAX_TRUST_FILE_BYTES,
+    CaRequestView,
+    ImportReport,
+    InstallReport,
+    RequestIdentity,
+    RootUse,
+    TrustedRootView,
+)
 from pki.iso15118 import CONTRACT_STATUSES, MAX_NOTE_CHARS, ContractRevocation, ContractView
 from pki.runtime import CaView, CertificateView
 
@@ -183,6 +192,9 @@ class CaOut(_Wire):
     issues: list[str]
     key_backend: str
     crl_number: int
+    external_parent: bool = Field(
+        description="installed under a CA we do not run (parentId is null and its issuer is external)"
+    )
 
     @classmethod
     def of(cls, view: CaView) -> CaOut:
@@ -438,4 +450,61 @@ class TrustImportOut(_Wire):
             added=[TrustedRootOut.of(view) for view in report.added],
             unchanged=[TrustedRootOut.of(view) for view in report.unchanged],
             refused=[TrustRefusalOut(entry=item.entry, reason=item.reason) for item in report.refused],
+        )
+
+
+class CaRequestOut(_Wire):
+    """A CA whose external parent has yet to sign its request."""
+
+    id: str
+    pki: str
+    standard: str
+    subject: str
+    path_length: int | None
+    issues: list[str]
+    key_backend: str
+    created_at: dt.datetime
+    csr_pem: str = Field(description="the PKCS#10 request (PEM) to hand to the external CA")
+
+    @classmethod
+    def of(cls, view: CaRequestView) -> CaRequestOut:
+        data: dict[str, Any] = {name: getattr(view, name) for name in cls.model_fields}
+        data["issues"] = list(view.issues)
+        return cls(**data)
+
+
+class CaInstallIn(_Wire):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    certificate: str = Field(
+        max_length=MAX_TRUST_FILE_BYTES, description="the CA certificate the external CA signed (PEM)"
+    )
+    chain: str | None = Field(
+        default=None,
+        max_length=MAX_TRUST_FILE_BYTES,
+        description="the external CA's intermediates and, unless the trust store holds it, its root (PEM)",
+    )
+
+
+class CaAnchorOut(_Wire):
+    subject: str
+    sha256: str
+    added: bool = Field(description="the root was not in the trust store and was added with the chain")
+
+
+class CaInstallOut(_Wire):
+    ca: CaOut
+    intermediates: list[str] = Field(description="subjects of the external CAs between it and the root")
+    anchor: CaAnchorOut
+    created: list[str] = Field(description="CAs and leaves of the hierarchy created now that it can sign")
+    waiting: list[str] = Field(description="what still waits for another CA's certificate")
+
+    @classmethod
+    def of(cls, report: InstallReport) -> CaInstallOut:
+        return cls(
+            ca=CaOut.of(report.ca),
+            intermediates=list(report.intermediates),
+            anchor=CaAnchorOut(subject=report.anchor_subject, sha256=report.anchor_sha256, added=report.anchor_added),
+            created=list(report.created),
+            waiting=list(report.waiting),
         )

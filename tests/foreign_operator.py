@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import FRESH_EPOCH
+from pki import PKI
+from pki.core.clock import FixedClock
+from tests.conftest import FRESH_EPOCH, ORG, database_url, make_settings
 
-__all__ = ["ForeignOperator", "default_hierarchy_with_external_parents"]
+__all__ = [
+    "CORPORATE",
+    "V2G",
+    "ForeignOperator",
+    "default_hierarchy_with_external_parents",
+    "install_all",
+    "open_awaiting",
+    "pem",
+]
 
 _CA_USAGE = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
 
@@ -102,8 +113,10 @@ class ForeignOperator:
         path_length: int | bool | None = True,
         extended_usage: bool = False,
         signer: ec.EllipticCurvePrivateKey | None = None,
+        start: dt.datetime = FRESH_EPOCH,
     ) -> x509.Certificate:
-        """A CA certificate for ``request_pem``; ``path_length=True`` grants what the request asks."""
+        """A CA certificate for ``request_pem`` valid from about ``start`` for ``days``;
+        ``path_length=True`` grants what the request asks."""
         request = x509.load_pem_x509_csr(request_pem.encode())
         assert request.is_signature_valid
         asked = request.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
@@ -114,8 +127,8 @@ class ForeignOperator:
             .issuer_name(self.issuing.subject)
             .public_key(request.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(FRESH_EPOCH - dt.timedelta(days=1))
-            .not_valid_after(FRESH_EPOCH + dt.timedelta(days=days))
+            .not_valid_before(start - dt.timedelta(days=1))
+            .not_valid_after(start + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=granted), critical=True)  # type: ignore[arg-type]
             .add_extension(_CA_USAGE, critical=True)
             .add_extension(request.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value, critical=False)
@@ -159,3 +172,37 @@ def default_hierarchy_with_external_parents() -> str:
     result = "\n[".join(kept)
     assert result.count("external_parent = true") == 3
     return result
+
+
+V2G = ForeignOperator()  # plays an ecosystem V2G root (Hubject, DigiCert, ...)
+CORPORATE = ForeignOperator(name="Corporate Root CA", dc="CORP", intermediate=True)  # above the CSO sub-CA
+
+
+def pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def open_awaiting(home: Path) -> tuple[PKI, str | None]:
+    """A PKI initialised from :func:`default_hierarchy_with_external_parents`: three CAs await."""
+    config = home / "hierarchy.toml"
+    config.write_text(default_hierarchy_with_external_parents(), encoding="utf-8")
+    url, name = database_url(home)
+    pki = PKI.open(make_settings(home, url), clock=FixedClock(FRESH_EPOCH))
+    report = pki.cas.init(config=config, organization=ORG, actor="test")
+    assert set(report.awaiting) == {"cpo-sub1", "cps-sub1", "cso-sub"}
+    assert set(report.waiting) == {"cpo-sub2", "cps-sub2", "cps-leaf", "csms-server"}
+    return pki, name
+
+
+def install_all(pki: PKI) -> None:
+    """The operators sign the three requests; evpki installs them (and creates what waited)."""
+    first = pki.cas.install("cpo-sub1", pem(V2G.sign(pki.cas.request("cpo-sub1").csr_pem)), chain=V2G.chain_pem())
+    assert first.anchor_added and first.created == ("cpo-sub2",)
+    # The V2G root is trusted now: the CPS sub-CA needs no chain.
+    second = pki.cas.install("cps-sub1", pem(V2G.sign(pki.cas.request("cps-sub1").csr_pem)))
+    assert not second.anchor_added and set(second.created) == {"cps-sub2", "cps-leaf"}
+    third = pki.cas.install(
+        "cso-sub", pem(CORPORATE.sign(pki.cas.request("cso-sub").csr_pem)), chain=CORPORATE.chain_pem()
+    )
+    assert third.intermediates == (CORPORATE.issuing.subject.rfc4514_string(),)
+    assert third.created == ("csms-server",)

@@ -1,14 +1,16 @@
 """The authority: certificate profiles, CSR policy, the hierarchy and its bootstrap, building and
-issuing certificates, root rollover, which root serves which OCPP certificate use, and the trust store of foreign roots.
+issuing certificates, root rollover, CAs under external parents (their requests and installation),
+which root serves which OCPP certificate use, and the trust store of foreign roots.
 Facade services: ``pki.cas``, ``pki.certificates`` and ``pki.trust``.
 """
 
 from __future__ import annotations
 
+from pki.ca.ca_requests import CaRequestView
 from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity, load_csr
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
-from pki.ca.services import CertificateAuthorities, Certificates
+from pki.ca.services import CertificateAuthorities, Certificates, InstallReport
 from pki.ca.trust_files import MAX_TRUST_FILE_BYTES
 from pki.ca.trust_store import ImportRefusal, ImportReport, TrustedRootView, TrustStore
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
@@ -17,11 +19,13 @@ __all__ = [
     "CERTIFICATE_STATUSES",
     "MAX_CSR_CHARS",
     "MAX_TRUST_FILE_BYTES",
+    "CaRequestView",
     "CertificateAuthorities",
     "CertificateFilter",
     "Certificates",
     "ImportRefusal",
     "ImportReport",
+    "InstallReport",
     "ProfileName",
     "RequestIdentity",
     "RootUse",

@@ -29,7 +29,14 @@ from pki.runtime.views import InitReport
 from pki.store import repository
 from pki.store.models import CaRequestRow, CertificateAuthorityRow, CertificateRow
 
-__all__ = ["HIERARCHY_SETTING", "init_hierarchy", "record_managed_leaf", "stored_hierarchy", "stored_organization"]
+__all__ = [
+    "HIERARCHY_SETTING",
+    "create_ca_request",
+    "init_hierarchy",
+    "record_managed_leaf",
+    "stored_hierarchy",
+    "stored_organization",
+]
 
 HIERARCHY_SETTING = "hierarchy_source"
 
@@ -83,14 +90,26 @@ def _ensure_external_ca(ctx: Context, spec: CaSpec, actor: str) -> str:
             return "installed"
         if session.get(CaRequestRow, spec.id) is not None:
             return "awaiting"
+    create_ca_request(ctx, spec, actor)
+    return "requested"
+
+
+def create_ca_request(ctx: Context, spec: CaSpec, actor: str, *, successor_of: str | None = None) -> None:
+    """The key (a leftover of an interrupted run is reused) and the stored request of ``spec``."""
     key_id = f"ca-{spec.id}"
     signer = _key(ctx, key_id, spec.pki.algorithm)
     csr = build_ca_request(signer, spec)
     with ctx.database.write() as session:
         record_ca_request(
-            session, spec, csr, key_id=key_id, key_backend=ctx.keys.backend, now=ctx.clock.now(), actor=actor
+            session,
+            spec,
+            csr,
+            key_id=key_id,
+            key_backend=ctx.keys.backend,
+            now=ctx.clock.now(),
+            actor=actor,
+            successor_of=successor_of,
         )
-    return "requested"
 
 
 def _key(ctx: Context, key_id: str, algorithm: str) -> Signer:

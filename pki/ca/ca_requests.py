@@ -49,6 +49,7 @@ class CaRequestView:
     key_backend: str
     created_at: dt.datetime
     csr_pem: str
+    successor_of: str | None = None  # a rollover: the CA it replaces once installed
 
 
 def request_view(row: CaRequestRow) -> CaRequestView:
@@ -63,6 +64,7 @@ def request_view(row: CaRequestRow) -> CaRequestView:
         key_backend=row.key_backend,
         created_at=row.created_at,
         csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode(),
+        successor_of=row.successor_of,
     )
 
 
@@ -130,6 +132,7 @@ def record_ca_request(
     key_backend: str,
     now: dt.datetime,
     actor: str,
+    successor_of: str | None = None,
 ) -> CaRequestRow:
     row = CaRequestRow(
         id=spec.id,
@@ -142,6 +145,7 @@ def record_ca_request(
         path_length=spec.path_length,
         csr=csr.public_bytes(_DER),
         created_at=now,
+        successor_of=successor_of,
     )
     session.add(row)
     session.flush()
@@ -151,7 +155,12 @@ def record_ca_request(
         actor=actor,
         action="ca-request",
         ca_id=None,
-        details={"ca": spec.id, "subject": csr.subject.rfc4514_string(), "path_length": spec.path_length},
+        details={
+            "ca": spec.id,
+            "subject": csr.subject.rfc4514_string(),
+            "path_length": spec.path_length,
+            "successor_of": successor_of,
+        },
     )
     return row
 

@@ -70,6 +70,7 @@ class InstallPlan:
     intermediates: tuple[x509.Certificate, ...]  # external CAs between it and the anchor, nearest first
     anchor: x509.Certificate
     anchor_use: RootUse | None  # the use it is trusted for when it must be added to the trust store
+    successor_of: str | None = None  # a rollover: the CA whose profiles and subtree it takes over
 
 
 def _violation(rule: str, message: str) -> PolicyViolation:
@@ -147,7 +148,7 @@ def plan_installation(
                 f"the path ends at {anchor.subject.rfc4514_string()!r}, which the trust store does not hold; "
                 "give it with --chain or `evpki trust add` it first",
             )
-    return InstallPlan(ca_id, certificate, tuple(intermediates), anchor, anchor_use)
+    return InstallPlan(ca_id, certificate, tuple(intermediates), anchor, anchor_use, request.successor_of)
 
 
 def _check_ca_profile(certificate: x509.Certificate, request: CaRequestRow, requested: x509.Name) -> None:

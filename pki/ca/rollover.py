@@ -23,6 +23,11 @@ old leaves stay valid: stations that still trust only the old ManufacturerRootCe
 verifying firmware the old signer signed, and a car listing only the old V2G root keeps getting
 the old CPS chain (ISO 15118-2 CertificateInstallationReq ``ListOfRootCertificateIDs``).
 
+A CA under an external parent (``cpo-sub1`` under an ecosystem V2G root) is the top of our part of
+its hierarchy and rolls over the same way, except that its successor (``cpo-sub1-2``, new key) is a
+request the external CA signs: it awaits its certificate, and once ``ca install`` installs it, the
+profiles, managed leaves and subtree move to it (no link certificate: the external root anchors both).
+
 The old generation stays valid (and keeps answering OCSP and publishing CRLs) until the operator
 revokes or lets it expire; the bridge's root reconciliation (OCPP M03-M05) installs the new root
 on stations at once and deletes the old root once it is no longer trusted.
@@ -39,18 +44,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pki.ca.authority import build_certificate, fingerprint, new_serial, serial_hex, validity_window
-from pki.ca.bootstrap import ensure_ca, record_managed_leaf
+from pki.ca.bootstrap import create_ca_request, ensure_ca, record_managed_leaf
 from pki.ca.hierarchy import CaSpec, PkiSpec
 from pki.ca.profiles import ProfileName, get_profile
 from pki.core.algorithms import describe_key
 from pki.core.clock import utc
-from pki.core.errors import InvalidInput
+from pki.core.errors import Conflict, InvalidInput
 from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store import repository
-from pki.store.models import CertificateAuthorityRow, CertificateRow
+from pki.store.models import CaRequestRow, CertificateAuthorityRow, CertificateRow
 
-__all__ = ["LINK_LABEL_PREFIX", "rollover_root"]
+__all__ = ["LINK_LABEL_PREFIX", "adopt_successor", "rollover_root"]
 
 LINK_LABEL_PREFIX = "link-"
 _GENERATION = re.compile(r"^(?P<base>.+?)-(?P<n>\d+)$")
@@ -81,7 +86,11 @@ def _path_length(certificate: x509.Certificate) -> int | None:
 
 
 def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None = None, actor: str = "system") -> str:
-    """Create the next generation of ``root_id`` (see the module docstring); returns the new root's id."""
+    """Create the next generation of ``root_id`` (see the module docstring); returns the new root's id.
+
+    For a CA under an external parent (the top of our part of its hierarchy), the successor is a
+    new request to that parent instead; it takes over once ``ca install`` installs it.
+    """
     with ctx.database.read() as session:
         cas = {row.id: row for row in repository.list_cas(session)}
     old_root = cas.get(root_id)
@@ -90,10 +99,7 @@ def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None =
     if old_root.parent_id is not None:
         raise InvalidInput(f"{root_id} is not a root; roll over its root instead")
     if not old_root.is_root:
-        raise InvalidInput(
-            f"{root_id} is installed under an external CA: that CA's operator signs its successor "
-            "(a rollover under an external parent is not supported yet)"
-        )
+        return _request_successor(ctx, cas, old_root, validity, actor)
     old_certificate = ctx.ca_certificate(old_root)
     algorithm = describe_key(old_certificate.public_key()).name
     pki = PkiSpec(old_root.pki, old_root.standard, algorithm, old_root.rsa_pss)
@@ -108,6 +114,43 @@ def rollover_root(ctx: Context, root_id: str, *, validity: dt.timedelta | None =
     _hand_over(ctx, old_root, new_root_id, actor)
     _copy_subtree(ctx, cas, root_id, new_root_id, pki, generation, actor)
     return new_root_id
+
+
+def _request_successor(
+    ctx: Context,
+    cas: dict[str, CertificateAuthorityRow],
+    old: CertificateAuthorityRow,
+    validity: dt.timedelta | None,
+    actor: str,
+) -> str:
+    """A CA under an external parent rolls over by a new request to that parent: a successor with a
+    new key awaits its certificate, and takes over once installed (:func:`adopt_successor`)."""
+    with ctx.database.read() as session:
+        pending = {row.successor_of: row.id for row in session.execute(select(CaRequestRow)).scalars()}
+    if old.id in pending:
+        raise Conflict(f"{pending[old.id]} already awaits its certificate as the successor of {old.id}")
+    certificate = ctx.ca_certificate(old)
+    pki = PkiSpec(old.pki, old.standard, describe_key(certificate.public_key()).name, old.rsa_pss)
+    new_id, generation = _next_id(set(cas) | set(pending.values()), old.id)
+    lifetime = validity or (utc(old.not_after) - utc(old.not_before))
+    spec = CaSpec(
+        new_id, pki, None, _renamed(certificate.subject, generation), lifetime, _path_length(certificate), (), True
+    )
+    create_ca_request(ctx, spec, actor, successor_of=old.id)
+    return new_id
+
+
+def adopt_successor(ctx: Context, old_id: str, new_id: str, actor: str) -> None:
+    """Once a successor under an external parent is installed: its predecessor's profiles, managed
+    leaves and subtree move to it, as they move to a rolled-over root's generation."""
+    with ctx.database.read() as session:
+        cas = {row.id: row for row in repository.list_cas(session)}
+    old = cas[old_id]
+    match = _GENERATION.match(new_id)
+    generation = int(match["n"]) if match else 2
+    pki = PkiSpec(old.pki, old.standard, describe_key(ctx.ca_certificate(old).public_key()).name, old.rsa_pss)
+    _hand_over(ctx, old, new_id, actor)
+    _copy_subtree(ctx, cas, old_id, new_id, pki, generation, actor)
 
 
 def _link(ctx: Context, old_root_id: str, new_root_id: str, actor: str) -> None:

@@ -102,6 +102,8 @@ class CertificateAuthorities:
         raw = certificate.encode() if isinstance(certificate, str) else certificate
         raw_chain = chain.encode() if isinstance(chain, str) else chain
         plan = install_ca_certificate(self._ctx, ca_id, raw, raw_chain, actor)
+        if plan.successor_of is not None:
+            rollover.adopt_successor(self._ctx, plan.successor_of, ca_id, actor)
         spec = stored_hierarchy(self._ctx)
         report = init_hierarchy(self._ctx, spec, actor) if spec is not None else None
         anchor_der = plan.anchor.public_bytes(serialization.Encoding.DER)
@@ -161,7 +163,11 @@ class CertificateAuthorities:
             return self._ctx.chain(session, ca_id)
 
     def rollover(self, ca_id: str, *, validity: dt.timedelta | None = None, actor: str = "system") -> str:
-        """A new generation of root ``ca_id`` and its subtree, linked by a certificate the old root signs."""
+        """A new generation of root ``ca_id`` and its subtree, linked by a certificate the old root signs.
+
+        For a CA under an external parent: its successor's request (``pki.cas.request``), which takes
+        over once installed (``pki.cas.install``); the returned id awaits its certificate until then.
+        """
         return rollover.rollover_root(self._ctx, ca_id, validity=validity, actor=actor)
 
     def root_link(self, root_id: str) -> x509.Certificate | None:

@@ -79,6 +79,9 @@ class CaRequestRow(SQLModel, table=True):
     rsa_pss: bool = False
     path_length: int | None = None
     csr: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The CA this one succeeds (a rollover under an external parent): once installed, it takes over
+    # the profiles and subtree of that CA, as a rolled-over root's generation does.
+    successor_of: str | None = Field(default=None, max_length=64)
     created_at: dt.datetime = _when()  # type: ignore[assignment]
 
 

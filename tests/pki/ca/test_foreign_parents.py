@@ -17,38 +17,30 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import MetaData, create_engine, select
 
 from pki import PKI, RequestIdentity
-from pki.core.clock import FixedClock
+from pki.ca import CertificateFilter
 from pki.core.errors import Conflict, InvalidInput, NotFound, PolicyViolation
 from tests.conftest import (
     FRESH_EPOCH,
     ORG,
-    database_url,
     drop_database,
     make_csr,
-    make_settings,
     requires_openssl,
     run_openssl,
 )
-from tests.foreign_operator import ForeignOperator, default_hierarchy_with_external_parents
-
-V2G = ForeignOperator()
-CORPORATE = ForeignOperator(name="Corporate Root CA", dc="CORP", intermediate=True)
-
-
-def _open(tmp: Path) -> tuple[PKI, str | None]:
-    config = tmp / "hierarchy.toml"
-    config.write_text(default_hierarchy_with_external_parents(), encoding="utf-8")
-    url, name = database_url(tmp)
-    pki = PKI.open(make_settings(tmp, url), clock=FixedClock(FRESH_EPOCH))
-    report = pki.cas.init(config=config, organization=ORG, actor="test")
-    assert set(report.awaiting) == {"cpo-sub1", "cps-sub1", "cso-sub"}
-    assert set(report.waiting) == {"cpo-sub2", "cps-sub2", "cps-leaf", "csms-server"}
-    return pki, name
+from tests.foreign_operator import (
+    CORPORATE,
+    V2G,
+    ForeignOperator,
+    default_hierarchy_with_external_parents,
+    install_all,
+    open_awaiting,
+    pem,
+)
 
 
 @pytest.fixture(scope="module")
 def awaiting_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PKI]:
-    pki, name = _open(tmp_path_factory.mktemp("awaiting"))
+    pki, name = open_awaiting(tmp_path_factory.mktemp("awaiting"))
     yield pki
     pki.close()
     drop_database(name)
@@ -56,29 +48,11 @@ def awaiting_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PKI]:
 
 @pytest.fixture(scope="module")
 def installed_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PKI]:
-    pki, name = _open(tmp_path_factory.mktemp("installed"))
-    first = pki.cas.install(
-        "cpo-sub1",
-        V2G.sign(pki.cas.request("cpo-sub1").csr_pem).public_bytes(serialization.Encoding.PEM),
-        chain=V2G.chain_pem(),
-        actor="test",
-    )
-    assert first.anchor_added and first.created == ("cpo-sub2",)
-    # The V2G root is trusted now: the CPS sub-CA needs no --chain.
-    second = pki.cas.install("cps-sub1", _pem(V2G.sign(pki.cas.request("cps-sub1").csr_pem)), actor="test")
-    assert not second.anchor_added and set(second.created) == {"cps-sub2", "cps-leaf"}
-    third = pki.cas.install(
-        "cso-sub", _pem(CORPORATE.sign(pki.cas.request("cso-sub").csr_pem)), chain=CORPORATE.chain_pem(), actor="test"
-    )
-    assert third.intermediates == (CORPORATE.issuing.subject.rfc4514_string(),)
-    assert third.created == ("csms-server",)
+    pki, name = open_awaiting(tmp_path_factory.mktemp("installed"))
+    install_all(pki)
     yield pki
     pki.close()
     drop_database(name)
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _snapshot(pki: PKI) -> dict[str, list[tuple[object, ...]]]:
@@ -152,29 +126,29 @@ def _variants(pki: PKI) -> list[tuple[str, str, str | None, type[Exception], str
     impostor = ForeignOperator(name=V2G.name)  # the same name, another key
     return [
         ("garbage", "not a certificate", V2G.chain_pem(), InvalidInput, "not an X.509 certificate"),
-        ("key", _pem(V2G.sign(other_csr)), V2G.chain_pem(), PolicyViolation, "install.key"),
+        ("key", pem(V2G.sign(other_csr)), V2G.chain_pem(), PolicyViolation, "install.key"),
         (
             "path length",
-            _pem(V2G.sign(request, path_length=0)),
+            pem(V2G.sign(request, path_length=0)),
             V2G.chain_pem(),
             PolicyViolation,
             "install.path-length",
         ),
-        ("eku", _pem(V2G.sign(request, extended_usage=True)), V2G.chain_pem(), PolicyViolation, "install.eku"),
-        ("no anchor", _pem(V2G.sign(request)), None, PolicyViolation, "install.chain"),
-        ("unknown root", _pem(stranger.sign(request)), None, PolicyViolation, "install.chain"),
-        ("forged", _pem(impostor.sign(request)), V2G.chain_pem(), PolicyViolation, "install.chain"),
-        ("outlives root", _pem(V2G.sign(request, days=41 * 365)), V2G.chain_pem(), PolicyViolation, "install.validity"),
+        ("eku", pem(V2G.sign(request, extended_usage=True)), V2G.chain_pem(), PolicyViolation, "install.eku"),
+        ("no anchor", pem(V2G.sign(request)), None, PolicyViolation, "install.chain"),
+        ("unknown root", pem(stranger.sign(request)), None, PolicyViolation, "install.chain"),
+        ("forged", pem(impostor.sign(request)), V2G.chain_pem(), PolicyViolation, "install.chain"),
+        ("outlives root", pem(V2G.sign(request, days=41 * 365)), V2G.chain_pem(), PolicyViolation, "install.validity"),
         (
             "extra chain",
-            _pem(V2G.sign(request)),
+            pem(V2G.sign(request)),
             V2G.chain_pem() + stranger.root_pem(),
             PolicyViolation,
             "install.chain",
         ),
         (
             "bad chain",
-            _pem(V2G.sign(request)),
+            pem(V2G.sign(request)),
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
             InvalidInput,
             "chain",
@@ -195,7 +169,7 @@ def test_an_iso15118_2_chain_has_room_for_two_sub_cas_only(awaiting_pki: PKI) ->
     deep = ForeignOperator(name="Deep Root", intermediate=True)
     certificate = deep.sign(awaiting_pki.cas.request("cpo-sub1").csr_pem)
     with pytest.raises(PolicyViolation) as caught:
-        awaiting_pki.cas.install("cpo-sub1", _pem(certificate), chain=deep.chain_pem(), actor="test")
+        awaiting_pki.cas.install("cpo-sub1", pem(certificate), chain=deep.chain_pem(), actor="test")
     assert caught.value.rule == "iso15118.chain-depth"
 
 
@@ -236,7 +210,7 @@ def test_openssl_verifies_an_secc_certificate_against_the_external_root_alone(
         profile="secc", csr=csr, identity=RequestIdentity(secc_id="SECC-FOREIGN-1"), actor="test"
     )
     (tmp_path / "leaf.pem").write_text(issued.certificate.certificate_pem)
-    (tmp_path / "chain.pem").write_text("".join(_pem(c) for c in issued.chain))
+    (tmp_path / "chain.pem").write_text("".join(pem(c) for c in issued.chain))
     (tmp_path / "root.pem").write_text(V2G.root_pem())
     result = run_openssl(
         "verify",
@@ -264,7 +238,7 @@ def test_a_station_certificate_chains_through_the_corporate_intermediate(install
     )
     assert issued.chain[-1] == CORPORATE.issuing  # cso-sub, then the corporate issuing CA
     (tmp_path / "leaf.pem").write_text(issued.certificate.certificate_pem)
-    (tmp_path / "chain.pem").write_text("".join(_pem(c) for c in issued.chain))
+    (tmp_path / "chain.pem").write_text("".join(pem(c) for c in issued.chain))
     (tmp_path / "root.pem").write_text(CORPORATE.root_pem())
     result = run_openssl(
         "verify",
@@ -297,3 +271,33 @@ def test_audit_chain_holds_the_request_and_the_install(installed_pki: PKI) -> No
     installed = installed_pki.audit.records(action="ca-install")
     assert [record.ca_id for record in installed] == ["cpo-sub1", "cps-sub1", "cso-sub"]
     assert installed_pki.audit.verify().ok
+
+
+def test_a_ca_under_an_external_parent_rolls_over_by_a_new_request(tmp_path: Path) -> None:
+    pki, name = open_awaiting(tmp_path)
+    try:
+        install_all(pki)
+        successor = pki.cas.rollover("cps-sub1", actor="test")
+        assert successor == "cps-sub1-2"
+        assert pki.cas.request(successor).successor_of == "cps-sub1"
+        with pytest.raises(Conflict, match="already awaits"):
+            pki.cas.rollover("cps-sub1", actor="test")
+        # Until the successor is installed, the old generation keeps serving.
+        assert "cps-leaf" in pki.cas.get("cps-sub2").issues
+        request = pki.cas.request(successor).csr_pem
+        assert (
+            x509.load_pem_x509_csr(request.encode())
+            .subject.rfc4514_string()
+            .endswith("CN=Prov Sub-CA 1 G2,O=" + ORG + ",C=DE")
+        )
+        report = pki.cas.install(successor, pem(V2G.sign(request)), actor="test")
+        assert report.ca.external_parent
+        assert not pki.cas.get("cps-sub2").issues and pki.cas.get("cps-sub2-2").issues == ("cps-leaf",)
+        assert pki.cas.get("cps-sub2-2").parent_id == successor
+        # The CPS leaf has a successor under the new generation; its chain ends below the same V2G root.
+        leaves = [c for c in pki.certificates.list(CertificateFilter(ca_id="cps-sub2-2")) if c.label == "cps-leaf"]
+        assert len(leaves) == 1
+        assert [c.subject for c in pki.cas.chain("cps-sub2-2")][-1] == x509.load_pem_x509_csr(request.encode()).subject
+    finally:
+        pki.close()
+        drop_database(name)

@@ -36,7 +36,16 @@ SOFTHSM_CANDIDATES = (
 MODULE = next((path for path in SOFTHSM_CANDIDATES if Path(path).exists()), None)
 PIN = "1234"
 # SoftHSM lists its tokens once, when the module is loaded: every token a test uses is made up front.
-TOKENS = ("evpki-p256", "evpki-p384", "evpki-rsa", "evpki-rsapss", "evpki-cli", "evpki-unit", "evpki-pin")
+TOKENS = (
+    "evpki-p256",
+    "evpki-p384",
+    "evpki-rsa",
+    "evpki-rsapss",
+    "evpki-cli",
+    "evpki-unit",
+    "evpki-pin",
+    "evpki-foreign",
+)
 
 pytestmark = [
     pytest.mark.hsm,
@@ -356,4 +365,37 @@ def test_cli_init_builds_the_default_hierarchy_on_the_token(
         finally:
             instance.close()
     finally:
+        drop_database(name)
+
+
+@requires_openssl
+def test_a_ca_under_an_external_parent_requests_and_installs_with_its_key_on_the_token(
+    softhsm: str, tmp_path: Path
+) -> None:
+    """The request is signed on the token (RSA-PSS here, the hardest shape) and openssl verifies it."""
+    from tests.foreign_operator import CORPORATE, default_hierarchy_with_external_parents, pem
+
+    toml = _hierarchy("rsa-3072-pss").replace('parent = "cso-root"', "external_parent = true")
+    blocks = [b for b in toml.split("\n[") if not b.startswith("ca.cso-root]")]
+    config = tmp_path / "hierarchy.toml"
+    config.write_text("\n[".join(blocks), encoding="utf-8")
+    assert "external_parent" in default_hierarchy_with_external_parents()
+    url, name = database_url(tmp_path)
+    pki = PKI.open(hsm_settings(tmp_path, url, softhsm, "evpki-foreign"))
+    try:
+        report = pki.cas.init(config=config, organization=ORG, actor="test")
+        assert report.awaiting == ("cso-sub",)
+        request = pki.cas.request("cso-sub").csr_pem
+        (tmp_path / "cso-sub.csr").write_text(request)
+        result = run_openssl("req", "-in", str(tmp_path / "cso-sub.csr"), "-verify", "-noout", "-text")
+        assert result.returncode == 0, result.stderr
+        assert "rsassaPss" in result.stdout
+        installed = pki.cas.install(
+            "cso-sub", pem(CORPORATE.sign(request, days=365, start=pki.clock.now())), chain=CORPORATE.chain_pem()
+        )
+        assert installed.created == ("csms-server",)
+        assert not list(tmp_path.glob("keys/*.key"))  # nothing but the token holds keys
+        _issue_station(pki)
+    finally:
+        pki.close()
         drop_database(name)

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("rsa_pss", sa.Boolean(), nullable=False),
         sa.Column("path_length", sa.Integer(), nullable=True),
         sa.Column("csr", sa.LargeBinary(), nullable=False),
+        sa.Column("successor_of", sa.String(length=64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
