@@ -402,7 +402,7 @@ class TrustedRootOut(_Wire):
     sha256: str = Field(description="SHA-256 of the DER certificate, lower-case hex")
     subject: str
     label: str | None
-    source: str = Field(description="manual | import")
+    source: str = Field(description="manual | import | ca-install (the external root a CA was installed under)")
     not_before: dt.datetime
     not_after: dt.datetime
     added_at: dt.datetime

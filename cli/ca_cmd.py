@@ -17,7 +17,11 @@ from pki.runtime import pem
 
 __all__ = ["app", "init"]
 
-app = typer.Typer(help="Show and export certificate authorities.", no_args_is_help=True)
+app = typer.Typer(
+    help="Show, export and roll over certificate authorities; request and install the certificate of a CA "
+    "whose parent is external.",
+    no_args_is_help=True,
+)
 
 
 @guarded
