@@ -161,18 +161,24 @@ _warnings = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _print_sync(report: SyncReport) -> None:
     for change in report.added:
-        console.print(f"added      {change.use.value}  {change.subject}", highlight=False)
+        console.print(f"added      {change.use.value}  {change.subject}", highlight=False, soft_wrap=True)
     for change in report.retired:
-        console.print(f"retired    {change.use.value}  {change.subject}: {change.reason}", highlight=False)
+        console.print(
+            f"retired    {change.use.value}  {change.subject}: {change.reason}", highlight=False, soft_wrap=True
+        )
     for change in report.held_back:
-        console.print(f"held back  {change.use.value}  {change.subject}: {change.reason}", highlight=False)
+        console.print(
+            f"held back  {change.use.value}  {change.subject}: {change.reason}", highlight=False, soft_wrap=True
+        )
     for refusal in report.ignored:
-        console.print(f"ignored    {refusal.entry}: {refusal.reason}", highlight=False)
+        console.print(f"ignored    {refusal.entry}: {refusal.reason}", highlight=False, soft_wrap=True)
     summary = (
         f"{len(report.added)} added, {len(report.retired)} retired, {len(report.unchanged)} unchanged, "
         f"{len(report.refused)} refused, {len(report.held_back)} held back"
     )
-    console.print(summary + (" (dry run: nothing was changed)" if report.dry_run else ""), highlight=False)
+    console.print(
+        summary + (" (dry run: nothing was changed)" if report.dry_run else ""), highlight=False, soft_wrap=True
+    )
 
 
 @app.command("sync", epilog=SYNC_EXIT_CODES_HELP)
