@@ -22,7 +22,8 @@ app = typer.Typer(
     help=(
         "The trust store: foreign roots (an ecosystem V2G root, another MO's root, a vehicle OEM's root, a corporate "
         "CSMS root) trusted for one OCPP root use. They are offered to stations after our own roots "
-        "(GET /api/v1/roots, root reconciliation); OEMRootCertificate roots are also anchors of contract provisioning."
+        "(GET /api/v1/roots, root reconciliation); OEMRootCertificate roots are also anchors of contract provisioning. "
+        "'trust sync' keeps it in line with an OPCP Root Certificate Pool; EVPKI_ISO15118_OEM_ROOTS seeds OEM roots."
     ),
     no_args_is_help=True,
     epilog=EXIT_CODES_HELP,
