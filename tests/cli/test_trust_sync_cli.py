@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from typer.testing import CliRunner, Result
 
 from cli.main import app
 from pki import PKI
-from tests.conftest import make_settings
+from tests.conftest import TEST_PASSPHRASE, _copy_database, drop_database, make_settings
 from tests.fake_rcp import FakeRcp, expired_at, fake_rcp, opcp_reference
 from tests.foreign_roots import foreign_root, pem_of, sha256_of
 
@@ -254,24 +255,63 @@ def x509_of(pki: PKI, sha256: str):  # type: ignore[no-untyped-def]
 # -- failures: a documented exit code, one line, nothing changed ---------------------------------
 
 
-def _synced_then_changed(rcp: FakeRcp, secret: Path) -> None:
-    """A pool synced once that then dropped a root and gained one: a sync that went through would change both."""
-    entries = _pool_of_three(rcp)
-    assert _sync(rcp, secret).exit_code == 0
-    rcp.delete(entries["V2G"]["rootCertificateId"])
-    rcp.add(foreign_root("New in the pool").certificate, "MO")
+@dataclass
+class Synced:
+    """One store shared by the failure tests: synced once, then the pool dropped a root and gained one,
+    so a sync that went through would retire and add. Each failure must leave it exactly as it is."""
+
+    pki: PKI
+    home: Path
+    url: str
+    secret: Path
+    roots: list[dict[str, Any]]
 
 
-def test_refused_client_credentials_exit_10(rcp: FakeRcp, secret: Path, store: PKI, tmp_path: Path) -> None:
-    _synced_then_changed(rcp, secret)
-    state = _state(store)
+@pytest.fixture(scope="module")
+def synced(
+    server: FakeRcp, tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path, str | None]
+) -> Iterator[Synced]:
+    home = tmp_path_factory.mktemp("trust-sync-failures")
+    url, name = _copy_database(_fresh_template, home)
+    secret = home / "rcp-secret"
+    secret.write_text(server.client_secret)
+    secret.chmod(0o600)
+    pki = PKI.open(make_settings(home, url))
+    server.roots.clear()
+    entries = _pool_of_three(server)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in _environment(home, url).items():
+            mp.setenv(key, value)
+        assert _sync(server, secret).exit_code == 0
+    server.delete(entries["V2G"]["rootCertificateId"])
+    server.add(foreign_root("New in the pool").certificate, "MO")
+    yield Synced(pki, home, url, secret, [dict(entry) for entry in server.roots])
+    pki.close()
+    drop_database(name)
+
+
+@pytest.fixture
+def failing(synced: Synced, rcp: FakeRcp, monkeypatch: pytest.MonkeyPatch) -> Iterator[Synced]:
+    """The shared store in EVPKI_* variables and the pool as it was after the change; nothing may change."""
+    for key, value in _environment(synced.home, synced.url).items():
+        monkeypatch.setenv(key, value)
+    rcp.roots[:] = [dict(entry) for entry in synced.roots]
+    state = _state(synced.pki)
+    yield synced
+    assert _state(synced.pki) == state
+
+
+def _environment(home: Path, url: str) -> dict[str, str]:
+    return {"EVPKI_HOME": str(home), "EVPKI_DATABASE_URL": url, "EVPKI_KEY_PASSPHRASE": TEST_PASSPHRASE}
+
+
+def test_refused_client_credentials_exit_10(rcp: FakeRcp, failing: Synced, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong-secret"
     wrong.write_text("not-the-secret")
     wrong.chmod(0o600)
     _one_line_error(_sync(rcp, wrong), 10, "the token endpoint refused the client credentials: HTTP 401")
     rcp.token_status = 400
-    _one_line_error(_sync(rcp, secret), 10, "HTTP 400 (access_denied: refused by the test)")
-    assert _state(store) == state
+    _one_line_error(_sync(rcp, failing.secret), 10, "HTTP 400 (access_denied: refused by the test)")
 
 
 @pytest.mark.parametrize(
@@ -289,14 +329,11 @@ def test_refused_client_credentials_exit_10(rcp: FakeRcp, secret: Path, store: P
     ],
 )  # fmt: skip
 def test_a_pool_that_misbehaves_changes_nothing(
-    rcp: FakeRcp, secret: Path, store: PKI, setup: dict[str, Any], code: int, text: str
+    rcp: FakeRcp, failing: Synced, setup: dict[str, Any], code: int, text: str
 ) -> None:
-    _synced_then_changed(rcp, secret)
     for name, value in setup.items():
         setattr(rcp, name, value)
-    state = _state(store)
-    _one_line_error(_sync(rcp, secret), code, text)
-    assert _state(store) == state
+    _one_line_error(_sync(rcp, failing.secret), code, text)
 
 
 @pytest.mark.parametrize(
@@ -308,30 +345,24 @@ def test_a_pool_that_misbehaves_changes_nothing(
     ],
 )
 def test_an_unreadable_entry_fails_the_whole_sync(
-    rcp: FakeRcp, secret: Path, store: PKI, change: dict[str, Any], text: str
+    rcp: FakeRcp, failing: Synced, change: dict[str, Any], text: str
 ) -> None:
     """A corrupt answer does not say what the pool holds: nothing is added and, above all, nothing retired."""
-    _synced_then_changed(rcp, secret)
     broken = rcp.add(foreign_root("Broken entry").certificate, "MO")
     broken.update(change)
+    result = _sync(rcp, failing.secret)
     rcp.schema_errors.clear()  # a rootType of null breaks the schema on purpose
-    state = _state(store)
-    result = _sync(rcp, secret)
-    rcp.schema_errors.clear()
     _one_line_error(result, 3, text)
     assert "nothing was changed" in result.stderr
-    assert _state(store) == state
 
 
-def test_an_unreachable_pool_exits_7(store: PKI, secret: Path, rcp: FakeRcp) -> None:
+def test_an_unreachable_pool_exits_7(failing: Synced) -> None:
     with fake_rcp() as gone:
         url = gone.url
-    state = _state(store)
     result = runner.invoke(
-        app, ["trust", "sync", "--rcp", url, "--client-id", "x", "--client-secret-file", str(secret)]
+        app, ["trust", "sync", "--rcp", url, "--client-id", "x", "--client-secret-file", str(failing.secret)]
     )
     _one_line_error(result, 7, "cannot reach the Root Certificate Pool")
-    assert _state(store) == state
 
 
 @pytest.mark.parametrize(
@@ -343,13 +374,14 @@ def test_an_unreachable_pool_exits_7(store: PKI, secret: Path, rcp: FakeRcp) -> 
     ],
 )
 def test_urls_that_would_leak_the_secret_are_refused_before_any_request(
-    store: PKI, secret: Path, args: list[str], text: str
+    secret: Path, args: list[str], text: str
 ) -> None:
+    """Refused before the store is opened or anything is sent."""
     result = runner.invoke(app, ["trust", "sync", *args, "--client-id", "x", "--client-secret-file", str(secret)])
     _one_line_error(result, 3, text)
 
 
-def test_a_secret_file_others_can_read_is_refused(env: tuple[Path, str], tmp_path: Path) -> None:
+def test_a_secret_file_others_can_read_is_refused(tmp_path: Path) -> None:
     loose = tmp_path / "loose-secret"
     loose.write_text("secret")
     loose.chmod(0o644)
