@@ -402,13 +402,18 @@ class TrustedRootOut(_Wire):
     sha256: str = Field(description="SHA-256 of the DER certificate, lower-case hex")
     subject: str
     label: str | None
-    source: str = Field(description="manual | import | ca-install (the external root a CA was installed under)")
+    source: str = Field(
+        description="manual | import | rcp (trust sync) | seed (EVPKI_ISO15118_OEM_ROOTS) | "
+        "ca-install (the external root a CA was installed under)"
+    )
+    origin: str | None = Field(description="for rcp and seed: the pool's URL or the setting the root came from")
     not_before: dt.datetime
     not_after: dt.datetime
     added_at: dt.datetime
     added_by: str
     removed_at: dt.datetime | None = Field(description="set once the root is removed (retired); it is kept")
     removed_by: str | None
+    removed_reason: str | None = Field(description="why a sync or the seed retired it; null when removed by hand")
     certificate_pem: str
 
     @classmethod

@@ -1,14 +1,18 @@
-"""``evpki trust add|list|show|remove|import``: the trust store of root certificates we did not make."""
+"""``evpki trust add|list|show|remove|import|sync``: the trust store of root certificates we did not make."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from cli.common import EXIT_CODES_HELP, actor, console, guarded, open_pki, print_json, read_input_file
-from pki.ca import RootUse, TrustedRootView
+from cli.common import EXIT_CODES_HELP, actor, console, fail, guarded, open_pki, print_json, read_input_file
+from cli.rcp_client import RcpClient, read_client_secret
+from pki.ca import RootUse, SyncReport, TrustedRootView
+from pki.core import Unauthenticated
 
 __all__ = ["app"]
 
@@ -18,7 +22,8 @@ app = typer.Typer(
     help=(
         "The trust store: foreign roots (an ecosystem V2G root, another MO's root, a vehicle OEM's root, a corporate "
         "CSMS root) trusted for one OCPP root use. They are offered to stations after our own roots "
-        "(GET /api/v1/roots, root reconciliation); OEMRootCertificate roots are also anchors of contract provisioning."
+        "(GET /api/v1/roots, root reconciliation); OEMRootCertificate roots are also anchors of contract provisioning. "
+        "'trust sync' keeps it in line with an OPCP Root Certificate Pool; EVPKI_ISO15118_OEM_ROOTS seeds OEM roots."
     ),
     no_args_is_help=True,
     epilog=EXIT_CODES_HELP,
@@ -142,3 +147,98 @@ def import_file(
     console.print(
         f"{len(report.added)} added, {len(report.unchanged)} unchanged, {len(report.refused)} refused", highlight=False
     )
+
+
+EXIT_UNAUTHENTICATED = 10
+SYNC_EXIT_CODES_HELP = (
+    "Exit codes: 0 synced, or nothing to change (refused roots are warned about on stderr); 3 an option or the "
+    "pool's answer cannot be read (not JSON, too large, an entry whose certificate does not decode); 4 with --strict, "
+    "a root was refused; 6 another sync changed the store at the same time; 7 the pool or its token endpoint cannot be "
+    "reached, timed out or answered an error (or the database is unavailable); 10 the credentials or the token were "
+    "refused (HTTP 400/401/403). On every non-zero exit nothing was changed."
+)
+_warnings = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_sync(report: SyncReport) -> None:
+    for change in report.added:
+        console.print(f"added      {change.use.value}  {change.subject}", highlight=False, soft_wrap=True)
+    for change in report.retired:
+        console.print(
+            f"retired    {change.use.value}  {change.subject}: {change.reason}", highlight=False, soft_wrap=True
+        )
+    for change in report.held_back:
+        console.print(
+            f"held back  {change.use.value}  {change.subject}: {change.reason}", highlight=False, soft_wrap=True
+        )
+    for refusal in report.ignored:
+        console.print(f"ignored    {refusal.entry}: {refusal.reason}", highlight=False, soft_wrap=True)
+    summary = (
+        f"{len(report.added)} added, {len(report.retired)} retired, {len(report.unchanged)} unchanged, "
+        f"{len(report.refused)} refused, {len(report.held_back)} held back"
+    )
+    console.print(
+        summary + (" (dry run: nothing was changed)" if report.dry_run else ""), highlight=False, soft_wrap=True
+    )
+
+
+@app.command("sync", epilog=SYNC_EXIT_CODES_HELP)
+@guarded
+def sync(
+    rcp: Annotated[
+        str, typer.Option("--rcp", metavar="URL", help="Base URL of the OPCP Root Certificate Pool (https).")
+    ],
+    client_id: Annotated[str, typer.Option("--client-id", metavar="ID", help="OAuth2 client id the pool issued.")],
+    client_secret_file: Annotated[
+        Path,
+        typer.Option("--client-secret-file", metavar="FILE", help="File holding the OAuth2 client secret (mode 0600)."),
+    ],
+    token_url: Annotated[
+        str | None,
+        typer.Option("--token-url", metavar="URL", help="OAuth2 token endpoint (default: the pool's /oauth/token)."),
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="Token audience, the stage and region URL (default: --rcp).")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="CA bundle to verify the pool's TLS certificate (default: system).")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, max=600, help="Seconds for the whole exchange with the pool.")
+    ] = 30.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (exit 4, change nothing) if the pool lists any root we refuse.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Pull the roots of an OPCP Root Certificate Pool: add new ones, retire the ones it no longer lists.
+
+    Each listed root is checked as 'trust add' checks it; a refused one is skipped with a warning (--strict fails).
+
+    Only roots an earlier sync of this pool added are retired; those added by hand, imported or seeded stay.
+
+    One transaction, one audit record per change; nothing to change writes nothing. No prompts: fit for cron.
+    """
+    if ca_file is not None and not ca_file.is_file():
+        raise fail(f"--ca-file {ca_file}: no such file", 3)
+    client = RcpClient(
+        rcp_url=rcp,
+        client_id=client_id,
+        client_secret=read_client_secret(client_secret_file),
+        token_url=token_url,
+        audience=audience,
+        timeout=timeout,
+        verify=str(ca_file) if ca_file is not None else True,
+    )
+    try:
+        listing = client.fetch_root_listing()
+    except Unauthenticated as error:
+        raise fail(error.message, EXIT_UNAUTHENTICATED) from None
+    report = open_pki().trust.sync(listing, pool=rcp.rstrip("/"), dry_run=dry_run, strict=strict, actor=actor())
+    for refusal in report.refused:
+        _warnings.print(f"warning: refused {refusal.entry}: {refusal.reason}", markup=False)
+    if json_output:
+        print_json(report.as_dict())
+    else:
+        _print_sync(report)

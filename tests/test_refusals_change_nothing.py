@@ -523,6 +523,13 @@ CLI_REFUSALS: tuple[Cli, ...] = (
     Cli("trust import", "CTL without rootCertificates", "trust import {empty_ctl_file}", 3),
     Cli("trust remove", "unknown root", "trust remove no-such-root", 5),
     Cli("trust remove", "already removed", f"trust remove {RETIRED_LABEL}", 6),
+    *(
+        Cli("trust sync", why, f"trust sync --rcp {url} --client-id c --client-secret-file {{{secret}}}", code)
+        for why, url, secret, code in (
+            ("plain http to a host that is not loopback", "http://rcp.example.com", "rcp_secret_file", 3),
+            ("pool unreachable (nothing listens)", "http://127.0.0.1:9", "rcp_secret_file", 7),
+        )
+    ),
 )
 
 
@@ -713,6 +720,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         for kind, text in (("trusted", trusted), ("untrusted", untrusted), ("not-ca", not_ca)):
             (inputs / f"{kind}-root.pem").write_text(text)
         (inputs / "empty-ctl.json").write_text('{"CTL": {}}')
+        (inputs / "rcp-secret").write_text("rcp-client-secret\n")
+        (inputs / "rcp-secret").chmod(0o600)
     signer_der = x509.load_pem_x509_certificate(signer_pem.encode()).public_bytes(serialization.Encoding.DER)
     refs = {
         "serial": serial,
@@ -743,6 +752,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         "untrusted_root_file": str(inputs / "untrusted-root.pem"),
         "not_ca_root_file": str(inputs / "not-ca-root.pem"),
         "empty_ctl_file": str(inputs / "empty-ctl.json"),
+        "rcp_secret_file": str(inputs / "rcp-secret"),
     }
     yield World(home, url, pki, create_app(pki), tokens, refs)
     pki.close()

@@ -13,11 +13,13 @@ from pki.ca.root_uses import RootUse
 from pki.ca.services import CertificateAuthorities, Certificates, InstallReport
 from pki.ca.trust_files import MAX_TRUST_FILE_BYTES
 from pki.ca.trust_store import ImportRefusal, ImportReport, TrustedRootView, TrustStore
+from pki.ca.trust_sync import MAX_POOL_ENTRIES, SyncChange, SyncReport
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
 
 __all__ = [
     "CERTIFICATE_STATUSES",
     "MAX_CSR_CHARS",
+    "MAX_POOL_ENTRIES",
     "MAX_TRUST_FILE_BYTES",
     "CaRequestView",
     "CertificateAuthorities",
@@ -29,6 +31,8 @@ __all__ = [
     "ProfileName",
     "RequestIdentity",
     "RootUse",
+    "SyncChange",
+    "SyncReport",
     "TrustStore",
     "TrustedRootView",
     "load_csr",

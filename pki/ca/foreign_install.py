@@ -42,7 +42,7 @@ from pki.ca.authority import ISO15118_2_MAX_CERTIFICATE_BYTES, fingerprint, seri
 from pki.ca.ca_requests import awaiting
 from pki.ca.root_uses import ROOT_USE_PKI, RootUse
 from pki.ca.trust_files import MAX_TRUST_FILE_BYTES, load_one
-from pki.ca.trust_store import TrustStore, check_root
+from pki.ca.trust_store import check_root, insert_root
 from pki.core.clock import utc
 from pki.core.errors import Conflict, InvalidInput, PolicyViolation
 from pki.operations import audit
@@ -322,7 +322,7 @@ def install_ca_certificate(
         session.delete(request)
         session.flush()
         if plan.anchor_use is not None:
-            TrustStore(ctx).insert_in(session, plan.anchor, plan.anchor_use, source="ca-install", now=now, actor=actor)
+            insert_root(session, plan.anchor, plan.anchor_use, None, "ca-install", now, actor)
         audit.append(
             session,
             at=now,

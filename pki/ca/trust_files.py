@@ -23,17 +23,19 @@ __all__ = [
     "LABEL",
     "MAX_CERTIFICATE_BYTES",
     "MAX_TRUST_FILE_BYTES",
+    "RCP_ROOT_TYPES",
     "Candidate",
     "ctl_candidates",
     "load_one",
     "pem_candidates",
+    "rcp_entries",
 ]
 
 MAX_TRUST_FILE_BYTES = 4 << 20  # a trust list of a few thousand roots
 MAX_CERTIFICATE_BYTES = 16 << 10
 LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 # OPCP RCP rootType -> OCPP InstallCertificateUse. "PE" (a provisioning environment) has none.
-_RCP_ROOT_TYPES = {"V2G": RootUse.V2G, "MO": RootUse.MO, "OEM": RootUse.OEM}
+RCP_ROOT_TYPES = {"V2G": RootUse.V2G, "MO": RootUse.MO, "OEM": RootUse.OEM}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ def pem_candidates(data: bytes, use: RootUse | None) -> list[Candidate]:
     return candidates
 
 
-def _rcp_entries(document: Any) -> list[Any]:
+def rcp_entries(document: Any) -> list[Any]:
     """The RCP root certificate objects of a CTL response (or of a ``/v1/root/rootCerts`` listing)."""
     if not isinstance(document, dict):
         raise InvalidInput("the Certificate Trust List is not a JSON object")
@@ -100,13 +102,13 @@ def ctl_candidates(data: bytes, use: RootUse | None) -> list[Candidate]:
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("the Certificate Trust List is not valid JSON") from None
     candidates = []
-    for index, entry in enumerate(_rcp_entries(document), start=1):
+    for index, entry in enumerate(rcp_entries(document), start=1):
         name = f"#{index}"
         if not isinstance(entry, dict):
             candidates.append(Candidate(name, None, None, problem="not a root certificate object"))
             continue
         root_type, encoded = entry.get("rootType"), entry.get("caCertificate")
-        mapped = _RCP_ROOT_TYPES.get(root_type) if isinstance(root_type, str) else None
+        mapped = RCP_ROOT_TYPES.get(root_type) if isinstance(root_type, str) else None
         identifier = entry.get("rootCertificateId")
         label = f"rcp:{identifier}" if isinstance(identifier, str) and LABEL.match(f"rcp:{identifier}") else None
         claimed = entry.get("fingerprint")

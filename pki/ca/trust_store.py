@@ -12,6 +12,10 @@ label in use is a :class:`~pki.core.errors.Conflict`; an unreadable file :class:
 Removing a root retires it: the row stays with ``removed_at`` set, so the bridge still knows the
 certificate and can delete it from stations once a replacement is installed.
 
+``sync`` pulls the roots of an OPCP Root Certificate Pool (the listing the edge fetched) and
+``pki.ca.trust_sync`` reconciles the store with it: roots a sync or the OEM seed added carry
+``source`` ``rcp`` or ``seed`` and their ``origin``; only those are ever retired by a sync or seed.
+
 :func:`trusted_roots` is what the rest of the domain reads: the usable roots of one use, newest
 first (``pki.cas.roots`` offers them after our own; ISO 15118 provisioning takes the OEM ones as
 anchors).
@@ -30,7 +34,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -57,6 +61,9 @@ from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store.models import TrustedRootRow
 
+if TYPE_CHECKING:
+    from pki.ca.trust_sync import SyncReport
+
 __all__ = [
     "SOURCES",
     "ImportRefusal",
@@ -64,10 +71,13 @@ __all__ = [
     "TrustStore",
     "TrustedRootView",
     "check_root",
+    "insert_root",
+    "retire_root",
     "trusted_roots",
 ]
 
-SOURCES = ("manual", "import", "ca-install")  # ca-install: the external root a CA was installed under
+# ca-install: the external root a CA was installed under (``evpki ca install``)
+SOURCES = ("manual", "import", "rcp", "seed", "ca-install")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -79,12 +89,14 @@ class TrustedRootView:
     subject: str
     label: str | None
     source: str
+    origin: str | None
     not_before: dt.datetime
     not_after: dt.datetime
     added_at: dt.datetime
     added_by: str
     removed_at: dt.datetime | None
     removed_by: str | None
+    removed_reason: str | None
     certificate_pem: str
 
     @classmethod
@@ -97,12 +109,14 @@ class TrustedRootView:
             subject=row.subject,
             label=row.label,
             source=row.source,
+            origin=row.origin,
             not_before=utc(row.not_before),
             not_after=utc(row.not_after),
             added_at=utc(row.added_at),
             added_by=row.added_by,
             removed_at=utc(row.removed_at) if row.removed_at is not None else None,
             removed_by=row.removed_by,
+            removed_reason=row.removed_reason,
             certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
         )
 
@@ -215,6 +229,62 @@ def _label_taken(session: Session, label: str) -> bool:
     return session.execute(statement).first() is not None
 
 
+def insert_root(
+    session: Session,
+    certificate: x509.Certificate,
+    use: RootUse,
+    label: str | None,
+    source: str,
+    now: dt.datetime,
+    actor: str,
+    *,
+    origin: str | None = None,
+) -> TrustedRootRow:
+    """Trust a checked root in the caller's transaction, with its ``trust-add`` audit record."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    sha256 = hashlib.sha256(der).hexdigest()
+    if _active(session, sha256=sha256, use=use):
+        raise Conflict(f"root {sha256} is already trusted as {use.value}")
+    if label is not None and _label_taken(session, label):
+        raise Conflict(f"label {label!r} already names a trusted root")
+    row = TrustedRootRow(
+        use=use.value,
+        sha256=sha256,
+        subject=certificate.subject.rfc4514_string(),
+        label=label,
+        source=source,
+        origin=origin,
+        der=der,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        added_at=now,
+        added_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    details = {"use": use.value, "sha256": sha256, "subject": row.subject, "label": label, "source": source}
+    if origin is not None:
+        details["origin"] = origin
+    audit.append(session, at=now, actor=actor, action="trust-add", details=details)
+    return row
+
+
+def retire_root(session: Session, row: TrustedRootRow, now: dt.datetime, actor: str, reason: str | None = None) -> None:
+    """Retire a trusted root in the caller's transaction, with its ``trust-remove`` audit record.
+
+    ``reason`` is a sync's or seed's; None means removed by hand.
+    """
+    row.removed_at = now
+    row.removed_by = actor
+    row.removed_reason = reason
+    session.add(row)
+    session.flush()
+    details = {"use": row.use, "sha256": row.sha256, "subject": row.subject, "label": row.label}
+    if reason is not None:
+        details |= {"source": row.source, "origin": row.origin, "reason": reason}
+    audit.append(session, at=now, actor=actor, action="trust-remove", details=details)
+
+
 def trusted_roots(session: Session, use: RootUse, now: dt.datetime) -> list[x509.Certificate]:
     """The foreign roots trusted for ``use`` and valid at ``now``, newest first."""
     rows = [row for row in _active(session, use=use) if utc(row.not_before) <= now < utc(row.not_after)]
@@ -250,60 +320,8 @@ class TrustStore:
         except ValueError:
             raise InvalidInput("the certificate's subject cannot be read") from None
         with self._ctx.database.write() as session:
-            row = self._insert(session, parsed, parsed_use, label, "manual", now, actor)
+            row = insert_root(session, parsed, parsed_use, label, "manual", now, actor)
             return TrustedRootView.from_row(row)
-
-    def _insert(
-        self,
-        session: Session,
-        certificate: x509.Certificate,
-        use: RootUse,
-        label: str | None,
-        source: str,
-        now: dt.datetime,
-        actor: str,
-    ) -> TrustedRootRow:
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        sha256 = hashlib.sha256(der).hexdigest()
-        if _active(session, sha256=sha256, use=use):
-            raise Conflict(f"root {sha256} is already trusted as {use.value}")
-        if label is not None and _label_taken(session, label):
-            raise Conflict(f"label {label!r} already names a trusted root")
-        row = TrustedRootRow(
-            use=use.value,
-            sha256=sha256,
-            subject=certificate.subject.rfc4514_string(),
-            label=label,
-            source=source,
-            der=der,
-            not_before=certificate.not_valid_before_utc,
-            not_after=certificate.not_valid_after_utc,
-            added_at=now,
-            added_by=actor,
-        )
-        session.add(row)
-        session.flush()
-        audit.append(
-            session,
-            at=now,
-            actor=actor,
-            action="trust-add",
-            details={"use": use.value, "sha256": sha256, "subject": row.subject, "label": label, "source": source},
-        )
-        return row
-
-    def insert_in(
-        self,
-        session: Session,
-        certificate: x509.Certificate,
-        use: RootUse,
-        *,
-        source: str,
-        now: dt.datetime,
-        actor: str,
-    ) -> TrustedRootRow:
-        """Trust a root already checked by the caller, inside the caller's transaction (audited)."""
-        return self._insert(session, certificate, use, None, source, now, actor)
 
     def list(self, *, use: str | RootUse | None = None, include_retired: bool = False) -> list[TrustedRootView]:
         """Trusted roots (of ``use``), newest first; retired ones too with ``include_retired``."""
@@ -354,18 +372,27 @@ class TrustStore:
             row = self._find(session, key, parsed)
             if row.removed_at is not None:
                 raise Conflict(f"trusted root {key!r} was already removed at {utc(row.removed_at).isoformat()}")
-            row.removed_at = now
-            row.removed_by = actor
-            session.add(row)
-            session.flush()
-            audit.append(
-                session,
-                at=now,
-                actor=actor,
-                action="trust-remove",
-                details={"use": row.use, "sha256": row.sha256, "subject": row.subject, "label": row.label},
-            )
+            retire_root(session, row, now, actor)
             return TrustedRootView.from_row(row)
+
+    def sync(
+        self,
+        listing: Any,
+        *,
+        pool: str,
+        dry_run: bool = False,
+        strict: bool = False,
+        actor: str = "system",
+    ) -> SyncReport:
+        """Bring the roots pulled from the Root Certificate Pool ``pool`` in line with its listing.
+
+        ``listing`` is the pool's decoded ``GET /v1/root/rootCerts`` answer (the edge fetches it);
+        :func:`pki.ca.trust_sync.sync_pool` says what is added, retired, refused and held back.
+        """
+        # trust_sync builds on this module's row functions, so it is imported where it is used.
+        from pki.ca.trust_sync import sync_pool
+
+        return sync_pool(self._ctx, listing, pool=pool, dry_run=dry_run, strict=strict, actor=actor)
 
     def import_file(self, path: str | Path, *, use: str | RootUse | None = None, actor: str = "system") -> ImportReport:
         """Trust every acceptable root of a PEM bundle (``use`` required) or an OPCP CTL (JSON).
@@ -397,7 +424,7 @@ class TrustStore:
                 else:
                     accepted.append(outcome)
             for certificate, root_use, label in accepted:
-                row = self._insert(session, certificate, root_use, label, "import", now, actor)
+                row = insert_root(session, certificate, root_use, label, "import", now, actor)
                 report.added.append(TrustedRootView.from_row(row))
         return report
 

@@ -62,6 +62,7 @@ from pki.iso15118.provisioning_request import (
     verify_installation,
     verify_update,
 )
+from pki.iso15118.trust_anchors import seed_oem_roots
 from pki.runtime.context import CaDirectory, Context
 from pki.store import repository
 
@@ -131,6 +132,8 @@ def _provision(
     limit: int,
     actor: str,
 ) -> ProvisioningResult:
+    if isinstance(request, CertificateInstallationReq):
+        seed_oem_roots(ctx)  # its own transaction, before the snapshot the request is answered from
     now = ctx.clock.now()
     with ctx.database.read() as session:
         directory = ctx.ca_directory(session.connection())

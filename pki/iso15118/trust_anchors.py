@@ -1,12 +1,22 @@
 """Which roots the provisioning service trusts for the certificates a car presents.
 
-* OEM provisioning certificates (CertificateInstallationReq): the roots named by the setting
-  ``iso15118_oem_roots`` (``EVPKI_ISO15118_OEM_ROOTS``), a comma-separated list of our CA ids
-  (default ``oem-root``) and/or PEM files. For one of our CAs, its certificate is the anchor and
-  every CA of ours below it an intermediate. In a PEM file, self-signed certificates are anchors
-  and the others intermediates: an external OEM's root and sub-CAs, since the request carries
-  the provisioning certificate alone. The trust store's OEMRootCertificate roots (``pki.trust``)
-  are anchors too: an OEM root the operator added or imported, retired by removing it.
+* OEM provisioning certificates (CertificateInstallationReq): our own OEM CAs that the setting
+  ``iso15118_oem_roots`` (``EVPKI_ISO15118_OEM_ROOTS``, a comma-separated list of our CA ids,
+  default ``oem-root``, and/or PEM files) names, and the trust store's OEMRootCertificate roots
+  (``pki.trust``). For one of our CAs, its certificate is the anchor and every CA of ours below
+  it an intermediate. The PEM files are a *seed* of the trust store: their self-signed
+  certificates are trusted as OEMRootCertificate roots (``source`` ``seed``) by
+  :func:`seed_oem_roots`, checked as ``evpki trust add`` checks a root; their other certificates
+  (an external OEM's sub-CAs: the request carries the provisioning certificate alone) stay
+  intermediates read from the file.
+
+  The seed is applied before an installation request is answered whenever the setting or a file
+  it names (its modification time) changed since this process last applied it, and so once after
+  each start. It is idempotent (nothing to change writes nothing) and each change is audited
+  (``trust-add`` / ``trust-remove``, origin ``EVPKI_ISO15118_OEM_ROOTS``). A root the setting no
+  longer names is retired; a root refused by the checks is logged and not trusted; a seeded root
+  removed by hand (``evpki trust remove``) stays removed. Roots added by hand, imported or
+  synced are never touched by the seed.
 * Contract certificates (CertificateUpdateReq): the roots of our own CAs that issue contract
   certificates, with the CAs between them as intermediates.
 
@@ -24,6 +34,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from threading import Lock
+from weakref import WeakKeyDictionary
 
 from cryptography import x509
 from sqlalchemy import Connection
@@ -32,11 +43,16 @@ from sqlalchemy.orm import Session
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
 from pki.ca.trust_store import trusted_roots
-from pki.core.errors import InvalidInput, NotFound
+from pki.ca.trust_sync import SyncReport, seed_roots
+from pki.core.errors import Conflict, InvalidInput, NotFound
 from pki.iso15118.chains import TrustStore
 from pki.runtime.context import CaDirectory, Context
+from pki.store.db import Database
 
-__all__ = ["oem_trust", "own_trust"]
+__all__ = ["SEED_ORIGIN", "oem_trust", "own_trust", "seed_oem_roots"]
+
+SEED_ORIGIN = "EVPKI_ISO15118_OEM_ROOTS"
+_SEED_ACTOR = "system:oem-seed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +64,8 @@ class _ParsedFile:
 
 _files: dict[Path, _ParsedFile] = {}
 _files_lock = Lock()
+# Per database: the setting and file modification times the seed was last applied with.
+_seeded: WeakKeyDictionary[Database, tuple[object, ...]] = WeakKeyDictionary()
 
 
 def _below(directory: CaDirectory, ca_id: str) -> list[x509.Certificate]:
@@ -97,20 +115,51 @@ def _pem_file(path: Path) -> _ParsedFile:
     return parsed
 
 
+def _entries(setting: str) -> list[str]:
+    return [entry for entry in (part.strip() for part in setting.split(",")) if entry]
+
+
+def _is_file(entry: str) -> bool:
+    return "/" in entry or entry.endswith(".pem")  # our CA ids are kebab-case names
+
+
+def seed_oem_roots(ctx: Context, *, force: bool = False) -> SyncReport | None:
+    """Trust the self-signed roots of the setting's PEM files as OEMRootCertificate (the seed).
+
+    Skipped (None) when the setting and its files are as when this process last applied it,
+    unless ``force``. A file that cannot be read raises as provisioning always has.
+    """
+    setting = ctx.settings.iso15118_oem_roots
+    files = [(entry, _pem_file(Path(entry))) for entry in _entries(setting) if _is_file(entry)]
+    key = (setting, *((entry, parsed.mtime_ns) for entry, parsed in files))
+    with _files_lock:
+        if not force and _seeded.get(ctx.database) == key:
+            return None
+    roots = list({root: None for _, parsed in files for root in parsed.anchors})
+    try:
+        report = seed_roots(ctx, roots, use=RootUse.OEM, origin=SEED_ORIGIN, actor=_SEED_ACTOR)
+    except Conflict:
+        return None  # another process applied it at the same moment; the next request looks again
+    with _files_lock:
+        _seeded[ctx.database] = key
+    return report
+
+
 def oem_trust(ctx: Context, directory: CaDirectory, connection: Connection, now: dt.datetime) -> TrustStore:
+    """Our OEM CAs the setting names, the trust store's OEM roots, and the seed files' intermediates.
+
+    The seed itself (:func:`seed_oem_roots`) runs before, in its own transaction.
+    """
     anchors: list[x509.Certificate] = []
     intermediates: list[x509.Certificate] = []
-    for entry in (part.strip() for part in ctx.settings.iso15118_oem_roots.split(",")):
-        if not entry:
-            continue
+    for entry in _entries(ctx.settings.iso15118_oem_roots):
         if entry in directory.cas:
             for ca_id in _generations(directory, entry):
                 anchors.append(directory.cas[ca_id].certificate)
                 intermediates.extend(_below(directory, ca_id))
-        elif "/" in entry or entry.endswith(".pem"):
-            parsed = _pem_file(Path(entry))
-            anchors.extend(parsed.anchors)
-            intermediates.extend(parsed.intermediates)
+        elif _is_file(entry):
+            # Its roots are anchors through the trust store (the seed), so removing one there counts.
+            intermediates.extend(_pem_file(Path(entry)).intermediates)
         else:
             raise NotFound(f"iso15118_oem_roots names {entry!r}, which is neither one of our CAs nor a PEM file")
     # Inside the request's own transaction: the roots are the ones trusted when it is answered.

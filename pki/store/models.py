@@ -295,7 +295,9 @@ class TrustedRootRow(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     subject: str = Field(sa_column=Column(Text, nullable=False))
     label: str | None = Field(default=None, max_length=64)
-    source: str = Field(max_length=16)  # manual | import
+    source: str = Field(max_length=16)  # manual | import | rcp | seed
+    # The pool (RCP base URL) or setting a synced or seeded root came from; None for manual and import.
+    origin: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     not_before: dt.datetime = _when()  # type: ignore[assignment]
     not_after: dt.datetime = _when()  # type: ignore[assignment]
@@ -303,3 +305,5 @@ class TrustedRootRow(SQLModel, table=True):
     added_by: str = Field(max_length=128)
     removed_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     removed_by: str | None = Field(default=None, max_length=128)
+    # Why a sync or seed retired it; None when removed by hand (a sync then never trusts it again itself).
+    removed_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
