@@ -7,7 +7,8 @@ SessionID, TimeStamp, optional xmldsig Signature), the two fragments that get si
 ``SignedInstallationData`` (the CPS's) — and the xmldsig ``SignedInfo`` fragment, whatever its
 algorithms (SHA-512 / ecdsa-sha512 or Ed448, constants in :mod:`pki.iso15118.messages20`). Other
 -20 messages raise :class:`UnsupportedMessage` (with the SessionID when their Header decodes);
-anything malformed raises :class:`ExiError`, never another exception.
+anything malformed raises :class:`ExiError`, never another exception. :func:`element_tree` gives a
+decoded value under the schema's element names (for XML / JSON renderings, ``evpki exi decode --iso20``).
 
 It is the ISO 15118-2 codec's engine (:class:`pki.iso15118.exi.engine.SchemaCodec`, the same
 bit primitives and grammar compiler) over the -20 tables in :mod:`.grammar`, with the same
@@ -60,6 +61,7 @@ from pki.iso15118.exi20.codec import (
     SignedFragment,
     decode_fragment,
     decode_message,
+    element_tree,
     encode_fragment,
     encode_message,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "decode_fragment",
     "decode_message",
     "decode_signed_info",
+    "element_tree",
     "encode_fragment",
     "encode_message",
     "encode_signed_info",

@@ -12,9 +12,11 @@ from typing import Any
 
 from pki.iso15118.exi.bits import BitReader, BitWriter
 from pki.iso15118.exi.codec import ISO2, MAX_INPUT_BYTES
+from pki.iso15118.exi.elements import SchemaElement, schema_tree
 from pki.iso15118.exi.engine import Events, SchemaCodec
 from pki.iso15118.exi.errors import ExiError, UnsupportedMessage
 from pki.iso15118.exi20 import grammar as g20
+from pki.iso15118.messages import SignedInfo
 from pki.iso15118.messages20 import (
     CertificateChain,
     CertificateInstallationReq,
@@ -36,6 +38,7 @@ __all__ = [
     "SignedFragment",
     "decode_fragment",
     "decode_message",
+    "element_tree",
     "encode_fragment",
     "encode_message",
 ]
@@ -324,3 +327,16 @@ def decode_fragment(data: bytes) -> SignedFragment:
         raise ExiError(f"fragment: expected ED (code {g20.FRAGMENT_ED}), got event code {end}; one element only")
     _finish(r, "fragment")
     return element
+
+
+def element_tree(decoded: Message | SignedFragment | SignedInfo) -> SchemaElement:
+    """The element tree (schema names, in order) of a decoded -20 document, signed fragment or SignedInfo."""
+    if isinstance(decoded, SignedInfo):
+        return schema_tree(ISO20, "SignedInfo", "SignedInfoType", decoded)
+    name = _MESSAGE_TYPES.get(type(decoded))
+    if name is not None:
+        return schema_tree(ISO20, name, g20.DOC_MESSAGES[name], decoded)
+    entry = _FRAGMENT_TYPES.get(type(decoded))
+    if entry is None:
+        raise ExiError(f"{type(decoded).__name__} is not an ISO 15118-20 document, fragment or SignedInfo")
+    return schema_tree(ISO20, *entry, decoded)
