@@ -76,7 +76,7 @@ def test_framing_codes() -> None:
     assert _codes(VECTORS["install_req_document"], 8, 6) == [0x80, 7]
     assert _codes(VECTORS["install_res_document"], 8, 6) == [0x80, 8]
     assert g20.DOC_ELEMENTS.index("CertificateInstallationReq") == 7
-    assert len(g20.DOC_ELEMENTS) == 54 and g20.DOC_ELEMENTS == tuple(sorted(g20.DOC_ELEMENTS, key=str))
+    assert len(g20.DOC_ELEMENTS) == 54 and tuple(sorted(g20.DOC_ELEMENTS, key=str)) == g20.DOC_ELEMENTS
     assert _codes(VECTORS["oem_chain_fragment"], 8, 9) == [0x80, 128]
     assert _codes(VECTORS["installation_data_x448_fragment"], 8, 9) == [0x80, 231]
 
