@@ -1,4 +1,4 @@
-"""``evpki exi decode``: show an ISO 15118-2 EXI message as XML or JSON, and the EXI input convention.
+"""``evpki exi decode``: show an ISO 15118-2 (or -20) EXI message as XML or JSON, and the EXI input convention.
 
 Every command that takes EXI accepts it as base64 text, or as ``@FILE`` naming a file that holds
 either base64 text or the raw EXI bytes (an ISO 15118-2 document starts with 0x80).
@@ -23,11 +23,12 @@ from pki.iso15118 import (
     decode_message,
     decode_signed_info,
     element_tree,
+    exi20,
     readable_certificate,
     to_xml,
 )
 
-__all__ = ["EXI_HELP", "app", "message_json", "message_xml", "read_exi", "read_exi_base64"]
+__all__ = ["EXI_HELP", "app", "message_json", "message_xml", "read_exi", "read_exi_base64", "tree_json", "tree_xml"]
 
 app = typer.Typer(help="ISO 15118-2 EXI: decode the messages of contract provisioning.", no_args_is_help=True)
 
@@ -96,11 +97,15 @@ def _json(element: SchemaElement) -> Any:
     return out
 
 
-def message_json(decoded: V2GMessage | Fragment | SignedInfo) -> dict[str, Any]:
-    """A message, fragment or SignedInfo as JSON keyed by the schema's names; bytes as base64
+def tree_json(tree: SchemaElement) -> dict[str, Any]:
+    """An element tree (ISO 15118-2 or -20) as JSON keyed by the schema's names; bytes as base64
     (SessionID as hex), certificates summarised, repeatable elements as lists."""
-    tree = element_tree(decoded)
     return {tree.name: _json(tree)}
+
+
+def message_json(decoded: V2GMessage | Fragment | SignedInfo) -> dict[str, Any]:
+    """A decoded ISO 15118-2 message, fragment or SignedInfo as JSON (:func:`tree_json`)."""
+    return tree_json(element_tree(decoded))
 
 
 def _certificate_comment(element: SchemaElement) -> str | None:
@@ -115,9 +120,14 @@ def _certificate_comment(element: SchemaElement) -> str | None:
     )
 
 
+def tree_xml(tree: SchemaElement) -> str:
+    """The XML rendering of an element tree, each certificate followed by a comment summarising it."""
+    return to_xml(tree, comment=_certificate_comment)
+
+
 def message_xml(decoded: V2GMessage | Fragment | SignedInfo) -> str:
-    """The XML rendering of a decoded message, each certificate followed by a comment summarising it."""
-    return to_xml(element_tree(decoded), comment=_certificate_comment)
+    """The XML rendering of a decoded ISO 15118-2 message (:func:`tree_xml`)."""
+    return tree_xml(element_tree(decoded))
 
 
 @app.command("decode")
@@ -131,6 +141,14 @@ def decode(
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON keyed by the schema's element names instead of XML.")
     ] = False,
+    iso20: Annotated[
+        bool,
+        typer.Option(
+            "--iso20",
+            help="ISO 15118-20 CommonMessages: CertificateInstallationReq/Res, or with --fragment "
+            "OEMProvisioningCertificateChain / SignedInstallationData.",
+        ),
+    ] = False,
 ) -> None:
     """Print an ISO 15118-2 message (CertificateInstallation/Update Req/Res) as XML, or as JSON.
 
@@ -138,11 +156,28 @@ def decode(
     OEMProvisioningCert, ...), so the output compares with ISO 15118-2 and with other codecs' XML;
     namespaces are left out.
 
+    With --iso20 the input is an ISO 15118-20 CertificateInstallationReq/Res (no V2G_Message
+    wrapper: the message is the root, its Header inside).
+
     Example: evpki exi decode @request.exi
     """
     data = read_exi(exi)
     if fragment and signed_info:
         raise InvalidInput("--fragment and --signed-info exclude each other")
+    if iso20:
+        decoded20 = (
+            exi20.decode_signed_info(data)
+            if signed_info
+            else exi20.decode_fragment(data)
+            if fragment
+            else exi20.decode_message(data)
+        )
+        tree = exi20.element_tree(decoded20)
+        if as_json:
+            print_json(tree_json(tree))
+        else:
+            typer.echo(tree_xml(tree))
+        return
     decoded: V2GMessage | Fragment | SignedInfo
     if signed_info:
         decoded = decode_signed_info(data)

@@ -139,6 +139,18 @@ class Exificient:
         self._codec = getattr(self._gateway.jvm, CODEC_CLASS)()
         self.version = str(self._codec.get_version())
 
+    @property
+    def jvm(self) -> Any:
+        """The gateway's JVM view, for oracles that drive EXIficient's own classes (``tests.interop.exificient20``)."""
+        if self._gateway is None:
+            raise ExificientUnavailable("the EXIficient gateway is closed")
+        return self._gateway.jvm
+
+    @property
+    def codec(self) -> Any:
+        """The jar's ``EXICodec`` (JSON ⇄ EXI for every schema the jar knows)."""
+        return self._codec
+
     def close(self) -> None:
         """Shut the gateway and its JVM down (idempotent)."""
         gateway, self._gateway = self._gateway, None

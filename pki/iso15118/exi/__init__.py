@@ -8,8 +8,9 @@ xmldsig ``SignedInfo`` fragment. Anything else is refused with :class:`ExiError`
 :class:`UnsupportedMessage`.
 
 Modules: :mod:`.bits` (bit streams, EXI primitives), :mod:`.grammar` (grammar tables as data),
-:mod:`.codec` (the engine and framings), :mod:`.elements` (a decoded message under the schema's
-element names, as its XML reads), :mod:`.errors`.
+:mod:`.engine` (the schema-independent type walk with facets, shared with the ISO 15118-20 codec
+:mod:`pki.iso15118.exi20`), :mod:`.codec` (the ISO-2 adapters and framings), :mod:`.elements` (a
+decoded message under the schema's element names, as its XML reads), :mod:`.errors`.
 
 Decisions worth knowing:
 

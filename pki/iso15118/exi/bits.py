@@ -186,7 +186,9 @@ class BitReader:
     def string(self, what: str, max_length: int | None = None) -> str:
         n = self.uint(what)
         if n < 2:
-            raise ExiError(f"string table hits are not used by ISO 15118-2 (found one in {what} at bit {self.pos})")
+            raise ExiError(
+                f"string table hits are not used by ISO 15118-2 or -20 (found one in {what} at bit {self.pos})"
+            )
         n -= 2
         if n * 8 > self.remaining:
             raise ExiError(f"EXI string length {n} at bit {self.pos} in {what} exceeds the {self.remaining} bits left")

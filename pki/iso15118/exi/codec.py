@@ -1,19 +1,19 @@
-"""The EXI engine: walks the compiled grammar tables and maps them to the typed messages.
+"""The ISO 15118-2 codec: the typed messages mapped onto the generic EXI engine, and the framings.
 
-Owns: the generic type encoder/decoder (one loop over grammar states for every complex type),
-value encoding with schema facets, the adapters between dataclasses and the ordered events of
-a type, and the document / fragment / SignedInfo framings. Grammar facts live in
-:mod:`.grammar`, bit-level primitives in :mod:`.bits`.
+Owns: the adapters between the ISO-2 dataclasses and the ordered events of each schema type,
+the ISO-2 instance of the generic engine (:data:`ISO2`, a :class:`~.engine.SchemaCodec`), and the
+document / fragment / SignedInfo framings. The engine (type walk, facets) lives in :mod:`.engine`,
+grammar facts in :mod:`.grammar`, bit-level primitives in :mod:`.bits`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from pki.iso15118.exi import grammar as g
-from pki.iso15118.exi.bits import MAX_INTEGER_GROUPS, BitReader, BitWriter
+from pki.iso15118.exi.bits import BitReader, BitWriter
+from pki.iso15118.exi.engine import Events, SchemaCodec
 from pki.iso15118.exi.errors import ExiError, UnsupportedMessage
 from pki.iso15118.messages import (
     EMAID,
@@ -37,6 +37,7 @@ from pki.iso15118.messages import (
 )
 
 __all__ = [
+    "ISO2",
     "MAX_INPUT_BYTES",
     "Fragment",
     "decode_fragment",
@@ -60,13 +61,8 @@ Fragment = (
     | DHPublicKey
     | EMAID
 )
-Events = list[tuple[str, Any]]
 
-_STATES: dict[str, list[g.State]] = {name: g.compile_type(t) for name, t in g.TYPES.items()}
 _ENUMS: dict[str, tuple[Any, ...]] = {"responseCodeType": tuple(ResponseCode), "faultCodeType": tuple(FaultCode)}
-# xs:ID is an NCName; \w covers Unicode letters and digits (a close approximation of XML NameChar).
-_NCNAME = re.compile(r"[^\W\d][\w.\-]*")
-_MAX_INTEGER_BITS = 7 * MAX_INTEGER_GROUPS
 # Error messages name the element, not "CH", for simple content with attributes.
 _CH_WHAT = {
     "EMAIDType": "eMAID",
@@ -74,203 +70,6 @@ _CH_WHAT = {
     "ContractSignatureEncryptedPrivateKeyType": "ContractSignatureEncryptedPrivateKey",
     "SignatureValueType": "SignatureValue",
 }
-
-
-# -- simple values -----------------------------------------------------------------------------------
-
-
-def _check_length(simple: g.Simple, n: int, unit: str, what: str) -> None:
-    if n < simple.min_length or (simple.max_length is not None and n > simple.max_length):
-        upper = "" if simple.max_length is None else f"–{simple.max_length}"
-        raise ExiError(f"{what} is {n} {unit} long, {simple.schema_type} allows {simple.min_length}{upper}")
-
-
-def _check_range(simple: g.Simple, value: int, what: str) -> None:
-    if (simple.min_value is not None and value < simple.min_value) or (
-        simple.max_value is not None and value > simple.max_value
-    ):
-        raise ExiError(
-            f"{what} = {value} is outside the {simple.schema_type} range {simple.min_value}..{simple.max_value}"
-        )
-
-
-def _encode_simple(w: BitWriter, simple: g.Simple, value: Any, what: str) -> None:
-    kind = simple.kind
-    if kind == "binary":
-        if not isinstance(value, bytes | bytearray):
-            raise ExiError(f"{what} must be bytes, got {type(value).__name__}")
-        _check_length(simple, len(value), "bytes", what)
-        w.binary(bytes(value))
-    elif kind == "string":
-        if not isinstance(value, str):
-            raise ExiError(f"{what} must be a str, got {type(value).__name__}")
-        _check_length(simple, len(value), "characters", what)
-        if simple is g.ID and not _NCNAME.fullmatch(value):
-            raise ExiError(f"{what} {value!r} is not a valid xs:ID (an XML NCName)")
-        w.string(value)
-    elif kind == "integer":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ExiError(f"{what} must be an int, got {type(value).__name__}")
-        _check_range(simple, value, what)
-        if (value if value >= 0 else -value - 1).bit_length() > _MAX_INTEGER_BITS:
-            raise ExiError(f"{what} needs more than {_MAX_INTEGER_BITS} bits, this codec's integer limit")
-        w.integer(value)
-    else:  # enum: n-bit index in declaration order
-        members = _ENUMS[simple.schema_type]
-        try:
-            index = members.index(value)
-        except ValueError:
-            raise ExiError(f"{what} {value!r} is not a {simple.schema_type} value") from None
-        w.bits(index, (simple.enum_size - 1).bit_length())
-
-
-def _decode_simple(r: BitReader, simple: g.Simple, what: str) -> Any:
-    kind = simple.kind
-    if kind == "binary":
-        value: Any = r.binary(what, simple.max_length)
-        _check_length(simple, len(value), "bytes", what)
-    elif kind == "string":
-        value = r.string(what, simple.max_length)
-        _check_length(simple, len(value), "characters", what)
-        if simple is g.ID and not _NCNAME.fullmatch(value):
-            raise ExiError(f"{what} {value!r} is not a valid xs:ID (an XML NCName)")
-    elif kind == "integer":
-        value = r.integer(what)
-        _check_range(simple, value, what)
-    else:
-        index = r.bits((simple.enum_size - 1).bit_length(), what)
-        if index >= simple.enum_size:
-            raise ExiError(f"{what}: enumeration index {index} out of range for {simple.schema_type}")
-        value = _ENUMS[simple.schema_type][index]
-    return value
-
-
-# -- the generic type engine ---------------------------------------------------------------------------
-
-
-def _encode_type(w: BitWriter, type_name: str, value: Any) -> None:
-    """Encode ``value`` with the grammar of ``type_name``: one event code per production, then EE."""
-    states = _STATES[type_name]
-    items = g.TYPES[type_name].items
-    state = states[0]
-    for name, item_value in _TO_EVENTS[type_name](value):
-        entry = state.codes.get(name)
-        if entry is None:
-            expected = ", ".join(p[1] for p in state.productions if p[0] != g.REFUSED_ITEM)
-            raise ExiError(f"{type_name}: {name} is not allowed here (expected {expected})")
-        code, item_index, nxt = entry
-        item = items[item_index]
-        content = g.content_of(item, name)
-        what = _CH_WHAT.get(type_name, type_name) if name == "CH" else name
-        if isinstance(content, g.Simple):
-            if item.kind != "AT" and item_value in (b"", "") and isinstance(item_value, bytes | str):
-                # Empty simple content: EXIficient writes no CH but the escape code of the state and
-                # the second-level EE (3 bits, code 0), which ends the element. For a simple-typed
-                # element that is SE, escape (1 bit), EE; for simple content after attributes the
-                # escape replaces CH itself.
-                _check_length(content, 0, "bytes" if content.kind == "binary" else "characters", what)
-                if item.kind == "SE":
-                    w.bits(code, state.width)
-                    w.bits(1, 1)
-                else:
-                    w.bits(len(state.productions), state.width)
-                w.bits(_EMPTY_CONTENT, _EMPTY_CONTENT_WIDTH)
-                if item.kind == "CH":
-                    return  # the second-level EE closed this element
-            elif item.kind == "SE":  # simple-typed element: CH (1 bit), value, EE (1 bit)
-                w.bits(code, state.width)
-                w.bits(0, 1)
-                _encode_simple(w, content, item_value, what)
-                w.bits(0, 1)
-            else:
-                w.bits(code, state.width)
-                _encode_simple(w, content, item_value, what)
-        else:
-            assert content is not None
-            w.bits(code, state.width)
-            _encode_type(w, content, item_value)
-        state = states[nxt]
-    if state.ee is None:
-        expected = ", ".join(p[1] for p in state.productions)
-        raise ExiError(f"{type_name} is incomplete: expected {expected}")
-    w.bits(state.ee, state.width)
-
-
-# Empty simple content is written as the escape followed by the second-level EE: code 0 of 3 bits.
-_EMPTY_CONTENT = 0
-_EMPTY_CONTENT_WIDTH = 3
-
-
-def _decode_empty(r: BitReader, simple: g.Simple, what: str) -> Any:
-    code = r.bits(_EMPTY_CONTENT_WIDTH, f"a second-level event in {what}")
-    if code != _EMPTY_CONTENT or simple.kind not in ("binary", "string"):
-        raise ExiError(f"unsupported EXI deviation: second-level event code {code} in {what} at bit {r.pos}")
-    value = b"" if simple.kind == "binary" else ""
-    _check_length(simple, 0, "bytes" if simple.kind == "binary" else "characters", what)
-    return value
-
-
-def _read_code(r: BitReader, state: g.State, where: str) -> tuple[int, str, int]:
-    code = r.bits(state.width, f"an event code in {where}")
-    if code >= len(state.productions):
-        # code == len(productions) is the escape to second-level events (xsi:type, undeclared
-        # attributes, ...) that ISO 15118-2 never uses; anything above is not a valid code.
-        raise ExiError(f"unsupported EXI deviation: event code {code} at bit {r.pos} in {where}")
-    return state.productions[code]
-
-
-def _decode_type(r: BitReader, type_name: str) -> Events:
-    """Decode the content of a ``type_name`` element up to and including its EE."""
-    states = _STATES[type_name]
-    items = g.TYPES[type_name].items
-    state = states[0]
-    events: Events = []
-    while True:
-        if "CH" in state.codes and r.remaining >= state.width:
-            # A state offering simple content: its escape may carry empty content (see _encode_type).
-            start = r.pos
-            if r.bits(state.width, type_name) == len(state.productions):
-                _, item_index, _ = state.codes["CH"]
-                content = g.content_of(items[item_index], "CH")
-                assert isinstance(content, g.Simple)
-                events.append(("CH", _decode_empty(r, content, _CH_WHAT.get(type_name, type_name))))
-                return events
-            r.pos = start
-        item_index, name, nxt = _read_code(r, state, type_name)
-        if item_index == g.EE_ITEM:
-            return events
-        if item_index == g.REFUSED_ITEM:
-            if type_name == "BodyType":
-                raise UnsupportedMessage(
-                    f"unsupported ISO 15118-2 message body {name}: this codec handles "
-                    "CertificateInstallationReq/Res and CertificateUpdateReq/Res only",
-                    body=name,
-                )
-            raise ExiError(
-                f"unsupported EXI content {name} in {type_name} (not used by ISO 15118-2 certificate messages)"
-            )
-        item = items[item_index]
-        content = g.content_of(item, name)
-        if isinstance(content, g.Simple):
-            if item.kind == "SE":
-                if r.bits(1, name):  # escape: only the empty-content form (second-level EE) is accepted
-                    value = _decode_empty(r, content, name)
-                else:
-                    value = _decode_simple(r, content, name)
-                    if r.bits(1, name):
-                        raise ExiError(f"unsupported EXI deviation: escape code at the end of {name} at bit {r.pos}")
-            else:
-                value = _decode_simple(r, content, _CH_WHAT.get(type_name, type_name) if name == "CH" else name)
-        else:
-            assert content is not None
-            try:
-                value = _FROM_EVENTS[content](_decode_type(r, content))
-            except UnsupportedMessage as exc:
-                if events and events[0][0] == "Header":  # V2G_Message: keep the SessionID for the caller
-                    exc.session_id = events[0][1].session_id
-                raise
-        events.append((name, value))
-        state = states[nxt]
 
 
 # -- adapters: dataclass <-> ordered events of its schema type -------------------------------------------
@@ -450,6 +249,25 @@ _FROM_EVENTS: dict[str, Callable[[Events], Any]] = {
     ),
     "TransformsType": lambda e: _all(e, "Transform"),
 }
+
+
+def _refused(type_name: str, name: str) -> ExiError:
+    if type_name == "BodyType":
+        return UnsupportedMessage(
+            f"unsupported ISO 15118-2 message body {name}: this codec handles "
+            "CertificateInstallationReq/Res and CertificateUpdateReq/Res only",
+            body=name,
+        )
+    return ExiError(f"unsupported EXI content {name} in {type_name} (not used by ISO 15118-2 certificate messages)")
+
+
+ISO2 = SchemaCodec(
+    types=g.TYPES, to_events=_TO_EVENTS, from_events=_FROM_EVENTS, enums=_ENUMS, ch_what=_CH_WHAT, refused=_refused
+)
+_encode_type = ISO2.encode_type
+_decode_type = ISO2.decode_type
+_encode_simple = ISO2.encode_simple
+_decode_simple = ISO2.decode_simple
 
 
 # -- framings: document, ISO-2 fragments, xmldsig SignedInfo fragment ------------------------------------

@@ -3,10 +3,11 @@
 The typed messages (:mod:`pki.iso15118.messages`) use Python names (``oem_provisioning_cert``); a
 user comparing with the standard or with another codec (EXIficient writes XML) needs the schema's
 (``OEMProvisioningCert``). No second list of names is kept here: the tree is walked with the
-codec's own adapters (:func:`~pki.iso15118.exi.codec.schema_events`, what the encoder writes) and
-the grammar tables (:data:`~pki.iso15118.exi.grammar.TYPES`, which say whether a name is an
-attribute, simple content or a child element of which type) — so the names are exactly those
-that travel in the EXI stream.
+codec's own adapters (a :class:`~pki.iso15118.exi.engine.SchemaCodec`'s ``to_events``, what the
+encoder writes) and its grammar tables (which say whether a name is an attribute, simple content
+or a child element of which type) — so the names are exactly those that travel in the EXI
+stream. :func:`element_tree` walks ISO-2 values, :func:`schema_tree` those of another schema set
+(the ISO 15118-20 codec's ``element_tree`` uses it).
 
 Namespaces are not part of the tree: the grammar tables do not record them (EXI codes do not
 carry them either), and a local name is unique within its parent in this subset of the schema.
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pki.iso15118.exi import grammar as g
-from pki.iso15118.exi.codec import Fragment, root_element, schema_events
+from pki.iso15118.exi.codec import ISO2, Fragment, root_element
+from pki.iso15118.exi.engine import SchemaCodec
 from pki.iso15118.messages import SignedInfo, V2GMessage
 
-__all__ = ["SchemaElement", "element_tree", "to_xml"]
+__all__ = ["SchemaElement", "element_tree", "schema_tree", "to_xml"]
 
 # C0/C1 controls are not printable (and not XML 1.0 text): shown as character references instead.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -66,14 +68,14 @@ def _item(ctype: g.ComplexType, name: str) -> g.Item:
     return next(item for item in ctype.items if name in item.names)
 
 
-def _element(name: str, type_name: str, value: Any, *, repeatable: bool = False) -> SchemaElement:
-    ctype = g.TYPES[type_name]
+def _element(codec: SchemaCodec, name: str, type_name: str, value: Any, *, repeatable: bool = False) -> SchemaElement:
+    ctype = codec.types[type_name]
     attributes: list[tuple[str, str]] = []
     children: list[SchemaElement] = []
     text: str | None = None
     content_value: Any = None
     simple_type: str | None = None
-    for event, event_value in schema_events(type_name, value):
+    for event, event_value in codec.to_events[type_name](value):
         item = _item(ctype, event)
         content = g.content_of(item, event)
         many = item.max is None or item.max > 1
@@ -95,7 +97,7 @@ def _element(name: str, type_name: str, value: Any, *, repeatable: bool = False)
             )
         else:
             assert isinstance(content, str)  # decoded values never hold what the codec refuses
-            children.append(_element(event, content, event_value, repeatable=many))
+            children.append(_element(codec, event, content, event_value, repeatable=many))
     return SchemaElement(
         name,
         attributes=tuple(attributes),
@@ -110,7 +112,12 @@ def _element(name: str, type_name: str, value: Any, *, repeatable: bool = False)
 def element_tree(decoded: V2GMessage | Fragment | SignedInfo) -> SchemaElement:
     """The element tree of a decoded document (``V2G_Message``), ISO-2 fragment or xmldsig SignedInfo."""
     name, type_name = root_element(decoded)
-    return _element(name, type_name, decoded)
+    return _element(ISO2, name, type_name, decoded)
+
+
+def schema_tree(codec: SchemaCodec, name: str, type_name: str, value: Any) -> SchemaElement:
+    """The element tree of ``value`` as element ``name`` of ``type_name`` in another schema set (ISO 15118-20)."""
+    return _element(codec, name, type_name, value)
 
 
 def to_xml(element: SchemaElement, *, comment: Callable[[SchemaElement], str | None] | None = None) -> str:

@@ -40,9 +40,14 @@ def width_for(productions: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Simple:
-    """A simple value: its EXI representation and the schema facets enforced on encode and decode."""
+    """A simple value: its EXI representation and the schema facets enforced on encode and decode.
 
-    kind: Literal["string", "binary", "integer", "enum"]
+    Kinds: ``string``, ``binary`` (base64Binary / hexBinary), ``integer`` (EXI Integer), ``unsigned``
+    (EXI Unsigned Integer, e.g. xs:unsignedLong), ``nbit`` (a range of at most 4096 values, e.g.
+    xs:unsignedByte: the offset from ``min_value`` in n bits) and ``enum`` (an n-bit index).
+    """
+
+    kind: Literal["string", "binary", "integer", "unsigned", "nbit", "enum"]
     schema_type: str
     min_length: int = 0
     max_length: int | None = None
@@ -53,6 +58,14 @@ class Simple:
     # digits (EXIficient writes them upper case).
     hex_binary: bool = False
 
+    @property
+    def value_width(self) -> int:
+        """Bits of an n-bit value: an enumeration index (⌈log2 n⌉) or a bounded integer's offset (EXI 1.0 §7.1.9)."""
+        if self.kind == "nbit":
+            assert self.min_value is not None and self.max_value is not None
+            return (self.max_value - self.min_value).bit_length()
+        return (self.enum_size - 1).bit_length()
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
@@ -60,13 +73,14 @@ class Item:
 
     ``content`` is a :class:`Simple`, the name of a complex type in :data:`TYPES`, or ``None`` for
     productions the codec refuses (wildcards, mixed text, KeyInfo). ``names`` holds more than one
-    element name only for a substitution group (the Body); its ``content`` then maps each name to
-    its type name, or ``None`` for the messages the codec refuses.
+    element name for a substitution group (the ISO-2 Body) or a choice (ISO-20 SignedInstallationData's
+    encrypted key); its ``content`` then maps each name to its content, or ``None`` for the ones the
+    codec refuses.
     """
 
     kind: Literal["AT", "CH", "SE"]
     names: tuple[str, ...]
-    content: Simple | str | dict[str, str | None] | None
+    content: Simple | str | dict[str, Simple | str | None] | None
     min: int = 1
     max: int | None = 1  # None = unbounded
 
