@@ -25,8 +25,9 @@ softhsm:
 	  $$SUDO apt-get install -y -q softhsm2 || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q softhsm2; } \
 	  || echo "softhsm2 could not be installed: the PKCS#11 tests will be skipped"; }
 
+# One worker per core; a test file stays on one worker, so its module fixtures are built once.
 test: $(STAMP) softhsm
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
