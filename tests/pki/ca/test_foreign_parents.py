@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from sqlalchemy import MetaData, create_engine, select
 
 from pki import PKI, RequestIdentity
@@ -264,6 +265,18 @@ def test_a_foreign_parented_ca_revokes_publishes_its_crl_and_answers_ocsp(instal
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     cpo2 = x509.load_pem_x509_certificate(installed_pki.cas.get("cpo-sub2").certificate_pem.encode())
     assert crl.is_signature_valid(cpo2.public_key())  # type: ignore[arg-type]
+    leaf = x509.load_pem_x509_certificate(issued.certificate.certificate_pem.encode())
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, cpo2, hashes.SHA256()).build()
+    answer = installed_pki.ocsp.respond(request.public_bytes(serialization.Encoding.DER))
+    assert answer.status == "successful" and answer.cert_statuses == ("revoked",)
+    # cpo-sub1 (under the external root) answers for the sub-CA it issued, through its delegated responder.
+    cpo1 = x509.load_pem_x509_certificate(installed_pki.cas.get("cpo-sub1").certificate_pem.encode())
+    request = ocsp.OCSPRequestBuilder().add_certificate(cpo2, cpo1, hashes.SHA256()).build()
+    answer = installed_pki.ocsp.respond(request.public_bytes(serialization.Encoding.DER))
+    assert answer.cert_statuses == ("good",)
+    response = ocsp.load_der_ocsp_response(answer.der)
+    responder = response.certificates[0]
+    responder.verify_directly_issued_by(cpo1)
 
 
 def test_audit_chain_holds_the_request_and_the_install(installed_pki: PKI) -> None:
