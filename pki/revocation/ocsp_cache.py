@@ -3,7 +3,9 @@
 The RFC 5019 case -- one CertID, no nonce -- is the same bytes every time a client asks about one
 certificate, so the cache maps those bytes to the :class:`~pki.revocation.ocsp_responder.OcspAnswer`
 the responder gave (a stored, pre-signed response). A hit costs a dictionary look-up, a clock read
-and the status feed's check (:mod:`pki.revocation.status_feed`); no parsing, no database.
+and the status feed's check (:mod:`pki.revocation.status_feed`); no parsing, no database. A request
+with a nonce must be signed anyway, but its certificate's status comes from the same cache
+(:meth:`OcspAnswerCache.status`, per CA and serial) under the same rules.
 
 An entry is dropped when:
 
@@ -32,6 +34,7 @@ from pki.revocation.status_feed import Changes, StatusFeed
 
 if TYPE_CHECKING:
     from pki.revocation.ocsp_responder import OcspAnswer
+    from pki.revocation.ocsp_responses import CertStatus
 
 __all__ = ["DEFAULT_ENTRIES", "OcspAnswerCache"]
 
@@ -54,6 +57,8 @@ class OcspAnswerCache:
         self._entries: dict[bytes, _Entry] = {}
         self._by_certificate: dict[tuple[str, str], set[bytes]] = {}
         self._by_responder: dict[tuple[str, str], set[bytes]] = {}
+        # The status alone, per (CA, serial), for answers signed on the spot (a nonce): no database read.
+        self._statuses: dict[tuple[str, str], tuple[CertStatus, dt.datetime]] = {}
         self._generation = 0
         self._lock = threading.Lock()
         self._max_entries = max_entries
@@ -74,6 +79,33 @@ class OcspAnswerCache:
         if entry is None or now >= entry.valid_until:
             return None
         return entry.answer
+
+    def status(self, ca_id: str, serial: str, now: dt.datetime) -> CertStatus | None:
+        """The certificate's current status, if known; same freshness rules as :meth:`get`."""
+        known = self._statuses.get((ca_id, serial))
+        if known is None:
+            return None
+        feed = self.feed
+        if feed is None or not feed.fresh():
+            return None
+        known = self._statuses.get((ca_id, serial))
+        if known is None or now >= known[1]:
+            return None
+        return known[0]
+
+    def put_status(
+        self, ca_id: str, serial: str, token: int | None, status: CertStatus, valid_until: dt.datetime
+    ) -> bool:
+        """Keep a status read from the database (after ``token``) unless something was invalidated since."""
+        if token is None or status.name == "unknown":
+            return False
+        with self._lock:
+            if token != self._generation:
+                return False
+            if len(self._statuses) >= self._max_entries:
+                del self._statuses[next(iter(self._statuses))]
+            self._statuses[(ca_id, serial)] = (status, valid_until)
+        return True
 
     def token(self) -> int | None:
         """What :meth:`put` needs, read before the database is; ``None`` when nothing may be kept now."""
@@ -116,8 +148,11 @@ class OcspAnswerCache:
                 if serials is None:
                     for key in [k for k, e in self._entries.items() if e.ca_id == ca_id]:
                         self._drop(key)
+                    for status_key in [k for k in self._statuses if k[0] == ca_id]:
+                        del self._statuses[status_key]
                     continue
                 for serial in serials:
+                    self._statuses.pop((ca_id, serial), None)
                     # A revoked responder: every answer it signed goes.
                     for key in list(self._by_responder.get((ca_id, serial), ())):
                         self._drop(key)
@@ -128,6 +163,7 @@ class OcspAnswerCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+            self._statuses.clear()
             self._by_certificate.clear()
             self._by_responder.clear()
 

@@ -42,6 +42,7 @@ from cryptography.x509 import ocsp
 from pki.core.clock import utc
 from pki.core.errors import EvpkiError
 from pki.revocation.ocsp_cache import OcspAnswerCache
+from pki.revocation.ocsp_der import sign_single_der
 from pki.revocation.ocsp_requests import (
     CERT_ID_HASHES,
     MAX_REQUEST_BYTES,
@@ -164,7 +165,7 @@ class OcspResponder:
         try:
             if len(cert_ids) == 1 and nonce is None:
                 return self._single_presigned(ca_id, cert_ids[0], request_der, token)
-            return self._signed_now(ca_id, cert_ids, nonce)
+            return self._signed_now(ca_id, cert_ids, nonce, token)
         except EvpkiError as exc:
             # The CA cannot get a responder (revoked or expired chain, key unavailable).
             log.warning("OCSP for %s unavailable: %s", ca_id, exc.message)
@@ -206,6 +207,9 @@ class OcspResponder:
             answer = self._sign_single(responder, cert_id, status, None, now, store=True)
             kept = replace(answer, from_store=True)  # once stored, that is what it is
         assert kept.next_update is not None
+        self.cache.put_status(
+            ca_id, format(cert_id.serial, "X"), token, status, responder.checked_at + RECHECK_INTERVAL
+        )
         self.cache.put(
             request_der,
             token,
@@ -228,7 +232,10 @@ class OcspResponder:
         store: bool,
     ) -> OcspAnswer:
         this_update, next_update = response_window(self._ctx, responder, now)
-        der = sign_single_response(responder, cert_id, status, nonce, this_update, next_update)
+        if nonce is not None:  # signed for this request only: the cheaper DER assembly
+            der = sign_single_der(responder, cert_id, status, nonce, this_update, next_update)
+        else:
+            der = sign_single_response(responder, cert_id, status, nonce, this_update, next_update)
         if store:
             store_response(self._ctx, responder, cert_id, status, this_update, next_update, der)
         return OcspAnswer(
@@ -242,13 +249,17 @@ class OcspResponder:
 
     # -- signed-now path (nonce, several CertIDs) -----------------------------------------
 
-    def _signed_now(self, ca_id: str, cert_ids: list[CertId], nonce: bytes | None) -> OcspAnswer:
+    def _signed_now(self, ca_id: str, cert_ids: list[CertId], nonce: bytes | None, token: int | None) -> OcspAnswer:
         now = self._ctx.clock.now()
         responder = self.responders.get(ca_id)
-        statuses = read_statuses(self._ctx, ca_id, [cert_id.serial for cert_id in cert_ids])
         if len(cert_ids) == 1:
-            status = statuses[format(cert_ids[0].serial, "X")]
+            serial = format(cert_ids[0].serial, "X")
+            status = self.cache.status(ca_id, serial, now)
+            if status is None:
+                status = read_statuses(self._ctx, ca_id, [cert_ids[0].serial])[serial]
+                self.cache.put_status(ca_id, serial, token, status, responder.checked_at + RECHECK_INTERVAL)
             return self._sign_single(responder, cert_ids[0], status, nonce, now, store=False)
+        statuses = read_statuses(self._ctx, ca_id, [cert_id.serial for cert_id in cert_ids])
         this_update, next_update = response_window(self._ctx, responder, now)
         der = sign_multi_response(
             responder, cert_ids, [statuses[format(c.serial, "X")] for c in cert_ids], nonce, this_update, next_update
