@@ -182,7 +182,8 @@ class PostgresStatusFeed(StatusFeed):
             self._apply(heads, fetch)
             self._confirmed = max(self._confirmed, started)
 
-    def _notified(self, payload: str) -> None:
+    def _notified(self, payload: str) -> bool:
+        """Deliver one notification; False when it does not follow the last one (the tables must tell)."""
         ca_id, _, rest = payload.partition(" ")
         seq_text, _, serial = rest.partition(" ")
         with self._sync_lock:
@@ -190,9 +191,8 @@ class PostgresStatusFeed(StatusFeed):
             if heads is not None and seq_text.isdigit() and int(seq_text) == heads.get(ca_id, 0) + 1:
                 heads[ca_id] = int(seq_text)
                 self._listener({ca_id: {serial}})
-                return
-        # Out of order, or before the first sync: the tables say what happened.
-        self._sync_on(self._connection)
+                return True
+        return False
 
     def _run(self) -> None:
         import psycopg
@@ -204,8 +204,10 @@ class PostgresStatusFeed(StatusFeed):
                     connection.execute(f"LISTEN {_CHANNEL}")
                     self._sync_on(connection)  # after LISTEN: nothing committed since is missed
                     while not self._closed.is_set():
+                        # The generator holds the connection: the sync comes after it, never inside.
                         for notification in connection.notifies(timeout=POLL_INTERVAL):
-                            self._notified(notification.payload)
+                            if not self._notified(notification.payload):
+                                break
                         self._sync_on(connection)
             except Exception as exc:  # the database went away: the cache stops answering (fresh() goes false)
                 if self._closed.is_set():
