@@ -371,7 +371,7 @@ def start_openssl(files: dict[str, Path], port: int, cpu: int | None, log: Path)
         "-rkey", str(files["responder.key"]),
         "-port", str(port),
         "-nmin", "60",
-        "-timeout", "5",
+        "-timeout", "1",
         "-ignore_err",
     ]  # fmt: skip
     return loadgen.spawn(argv, cpu=cpu, cwd=files["index.txt"].parent, log=log)
@@ -474,7 +474,11 @@ def measure(args: argparse.Namespace, *, with_openssl: bool) -> Run:
             wait_for(
                 process, openssl_port, probe, log, ready=lambda status, body: status == 200 and ocsp_successful(body)
             )
-            openssl_pid = process.pid
+            openssl_holder = [process]
+
+            def openssl_pids() -> list[int]:
+                return [openssl_holder[0].pid]
+
             keep_alive_probe = loadgen.http_request(
                 "POST", "/", fixture.plain[0], content_type=OCSP_REQUEST, headers={"Connection": "keep-alive"}
             )
@@ -505,7 +509,7 @@ def measure(args: argparse.Namespace, *, with_openssl: bool) -> Run:
         if openssl_port is not None:
             openssl_close = http_requests(fixture.plain, keep_alive=False, path="/")
             scenarios.append((OPENSSL_CLOSE, openssl_port, openssl_close, False, False, generator_cpu,
-                              lambda: [openssl_pid], args.concurrency))  # fmt: skip
+                              openssl_pids, args.concurrency))  # fmt: skip
             if openssl_keeps:
                 kept = [
                     loadgen.http_request(
@@ -519,15 +523,13 @@ def measure(args: argparse.Namespace, *, with_openssl: bool) -> Run:
                     )
                     for der in fixture.nonced
                 ]
-                scenarios.append(
-                    (OPENSSL_KEEP, openssl_port, kept, True, False, generator_cpu, lambda: [openssl_pid], 1)
-                )
+                scenarios.append((OPENSSL_KEEP, openssl_port, kept, True, False, generator_cpu, openssl_pids, 1))
                 scenarios.append((OPENSSL_NONCE, openssl_port, kept_nonce, True, True, generator_cpu,
-                                  lambda: [openssl_pid], 1))  # fmt: skip
+                                  openssl_pids, 1))  # fmt: skip
             else:
                 nonce_close = http_requests(fixture.nonced, keep_alive=False, path="/")
                 scenarios.append((OPENSSL_NONCE, openssl_port, nonce_close, False, True, generator_cpu,
-                                  lambda: [openssl_pid], args.concurrency))  # fmt: skip
+                                  openssl_pids, args.concurrency))  # fmt: skip
         scenarios += [
             (EVPKI_PRESIGNED, port, plain_keep, True, False, generator_cpu, lambda: [one.pid], args.concurrency),
             (EVPKI_NONCE, port, http_requests(fixture.nonced, keep_alive=True), True, True, generator_cpu,
@@ -546,6 +548,14 @@ def measure(args: argparse.Namespace, *, with_openssl: bool) -> Run:
             results: dict[str, LoadResult] = {}
             for label, target, requests, keep_alive, nonce, cpu, pids, concurrency in scenarios:
                 print(f"round {number}/{args.rounds}: {label} ...", file=sys.stderr)
+                if target == openssl_port and (number > 1 or label != OPENSSL_CLOSE):
+                    # openssl serves one connection at a time, and one the last run cut off can wedge it:
+                    # a fresh one for each run.
+                    loadgen.stop(openssl_holder[0])
+                    openssl_holder[0] = start_openssl(files, openssl_port, server_cpu, tmp / "openssl.log")
+                    processes.append(openssl_holder[0])
+                    wait_for(openssl_holder[0], openssl_port, probe, tmp / "openssl.log",
+                             ready=lambda status, body: status == 200 and ocsp_successful(body))  # fmt: skip
                 with loadgen.pinned(cpu):
                     result = loadgen.run_load(
                         HOST,
