@@ -191,8 +191,8 @@ def run(args: argparse.Namespace, url: str, label: str, tmp: Path) -> tuple[str,
     load_seconds = args.load_seconds if args.load_seconds > 0 else 2.0 + 0.012 * args.certs
     try:
         loadgen.wait_until_serving(HOST, port, loadgen.http_request("GET", "/healthz", keep_alive=False), timeout=60)
-        for request in http:  # every answer in the server's cache before the clock starts
-            loadgen.fetch(HOST, port, request)
+        for der in requests:  # every answer in the server's cache before the clock starts
+            loadgen.fetch(HOST, port, loadgen.http_request("POST", "/ocsp", der, keep_alive=False))
         child = subprocess.Popen(
             [*(["taskset", "-c", str(other_cpu)] if other_cpu is not None else []), sys.executable, __file__,
              "--revoker", str(home), url],
