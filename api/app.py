@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from api import metrics
 from api.limits import BodyLimit
 from api.observability import RequestContext
+from api.ocsp_asgi import OcspFirst
 from api.problems import install_problem_handlers
 from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, trust
 from api.routes import ocpp as ocpp_routes
@@ -82,7 +83,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
             if owned:
                 app.state.pki.close()
 
-    app = FastAPI(
+    app = OcspFirst(  # a FastAPI application that answers /ocsp ahead of itself
         title="evpki",
         version="0.1.0",
         description=_DESCRIPTION,
@@ -109,8 +110,6 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         app.state.pki = pki  # usable before the lifespan runs (ASGI test transports skip it)
     install_problem_handlers(app)
     max_firmware = (pki.settings if pki is not None else settings or Settings()).firmware_max_bytes
-    app.add_middleware(ocsp.OcspFastPath)
-    # Added last, so outermost: the limit applies to every request, the fast path included.
     app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware})
     # Outermost of all: every response (a 413 too) carries the request id and is timed and logged.
     app.add_middleware(RequestContext)

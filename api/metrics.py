@@ -60,6 +60,12 @@ EXPIRING = Gauge(
 
 router = APIRouter(tags=["metrics"])
 
+# Labelled children, looked up once: ``labels()`` costs more than the increment (the OCSP hot path).
+# Series are bounded by the label values (routes are templates), and so are these dictionaries.
+_ocsp_counters: dict[tuple[str, str], Counter] = {}
+_ocsp_latencies: dict[str, Histogram] = {}
+_http_latencies: dict[tuple[str, str, int], Histogram] = {}
+
 
 def _observe(event: events.Event) -> None:
     if event.kind == "issuance":
@@ -67,9 +73,16 @@ def _observe(event: events.Event) -> None:
     elif event.kind == "revocation":
         REVOCATIONS.labels(event.labels["reason"]).inc()
     elif event.kind == "ocsp":
-        OCSP_REQUESTS.labels(event.labels["status"], event.labels["cache"]).inc()
+        status, cache = event.labels["status"], event.labels["cache"]
+        counter = _ocsp_counters.get((status, cache))
+        if counter is None:
+            counter = _ocsp_counters[(status, cache)] = OCSP_REQUESTS.labels(status, cache)
+        counter.inc()
         if event.duration_s is not None:
-            OCSP_LATENCY.labels(event.labels["cache"]).observe(event.duration_s)
+            histogram = _ocsp_latencies.get(cache)
+            if histogram is None:
+                histogram = _ocsp_latencies[cache] = OCSP_LATENCY.labels(cache)
+            histogram.observe(event.duration_s)
 
 
 def install() -> None:
@@ -78,7 +91,11 @@ def install() -> None:
 
 
 def observe_http(method: str, route: str, status: int, duration_s: float) -> None:
-    HTTP_LATENCY.labels(method, route, str(status)).observe(duration_s)
+    key = (method, route, status)
+    histogram = _http_latencies.get(key)
+    if histogram is None:
+        histogram = _http_latencies[key] = HTTP_LATENCY.labels(method, route, str(status))
+    histogram.observe(duration_s)
 
 
 class _ExpiryCache:

@@ -176,7 +176,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def spawn(
     argv: Sequence[str],
     *,
-    cpu: int | None = None,
+    cpu: int | str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log: Path | None = None,

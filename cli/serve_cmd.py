@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import socket
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +24,15 @@ class LogFormat(StrEnum):
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8080,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (one per core is right).")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes (one per core is right); each listens on its own SO_REUSEPORT socket, "
+            "so the kernel spreads connections evenly.",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
     log_format: Annotated[
         LogFormat,
@@ -41,16 +52,54 @@ def serve(
     from api.observability import logging_config
 
     open_pki().close()  # migrate once and fail early (exit 7) if the database is unreachable
-    uvicorn.run(
-        "api.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=log_level,
-        log_config=logging_config(log_format.value, log_level),
-        access_log=False,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": log_level,
+        "log_config": logging_config(log_format.value, log_level),
+        "access_log": False,
+        "proxy_headers": False,
+    }
+    if workers == 1:
+        uvicorn.run(_APP, **options)
+        return
+    # uvicorn's own workers share one listening socket, and whichever wakes first takes the next
+    # connection; with a socket each (SO_REUSEPORT) the kernel hashes connections across them.
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_reuse_port_worker, args=(options,), daemon=True) for _ in range(workers)]
+    for process in processes:
+        process.start()
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn finishes in-flight requests
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    while all(process.is_alive() for process in processes) and not stopping:
+        processes[0].join(0.5)
+    stop(0, None)  # one worker gone (or asked to stop): the others go too
+    for process in processes:
+        process.join()
+
+
+_APP = "api.app:app_from_environment"
+
+
+def _reuse_port_worker(options: dict[str, Any]) -> None:
+    import uvicorn
+
+    family = socket.AF_INET6 if ":" in options["host"] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((options["host"], options["port"]))
+    sock.set_inheritable(True)
+    uvicorn.Server(uvicorn.Config(_APP, **options)).run(sockets=[sock])

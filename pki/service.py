@@ -71,6 +71,7 @@ class PKI:
         return cls(database=database, keys=open_key_store(settings), settings=settings, clock=clock)
 
     def close(self) -> None:
+        self.ocsp.close()
         self._ctx.database.dispose()
 
     @property

@@ -4,6 +4,9 @@ POST takes a DER ``application/ocsp-request``; GET takes it base64-encoded in th
 return ``application/ocsp-response``. A response from the pre-signed store carries RFC 5019
 cache headers; ``max-age`` is capped by ``ocsp_max_age`` so that an HTTP cache never hides a
 revocation for longer than that. Nonce responses are ``no-store``.
+
+These routes describe ``/ocsp`` in the OpenAPI document; :class:`api.ocsp_asgi.OcspEndpoint`, mounted
+ahead of the framework, answers the same requests the same way without building a Request.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import base64
 import binascii
 
 from fastapi import APIRouter, Request, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.caching import cached_response
 from api.deps import pki_of, public
-from api.problems import PayloadTooLarge, problem_response
 from pki.revocation import MAX_REQUEST_BYTES, OcspAnswer
+
+__all__ = ["OCSP_RESPONSE", "decode_get", "router"]
 
 router = APIRouter(tags=["OCSP"])
 
@@ -68,10 +71,10 @@ async def ocsp_post(request: Request) -> Response:
 @router.get("/ocsp/{encoded:path}", summary="OCSP request (base64 DER in the path)", response_class=Response,
             responses=_RESPONSES, **public())  # fmt: skip
 async def ocsp_get(encoded: str, request: Request) -> Response:
-    return _response(request, pki_of(request).ocsp.respond(_decode_get(encoded)))
+    return _response(request, pki_of(request).ocsp.respond(decode_get(encoded)))
 
 
-def _decode_get(encoded: str) -> bytes:
+def decode_get(encoded: str) -> bytes:
     """RFC 6960 A.1: base64 of the DER, then URL-encoded (which the router has undone)."""
     text = encoded.strip("/")
     if len(text) > 2 * MAX_REQUEST_BYTES:
@@ -83,42 +86,3 @@ def _decode_get(encoded: str) -> bytes:
             return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         except (binascii.Error, ValueError):
             return b""
-
-
-class OcspFastPath:
-    """Answers ``/ocsp`` before FastAPI's routing, which costs more than the answer itself.
-
-    Same behaviour as the two routes above (which stay for the OpenAPI document and as the
-    fallback): the responder is public, so there is nothing to authenticate, and the body limit
-    is OCSP's own.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path, method = scope["path"], scope["method"]
-            if path == "/ocsp" and method == "POST":
-                await self._post(scope, receive, send)
-                return
-            if path.startswith("/ocsp/") and method == "GET":
-                request = Request(scope, receive)
-                answer = pki_of(request).ocsp.respond(_decode_get(path[len("/ocsp/") :]))
-                await _response(request, answer)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_REQUEST_BYTES:
-                    raise PayloadTooLarge(f"an OCSP request is at most {MAX_REQUEST_BYTES} bytes")
-        except PayloadTooLarge as error:
-            response: Response = problem_response(413, error.code, "Payload too large", error.message, "/ocsp")
-        else:
-            response = _response(request, pki_of(request).ocsp.respond(bytes(body)))
-        await response(scope, receive, send)

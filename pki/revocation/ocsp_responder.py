@@ -18,6 +18,10 @@ status is still known), ``revoked`` with time and reason (``certificateHold`` wh
 ``unknown`` for a serial the CA never issued. A CertID naming an issuer we do not run gets
 ``unauthorized`` (RFC 6960 §2.3); undecodable input gets ``malformedRequest``.
 
+Ahead of all of this, :mod:`pki.revocation.ocsp_cache` keeps pre-signed answers in memory, keyed by
+the request's DER, and drops them as :mod:`pki.revocation.status_feed` reports status changes: the
+common request costs no parsing and no database round trip.
+
 The request side lives in :mod:`pki.revocation.ocsp_requests`, response building and signing in
 :mod:`pki.revocation.ocsp_responses`, the statuses, the pre-signed store and bulk pre-signing in
 :mod:`pki.revocation.ocsp_store`; this module owns the engine that decides which path answers.
@@ -30,13 +34,15 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from pki.core.clock import utc
 from pki.core.errors import EvpkiError
+from pki.revocation.ocsp_cache import OcspAnswerCache
+from pki.revocation.ocsp_der import sign_single_der
 from pki.revocation.ocsp_requests import (
     CERT_ID_HASHES,
     MAX_REQUEST_BYTES,
@@ -46,8 +52,9 @@ from pki.revocation.ocsp_requests import (
     parse_request,
 )
 from pki.revocation.ocsp_responses import CertStatus, response_window, sign_multi_response, sign_single_response
-from pki.revocation.ocsp_signers import Responder, ResponderDirectory
+from pki.revocation.ocsp_signers import RECHECK_INTERVAL, Responder, ResponderDirectory
 from pki.revocation.ocsp_store import presign_responses, read_presigned, read_statuses, store_response, stored_status
+from pki.revocation.status_feed import Changes, open_feed, watch_local_changes
 from pki.runtime.context import Context
 from pki.store import repository
 
@@ -79,10 +86,15 @@ class OcspAnswer:
     this_update: dt.datetime | None = None
     next_update: dt.datetime | None = None
     from_store: bool = False
+    # What an edge derives from a cached answer (its HTTP head, say) lives here, as long as the answer.
+    memo: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def etag(self) -> str:
-        return f'"{hashlib.sha256(self.der).hexdigest()[:32]}"'
+        etag = self.memo.get("etag")
+        if not isinstance(etag, str):
+            etag = self.memo["etag"] = f'"{hashlib.sha256(self.der).hexdigest()[:32]}"'
+        return etag
 
 
 _ANSWER_MALFORMED = OcspAnswer(_MALFORMED, "malformedRequest")
@@ -100,6 +112,34 @@ class OcspResponder:
         self._issuers: dict[tuple[str, bytes, bytes], str] = {}
         self._issuers_read_at = float("-inf")
         self._issuers_lock = threading.Lock()
+        self.cache = OcspAnswerCache()
+        self._feed_lock = threading.Lock()
+        self._feed_tried = False
+        self._local_watch: object = None
+
+    def close(self) -> None:
+        with self._feed_lock:
+            feed, self.cache.feed = self.cache.feed, None
+            if feed is not None:
+                feed.close()
+            self.cache.clear()
+
+    def _changed(self, changes: Changes) -> None:
+        self.cache.invalidate(changes)
+        self.responders.forget(changes)
+
+    def _cache_token(self) -> int | None:
+        if self.cache.feed is None and not self._feed_tried:
+            with self._feed_lock:
+                if not self._feed_tried:
+                    self._feed_tried = True
+                    # Local commits first: a change between the two is then caught by one or the other.
+                    self._local_watch = watch_local_changes(self._ctx.database, self._changed)
+                    try:
+                        self.cache.feed = open_feed(self._ctx.database, self._changed)
+                    except Exception as exc:  # no feed, no cache: every answer comes from the database
+                        log.warning("OCSP answer cache off: %s", exc)
+        return self.cache.token()
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -107,6 +147,10 @@ class OcspResponder:
         """Answer one DER ``OCSPRequest``; never raises for bad input."""
         if not request_der or len(request_der) > MAX_REQUEST_BYTES:
             return _ANSWER_MALFORMED
+        cached = self.cache.get(request_der, self._ctx.clock.now())
+        if cached is not None:
+            return cached
+        token = self._cache_token()  # before anything is read: see OcspAnswerCache.put
         try:
             cert_ids, nonce = parse_request(request_der)
         except MalformedRequest as exc:
@@ -120,8 +164,8 @@ class OcspResponder:
         assert ca_id is not None
         try:
             if len(cert_ids) == 1 and nonce is None:
-                return self._single_presigned(ca_id, cert_ids[0])
-            return self._signed_now(ca_id, cert_ids, nonce)
+                return self._single_presigned(ca_id, cert_ids[0], request_der, token)
+            return self._signed_now(ca_id, cert_ids, nonce, token)
         except EvpkiError as exc:
             # The CA cannot get a responder (revoked or expired chain, key unavailable).
             log.warning("OCSP for %s unavailable: %s", ca_id, exc.message)
@@ -132,7 +176,7 @@ class OcspResponder:
 
     # -- pre-signed path ------------------------------------------------------------------
 
-    def _single_presigned(self, ca_id: str, cert_id: CertId) -> OcspAnswer:
+    def _single_presigned(self, ca_id: str, cert_id: CertId, request_der: bytes, token: int | None) -> OcspAnswer:
         ctx = self._ctx
         now = ctx.clock.now()
         responder = self.responders.get(ca_id)
@@ -142,13 +186,14 @@ class OcspResponder:
             return self._sign_single(responder, cert_id, CertStatus("unknown"), None, now, store=False)
         status = stored_status(row[0], row[1], row[2], row[3])
         stored_version, stored_responder, stored_this, stored_next, stored_der = row[4:9]
+        refresh_before = ctx.settings.duration("ocsp_refresh_before")
         if (
             stored_der is not None
             and stored_version == status.version
             and stored_responder == responder.serial
-            and now < utc(stored_next) - ctx.settings.duration("ocsp_refresh_before")
+            and now < utc(stored_next) - refresh_before
         ):
-            return OcspAnswer(
+            answer = OcspAnswer(
                 stored_der,
                 "successful",
                 (status.name,),
@@ -157,7 +202,24 @@ class OcspResponder:
                 next_update=utc(stored_next),
                 from_store=True,
             )
-        return self._sign_single(responder, cert_id, status, None, now, store=True)
+            kept = answer
+        else:
+            answer = self._sign_single(responder, cert_id, status, None, now, store=True)
+            kept = replace(answer, from_store=True)  # once stored, that is what it is
+        assert kept.next_update is not None
+        self.cache.put_status(
+            ca_id, format(cert_id.serial, "X"), token, status, responder.checked_at + RECHECK_INTERVAL
+        )
+        self.cache.put(
+            request_der,
+            token,
+            kept,
+            ca_id=ca_id,
+            serial=format(cert_id.serial, "X"),
+            responder_serial=responder.serial,
+            valid_until=min(responder.checked_at + RECHECK_INTERVAL, kept.next_update - refresh_before),
+        )
+        return answer
 
     def _sign_single(
         self,
@@ -170,7 +232,10 @@ class OcspResponder:
         store: bool,
     ) -> OcspAnswer:
         this_update, next_update = response_window(self._ctx, responder, now)
-        der = sign_single_response(responder, cert_id, status, nonce, this_update, next_update)
+        if nonce is not None:  # signed for this request only: the cheaper DER assembly
+            der = sign_single_der(responder, cert_id, status, nonce, this_update, next_update)
+        else:
+            der = sign_single_response(responder, cert_id, status, nonce, this_update, next_update)
         if store:
             store_response(self._ctx, responder, cert_id, status, this_update, next_update, der)
         return OcspAnswer(
@@ -184,13 +249,17 @@ class OcspResponder:
 
     # -- signed-now path (nonce, several CertIDs) -----------------------------------------
 
-    def _signed_now(self, ca_id: str, cert_ids: list[CertId], nonce: bytes | None) -> OcspAnswer:
+    def _signed_now(self, ca_id: str, cert_ids: list[CertId], nonce: bytes | None, token: int | None) -> OcspAnswer:
         now = self._ctx.clock.now()
         responder = self.responders.get(ca_id)
-        statuses = read_statuses(self._ctx, ca_id, [cert_id.serial for cert_id in cert_ids])
         if len(cert_ids) == 1:
-            status = statuses[format(cert_ids[0].serial, "X")]
+            serial = format(cert_ids[0].serial, "X")
+            status = self.cache.status(ca_id, serial, now)
+            if status is None:
+                status = read_statuses(self._ctx, ca_id, [cert_ids[0].serial])[serial]
+                self.cache.put_status(ca_id, serial, token, status, responder.checked_at + RECHECK_INTERVAL)
             return self._sign_single(responder, cert_ids[0], status, nonce, now, store=False)
+        statuses = read_statuses(self._ctx, ca_id, [cert_id.serial for cert_id in cert_ids])
         this_update, next_update = response_window(self._ctx, responder, now)
         der = sign_multi_response(
             responder, cert_ids, [statuses[format(c.serial, "X")] for c in cert_ids], nonce, this_update, next_update

@@ -25,7 +25,7 @@ from pki.revocation.ocsp_signers import Responder
 from pki.revocation.reasons import RevocationReason, reason_flag
 from pki.runtime.context import Context
 
-__all__ = ["CertStatus", "response_window", "sign_multi_response", "sign_single_response"]
+__all__ = ["CertStatus", "response_window", "sign_multi_response", "sign_single_response", "signature_algorithm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,8 @@ def sign_single_response(
     return responder.signer.sign_ocsp_response(builder).public_bytes(serialization.Encoding.DER)
 
 
-def _signature_algorithm(responder: Responder) -> str:
+def signature_algorithm(responder: Responder) -> str:
+    """asn1crypto's name of the algorithm the responder's signer signs with (``sign_bytes``)."""
     key = responder.certificate.public_key()
     if isinstance(key, ec.EllipticCurvePublicKey):
         return f"{signature_hash(key).name}_ecdsa"  # type: ignore[union-attr]  # the hash the signer uses
@@ -141,7 +142,7 @@ def sign_multi_response(
     basic = asn1_ocsp.BasicOCSPResponse(
         {
             "tbs_response_data": response_data,
-            "signature_algorithm": {"algorithm": _signature_algorithm(responder)},
+            "signature_algorithm": {"algorithm": signature_algorithm(responder)},
             "signature": signature,
             "certs": [asn1_certificate],
         }

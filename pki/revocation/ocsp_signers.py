@@ -8,7 +8,8 @@ revoked; the new one is found by every process through the database.
 
 Processes keep the current responder in memory for a few seconds only (a certificate never
 changes, but its status may), so a responder revoked after a key compromise stops being used
-within :data:`RECHECK_INTERVAL`.
+within :data:`RECHECK_INTERVAL` -- at once where the status feed reports the revocation
+(:meth:`ResponderDirectory.forget`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,14 @@ class ResponderDirectory:
             responder = self._find(ca_id, now) or self._issue(ca_id, now)
             self._current[ca_id] = responder
             return responder
+
+    def forget(self, changes: dict[str, set[str] | None]) -> None:
+        """Look a CA's responder up again at next use if its certificate changed status (``None``: any)."""
+        for ca_id, serials in changes.items():
+            cached = self._current.get(ca_id)
+            if cached is not None and (serials is None or cached.serial in serials):
+                # No lock: the caller may be inside get() of this thread (a commit's checkin).
+                self._current.pop(ca_id, None)
 
     def rotate(self, ca_id: str, *, actor: str = "system") -> Responder:
         """Issue a new responder for ``ca_id`` now, whatever the state of the current one."""

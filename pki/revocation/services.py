@@ -124,6 +124,11 @@ class Ocsp:
             self._responder = OcspResponder(self._ctx)
         return self._responder
 
+    def close(self) -> None:
+        """Stop the answer cache's status feed (a PostgreSQL listener thread); :meth:`PKI.close` calls it."""
+        if self._responder is not None:
+            self._responder.close()
+
     def respond(self, request_der: bytes) -> OcspAnswer:
         """Answer one DER OCSPRequest (RFC 6960); bad input gives an error *response*, never an exception."""
         started = time.perf_counter()

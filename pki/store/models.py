@@ -23,6 +23,8 @@ __all__ = [
     "CrlRow",
     "OcspResponseRow",
     "SettingRow",
+    "StatusChangeRow",
+    "StatusFeedRow",
     "TrustedRootRow",
 ]
 
@@ -307,3 +309,29 @@ class TrustedRootRow(SQLModel, table=True):
     removed_by: str | None = Field(default=None, max_length=128)
     # Why a sync or seed retired it; None when removed by hand (a sync then never trusts it again itself).
     removed_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class StatusFeedRow(SQLModel, table=True):
+    """Per CA, how many certificate status changes it has had: the head of its change feed.
+
+    Written only by database triggers (migration 0008) on every change of a certificate's status
+    columns, whatever statement made it, so that every process's OCSP answer cache can learn of
+    changes committed by any other (:mod:`pki.revocation.status_feed`). The row is locked from the
+    change to the commit, so one CA's sequence numbers commit in order.
+    """
+
+    __tablename__ = "status_feed"
+
+    ca_id: str = Field(primary_key=True, max_length=64)
+    seq: int = 0
+
+
+class StatusChangeRow(SQLModel, table=True):
+    """One certificate status change: the CA, its feed sequence number and the serial that changed."""
+
+    __tablename__ = "status_change"
+
+    ca_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)
+    serial: str = Field(max_length=40)
+    changed_at: dt.datetime = _when()  # type: ignore[assignment]
