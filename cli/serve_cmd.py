@@ -109,4 +109,3 @@ def _start_est(host: str, port: int, server_name: str, log_level: str) -> EstSer
     # dying on SIGTERM's default action, so the EST listener closes cleanly too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     return server
-

@@ -195,7 +195,7 @@ def create_est_app(pki: PKI) -> FastAPI:
     return app
 
 
-def _routes(app: FastAPI) -> None:  # noqa: C901 - one small handler per EST path
+def _routes(app: FastAPI) -> None:
     cacerts = {"responses": _CACERTS_RESPONSES, "response_class": Response, "tags": ["EST"]}
     enroll: dict[str, Any] = {
         "responses": _ENROLL_RESPONSES,
@@ -247,10 +247,11 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one small handler per EST pat
         target = await run_in_threadpool(_pki(request).est.opcp_target, ca, iso_version, algorithm)
         return await _cacerts(request, target)
 
-    for path in ("/{ca}/cacerts/{iso_version}/{algorithm}/", f"{_PREFIX}/{{ca}}/cacerts/{{iso_version}}/{{algorithm}}/"):
-        app.get(path, summary="OPCP: CA certificates of a role, ISO version and key algorithm", **cacerts)(
-            opcp_cacerts
-        )
+    for path in (
+        "/{ca}/cacerts/{iso_version}/{algorithm}/",
+        f"{_PREFIX}/{{ca}}/cacerts/{{iso_version}}/{{algorithm}}/",
+    ):
+        app.get(path, summary="OPCP: CA certificates of a role, ISO version and key algorithm", **cacerts)(opcp_cacerts)
 
 
 async def _est_error(request: Request, error: Exception) -> JSONResponse:

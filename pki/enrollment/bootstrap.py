@@ -74,20 +74,19 @@ def bootstrap_anchors(ctx: Context) -> BootstrapAnchors:
     entries = [part.strip() for part in ctx.settings.est_bootstrap_cas.split(",") if part.strip()]
     if not entries:
         return BootstrapAnchors(frozenset(), (), ())
-    with ctx.database.read() as session:
-        for entry in entries:
-            try:
-                row = repository.get_ca(session, entry)
-            except NotFound:
-                path = Path(entry)
-                if not path.is_file():
-                    raise NotFound(
-                        f"est_bootstrap_cas names {entry!r}, which is neither one of our CAs nor a PEM file"
-                    ) from None
-                foreign.extend(_pem_file(path))
-                continue
-            ca_ids.add(row.id)
-            own.append(ctx.ca_certificate(row))
+    directory = ctx.cached_ca_directory()
+    for entry in entries:
+        if directory is None or (entry not in directory.cas and not Path(entry).is_file()):
+            with ctx.database.read() as session:  # a CA made since the directory was cached
+                directory = ctx.ca_directory(session.connection())
+        if entry in directory.cas:
+            ca_ids.add(entry)
+            own.append(directory.cas[entry].certificate)
+            continue
+        path = Path(entry)
+        if not path.is_file():
+            raise NotFound(f"est_bootstrap_cas names {entry!r}, which is neither one of our CAs nor a PEM file")
+        foreign.extend(_pem_file(path))
     return BootstrapAnchors(frozenset(ca_ids), tuple(own), tuple(foreign))
 
 
@@ -108,9 +107,13 @@ def check_bootstrap(ctx: Context, certificate_der: bytes, anchors: BootstrapAnch
                 row = None
             if row is not None and row.issuer_id in anchors.ca_ids:
                 if row.status != "valid":
-                    raise PolicyViolation("est.bootstrap-revoked", f"bootstrap certificate {row.serial} is {row.status}")
+                    raise PolicyViolation(
+                        "est.bootstrap-revoked", f"bootstrap certificate {row.serial} is {row.status}"
+                    )
                 if not utc(row.not_before) <= now < utc(row.not_after):
-                    raise PolicyViolation("est.bootstrap-expired", f"bootstrap certificate {row.serial} is not valid now")
+                    raise PolicyViolation(
+                        "est.bootstrap-expired", f"bootstrap certificate {row.serial} is not valid now"
+                    )
                 return certificate
     for anchor in anchors.foreign:
         if anchor.subject != certificate.issuer:

@@ -33,19 +33,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from pki.ca.issuance import IssueRequest, issue
 from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity, load_csr
 from pki.ca.profiles import ProfileName
 from pki.core.clock import utc
-from pki.core.errors import Conflict, InvalidInput, NotFound, PolicyViolation, Unauthenticated
+from pki.core.errors import Conflict, InvalidInput, PolicyViolation, Unauthenticated
 from pki.enrollment import bootstrap, secrets
 from pki.enrollment.targets import Target
 from pki.runtime.context import Context
 from pki.runtime.views import CertificateView
-from pki.stations import registry
-from pki.store import repository
 from pki.store.models import CertificateRow, StationRow
 
 __all__ = ["MAX_BODY_BYTES", "REENROLL_PROFILES", "Enrolled", "EnrollmentRequest", "certs_only", "decode_csr", "enroll"]
@@ -56,6 +54,20 @@ REENROLL_PROFILES = (ProfileName.STATION.value, ProfileName.SECC.value, ProfileN
 # RFC 7030 §4.2.1: base64 of the DER request; a CSR of OCPP's 5,500 characters and line breaks fit.
 MAX_BODY_BYTES = 2 * MAX_CSR_CHARS
 _CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+_STATION = StationRow.__table__  # type: ignore[attr-defined]
+# Core, not the ORM: this runs on every renewal.
+_PRESENTED = select(
+    _CERTIFICATE.c.id,
+    _CERTIFICATE.c.issuer_id,
+    _CERTIFICATE.c.serial,
+    _CERTIFICATE.c.profile,
+    _CERTIFICATE.c.identity,
+    _CERTIFICATE.c.station_serial,
+    _CERTIFICATE.c.status,
+    _CERTIFICATE.c.superseded_by_id,
+    _CERTIFICATE.c.not_before,
+    _CERTIFICATE.c.not_after,
+).where(_CERTIFICATE.c.sha256 == bindparam("sha256"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +158,15 @@ def _check_target(target: Target, profile: str, what: str) -> None:
 
 def _identity_for(ctx: Context, profile: str, identity: str, station_serial: str | None = None) -> RequestIdentity:
     if profile == ProfileName.STATION.value:
-        try:
-            station = registry.get_station(ctx, identity)
-        except NotFound:
+        with ctx.database.engine.connect() as connection:
+            station = connection.execute(
+                select(_STATION.c.serial, _STATION.c.status).where(_STATION.c.identity == identity)
+            ).first()
+        if station is None:
             if station_serial is None:
                 raise PolicyViolation(
                     "est.station-unregistered", f"station {identity!r} is not registered (`evpki station add`)"
-                ) from None
+                )
             return RequestIdentity(station_id=identity, station_serial=station_serial)
         if station.status != "active":
             raise PolicyViolation("est.station-disabled", f"station {identity!r} is disabled")
@@ -174,14 +188,13 @@ def _reenrollment(ctx: Context, request: EnrollmentRequest) -> _Plan:
             "simplereenroll authenticates with the certificate being renewed: present it as the TLS client certificate"
         )
     fingerprint = hashlib.sha256(der).hexdigest()
-    with ctx.database.read() as session:
-        try:
-            row = repository.find_certificate(session, fingerprint)
-        except NotFound:
-            raise PolicyViolation(
-                "est.reenroll-unknown",
-                "the client certificate was not issued by this PKI; a first enrollment uses simpleenroll",
-            ) from None
+    with ctx.database.engine.connect() as connection:
+        row = connection.execute(_PRESENTED, {"sha256": fingerprint}).first()
+    if row is None:
+        raise PolicyViolation(
+            "est.reenroll-unknown",
+            "the client certificate was not issued by this PKI; a first enrollment uses simpleenroll",
+        )
     now = ctx.clock.now()
     name = f"certificate {row.serial} of {row.issuer_id}"
     if row.status != "valid":
@@ -284,14 +297,17 @@ def _with_bootstrap(ctx: Context, request: EnrollmentRequest) -> _Plan:
     if len(names) != 1:
         raise PolicyViolation("est.bootstrap-cn", "the bootstrap certificate must name the device serial as its one CN")
     serial = str(names[0].value)
-    with ctx.database.read() as session:
-        stations = list(session.execute(select(StationRow).where(StationRow.serial == serial)).scalars())
+    with ctx.database.engine.connect() as connection:
+        stations = connection.execute(
+            select(_STATION.c.identity, _STATION.c.status).where(_STATION.c.serial == serial).limit(2)
+        ).all()
     if not stations:
         raise PolicyViolation("est.bootstrap-station", f"no registered station has serial {serial!r}")
     if len(stations) > 1:
-        identities = ", ".join(sorted(s.identity for s in stations))
-        raise PolicyViolation("est.bootstrap-ambiguous", f"serial {serial!r} is registered for {identities}")
+        raise PolicyViolation("est.bootstrap-ambiguous", f"serial {serial!r} is registered for several stations")
     _check_target(request.target, ProfileName.STATION.value, "a bootstrap certificate")
-    identity = _identity_for(ctx, ProfileName.STATION.value, stations[0].identity)
+    if stations[0].status != "active":
+        raise PolicyViolation("est.station-disabled", f"station {stations[0].identity!r} is disabled")
+    identity = RequestIdentity(station_id=stations[0].identity, station_serial=serial)
     fingerprint = hashlib.sha256(request.client_certificate).hexdigest()
     return _Plan(ProfileName.STATION.value, identity, request.target.ca_id, False, f"est:bootstrap:{fingerprint[:16]}")

@@ -72,9 +72,7 @@ class SecretView:
         used_at = _maybe_utc(row.used_at)  # type: ignore[attr-defined]
         revoked_at = _maybe_utc(row.revoked_at)  # type: ignore[attr-defined]
         expires_at = utc(row.expires_at)  # type: ignore[attr-defined]
-        status = (
-            "used" if used_at else "revoked" if revoked_at else "expired" if expires_at <= now else "active"
-        )
+        status = "used" if used_at else "revoked" if revoked_at else "expired" if expires_at <= now else "active"
         return cls(
             id=int(row.id),  # type: ignore[attr-defined]
             identity=row.identity,  # type: ignore[attr-defined]
@@ -221,8 +219,10 @@ def authenticate_secret(ctx: Context, user: str, password: str) -> SecretView:
     with ctx.database.engine.connect() as connection:
         row = connection.execute(_BY_HASH, {"secret_hash": digest}).first()
     # The lookup is by hash, so timing says nothing about the secret; the comparisons are guards.
-    if row is None or not hmac.compare_digest(row.secret_hash, digest) or not hmac.compare_digest(
-        row.identity.encode(), user.encode()
+    if (
+        row is None
+        or not hmac.compare_digest(row.secret_hash, digest)
+        or not hmac.compare_digest(row.identity.encode(), user.encode())
     ):
         raise Unauthenticated("wrong EST identity or enrollment secret")
     view = SecretView.from_row(row, ctx.clock.now())
