@@ -70,6 +70,7 @@ READ_ONLY_COMMANDS = frozenset(
         "cert show",
         "contract list",
         "contract show",
+        "est secret list",
         "exi decode",
         "station list",
         "station show",
@@ -497,6 +498,14 @@ CLI_REFUSALS: tuple[Cli, ...] = (
     Cli("trust import", "CTL without rootCertificates", "trust import {empty_ctl_file}", 3),
     Cli("trust remove", "unknown root", "trust remove no-such-root", 5),
     Cli("trust remove", "already removed", f"trust remove {RETIRED_LABEL}", 6),
+    Cli("est secret add", "station not registered", f"est secret add --identity {UNREGISTERED}", 5),
+    Cli("est secret add", "a profile without secrets", f"est secret add --identity {EMAID} --profile contract", 3),
+    Cli("est secret add", "malformed lifetime", f"est secret add --identity {STATION} --ttl soon", 3),
+    Cli(
+        "est secret add", "CA that does not issue the profile", f"est secret add --identity {STATION} --ca cpo-sub2", 3
+    ),
+    Cli("est secret revoke", "unknown secret", "est secret revoke 999999", 5),
+    Cli("serve", "EST port out of range", "serve --est-port 70000", 2, usage=True),
 )
 
 
