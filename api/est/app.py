@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -55,6 +57,7 @@ PKCS7_CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 _PKCS10 = "application/pkcs10"
 _BASIC_CHALLENGE = 'Basic realm="evpki EST", charset="UTF-8"'
 _PREFIX = "/.well-known/est"
+_ENROLLMENT_THREADS = 4
 
 
 class UnsupportedMediaType(EvpkiError):
@@ -133,6 +136,15 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     return user, password
 
 
+def _enrollment_threads(request: Request) -> anyio.CapacityLimiter:
+    # Issuances write one at a time anyway (one SQLite writer, the audit chain's head row); more threads
+    # than this only contend for the GIL with the event loop that runs the TLS handshakes.
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "enrollment_threads", None)
+    if limiter is None:
+        limiter = request.app.state.enrollment_threads = anyio.CapacityLimiter(_ENROLLMENT_THREADS)
+    return limiter
+
+
 def _pki(request: Request) -> PKI:
     pki: PKI = request.app.state.pki
     return pki
@@ -145,9 +157,10 @@ async def _enroll(request: Request, target: Target, *, renew: bool) -> Response:
     body = await request.body()
     basic = _basic_credentials(request)
     client_certificate = client_certificate_der(request.scope)
-    enrolled = await run_in_threadpool(
+    enroll = functools.partial(
         _pki(request).est.enroll, target, body, renew=renew, client_certificate=client_certificate, basic=basic
     )
+    enrolled = await anyio.to_thread.run_sync(enroll, limiter=_enrollment_threads(request))
     return _certs_only(enrolled.pkcs7)
 
 

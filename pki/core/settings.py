@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # EST enrollment (RFC 7030): CAs whose certificates may authenticate a first enrollment (a
     # factory certificate), as our CA ids and/or PEM files, comma-separated; empty: none.
     est_bootstrap_cas: str = ""
-    est_secret_ttl: str = "7d"  # default lifetime of a one-time enrollment secret
+    est_secret_ttl: str = "7d"  # noqa: S105 - a default lifetime, not a secret
 
     @classmethod
     def settings_customise_sources(

@@ -161,11 +161,10 @@ async def test_enrollment_answers_base64_pkcs7_certs_only(world: dict[str, Any],
     [certificate] = pkcs7.load_der_pkcs7_certificates(base64.b64decode(response.content))
     assert certificate.subject.rfc4514_string() == f"CN={SERIAL},O=Test CSO GmbH"
 
+    presented = base64.b64encode(certificate.public_bytes(serialization.Encoding.PEM)).decode()
     renewed = await est.post(
-        "/.well-known/est/simplereenroll",
-        headers={**PKCS10, "X-Test-Client-Cert": base64.b64encode(certificate.public_bytes(serialization.Encoding.PEM)).decode()},
-        content=_b64_csr(SERIAL),
-    )  # fmt: skip
+        "/.well-known/est/simplereenroll", headers={**PKCS10, "X-Test-Client-Cert": presented}, content=_b64_csr(SERIAL)
+    )
     assert renewed.status_code == 200, renewed.text
     assert (await est.get("/.well-known/est/csrattrs")).status_code == 204
     cacerts = await est.get("/.well-known/est/cpo-sub2/cacerts")
