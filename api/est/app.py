@@ -13,8 +13,8 @@ label is one of our issuing CA ids (``cso-sub``, ``cpo-sub2``, …):
 - ``GET  /.well-known/est/csrattrs``: 204, no CSR attributes are asked for (§4.5.2).
 
 And the OPCP flavour (``shared/reference/opcp/est.v1.json``): ``POST
-/.well-known/est/{ca}/simpleenroll/{iso-version}`` and ``GET /{ca}/cacerts/{iso_version}/{algorithm}/``
-(also under ``/.well-known/est``), ``ca`` ∈ cpo|mo|oem|cps.
+/.well-known/est/{ca}/simpleenroll/{iso_version}`` and ``GET /{ca}/cacerts/{iso_version}/{algorithm}/``
+(also under ``/.well-known/est``), ``ca`` ∈ cpo|mo|oem|cps, ``iso_version`` ISO15118-2|ISO15118-20.
 
 Everything is decided by ``pki.est``; this module reads the transport (body, Basic credentials, the
 TLS client certificate from the ASGI TLS extension) and maps refusals: 400 malformed, 401 (with

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from api.est import EstServer
 from pki import PKI
 from pki.ca import CertificateFilter
-from tests.conftest import ORG, _copy_database, drop_database, make_settings, requires_openssl
+from tests.conftest import ORG, TEST_PASSPHRASE, _copy_database, drop_database, make_settings, requires_openssl
 
 pytestmark = [
     pytest.mark.interop,
@@ -210,3 +210,57 @@ def test_refusals_are_clear_4xx(live: Live) -> None:
         got, answer = live.curl(path, *args)
         assert (got, needle in answer.lower()) == (status, True), (path, args, answer)
     assert len(live.pki.certificates.list(_stations(STATION))) == before
+
+
+@pytest.mark.slow
+def test_evpki_serve_offers_est_next_to_the_api_and_stops_on_sigterm(
+    tmp_path: Path, _fresh_template: tuple[Path, str | None]
+) -> None:
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    url, name = _copy_database(_fresh_template, tmp_path)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "EVPKI_HOME": str(tmp_path),
+        "EVPKI_DATABASE_URL": url,
+        "EVPKI_KEY_PASSPHRASE": TEST_PASSPHRASE,
+    }
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(ports[0]), "--est-port", str(ports[1]),
+         "--log-level", "warning"],
+        cwd=root, env={**env, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        pki = PKI.open(make_settings(tmp_path, url), migrate=False)
+        (tmp_path / "root.pem").write_bytes(pki.cas.chain("cso-sub")[-1].public_bytes(serialization.Encoding.PEM))
+        pki.close()
+        command = ["curl", "-sS", "--max-time", "5", "--resolve", f"localhost:{ports[1]}:127.0.0.1", "--cacert",
+                   str(tmp_path / "root.pem"), f"https://localhost:{ports[1]}/.well-known/est/cacerts"]  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            fetched = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+            if fetched.returncode == 0 or time.monotonic() > deadline or process.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert fetched.returncode == 0, fetched.stderr
+        assert "CSO Root CA" in subprocess.run(
+            "openssl base64 -d | openssl pkcs7 -inform DER -print_certs", shell=True, input=fetched.stdout,
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0  # the EST listener stops with the API, cleanly
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        drop_database(name)
