@@ -319,16 +319,18 @@ def main() -> None:
     print()
     where = "pinned to core 0, clients on core 1" if two_cores else "and clients sharing the cores"
     print(f"EST over mutual TLS, {args.concurrency} concurrent clients, server {where}, SQLite")
-    columns = ("enrollments/s", "p50 ms", "p99 ms", "errors", "server CPU", "client CPU")
-    widths = (14, 8, 8, 7, 11, 11)
+    columns = ("enrollments/s", "p50 ms", "p99 ms", "errors", "server CPU", "client CPU", "server ms/enr")
+    widths = (14, 8, 8, 7, 11, 11, 14)
     print(f"{'load':44} " + " ".join(f"{name:>{width}}" for name, width in zip(columns, widths, strict=True)))
     for result in results:
         rate = len(result.latencies) / result.seconds if result.seconds else 0.0
         print(
             f"{result.label:44} {rate:14.1f} {result.percentile(0.50):8.1f} {result.percentile(0.99):8.1f} "
             f"{len(result.errors):7d} {result.server_cpu / result.seconds:10.0%} "
-            f"{result.client_cpu / result.seconds:10.0%}"
+            f"{result.client_cpu / result.seconds:10.0%} "
+            f"{1000 * result.server_cpu / max(len(result.latencies), 1):14.2f}"
         )
+    print("server ms/enr: the server's CPU time per enrollment (its ceiling on one core is 1000 / that per second)")
     enrolled = sum(len(r.latencies) for r in results)
     print(f"\nstored station certificates: {before} before, {after} after (≥ {enrolled} enrolled in the windows); "
           f"audit chain {'verifies' if audit_ok else 'BROKEN'}")  # fmt: skip

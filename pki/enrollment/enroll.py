@@ -116,6 +116,7 @@ def decode_csr(body: bytes) -> bytes:
 
 
 def enroll(ctx: Context, request: EnrollmentRequest) -> Enrolled:
+    """Authenticate the request, then issue its certificate through the one issuance pipeline."""
     if len(request.body) > MAX_BODY_BYTES:
         raise InvalidInput(f"the request is {len(request.body)} bytes; at most {MAX_BODY_BYTES} are accepted")
     if request.renew:
