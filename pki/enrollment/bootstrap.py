@@ -8,7 +8,8 @@ may authenticate a first enrollment, comma-separated: our CA ids and/or PEM file
   clock and neither revoked nor on hold; or
 - its signature verifies with the key of a certificate in one of the PEM files, whose subject is
   its issuer, and both are inside their validity by the PKI's clock. A foreign CA publishes no
-  revocation evpki reads: remove its file from the setting to stop trusting its devices.
+  revocation evpki reads: to stop trusting its devices, take its certificate out of the file (re-read
+  when the file changes) or the file out of the setting (and restart ``evpki serve``).
 
 The TLS layer only asked for a chain to one of these (or to our CAs); this is where the decision
 is made. PEM files are parsed once per modification time.
@@ -26,7 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from pki.core.clock import utc
-from pki.core.errors import InvalidInput, NotFound, PolicyViolation
+from pki.core.errors import NotFound, PolicyViolation, Unavailable
 from pki.runtime.context import Context
 from pki.store import repository
 
@@ -58,16 +59,17 @@ def _pem_file(path: Path) -> tuple[x509.Certificate, ...]:
                 return cached[1]
         certificates = tuple(x509.load_pem_x509_certificates(path.read_bytes()))
     except OSError as exc:
-        raise NotFound(f"est_bootstrap_cas names {str(path)!r}, which cannot be read: {exc.strerror}") from None
+        raise Unavailable(f"est_bootstrap_cas names {str(path)!r}, which cannot be read: {exc.strerror}") from None
     except ValueError:
-        raise InvalidInput(f"est_bootstrap_cas: {path} holds no readable PEM certificates") from None
+        raise Unavailable(f"est_bootstrap_cas: {path} holds no readable PEM certificates") from None
     with _files_lock:
         _files[path] = (mtime, certificates)
     return certificates
 
 
 def bootstrap_anchors(ctx: Context) -> BootstrapAnchors:
-    """The CAs ``est_bootstrap_cas`` names; :class:`NotFound` for an entry that is neither a CA id nor a file."""
+    """The CAs ``est_bootstrap_cas`` names; :class:`Unavailable` (a configuration error) for an entry that is
+    neither one of our CA ids nor a readable PEM file."""
     ca_ids: set[str] = set()
     own: list[x509.Certificate] = []
     foreign: list[x509.Certificate] = []
@@ -85,7 +87,7 @@ def bootstrap_anchors(ctx: Context) -> BootstrapAnchors:
             continue
         path = Path(entry)
         if not path.is_file():
-            raise NotFound(f"est_bootstrap_cas names {entry!r}, which is neither one of our CAs nor a PEM file")
+            raise Unavailable(f"est_bootstrap_cas names {entry!r}, which is neither one of our CAs nor a PEM file")
         foreign.extend(_pem_file(path))
     return BootstrapAnchors(frozenset(ca_ids), tuple(own), tuple(foreign))
 

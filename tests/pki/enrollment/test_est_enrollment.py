@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from pki import PKI, RequestIdentity, Settings
 from pki.ca import CertificateFilter
-from pki.core import Conflict, InvalidInput, NotFound, PolicyViolation, Unauthenticated
+from pki.core import Conflict, InvalidInput, NotFound, PolicyViolation, Unauthenticated, Unavailable
 from tests.conftest import make_csr
 
 STATION, SERIAL = "CP-EST-1", "SN-EST-1"
@@ -271,7 +271,7 @@ def test_a_bootstrap_ca_of_ours_needs_the_certificate_in_our_store_and_unrevoked
     pki.revocation.revoke(format(current.serial_number, "X"), "keyCompromise", ca_id="cso-sub")
     with pytest.raises(PolicyViolation, match=r"rule est\.bootstrap-revoked"):
         pki.est.enroll(pki.est.target(), _body(make_csr(SERIAL)[0]), renew=False, client_certificate=_der(current))
-    with pytest.raises(NotFound, match="neither one of our CAs nor a PEM file"):
+    with pytest.raises(Unavailable, match="neither one of our CAs nor a PEM file"):
         _with_bootstrap(est, "no-such-ca").est.enroll(
             pki.est.target(), _body(make_csr(SERIAL)[0]), renew=False, client_certificate=_der(current)
         )
