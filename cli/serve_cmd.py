@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging.config
 import signal
 import sys
@@ -70,29 +71,23 @@ def serve(
     from api.observability import logging_config
 
     open_pki().close()  # migrate once and fail early (exit 7) if the database is unreachable
-    log_config = logging_config(log_format.value, log_level)
-    est = None
     if est_port is not None:
-        logging.config.dictConfig(log_config)  # the EST listener logs before uvicorn.run configures logging
-        est = _start_est(host, est_port, est_server_name, log_level)
-    try:
-        uvicorn.run(
-            "api.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            log_level=log_level,
-            log_config=log_config,
-            access_log=False,
-            proxy_headers=False,
-        )
-    finally:
-        if est is not None:
-            est.stop()
-            est.pki.close()
+        # The EST listener logs before uvicorn.run configures logging; it stops when this process exits.
+        logging.config.dictConfig(logging_config(log_format.value, log_level))
+        _start_est(host, est_port, est_server_name, log_level)
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        log_config=logging_config(log_format.value, log_level),
+        access_log=False,
+        proxy_headers=False,
+    )
 
 
 def _start_est(host: str, port: int, server_name: str, log_level: str) -> EstServer:
@@ -105,7 +100,13 @@ def _start_est(host: str, port: int, server_name: str, log_level: str) -> EstSer
     except BaseException:
         pki.close()
         raise
-    # uvicorn re-raises the signal that stopped it once it is done; exit through `finally` instead of
-    # dying on SIGTERM's default action, so the EST listener closes cleanly too.
+    # uvicorn re-raises the signal that stopped it once it is done: exit (and run the atexit hook)
+    # instead of dying on SIGTERM's default action, so the EST listener closes cleanly too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    atexit.register(_stop_est, server)
     return server
+
+
+def _stop_est(server: EstServer) -> None:
+    server.stop()
+    server.pki.close()
