@@ -15,6 +15,7 @@ from cli import (
     cert_cmd,
     contract_cmd,
     crl_cmd,
+    est_cmd,
     ev_cmd,
     exi_cmd,
     firmware_cmd,
@@ -52,6 +53,7 @@ app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(exi_cmd.app, name="exi")
 app.add_typer(ev_cmd.app, name="ev")
 app.add_typer(contract_cmd.app, name="contract")
+app.add_typer(est_cmd.app, name="est")
 app.command("serve", epilog=EXIT_CODES_HELP)(serve_cmd.serve)
 app.add_typer(station_cmd.app, name="station")
 app.command("bridge", epilog=EXIT_CODES_HELP)(bridge_cmd.bridge)

@@ -15,6 +15,7 @@ from pki.ca.trust_store import TrustStore
 from pki.core.clock import Clock, SystemClock
 from pki.core.errors import EvpkiError, Unavailable
 from pki.core.settings import Settings
+from pki.enrollment import Est
 from pki.firmware.service import Firmware
 from pki.iso15118.service import Contracts
 from pki.keys import open_key_store
@@ -44,6 +45,7 @@ class PKI:
     firmware: Firmware
     audit: AuditLog
     tokens: ApiTokens
+    est: Est
 
     def __init__(self, *, database: Database, keys: KeyStore, settings: Settings, clock: Clock | None = None) -> None:
         ctx = Context(database=database, keys=keys, settings=settings, clock=clock or SystemClock())
@@ -60,6 +62,7 @@ class PKI:
         self.firmware = Firmware(ctx)
         self.audit = AuditLog(ctx)
         self.tokens = ApiTokens(ctx)
+        self.est = Est(ctx)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True) -> PKI:

@@ -25,6 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ca"}),
     frozenset({"revocation"}),
     frozenset({"stations", "firmware", "iso15118"}),
+    frozenset({"enrollment"}),  # EST: issues through ca under the station registry's identities
     frozenset({"service"}),  # the facade (pki/service.py, pki/__init__.py)
 )
 CAPABILITIES = frozenset().union(*LAYERS[:-1]) - {"store", "keys"}

@@ -71,6 +71,7 @@ READ_ONLY_COMMANDS = frozenset(
         "cert show",
         "contract list",
         "contract show",
+        "est secret list",
         "exi decode",
         "station list",
         "station show",
@@ -530,6 +531,14 @@ CLI_REFUSALS: tuple[Cli, ...] = (
             ("pool unreachable (nothing listens)", "http://127.0.0.1:9", "rcp_secret_file", 7),
         )
     ),
+    Cli("est secret add", "station not registered", f"est secret add --identity {UNREGISTERED}", 5),
+    Cli("est secret add", "a profile without secrets", f"est secret add --identity {EMAID} --profile contract", 3),
+    Cli("est secret add", "malformed lifetime", f"est secret add --identity {STATION} --ttl soon", 3),
+    Cli(
+        "est secret add", "CA that does not issue the profile", f"est secret add --identity {STATION} --ca cpo-sub2", 3
+    ),
+    Cli("est secret revoke", "unknown secret", "est secret revoke 999999", 5),
+    Cli("serve", "EST port out of range", "serve --est-port 70000", 2, usage=True),
 )
 
 

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Get15118EVCertificate forwarded to an OPCP-style contract pool instead of answered locally.
     contract_pool_url: str | None = None
     contract_pool_token: SecretStr | None = None
+    # EST enrollment (RFC 7030): CAs whose certificates may authenticate a first enrollment (a
+    # factory certificate), as our CA ids and/or PEM files, comma-separated; empty: none.
+    est_bootstrap_cas: str = ""
+    est_secret_ttl: str = "7d"  # noqa: S105 - a default lifetime, not a secret
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ __all__ = [
     "CertificateRow",
     "ContractRow",
     "CrlRow",
+    "EstSecretRow",
     "OcspResponseRow",
     "SettingRow",
     "StatusChangeRow",
@@ -335,3 +336,28 @@ class StatusChangeRow(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     serial: str = Field(max_length=40)
     changed_at: dt.datetime = _when()  # type: ignore[assignment]
+
+
+class EstSecretRow(SQLModel, table=True):
+    """A one-time EST enrollment secret (RFC 7030 §3.2.3 HTTP Basic): only its SHA-256 is stored.
+
+    It lets ``identity`` enroll one certificate of ``profile`` (optionally from ``ca_id``) until
+    ``expires_at``. Using it stamps ``used_at`` and names the certificate, in the issuance's own
+    transaction; a revoked, used or expired secret authenticates nobody.
+    """
+
+    __tablename__ = "est_secret"
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity: str = Field(max_length=255, index=True)
+    profile: str = Field(max_length=32)
+    ca_id: str | None = Field(default=None, max_length=64)
+    secret_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    created_by: str = Field(max_length=128)
+    expires_at: dt.datetime = _when()  # type: ignore[assignment]
+    used_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    certificate_issuer: str | None = Field(default=None, max_length=64)
+    certificate_serial: str | None = Field(default=None, max_length=40)
+    revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    revoked_by: str | None = Field(default=None, max_length=128)
