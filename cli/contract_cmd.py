@@ -75,9 +75,20 @@ def add(
     note: Annotated[
         str | None, typer.Option("--note", help="Free text, e.g. a customer reference (at most 200 characters).")
     ] = None,
+    priority: Annotated[
+        int,
+        typer.Option("--priority", help="Order among the vehicle's contracts, lower first (0-1000000)."),
+    ] = 0,
+    concurrent: Annotated[
+        bool,
+        typer.Option(
+            "--concurrent", help="May overlap the vehicle's other contracts (ISO 15118-20 hands a car several)."
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Register a contract. A vehicle holds one contract at a time; without an end, certificates get the default."""
+    """Register a contract. A vehicle holds one contract at a time unless --concurrent; without an end,
+    certificates get the default validity."""
     if valid_until is not None and validity is not None:
         raise InvalidInput("give --valid-until or --validity, not both")
     view = open_pki().contracts.add(
@@ -87,6 +98,8 @@ def add(
         valid_until=parse_instant(valid_until, end_of_day=True) if valid_until else None,
         validity=parse_duration(validity) if validity else None,
         note=note,
+        priority=priority,
+        concurrent=concurrent,
         actor=actor(),
     )
     if json_output:

@@ -29,9 +29,15 @@ class Contracts:
         valid_until: dt.datetime | None = None,
         validity: dt.timedelta | None = None,
         note: str | None = None,
+        priority: int = 0,
+        concurrent: bool = False,
         actor: str = "system",
     ) -> ContractView:
-        """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118); one contract per PCID at a time."""
+        """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118).
+
+        One contract per PCID at a time, unless ``concurrent``: then it may overlap the PCID's others
+        (ISO 15118-20 hands a car several). ``priority`` orders a PCID's contracts, lower first.
+        """
         return contract_registry.add_contract(
             self._ctx,
             emaid=emaid,
@@ -40,6 +46,8 @@ class Contracts:
             valid_until=valid_until,
             validity=validity,
             note=note,
+            priority=priority,
+            concurrent=concurrent,
             actor=actor,
         )
 
