@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pki.iso15118 import contract_registry, contract_revocation
 from pki.iso15118.contract_views import ContractRevocation, ContractView
@@ -78,12 +79,18 @@ class Contracts:
         exi_request: str,
         ocpp_version: str = "2.0.1",
         max_response_chars: int | None = None,
+        maximum_contract_certificate_chains: int | None = None,
+        prioritized_emaids: Sequence[str] | None = None,
         actor: str = "csms",
     ) -> ProvisioningResult:
         """Answer an OCPP Get15118EVCertificate request (see :mod:`pki.iso15118.provisioning`).
 
         Never raises for the request's content: every outcome is an OCPP status (Accepted with an
-        EXI response, possibly carrying a FAILED_* ResponseCode, or Failed with a reason).
+        EXI response, possibly carrying a FAILED_* ResponseCode, or Failed with a reason). ISO 15118-20
+        (``iso15118_schema_version`` ``urn:iso:std:iso:15118:-20:CommonMessages``) hands out one of the
+        car's contracts per request and says how many remain (``remaining_contracts``);
+        ``maximum_contract_certificate_chains`` and ``prioritized_emaids`` are OCPP 2.1's copies of
+        what its EXI request carries.
         """
         return provision(
             self._ctx,
@@ -92,5 +99,7 @@ class Contracts:
             exi_request=exi_request,
             ocpp_version=ocpp_version,
             max_response_chars=max_response_chars,
+            maximum_contract_certificate_chains=maximum_contract_certificate_chains,
+            prioritized_emaids=prioritized_emaids,
             actor=actor,
         )
