@@ -266,6 +266,14 @@ class ContractIn(_Wire):
     )
     validity: str | None = Field(default=None, max_length=16, description="end as a duration after validFrom, e.g. 1y")
     note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS, description="e.g. a customer reference")
+    priority: int = Field(
+        default=0, ge=0, le=1_000_000, description="order among the vehicle's contracts, lower first (ISO 15118-20)"
+    )
+    concurrent: bool = Field(
+        default=False,
+        description="may overlap the vehicle's other contracts (ISO 15118-20 hands a car several); "
+        "otherwise a vehicle holds one contract at a time",
+    )
 
 
 class CertificateRefOut(_Wire):
@@ -285,6 +293,7 @@ class ContractOut(_Wire):
     revoked_at: dt.datetime | None
     revocation_note: str | None
     current_certificate: CertificateRefOut | None = Field(description="the contract certificate issued last")
+    priority: int = Field(default=0, description="order among the vehicle's contracts, lower first")
 
     @classmethod
     def of(cls, view: ContractView) -> ContractOut:

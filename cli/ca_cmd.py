@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.common import actor, check_output, console, guarded, open_pki, print_json, read_input_file, write_output
 from pki import PKI, Settings
-from pki.ca import CertificateFilter
+from pki.ca import ISO15118_20_HIERARCHY, CertificateFilter
 from pki.core import parse_duration
 from pki.runtime import pem
 
@@ -33,6 +33,14 @@ def init(
         Path | None,
         typer.Option("--config", help="Hierarchy TOML (default: the one shipped with evpki).", dir_okay=False),
     ] = None,
+    iso15118_20: Annotated[
+        bool,
+        typer.Option(
+            "--iso15118-20",
+            help="Build the shipped hierarchy with ISO 15118-20 PKIs (P-521) beside the default ones; "
+            "on an existing data directory this adds only the -20 CAs.",
+        ),
+    ] = False,
     keystore: Annotated[
         str | None,
         typer.Option(
@@ -50,6 +58,10 @@ def init(
         pki = PKI.open(Settings().model_copy(update={"keystore": backend}))
     else:
         raise typer.BadParameter(f"--keystore must be file or pkcs11, not {keystore!r}")
+    if iso15118_20:
+        if config is not None:
+            raise typer.BadParameter("give --config or --iso15118-20, not both")
+        config = ISO15118_20_HIERARCHY
     report = pki.cas.init(config=config, organization=org, actor=actor())
     console.print(f"CSO organisation: [bold]{report.organization}[/bold] (keys: {pki.settings.keystore})")
     if report.created:

@@ -15,7 +15,7 @@ from cli.common import actor, console, fail, guarded, open_pki, print_json
 from cli.exi_cmd import EXI_HELP as _EXI_HELP
 from cli.exi_cmd import read_exi_base64
 from pki.core import InvalidInput, parse_duration
-from pki.iso15118 import CONTRACT_STATUSES, MAX_LIMIT, MSG_DEF_NAMESPACE, ContractView, ResponseCode
+from pki.iso15118 import CONTRACT_STATUSES, MAX_LIMIT, MSG_DEF_NAMESPACE, ContractView
 
 __all__ = ["app"]
 
@@ -75,9 +75,20 @@ def add(
     note: Annotated[
         str | None, typer.Option("--note", help="Free text, e.g. a customer reference (at most 200 characters).")
     ] = None,
+    priority: Annotated[
+        int,
+        typer.Option("--priority", help="Order among the vehicle's contracts, lower first (0-1000000)."),
+    ] = 0,
+    concurrent: Annotated[
+        bool,
+        typer.Option(
+            "--concurrent", help="May overlap the vehicle's other contracts (ISO 15118-20 hands a car several)."
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Register a contract. A vehicle holds one contract at a time; without an end, certificates get the default."""
+    """Register a contract. A vehicle holds one contract at a time unless --concurrent; without an end,
+    certificates get the default validity."""
     if valid_until is not None and validity is not None:
         raise InvalidInput("give --valid-until or --validity, not both")
     view = open_pki().contracts.add(
@@ -87,6 +98,8 @@ def add(
         valid_until=parse_instant(valid_until, end_of_day=True) if valid_until else None,
         validity=parse_duration(validity) if validity else None,
         note=note,
+        priority=priority,
+        concurrent=concurrent,
         actor=actor(),
     )
     if json_output:
@@ -166,7 +179,12 @@ def install(
     ],
     action: Annotated[str, typer.Option("--action", help="Install or Update, as in Get15118EVCertificate.")],
     schema_version: Annotated[
-        str, typer.Option("--schema-version", help="iso15118SchemaVersion as the station sent it.")
+        str,
+        typer.Option(
+            "--schema-version",
+            help="iso15118SchemaVersion as the station sent it; urn:iso:std:iso:15118:-20:CommonMessages "
+            "answers an ISO 15118-20 CertificateInstallationReq (one contract per call, remainingContracts).",
+        ),
     ] = MSG_DEF_NAMESPACE,
     ocpp_version: Annotated[
         str, typer.Option("--ocpp-version", help="1.6, 2.0.1 or 2.1: sets the exiRequest/exiResponse length limits.")
@@ -193,5 +211,5 @@ def install(
     print_json(result.to_ocpp())
     if result.status == "Failed":
         raise fail(result.reason or "no EXI answer is possible", 3)
-    if result.response_code is not ResponseCode.OK:
+    if result.response_code is None or not result.response_code.ok:
         raise fail(f"{result.response_code.value if result.response_code else '?'}: {result.reason}", 4)

@@ -190,3 +190,17 @@ def run_openssl(*args: str, input_bytes: bytes | None = None) -> subprocess.Comp
 
 
 requires_openssl = pytest.mark.skipif(not openssl_available(), reason="openssl is not installed")
+
+
+@pytest.fixture(scope="session")
+def pki20(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PKI]:
+    """The shipped hierarchy with ISO 15118-20 PKIs (``evpki init --iso15118-20``), once per session."""
+    from pki.ca import ISO15118_20_HIERARCHY
+
+    home = tmp_path_factory.mktemp("evpki-iso20")
+    url, name = database_url(home)
+    instance = PKI.open(make_settings(home, url))
+    instance.cas.init(config=ISO15118_20_HIERARCHY, organization=ORG, actor="test")
+    yield instance
+    instance.close()
+    drop_database(name)

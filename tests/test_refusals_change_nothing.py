@@ -210,6 +210,11 @@ REST_REFUSALS: tuple[Rest, ...] = (
         },
     ),
     Rest(
+        "POST /api/v1/contracts",
+        "negative priority",
+        json={"emaid": "DEEVPC000000002", "pcid": "WMIREFUSE00000002", "priority": -1, "concurrent": True},
+    ),
+    Rest(
         "POST /api/v1/contracts/{key}/revoke",
         "note over 200 characters",
         path=f"/api/v1/contracts/{EMAID}/revoke",
@@ -431,6 +436,12 @@ CLI_REFUSALS: tuple[Cli, ...] = (
         "contract add",
         "end and validity both given",
         "contract add --emaid DEEVPC000000003 --pcid WMIREFUSE00000003 --valid-until 2030-01-01 --validity 1y",
+        3,
+    ),
+    Cli(
+        "contract add",
+        "negative priority",
+        "contract add --emaid DEEVPC000000003 --pcid WMIREFUSE00000003 --concurrent --priority -1",
         3,
     ),
     Cli("contract revoke", "note over 200 characters", f"contract revoke {EMAID} --note {LONG_NOTE}", 3),

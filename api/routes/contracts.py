@@ -26,7 +26,9 @@ EmaidPath = Annotated[str, Path(description="eMAID, with or without hyphens (DE-
     summary="Register a contract: vehicle (PCID) holds eMAID",
     description=(
         "A vehicle holds one contract at a time: a contract whose period overlaps another unrevoked contract "
-        "of the same PCID is refused (409). `Location` names the new contract."
+        "of the same PCID is refused (409), unless it is added with `concurrent: true` (ISO 15118-20 hands a car "
+        "several contract chains); `priority` orders a vehicle's contracts, lower first. `Location` names the "
+        "new contract."
     ),
     **allow(Role.OPERATOR),
 )
@@ -38,6 +40,8 @@ def add_contract(body: ContractIn, pki: PkiDep, caller: CallerDep, response: Res
         valid_until=body.valid_until,
         validity=parse_duration(body.validity) if body.validity else None,
         note=body.note,
+        priority=body.priority,
+        concurrent=body.concurrent,
         actor=caller.actor,
     )
     response.headers["Location"] = f"{router.prefix}/{view.emaid}"

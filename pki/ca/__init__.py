@@ -7,6 +7,7 @@ Facade services: ``pki.cas``, ``pki.certificates`` and ``pki.trust``.
 from __future__ import annotations
 
 from pki.ca.ca_requests import CaRequestView
+from pki.ca.hierarchy import ISO15118_20_HIERARCHY
 from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity, load_csr
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
@@ -18,6 +19,7 @@ from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
 
 __all__ = [
     "CERTIFICATE_STATUSES",
+    "ISO15118_20_HIERARCHY",
     "MAX_CSR_CHARS",
     "MAX_POOL_ENTRIES",
     "MAX_TRUST_FILE_BYTES",

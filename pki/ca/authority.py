@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
-from pki.ca.profiles import Profile
+from pki.ca.profiles import ALT_PUBLIC_KEY_OID, ISO15118_20_MAX_CERTIFICATE_BYTES, Profile
 from pki.core.errors import InvalidInput, PolicyViolation
-from pki.runtime.context import IssuerContext
+from pki.runtime.context import ISO15118_20, IssuerContext
 
 __all__ = [
     "BACKDATE",
@@ -122,7 +122,9 @@ def build_certificate(
     path_length: int | None = None,
     dns_names: tuple[str, ...] = (),
     ip_addresses: tuple[str, ...] = (),
+    alternate_public_key: bytes | None = None,
 ) -> x509.Certificate:
+    """``alternate_public_key``: a DER SubjectPublicKeyInfo for ISO 15118-20's OEM provisioning certificate."""
     issuer_name = issuer.certificate.subject if issuer.certificate is not None else subject
     builder = (
         x509.CertificateBuilder()
@@ -150,6 +152,11 @@ def build_certificate(
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     if profile.ocsp_nocheck:
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)  # RFC 6960 §4.2.2.2.1
+    if alternate_public_key is not None:
+        # ISO 15118-20 [V2G20-2534]: the X448 key an Ed448 vehicle agrees keys with (see profiles).
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(ALT_PUBLIC_KEY_OID, alternate_public_key), critical=False
+        )
     if issuer.certificate is not None:
         issuer_ski = issuer.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         builder = builder.add_extension(
@@ -168,7 +175,7 @@ def build_certificate(
             critical=False,
         )
     if issuer.certificate is not None and not issuer.compact:
-        # Where the issuer's CRLs live. ISO 15118-2 certificates leave both CRL pointers out:
+        # Where the issuer's CRLs live. ISO 15118 certificates leave both CRL pointers out:
         # six of them share one OCPP exiResponse of 5,600 characters, the EV world checks status
         # by OCSP (stapled by the SECC), and none of the public V2G samples carries a CRL DP.
         # The CRLs of those CAs are still published at /crl/<ca>.crl.
@@ -189,15 +196,19 @@ def build_certificate(
         builder = builder.add_extension(freshest_crl(public_url, issuer.ca_id), critical=False)
     certificate = issuer.signer.sign_certificate(builder, rsa_pss=issuer.rsa_pss)
     if issuer.compact:
-        _check_compact_size(certificate)
+        _check_compact_size(certificate, issuer.standard)
     return certificate
 
 
-def _check_compact_size(certificate: x509.Certificate) -> None:
+def _check_compact_size(certificate: x509.Certificate, standard: str) -> None:
     size = len(certificate.public_bytes(serialization.Encoding.DER))
-    if size > ISO15118_2_MAX_CERTIFICATE_BYTES:
+    limit, edition = (
+        (ISO15118_20_MAX_CERTIFICATE_BYTES, "ISO 15118-20")
+        if standard == ISO15118_20
+        else (ISO15118_2_MAX_CERTIFICATE_BYTES, "ISO 15118-2")
+    )
+    if size > limit:
         raise PolicyViolation(
             "iso15118.certificate-size",
-            f"the certificate would be {size} bytes; ISO 15118-2 messages carry at most "
-            f"{ISO15118_2_MAX_CERTIFICATE_BYTES} (shorten the subject)",
+            f"the certificate would be {size} bytes; {edition} messages carry at most {limit} (shorten the subject)",
         )

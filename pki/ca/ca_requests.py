@@ -28,7 +28,7 @@ from pki.core.algorithms import describe_key, generate_private_key, signature_ha
 from pki.core.errors import NotFound
 from pki.keys.base import Signer
 from pki.operations import audit
-from pki.runtime.context import ISO15118_2
+from pki.runtime.context import ISO15118_2, ISO15118_20
 from pki.store.models import CaRequestRow
 
 __all__ = ["CaRequestView", "build_ca_request", "record_ca_request", "request_view", "subject_key_identifier"]
@@ -70,7 +70,7 @@ def request_view(row: CaRequestRow) -> CaRequestView:
 
 def subject_key_identifier(public_key: object, standard: str) -> x509.SubjectKeyIdentifier:
     """The SKI our own certificates of that standard carry (short for ISO 15118-2, see authority)."""
-    if standard == ISO15118_2:
+    if standard in (ISO15118_2, ISO15118_20):
         return short_key_identifier(public_key)  # type: ignore[arg-type]
     return x509.SubjectKeyIdentifier.from_public_key(public_key)  # type: ignore[arg-type]
 

@@ -24,6 +24,7 @@ from pki.core.errors import InvalidInput, NotFound
 from pki.core.names import build_name
 
 __all__ = [
+    "ISO15118_20_HIERARCHY",
     "STANDARDS",
     "CaSpec",
     "HierarchySpec",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 STANDARDS = ("ocpp", "iso15118-2", "iso15118-20")
+# The default hierarchy plus ISO 15118-20 PKIs, shipped beside it (`evpki init --iso15118-20`).
+ISO15118_20_HIERARCHY = Path(str(resources.files("pki") / "iso15118_20_hierarchy.toml"))
 # ISO 15118-2 is P-256 only; ISO 15118-20 uses P-521 or Ed448 (iso15118.md §1.3).
 _STANDARD_ALGORITHMS = {
     "ocpp": ("ec-p256", "ec-p384", "ec-p521", "rsa-2048", "rsa-3072", "rsa-4096"),

@@ -226,6 +226,7 @@ def _sign_and_store(ctx: Context, approval: Approval, request: IssueRequest, act
         public_url=ctx.settings.public_base_url,
         dns_names=approved.dns_names,
         ip_addresses=approved.ip_addresses,
+        alternate_public_key=approved.alternate_public_key,
     )
     if request.before_store is not None:
         request.before_store(certificate)

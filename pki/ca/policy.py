@@ -10,14 +10,16 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed448, x448
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from pki.ca.hierarchy import allowed_leaf_algorithms
-from pki.ca.profiles import KeyRule, Profile, ProfileName
+from pki.ca.profiles import ALT_PUBLIC_KEY_OID, KeyRule, Profile, ProfileName
 from pki.core.algorithms import describe_key
 from pki.core.errors import InvalidInput, PolicyViolation
 from pki.core.names import attribute_key, single_values
@@ -81,6 +83,7 @@ class ApprovedRequest:
     station_serial: str | None
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[str, ...] = ()
+    alternate_public_key: bytes | None = None  # DER SubjectPublicKeyInfo (ISO 15118-20 [V2G20-2534])
 
 
 def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
@@ -150,7 +153,41 @@ def check_request(
     check_key(profile, public_key, standard)
     values = _check_subject_shape(csr.subject, profile)
     dns, ips = _requested_names(csr)
-    return _PROFILE_RULES[profile.name](_Request(values, dns, ips, public_key, organization, identity))
+    approved = _PROFILE_RULES[profile.name](_Request(values, dns, ips, public_key, organization, identity))
+    if profile.name is ProfileName.OEM_PROVISIONING and standard == "iso15118-20":
+        return replace(approved, alternate_public_key=_alternate_key(csr, public_key))
+    return approved
+
+
+def _alternate_key(csr: x509.CertificateSigningRequest, public_key: object) -> bytes | None:
+    """ISO 15118-20 [V2G20-2534]: an Ed448 vehicle needs an X448 key to agree on the contract key's session key."""
+    try:
+        requested = csr.extensions.get_extension_for_oid(ALT_PUBLIC_KEY_OID).value
+    except x509.ExtensionNotFound:
+        requested = None
+    except ValueError:
+        raise InvalidInput("the CSR's extension request cannot be parsed") from None
+    if not isinstance(public_key, ed448.Ed448PublicKey):
+        if requested is not None:
+            raise PolicyViolation(
+                "oem-provisioning.alternate-key", "only an Ed448 OEM provisioning key comes with an alternate X448 key"
+            )
+        return None
+    if not isinstance(requested, x509.UnrecognizedExtension):
+        raise PolicyViolation(
+            "oem-provisioning.alternate-key",
+            "an Ed448 OEM provisioning certificate needs the vehicle's X448 key as alternate public key "
+            "(CSR extension subjectAltPublicKeyInfo, 2.5.29.72; ISO 15118-20 [V2G20-2534])",
+        )
+    try:
+        alternate = serialization.load_der_public_key(requested.value)
+    except (ValueError, TypeError):
+        raise PolicyViolation(
+            "oem-provisioning.alternate-key", "the alternate public key is not a DER SubjectPublicKeyInfo"
+        ) from None
+    if not isinstance(alternate, x448.X448PublicKey):
+        raise PolicyViolation("oem-provisioning.alternate-key", "the alternate public key must be an X448 key")
+    return alternate.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _check_subject_shape(subject: x509.Name, profile: Profile) -> dict[x509.ObjectIdentifier, str]:

@@ -6,6 +6,24 @@ OCPP 2.0.1 Part 2 §1.4.1 Table 20 (A00.FR.501-514) for ``station``, ``csms-serv
 ``firmware-signer``; ISO 15118-2 Annex F / the V2G PKI profiles (see
 shared/reference/iso15118.md §1.2) for ``secc``, ``cps-leaf``, ``contract``,
 ``oem-provisioning`` and the CA levels; RFC 6960 §4.2.2.2 for ``ocsp-responder``.
+
+ISO 15118-20 uses the same profiles under a CA whose PKI has ``standard = "iso15118-20"``
+(reference iso15118.md §1.3, §2.6; Annex B of -20 itself was not available, so what follows is
+what the public excerpts and the schemas say, and is marked where it is not verified):
+
+- keys: secp521r1 (signed ecdsa-with-SHA512) or Ed448 ([V2G20-2674], [V2G20-2319]); the issuer's
+  standard chooses (:class:`KeyRule`), the CA's own key signs;
+- size: a DER certificate inside a -20 message is at most 1600 bytes (``certificateType`` of
+  V2G_CI_CommonTypes.xsd): :data:`ISO15118_20_MAX_CERTIFICATE_BYTES`;
+- subject key identifier: 8 bytes (RFC 5280 §4.2.1.2 method 2), as for -2 — the AES-GCM AAD of
+  the contract key carries the contract certificate's SKI as 16 upper-case hex characters
+  ([V2G20-2492]), which fixes its length at 8 bytes;
+- key usages: as for -2; an Ed448 key only signs (RFC 9295), so an Ed448 OEM provisioning
+  certificate agrees keys with a second, X448 key: its *alternate subject public key*
+  ([V2G20-2534]). evpki carries it in the X.509 (10/2019) ``subjectAltPublicKeyInfo`` extension
+  (:data:`ALT_PUBLIC_KEY_OID`, non-critical, the SubjectPublicKeyInfo of the X448 key) copied from
+  the CSR's extension request. Which extension Annex B.7.2 names is [unverified];
+- validity and subject rules: the -2 ones ([unverified] for -20; the public excerpts do not change them).
 """
 
 from __future__ import annotations
@@ -20,12 +38,21 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pki.core.errors import NotFound
 
 __all__ = [
+    "ALT_PUBLIC_KEY_OID",
+    "ISO15118_20_MAX_CERTIFICATE_BYTES",
     "PROFILES",
     "KeyRule",
     "Profile",
     "ProfileName",
     "get_profile",
 ]
+
+
+# V2G_CI_CommonTypes.xsd certificateType: a DER certificate in an ISO 15118-20 message is <= 1600 bytes.
+ISO15118_20_MAX_CERTIFICATE_BYTES = 1600
+# ITU-T X.509 (10/2019) §9.8.2 subjectAltPublicKeyInfo (id-ce 72): the OEM provisioning certificate's
+# X448 key beside its Ed448 one, ISO 15118-20 [V2G20-2534] (the OID ISO uses there is [unverified]).
+ALT_PUBLIC_KEY_OID = x509.ObjectIdentifier("2.5.29.72")
 
 
 class ProfileName(StrEnum):

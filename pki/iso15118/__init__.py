@@ -14,8 +14,8 @@ from pki.iso15118.contract_views import CONTRACT_STATUSES, ContractRevocation, C
 from pki.iso15118.exi import Fragment, decode_fragment, decode_message, decode_signed_info
 from pki.iso15118.exi.elements import SchemaElement, element_tree, to_xml
 from pki.iso15118.messages import MSG_DEF_NAMESPACE, ResponseCode, SignedInfo, V2GMessage
-from pki.iso15118.provisioning import ProvisioningResult
 from pki.iso15118.provisioning_request import EXI_RESPONSE_LIMITS
+from pki.iso15118.provisioning_result import ProvisioningResult
 from pki.iso15118.service import Contracts
 
 __all__ = [

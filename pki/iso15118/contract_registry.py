@@ -9,9 +9,15 @@ The mobility operator records contracts here. The provisioning service looks one
   separators, upper case) and is unique for ever, revoked contracts included
   (:mod:`pki.iso15118.contract_input` checks the inputs).
 - A PCID -- the CN of the vehicle's OEM provisioning certificate -- is matched exactly, as the
-  certificate carries it. It holds at most one contract at any instant: the validity periods
+  certificate carries it. By default it holds one contract at a time: the validity periods
   ``[valid_from, valid_until)`` of its unrevoked contracts never overlap, so a successor can be
   scheduled to start when the current contract ends, and an expired one is no obstacle.
+- Several contracts per PCID (ISO 15118-20 hands a car several contract chains, OPCP keeps
+  several contracts per PCID): a contract added with ``concurrent=True`` may overlap the PCID's
+  others. ``priority`` orders them, lower first, then the oldest: an ISO 15118-2 installation
+  takes the first active one (:func:`find_active_for_pcid`), ISO 15118-20 hands them out in that
+  order after the car's own PrioritizedEMAIDs (:func:`active_for_pcid`). A contract added without
+  ``concurrent`` still may not overlap any other, concurrent ones included.
 - Revoking a contract, with its certificates, is :mod:`pki.iso15118.contract_revocation`.
 
 Views derive their status from the validity (:mod:`pki.iso15118.contract_views`). Free-text notes
@@ -41,6 +47,8 @@ from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [
     "MAX_LIMIT",
+    "MAX_PRIORITY",
+    "active_for_pcid",
     "add_contract",
     "find_active_for_pcid",
     "find_for_emaid",
@@ -51,6 +59,7 @@ __all__ = [
 ]
 
 MAX_LIMIT = 100_000
+MAX_PRIORITY = 1_000_000
 
 _CONTRACT_PROFILE = ProfileName.CONTRACT.value
 
@@ -117,16 +126,21 @@ def find_active_for_pcid(source: Context | Session | Connection, pcid: str, now:
     ``source`` is a :class:`Context` (a read transaction of its own) or the caller's session or
     connection. Pending, expired and revoked contracts are not returned.
     """
+    contracts = active_for_pcid(source, pcid, now)
+    # Without concurrent contracts there is at most one; with them, the prioritised one.
+    return contracts[0] if contracts else None
+
+
+def active_for_pcid(source: Context | Session | Connection, pcid: str, now: dt.datetime) -> list[ContractView]:
+    """Every contract the vehicle ``pcid`` holds at ``now``, by priority (lower first), then the oldest first."""
     parsed = parse_pcid(pcid)
     query = (
         select(ContractRow)
         .where(ContractRow.pcid == parsed, status_clause("active", now))
-        .order_by(ContractRow.valid_from.desc())  # type: ignore[union-attr]
+        .order_by(ContractRow.priority, ContractRow.valid_from, ContractRow.id)  # type: ignore[arg-type]
     )
     with _session_of(source) as session:
-        # Periods of one PCID never overlap, so there is at most one; the order is a guard.
-        row = session.execute(query).scalars().first()
-        return ContractView.from_row(row, now) if row is not None else None
+        return [ContractView.from_row(row, now) for row in session.execute(query).scalars()]
 
 
 def find_for_emaid(source: Context | Session | Connection, emaid: str, now: dt.datetime) -> ContractView | None:
@@ -176,13 +190,18 @@ def add_contract(
     valid_until: dt.datetime | None = None,
     validity: dt.timedelta | None = None,
     note: str | None = None,
+    priority: int = 0,
+    concurrent: bool = False,
     actor: str = "system",
 ) -> ContractView:
     """Record that vehicle ``pcid`` holds contract ``emaid`` from ``valid_from`` (default now).
 
     The end is ``valid_until`` or ``valid_from + validity`` (not both), or open. :class:`Conflict`
-    when the eMAID exists or the PCID holds another contract during the new one's period.
+    when the eMAID exists or, unless ``concurrent``, the PCID holds another contract during the new
+    one's period. ``priority`` (0 … :data:`MAX_PRIORITY`, lower first) orders the PCID's contracts.
     """
+    if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
+        raise InvalidInput(f"priority must be an integer 0-{MAX_PRIORITY}")
     normalised = normalise_emaid(emaid)
     parsed_pcid = parse_pcid(pcid)
     clean_note = checked_note(note, "note")
@@ -206,13 +225,14 @@ def add_contract(
             if existing is not None:
                 raise Conflict(f"eMAID {normalised} is already registered (PCID {existing.pcid}, {existing.status})")
             # Only the future matters: a back-dated contract may overlap contracts that have ended.
-            other = _overlapping(session, parsed_pcid, max(start, now), end, now)
+            other = None if concurrent else _overlapping(session, parsed_pcid, max(start, now), end, now)
             if other is not None:
                 other_period = _period(utc(other.valid_from), utc(other.valid_until) if other.valid_until else None)
                 raise Conflict(
                     f"PCID {parsed_pcid} already holds contract {other.emaid} ({derived_status(other, now)}, "
-                    f"{other_period}); a vehicle holds one contract at a time: revoke {other.emaid} first "
-                    "or start the new contract when it ends"
+                    f"{other_period}); a vehicle holds one contract at a time unless the new one is added as "
+                    f"concurrent (ISO 15118-20): revoke {other.emaid} first, start the new contract when it ends, "
+                    "or add it as concurrent"
                 )
             row = ContractRow(
                 emaid=normalised,
@@ -223,6 +243,7 @@ def add_contract(
                 note=clean_note,
                 created_at=now,
                 updated_at=now,
+                priority=priority,
             )
             session.add(row)
             session.flush()
@@ -236,6 +257,8 @@ def add_contract(
                     "pcid": parsed_pcid,
                     "validFrom": start.isoformat(),
                     "validUntil": optional_isoformat(end),
+                    "priority": priority,
+                    "concurrent": concurrent,
                 },
             )
             return ContractView.from_row(row, now)

@@ -51,6 +51,7 @@ class ContractView:
     revoked_at: dt.datetime | None
     revocation_note: str | None
     current_certificate: CertificateRef | None
+    priority: int = 0  # among the PCID's contracts, lower first
 
     @classmethod
     def from_row(cls, row: ContractRow, now: dt.datetime) -> ContractView:
@@ -69,6 +70,7 @@ class ContractView:
             revoked_at=utc(row.revoked_at) if row.revoked_at else None,
             revocation_note=row.revocation_note,
             current_certificate=current,
+            priority=row.priority,
         )
 
     @property
@@ -91,6 +93,7 @@ class ContractView:
             "revocationNote": self.revocation_note,
             "currentCertificateIssuer": current.issuer_id if current else None,
             "currentCertificateSerial": current.serial if current else None,
+            "priority": self.priority,
         }
 
 

@@ -73,9 +73,18 @@ class CpsChain:
 
 
 def find_cps_chain(
-    ctx: Context, session: Any, directory: CaDirectory, root_ids: tuple[RootCertificateId, ...], now: dt.datetime
+    ctx: Context,
+    session: Any,
+    directory: CaDirectory,
+    root_ids: tuple[RootCertificateId, ...],
+    now: dt.datetime,
+    *,
+    standard: str | None = None,
 ) -> CpsChain | None:
-    """The newest usable CPS leaf whose V2G root is one the car trusts (reference/iso15118.md §2.1), or None."""
+    """The newest usable CPS leaf whose V2G root is one the car trusts (reference/iso15118.md §2.1), or None.
+
+    ``standard`` keeps to CPS CAs of that edition (``iso15118-2``: P-256; ``iso15118-20``: P-521 / Ed448).
+    """
     rows = session.execute(
         select(CertificateRow)
         .where(
@@ -88,6 +97,8 @@ def find_cps_chain(
     ).scalars()
     for row in rows:
         if row.issuer_id not in directory.cas or utc(row.not_before) > now:
+            continue
+        if standard is not None and directory.cas[row.issuer_id].standard != standard:
             continue
         anchor = directory.anchor(row.issuer_id)  # ours, or the external V2G root it was installed under
         if not any(_names_root(root_id, anchor) for root_id in root_ids):

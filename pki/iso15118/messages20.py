@@ -102,6 +102,10 @@ class ResponseCode(StrEnum):
     FAILED_UNKNOWN_SESSION = "FAILED_UnknownSession"
     FAILED_WRONG_CHARGE_PARAMETER = "FAILED_WrongChargeParameter"
 
+    @property
+    def ok(self) -> bool:
+        return self.value.startswith("OK")
+
 
 class Processing(StrEnum):
     """``processingType`` (V2G_CI_CommonTypes.xsd), in declaration order."""

@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -52,44 +51,26 @@ from pki.iso15118 import contract_input, contract_registry
 from pki.iso15118.contract_views import ContractView
 from pki.iso15118.cps import ResponseTooLarge, common_name, der, failure_response, find_cps_chain, signed_response
 from pki.iso15118.messages import CertificateInstallationReq, CertificateUpdateReq, ResponseCode, V2GMessage
+from pki.iso15118.provisioning20 import provision20
 from pki.iso15118.provisioning_request import (
     Refused,
     Unanswerable,
     decode_request,
     expected_body,
+    is_iso15118_20,
     parse_action,
     response_limit,
     verify_installation,
     verify_update,
 )
+from pki.iso15118.provisioning_result import ProvisioningResult
 from pki.iso15118.trust_anchors import seed_oem_roots
-from pki.runtime.context import CaDirectory, Context
+from pki.runtime.context import ISO15118_2, CaDirectory, Context
 from pki.store import repository
 
 __all__ = ["ProvisioningResult", "provision"]
 
 log = logging.getLogger("evpki.iso15118")
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisioningResult:
-    """The OCPP answer and what a log or an operator wants to know about it."""
-
-    status: Literal["Accepted", "Failed"]
-    exi_response: str  # base64 EXI; "" when Failed
-    response_code: ResponseCode | None  # the ISO code inside exi_response; None when Failed
-    reason: str | None  # why it is not a plain success
-    reason_code: str | None = None  # OCPP StatusInfo.reasonCode (≤ 20 characters)
-    emaid: str | None = None
-    contract_certificate_serial: str | None = None
-    contract_certificate_issuer: str | None = None
-
-    def to_ocpp(self) -> dict[str, Any]:
-        """The Get15118EVCertificate.conf payload (2.0.1 / 2.1 field names)."""
-        payload: dict[str, Any] = {"status": self.status, "exiResponse": self.exi_response}
-        if self.reason is not None:
-            payload["statusInfo"] = {"reasonCode": self.reason_code or "Failed", "additionalInfo": self.reason[:512]}
-        return payload
 
 
 def provision(
@@ -100,11 +81,28 @@ def provision(
     exi_request: str,
     ocpp_version: str = "2.0.1",
     max_response_chars: int | None = None,
+    maximum_contract_certificate_chains: int | None = None,
+    prioritized_emaids: Sequence[str] | None = None,
     actor: str = "csms",
 ) -> ProvisioningResult:
-    """Answer one Get15118EVCertificate request; never raises for anything the request contains."""
+    """Answer one Get15118EVCertificate request; never raises for anything the request contains.
+
+    An ``iso15118_schema_version`` naming ISO 15118-20 goes to :mod:`pki.iso15118.provisioning20`
+    (with OCPP 2.1's ``maximumContractCertificateChains`` and ``prioritizedEMAIDs``).
+    """
     try:
         limit = response_limit(ocpp_version, max_response_chars)
+        if is_iso15118_20(iso15118_schema_version):
+            return provision20(
+                ctx,
+                action=action,
+                exi_request=exi_request,
+                ocpp_version=ocpp_version,
+                limit=limit,
+                maximum_contract_certificate_chains=maximum_contract_certificate_chains,
+                prioritized_emaids=prioritized_emaids,
+                actor=actor,
+            )
         parsed_action = parse_action(action)
         message = decode_request(exi_request, iso15118_schema_version, ocpp_version)
         request = expected_body(message, parsed_action)
@@ -144,7 +142,7 @@ def _provision(
         else:
             car_certificate = verify_update(ctx, session.connection(), directory, message, request, now)
             contract = _contract_for_update(session.connection(), request, car_certificate, now)
-        cps = find_cps_chain(ctx, session, directory, request.root_certificate_ids, now)
+        cps = find_cps_chain(ctx, session, directory, request.root_certificate_ids, now, standard=ISO15118_2)
         if cps is None:
             listed = "; ".join(f"{r.issuer_name} #{r.serial_number:X}" for r in request.root_certificate_ids[:5])
             raise Refused(
@@ -249,12 +247,21 @@ def _contract_for_update(
     return contract
 
 
+def contract_issuers(directory: CaDirectory, standard: str) -> list[str]:
+    """Our CAs of that ISO 15118 edition that issue contract certificates."""
+    return [
+        entry.id
+        for entry in directory.cas.values()
+        if ProfileName.CONTRACT.value in entry.issues and entry.standard == standard
+    ]
+
+
 def _contract_issuer(directory: CaDirectory) -> str:
-    issuers = [entry.id for entry in directory.cas.values() if ProfileName.CONTRACT.value in entry.issues]
+    issuers = contract_issuers(directory, ISO15118_2)
     if len(issuers) != 1:
         raise Refused(
             ResponseCode.FAILED_NO_CERTIFICATE_AVAILABLE,
-            f"this PKI needs exactly one CA issuing contract certificates, not {len(issuers)}",
+            f"this PKI needs exactly one ISO 15118-2 CA issuing contract certificates, not {len(issuers)}",
             "NoContractCa",
         )
     return issuers[0]

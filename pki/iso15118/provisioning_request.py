@@ -49,9 +49,12 @@ __all__ = [
     "Action",
     "Refused",
     "Unanswerable",
+    "check_revocation",
     "decode_request",
     "expected_body",
+    "is_iso15118_20",
     "parse_action",
+    "request_bytes",
     "response_limit",
     "verify_installation",
     "verify_update",
@@ -112,23 +115,29 @@ def parse_action(value: str) -> Action:
         raise Unanswerable(f"action must be Install or Update, not {value[:40]!r}", "InvalidAction") from None
 
 
-def decode_request(exi_request: str, schema_version: str, ocpp_version: str) -> V2GMessage:
-    """The ISO 15118-2 message in the OCPP ``exiRequest`` field (base64 EXI)."""
+def is_iso15118_20(schema_version: str) -> bool:
+    """Whether ``iso15118SchemaVersion`` names ISO 15118-20 (its namespace, or any name with "-20")."""
+    version = schema_version.strip().lower()
+    return version == ISO15118_20_NAMESPACE.lower() or "-20" in version
+
+
+def request_bytes(exi_request: str, ocpp_version: str) -> bytes:
+    """The EXI bytes of the OCPP ``exiRequest`` field: within the version's limit, base64."""
     limit = EXI_REQUEST_LIMITS[ocpp_version]
     if len(exi_request) > limit:
         raise Unanswerable(
             f"exiRequest has {len(exi_request)} characters; OCPP {ocpp_version} allows {limit}", "TooLarge"
         )
     try:
-        data = base64.b64decode(exi_request, validate=True)
+        return base64.b64decode(exi_request, validate=True)
     except (binascii.Error, ValueError):
         raise Unanswerable("exiRequest is not base64", "InvalidExi") from None
+
+
+def decode_request(exi_request: str, schema_version: str, ocpp_version: str) -> V2GMessage:
+    """The ISO 15118-2 message in the OCPP ``exiRequest`` field (base64 EXI)."""
+    data = request_bytes(exi_request, ocpp_version)
     version = schema_version.strip().lower()
-    if version == ISO15118_20_NAMESPACE.lower() or "-20" in version:
-        raise Unanswerable(
-            f"ISO 15118-20 ({schema_version}) contract provisioning is not supported; only {MSG_DEF_NAMESPACE}",
-            "UnsupportedSchema",
-        )
     # An unknown name is accepted when the stream is an ISO 15118-2 document (they all start 80 98).
     if version not in _ISO2_ALIASES and not data.startswith(b"\x80\x98"):
         raise Unanswerable(f"unsupported iso15118SchemaVersion {schema_version[:60]!r}", "UnsupportedSchema")
@@ -245,3 +254,6 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
                 f"{what}: {name!r} is {row.status} ({row.revocation_reason})",
                 "Revoked",
             )
+
+
+check_revocation = _check_revocation  # the -20 installation checks its OEM chain the same way

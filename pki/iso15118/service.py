@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from pki.iso15118 import contract_registry, contract_revocation
 from pki.iso15118.contract_views import ContractRevocation, ContractView
@@ -29,9 +30,15 @@ class Contracts:
         valid_until: dt.datetime | None = None,
         validity: dt.timedelta | None = None,
         note: str | None = None,
+        priority: int = 0,
+        concurrent: bool = False,
         actor: str = "system",
     ) -> ContractView:
-        """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118); one contract per PCID at a time."""
+        """Record that vehicle ``pcid`` holds contract ``emaid`` (ISO 15118).
+
+        One contract per PCID at a time, unless ``concurrent``: then it may overlap the PCID's others
+        (ISO 15118-20 hands a car several). ``priority`` orders a PCID's contracts, lower first.
+        """
         return contract_registry.add_contract(
             self._ctx,
             emaid=emaid,
@@ -40,6 +47,8 @@ class Contracts:
             valid_until=valid_until,
             validity=validity,
             note=note,
+            priority=priority,
+            concurrent=concurrent,
             actor=actor,
         )
 
@@ -70,12 +79,18 @@ class Contracts:
         exi_request: str,
         ocpp_version: str = "2.0.1",
         max_response_chars: int | None = None,
+        maximum_contract_certificate_chains: int | None = None,
+        prioritized_emaids: Sequence[str] | None = None,
         actor: str = "csms",
     ) -> ProvisioningResult:
         """Answer an OCPP Get15118EVCertificate request (see :mod:`pki.iso15118.provisioning`).
 
         Never raises for the request's content: every outcome is an OCPP status (Accepted with an
-        EXI response, possibly carrying a FAILED_* ResponseCode, or Failed with a reason).
+        EXI response, possibly carrying a FAILED_* ResponseCode, or Failed with a reason). ISO 15118-20
+        (``iso15118_schema_version`` ``urn:iso:std:iso:15118:-20:CommonMessages``) hands out one of the
+        car's contracts per request and says how many remain (``remaining_contracts``);
+        ``maximum_contract_certificate_chains`` and ``prioritized_emaids`` are OCPP 2.1's copies of
+        what its EXI request carries.
         """
         return provision(
             self._ctx,
@@ -84,5 +99,7 @@ class Contracts:
             exi_request=exi_request,
             ocpp_version=ocpp_version,
             max_response_chars=max_response_chars,
+            maximum_contract_certificate_chains=maximum_contract_certificate_chains,
+            prioritized_emaids=prioritized_emaids,
             actor=actor,
         )

@@ -33,6 +33,7 @@ from pki.store.models import CertificateAuthorityRow, CertificateRow
 
 __all__ = [
     "ISO15118_2",
+    "ISO15118_20",
     "ORGANIZATION_SETTING",
     "CaDirectory",
     "CaEntry",
@@ -43,6 +44,7 @@ __all__ = [
 
 ORGANIZATION_SETTING = "cso_organization"
 ISO15118_2 = "iso15118-2"
+ISO15118_20 = "iso15118-20"
 
 _CA = CertificateAuthorityRow.__table__  # type: ignore[attr-defined]
 _CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
@@ -85,8 +87,8 @@ class IssuerContext:
 
     @property
     def compact(self) -> bool:
-        """ISO 15118-2 certificates travel inside EXI messages and must stay small (see :func:`build_certificate`)."""
-        return self.standard == ISO15118_2
+        """ISO 15118 certificates travel inside EXI messages and must stay small (see :func:`build_certificate`)."""
+        return self.standard in (ISO15118_2, ISO15118_20)
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,8 @@ class ContractRow(SQLModel, table=True):
     revocation_note: str | None = Field(default=None, max_length=200)
     current_certificate_issuer: str | None = Field(default=None, max_length=64)
     current_certificate_serial: str | None = Field(default=None, max_length=40)
+    # Among the vehicle's unrevoked contracts, lower first (ISO 15118-20 hands out several; 0008).
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class StationRow(SQLModel, table=True):

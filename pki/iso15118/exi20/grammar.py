@@ -40,7 +40,10 @@ IDENTIFIER = Simple("string", "identifierType", max_length=255)
 RESPONSE_CODE = Simple("enum", "responseCodeType", enum_size=40)
 PROCESSING = Simple("enum", "processingType", enum_size=3)
 ECDH_CURVE = Simple("enum", "ecdhCurveType", enum_size=2)
-DH_PUBLIC_KEY = Simple("binary", "dhPublicKeyType", min_length=133, max_length=133)
+# The XSD fixes dhPublicKeyType at 133 bytes (an uncompressed P-521 point), but [V2G20-2495] has an
+# X448 ephemeral key travel as its 56 bytes without filler; EXI carries the length either way. The
+# codec accepts 56-133 bytes, and provisioning checks the exact size per ECDHCurve.
+DH_PUBLIC_KEY = Simple("binary", "dhPublicKeyType", min_length=56, max_length=133)
 SECP521_KEY = Simple("binary", "secp521_EncryptedPrivateKeyType", min_length=94, max_length=94)
 X448_KEY = Simple("binary", "x448_EncryptedPrivateKeyType", min_length=84, max_length=84)
 TPM_KEY = Simple("binary", "tpm_EncryptedPrivateKeyType", min_length=206, max_length=206)
