@@ -5,16 +5,16 @@ ISO 15118-20 hands a car several contract certificate chains (CertificateInstall
 a vehicle's contracts, lower first: an ISO 15118-2 installation takes the first, an ISO 15118-20
 one hands them out in that order after the car's ``PrioritizedEMAIDs``. Existing contracts get 0.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-20
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
