@@ -19,6 +19,7 @@ from pki.firmware.service import Firmware
 from pki.iso15118.service import Contracts
 from pki.keys import open_key_store
 from pki.keys.base import KeyStore
+from pki.opcp.service import Opcp
 from pki.operations.services import ApiTokens, AuditLog
 from pki.revocation.services import Crls, Ocsp, Revocations
 from pki.runtime.context import Context
@@ -44,6 +45,7 @@ class PKI:
     firmware: Firmware
     audit: AuditLog
     tokens: ApiTokens
+    opcp: Opcp
 
     def __init__(self, *, database: Database, keys: KeyStore, settings: Settings, clock: Clock | None = None) -> None:
         ctx = Context(database=database, keys=keys, settings=settings, clock=clock or SystemClock())
@@ -60,6 +62,7 @@ class PKI:
         self.firmware = Firmware(ctx)
         self.audit = AuditLog(ctx)
         self.tokens = ApiTokens(ctx)
+        self.opcp = Opcp(ctx, self.cas, self.trust)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True) -> PKI:

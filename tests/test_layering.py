@@ -25,6 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ca"}),
     frozenset({"revocation"}),
     frozenset({"stations", "firmware", "iso15118"}),
+    frozenset({"opcp"}),  # OPCP pool services: over the trust store (ca) and contract provisioning (iso15118)
     frozenset({"service"}),  # the facade (pki/service.py, pki/__init__.py)
 )
 CAPABILITIES = frozenset().union(*LAYERS[:-1]) - {"store", "keys"}

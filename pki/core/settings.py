@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Get15118EVCertificate forwarded to an OPCP-style contract pool instead of answered locally.
     contract_pool_url: str | None = None
     contract_pool_token: SecretStr | None = None
+    # OPCP pool services (`evpki serve` under /opcp): the token audience clients must ask for
+    # (default: the public URL + /opcp) and how long an access token lives.
+    opcp_audience: str | None = None
+    opcp_token_lifetime: str = "24h"  # noqa: S105 - a duration, not a secret
 
     @classmethod
     def settings_customise_sources(
