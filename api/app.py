@@ -21,8 +21,7 @@ from fastapi import FastAPI
 from api import metrics
 from api.limits import BodyLimit
 from api.observability import RequestContext
-from api.opcp import PREFIX as OPCP_PREFIX
-from api.opcp import create_opcp_app, delivery_loop
+from api.opcp import delivery_loop, mount_opcp
 from api.problems import install_problem_handlers
 from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, trust
 from api.routes import ocpp as ocpp_routes
@@ -123,7 +122,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         app.include_router(module.router)
     app.include_router(cas.requests_router)
     app.include_router(metrics.router)
-    app.mount(OPCP_PREFIX, create_opcp_app(lambda: app.state.pki))  # OPCP pool services, their own OpenAPI
+    mount_opcp(app)  # OPCP pool services under /opcp, with their own OpenAPI and error bodies
     _document_security(app)
     return app
 

@@ -5,17 +5,19 @@ OpenAPI at ``/opcp/openapi.json`` and the OPCP error bodies), and the webhook de
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from api.opcp import pcp, rcp, token, webhooks
 from api.opcp.delivery import deliver_once, delivery_loop
 from api.opcp.errors import ERROR_SCHEMA, install_opcp_handlers
 from pki import PKI
 
-__all__ = ["PREFIX", "create_opcp_app", "deliver_once", "delivery_loop"]
+__all__ = ["PREFIX", "create_opcp_app", "deliver_once", "delivery_loop", "mount_opcp"]
 
 PREFIX = "/opcp"
 
@@ -55,3 +57,15 @@ def create_opcp_app(pki_of: Callable[[], PKI]) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def mount_opcp(app: FastAPI) -> None:
+    """Serve the OPCP sub-application under :data:`PREFIX` of ``app`` (whose ``state.pki`` it uses).
+
+    Starlette's mount pattern ends in ``.*``, which stops at a newline: a path id with an encoded
+    newline would fall through to the parent's 404 with the parent's error body. Matched with
+    DOTALL, every path under the prefix gets OPCP's answer.
+    """
+    mount = Mount(PREFIX, app=create_opcp_app(lambda: app.state.pki))
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    app.router.routes.append(mount)
