@@ -75,8 +75,12 @@ class Opcp:
     def pump_events(self) -> int:
         return webhooks.pump(self._ctx)
 
-    def claim_deliveries(self, *, limit: int = 50) -> list[DeliveryJob]:
+    def claim_deliveries(self, *, limit: int = 200) -> list[DeliveryJob]:
         return webhooks.claim_due(self._ctx, limit=limit)
 
     def record_delivery(self, delivery_id: int, *, status: int | None, error: str | None = None) -> str:
         return webhooks.record_attempt(self._ctx, delivery_id, status=status, error=error)
+
+    def record_deliveries(self, outcomes: list[tuple[int, int | None, str | None]]) -> list[str]:
+        """A round's outcomes, ``(delivery id, HTTP status or None, error)``, in one transaction."""
+        return webhooks.record_attempts(self._ctx, outcomes)

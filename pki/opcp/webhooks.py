@@ -84,6 +84,7 @@ __all__ = [
     "delete_subscriptions_of",
     "pump",
     "record_attempt",
+    "record_attempts",
     "signature_headers",
 ]
 
@@ -612,7 +613,7 @@ def pump(ctx: Context) -> int:
         return created
 
 
-def claim_due(ctx: Context, *, limit: int = 50) -> list[DeliveryJob]:
+def claim_due(ctx: Context, *, limit: int = 200) -> list[DeliveryJob]:
     """Lease up to ``limit`` due deliveries (their next attempt moves a lease ahead) and return them."""
     now = ctx.clock.now()
     with ctx.database.write() as session:
@@ -639,23 +640,32 @@ def _backoff(attempts: int) -> dt.timedelta:
 
 def record_attempt(ctx: Context, delivery_id: int, *, status: int | None, error: str | None = None) -> str:
     """Record one POST's outcome (HTTP status, or None with ``error``); the delivery's new status."""
+    return record_attempts(ctx, [(delivery_id, status, error)])[0]
+
+
+def record_attempts(ctx: Context, outcomes: list[tuple[int, int | None, str | None]]) -> list[str]:
+    """Record the outcomes of a round of POSTs, ``(delivery id, HTTP status or None, error)``, in one transaction."""
     now = ctx.clock.now()
+    results = []
     with ctx.database.write() as session:
-        row = session.get(OpcpDeliveryRow, delivery_id, with_for_update=True)
-        if row is None or row.status != "pending":
-            return row.status if row is not None else "gone"  # delivered meanwhile, or unsubscribed
-        row.attempts += 1
-        row.last_attempt_at = now
-        row.last_status = status
-        row.last_error = (error or "")[:300] or None
-        if status is not None and 200 <= status < 300:
-            row.status, row.delivered_at = "delivered", now
-        elif status in (400, 409) or row.attempts >= MAX_ATTEMPTS:
-            row.status = "failed"
-        else:
-            row.next_attempt_at = now + _backoff(row.attempts)
-        session.add(row)
-        return row.status
+        for delivery_id, status, error in outcomes:
+            row = session.get(OpcpDeliveryRow, delivery_id, with_for_update=True)
+            if row is None or row.status != "pending":
+                results.append(row.status if row is not None else "gone")  # delivered meanwhile, or unsubscribed
+                continue
+            row.attempts += 1
+            row.last_attempt_at = now
+            row.last_status = status
+            row.last_error = (error or "")[:300] or None
+            if status is not None and 200 <= status < 300:
+                row.status, row.delivered_at = "delivered", now
+            elif status in (400, 409) or row.attempts >= MAX_ATTEMPTS:
+                row.status = "failed"
+            else:
+                row.next_attempt_at = now + _backoff(row.attempts)
+            session.add(row)
+            results.append(row.status)
+    return results
 
 
 def signature_headers(secret: str, body: bytes, at: int) -> dict[str, str]:
