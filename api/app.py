@@ -22,6 +22,7 @@ from api import metrics
 from api.limits import BodyLimit
 from api.observability import RequestContext
 from api.ocsp_asgi import OcspFirst
+from api.opcp import delivery_loop, mount_opcp
 from api.problems import install_problem_handlers
 from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, trust
 from api.routes import ocpp as ocpp_routes
@@ -40,6 +41,7 @@ The REST face of evpki, the certificate authority for EV charging.
   Roles: `admin` (everything), `operator` (issue, revoke, firmware), `csms` (station and SECC issuance, reads),
   `auditor` (read-only, audit log). Each operation lists its roles under `x-evpki-roles`.
 * **Public**: `/ocsp`, `/crl/*`, `/api/v1/roots`, `/healthz`, `/readyz`. `/metrics` (Prometheus) needs `auditor`.
+* **OPCP** pool services under `/opcp` (OAuth2 client credentials; OpenAPI at `/opcp/openapi.json`).
 * **Errors**: RFC 9457 `application/problem+json`; switch on `type` (`urn:evpki:problem:<code>`).
 """
 
@@ -69,14 +71,15 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = pki is None
         app.state.pki = pki if pki is not None else PKI.open(settings or Settings())
-        task = None
+        tasks = []
         if upkeep:
             interval = app.state.pki.settings.duration("maintenance_interval").total_seconds()
-            task = asyncio.create_task(_upkeep_loop(app.state.pki, interval))
+            tasks.append(asyncio.create_task(_upkeep_loop(app.state.pki, interval)))
+            tasks.append(asyncio.create_task(delivery_loop(app.state.pki)))  # OPCP webhooks
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -118,6 +121,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         app.include_router(module.router)
     app.include_router(cas.requests_router)
     app.include_router(metrics.router)
+    mount_opcp(app)  # OPCP pool services under /opcp, with their own OpenAPI and error bodies
     _document_security(app)
     return app
 

@@ -20,6 +20,7 @@ from cli import (
     exi_cmd,
     firmware_cmd,
     ocsp_cmd,
+    opcp_cmd,
     serve_cmd,
     station_cmd,
     token_cmd,
@@ -50,6 +51,7 @@ app.add_typer(firmware_cmd.app, name="firmware")
 app.add_typer(ocsp_cmd.app, name="ocsp")
 app.add_typer(token_cmd.app, name="token")
 app.add_typer(trust_cmd.app, name="trust")
+app.add_typer(opcp_cmd.app, name="opcp")
 app.add_typer(exi_cmd.app, name="exi")
 app.add_typer(ev_cmd.app, name="ev")
 app.add_typer(contract_cmd.app, name="contract")

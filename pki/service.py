@@ -20,6 +20,7 @@ from pki.firmware.service import Firmware
 from pki.iso15118.service import Contracts
 from pki.keys import open_key_store
 from pki.keys.base import KeyStore
+from pki.opcp.service import Opcp
 from pki.operations.services import ApiTokens, AuditLog
 from pki.revocation.services import Crls, Ocsp, Revocations
 from pki.runtime.context import Context
@@ -46,6 +47,7 @@ class PKI:
     audit: AuditLog
     tokens: ApiTokens
     est: Est
+    opcp: Opcp
 
     def __init__(self, *, database: Database, keys: KeyStore, settings: Settings, clock: Clock | None = None) -> None:
         ctx = Context(database=database, keys=keys, settings=settings, clock=clock or SystemClock())
@@ -63,6 +65,7 @@ class PKI:
         self.audit = AuditLog(ctx)
         self.tokens = ApiTokens(ctx)
         self.est = Est(ctx)
+        self.opcp = Opcp(ctx, self.cas, self.trust)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool = True) -> PKI:

@@ -31,12 +31,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI
 from sqlalchemy import MetaData, create_engine, select
+from starlette.routing import Mount
 from typer.testing import CliRunner, Result
 
 from api.app import create_app
 from cli.main import app as cli_app
 from pki import PKI, RequestIdentity
 from pki.iso15118 import ev
+from pki.opcp import SubscriptionIn
 from pki.operations.backup import create_backup
 from pki.operations.tokens import Role
 from tests.conftest import ORG, TEST_PASSPHRASE, _copy_database, drop_database, make_csr, make_settings
@@ -78,6 +80,7 @@ READ_ONLY_COMMANDS = frozenset(
         "token list",
         "trust list",
         "trust show",
+        "opcp client list",
     }
 )
 
@@ -101,6 +104,7 @@ class Rest:
     role: Role = Role.ADMIN
     status: int = 400
     ocpp_status: str | None = None  # an OCPP call refused by its protocol: HTTP 200 with this response status
+    opcp: str | None = None  # an OPCP route (under /opcp): the OPCP client whose access token is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +395,47 @@ REST_REFUSALS: tuple[Rest, ...] = (
     Rest("POST /api/v1/trust/import", "CTL without rootCertificates", json={"ctl": {"CTL": {}}}, status=400),
     Rest("DELETE /api/v1/trust/{key}", "unknown root", path="/api/v1/trust/no-such-root", status=404),
     Rest("DELETE /api/v1/trust/{key}", "already removed", path=f"/api/v1/trust/{RETIRED_LABEL}", status=409),
+    # OPCP pool services (their error bodies are OPCP's: errorMessages, or OAuth's error on the token endpoint)
+    Rest("POST /opcp/oauth/token", "wrong client secret", json=Ref("opcp_bad_credentials"), opcp="", status=401),
+    Rest("PUT /opcp/v1/root/rootCerts", "PE root (no OCPP use)", json=Ref("opcp_pe_root"), opcp="admin"),
+    Rest("PUT /opcp/v1/root/rootCerts", "good root, a CPO may not", json=Ref("opcp_mo_root"), opcp="cpo", status=403),
+    Rest(
+        "DELETE /opcp/v1/root/rootCerts/{rootCertificateId}",
+        "unknown root",
+        path="/opcp/v1/root/rootCerts/00000000-0000-0000-0000-000000000000",
+        opcp="admin",
+        status=404,
+    ),
+    Rest("PUT /opcp/v1/oem/provCerts", "vehicle certificate not Base64 DER", json=Ref("opcp_bad_vehicle"), opcp="oem"),
+    Rest("PUT /opcp/v1/oem/provCerts", "chain to an untrusted OEM root", json=Ref("opcp_untrusted_chain"), opcp="oem"),
+    Rest(
+        "DELETE /opcp/v1/oem/provCerts/{pcid}",
+        "another OEM's WMI",
+        path=f"/opcp/v1/oem/provCerts/{PCID}",
+        opcp="oem-foreign",
+        status=403,
+    ),
+    Rest(
+        "POST /opcp/v1/webhook/endpoints",
+        "not an http(s) URL",
+        json={"url": "ftp://hooks.example", "enabledEvents": ["root.cert.added"]},
+        opcp="cpo",
+    ),
+    Rest(
+        "PUT /opcp/v1/webhook/endpoints/{id}",
+        "another client's endpoint",
+        path=Ref("opcp_hook_path"),
+        json={"url": "https://hooks.example/x"},
+        opcp="oem",
+        status=404,
+    ),
+    Rest(
+        "DELETE /opcp/v1/webhook/endpoints/{id}",
+        "another client's endpoint",
+        path=Ref("opcp_hook_path"),
+        opcp="oem",
+        status=404,
+    ),
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
@@ -535,6 +580,11 @@ CLI_REFUSALS: tuple[Cli, ...] = (
     Cli("trust import", "CTL without rootCertificates", "trust import {empty_ctl_file}", 3),
     Cli("trust remove", "unknown root", "trust remove no-such-root", 5),
     Cli("trust remove", "already removed", f"trust remove {RETIRED_LABEL}", 6),
+    Cli("opcp client add", "unknown role", "opcp client add --role root --name refusal-opcp-new", 3),
+    Cli("opcp client add", "OEM without a WMI", "opcp client add --role oem --name refusal-opcp-new", 3),
+    Cli("opcp client add", "name already taken", "opcp client add --role cpo --name refusal-opcp-cpo", 6),
+    Cli("opcp client remove", "unknown client", "opcp client remove no-such-client", 5),
+    Cli("opcp key rotate", "not confirmed", "opcp key rotate", 1, usage=True, input="n\n"),
     *(
         Cli("trust sync", why, f"trust sync --rcp {url} --client-id c --client-secret-file {{{secret}}}", code)
         for why, url, secret, code in (
@@ -573,7 +623,7 @@ class World:
     pki: PKI
     app: FastAPI
     tokens: dict[Role, str]
-    refs: dict[str, str]
+    refs: dict[str, Any]
 
     def state(self) -> State:
         engine = create_engine(self.url)
@@ -694,6 +744,42 @@ def _firmware_signer(firmware: Path) -> str:
     return str(json.loads(signed.stdout)["signingCertificate"])
 
 
+def _opcp_world(pki: PKI) -> dict[str, Any]:
+    """OPCP clients (and their tokens, so the signing key exists), a webhook, and the rows' OPCP bodies."""
+    from tests.opcp_support import b64, foreign_oem_chain
+
+    tokens: dict[str, str] = {}
+    credentials: dict[str, str] = {}
+    for name, role, scope in (
+        ("admin", "admin", {}),
+        ("cpo", "cpo", {}),
+        ("oem", "oem", {"wmis": ["WMI"]}),
+        ("oem-foreign", "oem", {"wmis": ["QQQ"]}),
+    ):
+        view, secret = pki.opcp.add_client(name=f"refusal-opcp-{name}", role=role, **scope)
+        grant = pki.opcp.issue_token(client_id=view.client_id, client_secret=secret, audience=pki.opcp.audience)
+        tokens[f"opcp_token:{name}"], credentials[name] = grant.access_token, view.client_id
+    hook = pki.opcp.webhooks.create(
+        pki.opcp.authenticate(tokens["opcp_token:cpo"]),
+        SubscriptionIn(url="https://hooks.example/cpo", enabled_events=("root.cert.added",)),
+    )
+    untrusted_root = b64(foreign_root().certificate)
+    return {
+        **tokens,
+        "opcp_hook_path": f"/opcp/v1/webhook/endpoints/{hook.id}",
+        "opcp_bad_credentials": {
+            "client_id": credentials["cpo"],
+            "client_secret": "wrong",
+            "audience": pki.opcp.audience,
+            "grant_type": "client_credentials",
+        },
+        "opcp_pe_root": {"caCertificate": untrusted_root, "rootType": "PE"},
+        "opcp_mo_root": {"caCertificate": untrusted_root, "rootType": "MO"},
+        "opcp_bad_vehicle": {"subCA1Certificate": untrusted_root, "vehicleCertificate": "!!"},
+        "opcp_untrusted_chain": foreign_oem_chain("WMIREFUSE00000002").body(),
+    }
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path, str | None]) -> Iterator[World]:
     """A PKI of this module's own (a copy of the session template) with something for each row to refuse.
@@ -742,6 +828,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         (inputs / "empty-ctl.json").write_text('{"CTL": {}}')
         (inputs / "rcp-secret").write_text("rcp-client-secret\n")
         (inputs / "rcp-secret").chmod(0o600)
+        opcp_refs = _opcp_world(pki)
     signer_der = x509.load_pem_x509_certificate(signer_pem.encode()).public_bytes(serialization.Encoding.DER)
     refs = {
         "serial": serial,
@@ -773,6 +860,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         "not_ca_root_file": str(inputs / "not-ca-root.pem"),
         "empty_ctl_file": str(inputs / "empty-ctl.json"),
         "rcp_secret_file": str(inputs / "rcp-secret"),
+        **opcp_refs,
     }
     yield World(home, url, pki, create_app(pki), tokens, refs)
     pki.close()
@@ -802,7 +890,10 @@ def _cli_id(row: Cli) -> str:
 async def test_a_refused_rest_request_changes_nothing(row: Rest, world: World, http: httpx.AsyncClient) -> None:
     method, template = row.operation.split(" ", 1)
     path = world.fill(row.path) if row.path is not None else template
-    headers = {"Authorization": f"Bearer {world.tokens[row.role]}", **world.fill(row.headers)}
+    if row.opcp is None:
+        headers = {"Authorization": f"Bearer {world.tokens[row.role]}", **world.fill(row.headers)}
+    else:
+        headers = {"Authorization": f"Bearer {world.refs['opcp_token:' + row.opcp]}"} if row.opcp else {}
     before = world.state()
     response = await http.request(
         method,
@@ -817,6 +908,9 @@ async def test_a_refused_rest_request_changes_nothing(row: Rest, world: World, h
         assert response.status_code == 200, response.text
         assert response.json()["response"]["status"] == row.ocpp_status, response.text
         assert response.json()["followUps"] == [], response.text
+    elif row.opcp is not None:  # OPCP's error bodies (OAuth's on the token endpoint)
+        assert response.status_code == row.status, response.text
+        assert response.json().get("errorMessages") or response.json().get("error"), response.text
     else:
         assert response.status_code == row.status, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
@@ -826,7 +920,8 @@ async def test_a_refused_rest_request_changes_nothing(row: Rest, world: World, h
 
 @pytest.mark.parametrize("row", CLI_REFUSALS, ids=_cli_id)
 def test_a_refused_cli_command_changes_nothing(row: Cli, world: World) -> None:
-    args = shlex.split(row.args.format(**{name: shlex.quote(value) for name, value in world.refs.items()}))
+    refs = {name: shlex.quote(value) for name, value in world.refs.items() if isinstance(value, str)}
+    args = shlex.split(row.args.format(**refs))
     before = world.state()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in _environment(world.home, world.url).items():
@@ -844,9 +939,12 @@ def test_a_refused_cli_command_changes_nothing(row: Cli, world: World) -> None:
 
 
 def _mutating_operations(app: FastAPI) -> set[str]:
+    # Mounted sub-applications (the OPCP services under /opcp) have OpenAPI documents of their own.
+    documents = [("", app)] + [(route.path, route.app) for route in app.routes if isinstance(route, Mount)]
     return {
-        f"{method.upper()} {path}"
-        for path, operations in app.openapi()["paths"].items()
+        f"{method.upper()} {prefix}{path}"
+        for prefix, document in documents
+        for path, operations in document.openapi()["paths"].items()  # type: ignore[attr-defined]
         for method in operations
         if method in MUTATING
     }

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # factory certificate), as our CA ids and/or PEM files, comma-separated; empty: none.
     est_bootstrap_cas: str = ""
     est_secret_ttl: str = "7d"  # noqa: S105 - a default lifetime, not a secret
+    # OPCP pool services (`evpki serve` under /opcp): the token audience clients must ask for
+    # (default: the public URL + /opcp) and how long an access token lives.
+    opcp_audience: str | None = None
+    opcp_token_lifetime: str = "24h"  # noqa: S105 - a duration, not a secret
 
     @classmethod
     def settings_customise_sources(

@@ -170,7 +170,8 @@ def verify_installation(
     """The OEM provisioning certificate, once it signed the request and chains to a trusted OEM root."""
     oem = _parse_certificate(request.oem_provisioning_cert, "OEMProvisioningCert")
     _check_signature(message, request, oem, "the vehicle's OEM provisioning signature")
-    path = _validated(oem, (), oem_trust(ctx, directory, connection, now), now, "the OEM provisioning certificate")
+    trust = oem_trust(ctx, directory, connection, now, pcid=_subject_cn(oem))  # PCP: the vehicle's sub-CAs
+    path = _validated(oem, (), trust, now, "the OEM provisioning certificate")
     _check_revocation(connection, directory, path, "the OEM provisioning certificate")
     return oem
 
@@ -257,3 +258,8 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
 
 
 check_revocation = _check_revocation  # the -20 installation checks its OEM chain the same way
+
+
+def _subject_cn(certificate: x509.Certificate) -> str | None:
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None

@@ -17,6 +17,10 @@
   longer names is retired; a root refused by the checks is logged and not trusted; a seeded root
   removed by hand (``evpki trust remove``) stays removed. Roots added by hand, imported or
   synced are never touched by the seed.
+* The Provisioning Certificate Pool (``pki.opcp``): a vehicle whose OEM published its chain there
+  (checked against these same anchors when it was published) brings its sub-CAs along, so an OEM
+  whose root is in the trust store needs no PEM file of intermediates: :func:`oem_trust` with the
+  request's ``pcid`` adds them.
 * Contract certificates (CertificateUpdateReq): the roots of our own CAs that issue contract
   certificates, with the CAs between them as intermediates.
 
@@ -37,7 +41,7 @@ from threading import Lock
 from weakref import WeakKeyDictionary
 
 from cryptography import x509
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from pki.ca.profiles import ProfileName
@@ -48,6 +52,7 @@ from pki.core.errors import Conflict, InvalidInput, NotFound
 from pki.iso15118.chains import TrustStore
 from pki.runtime.context import CaDirectory, Context
 from pki.store.db import Database
+from pki.store.models import OpcpProvisioningCertificateRow
 
 __all__ = ["SEED_ORIGIN", "oem_trust", "own_trust", "seed_oem_roots"]
 
@@ -145,8 +150,11 @@ def seed_oem_roots(ctx: Context, *, force: bool = False) -> SyncReport | None:
     return report
 
 
-def oem_trust(ctx: Context, directory: CaDirectory, connection: Connection, now: dt.datetime) -> TrustStore:
-    """Our OEM CAs the setting names, the trust store's OEM roots, and the seed files' intermediates.
+def oem_trust(
+    ctx: Context, directory: CaDirectory, connection: Connection, now: dt.datetime, *, pcid: str | None = None
+) -> TrustStore:
+    """Our OEM CAs the setting names, the trust store's OEM roots, the seed files' intermediates and,
+    for ``pcid``, the sub-CAs its OEM published in the Provisioning Certificate Pool.
 
     The seed itself (:func:`seed_oem_roots`) runs before, in its own transaction.
     """
@@ -165,7 +173,18 @@ def oem_trust(ctx: Context, directory: CaDirectory, connection: Connection, now:
     # Inside the request's own transaction: the roots are the ones trusted when it is answered.
     with Session(bind=connection) as session:
         anchors.extend(root for root in trusted_roots(session, RootUse.OEM, now) if root not in anchors)
+    if pcid is not None:
+        intermediates.extend(_pool_intermediates(connection, pcid))
     return TrustStore(tuple(anchors), tuple(intermediates))
+
+
+def _pool_intermediates(connection: Connection, pcid: str) -> list[x509.Certificate]:
+    """The sub-CAs the PCP holds for ``pcid`` (anchors still come from the trust store or our CAs only)."""
+    table = OpcpProvisioningCertificateRow.__table__  # type: ignore[attr-defined]
+    row = connection.execute(select(table.c.sub_ca1_der, table.c.sub_ca2_der).where(table.c.pcid == pcid)).first()
+    if row is None:
+        return []
+    return [x509.load_der_x509_certificate(der) for der in row if der is not None]
 
 
 def own_trust(directory: CaDirectory, profile: ProfileName) -> TrustStore:

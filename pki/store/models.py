@@ -23,6 +23,13 @@ __all__ = [
     "CrlRow",
     "EstSecretRow",
     "OcspResponseRow",
+    "OpcpClientRow",
+    "OpcpDeliveryRow",
+    "OpcpEventRow",
+    "OpcpFeedCursorRow",
+    "OpcpProvisioningCertificateRow",
+    "OpcpSigningKeyRow",
+    "OpcpWebhookRow",
     "SettingRow",
     "StatusChangeRow",
     "StatusFeedRow",
@@ -363,3 +370,112 @@ class EstSecretRow(SQLModel, table=True):
     certificate_serial: str | None = Field(default=None, max_length=40)
     revoked_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     revoked_by: str | None = Field(default=None, max_length=128)
+
+
+# -- OPCP pool services (pki.opcp) -----------------------------------------------------------------
+
+
+class OpcpClientRow(SQLModel, table=True):
+    """An OAuth2 client of the OPCP services: its role, its scope (WMIs, eMAID provider prefixes), its secret's hash."""
+
+    __tablename__ = "opcp_client"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=24)
+    wmis: str = Field(default="", sa_column=Column(Text, nullable=False))  # comma-separated, upper case
+    providers: str = Field(default="", sa_column=Column(Text, nullable=False))  # comma-separated, upper case
+    secret_hash: str = Field(max_length=64)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    created_by: str = Field(max_length=128)
+
+
+class OpcpSigningKeyRow(SQLModel, table=True):
+    """A JWT signing key (its private half in the key store); the newest one not retired signs."""
+
+    __tablename__ = "opcp_signing_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kid: str = Field(max_length=64, unique=True)
+    key_id: str = Field(max_length=128)
+    public_pem: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    retired_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+
+
+class OpcpProvisioningCertificateRow(SQLModel, table=True):
+    """A vehicle's OEM provisioning certificate and its sub-CAs in the Provisioning Certificate Pool."""
+
+    __tablename__ = "opcp_provisioning_certificate"
+
+    id: int | None = Field(default=None, primary_key=True)
+    pcid: str = Field(max_length=18, unique=True)
+    wmi: str = Field(max_length=3, index=True)
+    leaf_der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sub_ca1_der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sub_ca2_der: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    root_der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    details: str = Field(sa_column=Column(Text, nullable=False))  # JSON: previousPcid, v2gRootAuthorityKeyIdentifiers
+    not_after: dt.datetime = _when()  # type: ignore[assignment]
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    updated_at: dt.datetime = _when()  # type: ignore[assignment]
+    updated_by: str = Field(max_length=128)
+
+
+class OpcpWebhookRow(SQLModel, table=True):
+    """A webhook subscription of one OPCP client; ``secret`` keys the HMAC of every delivery."""
+
+    __tablename__ = "opcp_webhook"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=36, unique=True)
+    client_id: str = Field(max_length=64, index=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    events: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    metadata_json: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)
+    api_version: str = Field(max_length=16)
+    secret: str = Field(max_length=64)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+
+
+class OpcpEventRow(SQLModel, table=True):
+    """One OPCP event (root added, provisioning certificate updated, contract created, ...)."""
+
+    __tablename__ = "opcp_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=36, unique=True)
+    event_type: str = Field(max_length=48)
+    dedupe_key: str = Field(max_length=128, unique=True)  # one event per fact (an audit record, an expiry)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body every subscriber receives
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+
+
+class OpcpDeliveryRow(SQLModel, table=True):
+    """One event for one subscription: pending until delivered or given up, with its last attempt."""
+
+    __tablename__ = "opcp_delivery"
+    __table_args__ = (UniqueConstraint("webhook_id", "event_id", name="uq_opcp_delivery_webhook_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: int = Field(foreign_key="opcp_webhook.id", index=True)
+    event_id: int = Field(foreign_key="opcp_event.id")
+    status: str = Field(max_length=16, index=True)  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _when(index=True)  # type: ignore[assignment]
+    last_attempt_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delivered_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+
+
+class OpcpFeedCursorRow(SQLModel, table=True):
+    """One row: the last audit record turned into OPCP events. Locking it serialises the fan-out."""
+
+    __tablename__ = "opcp_feed_cursor"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    audit_seq: int = 0

@@ -1,0 +1,196 @@
+"""OPCP access: the client-credentials token endpoint, the JWTs and their keys, and the access table.
+
+The token is checked with PyJWT against the published JWK Set alone (what any OPCP client library
+does); the access table of ``04_authentication.md`` is walked with every role and scope.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import pytest_asyncio
+
+from api.app import create_app
+from pki import PKI
+from pki.operations.tokens import Role
+from tests.foreign_roots import foreign_root
+from tests.opcp_support import AUDIENCE, b64, client_token, foreign_oem_chain, opcp_headers
+
+pytestmark = pytest.mark.asyncio
+
+OWN_PCID, FOREIGN_PCID = "WMIOPCP0000000001", "XYZOPCP0000000001"
+
+
+@pytest_asyncio.fixture
+async def http(fresh_pki: PKI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(fresh_pki))
+    async with httpx.AsyncClient(transport=transport, base_url="http://evpki.test") as client:
+        yield client
+
+
+def _token_request(client_id: str, secret: str, **extra: str) -> dict[str, str]:
+    return {
+        "client_id": client_id,
+        "client_secret": secret,
+        "audience": AUDIENCE,
+        "grant_type": "client_credentials",
+        **extra,
+    }
+
+
+async def test_a_client_gets_a_jwt_that_the_published_keys_verify(fresh_pki: PKI, http: httpx.AsyncClient) -> None:
+    view, secret = fresh_pki.opcp.add_client(name="oem-1", role="oem", wmis=["WMI", "abc"])
+    answer = await http.post("/opcp/oauth/token", json=_token_request(view.client_id, secret))
+    assert answer.status_code == 200, answer.text
+    grant = answer.json()
+    assert grant["token_type"] == "Bearer" and grant["expires_in"] == 86400 and "pcpservice" in grant["scope"]
+    keys = (await http.get("/opcp/.well-known/jwks.json")).json()["keys"]
+    header = jwt.get_unverified_header(grant["access_token"])
+    jwk = next(key for key in keys if key["kid"] == header["kid"])
+    claims = jwt.decode(
+        grant["access_token"],
+        jwt.PyJWK(jwk).key,
+        algorithms=["ES256"],
+        audience=AUDIENCE,
+        options={"verify_exp": False, "verify_iat": False},  # the PKI's clock is in 2026-01
+    )
+    assert claims["role"] == "OEM" and claims["wmis"] == ["ABC", "WMI"] and claims["azp"] == view.client_id
+    assert claims["sub"] == f"{view.client_id}@clients" and claims["exp"] - claims["iat"] == 86400
+    # RFC 6749 §4.4.2 form encoding and §2.3.1 HTTP Basic work too
+    form = await http.post(
+        "/opcp/oauth/token",
+        content=f"grant_type=client_credentials&audience={AUDIENCE}",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic " + base64.b64encode(f"{view.client_id}:{secret}".encode()).decode(),
+        },
+    )
+    assert form.status_code == 200, form.text
+    roots = await http.get("/opcp/v1/root/rootCerts", headers=opcp_headers(form.json()["access_token"]))
+    assert roots.status_code == 200, roots.text
+    assert "caCertificate" not in json.dumps(fresh_pki.opcp.list_clients()[0].as_dict())
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "error"),
+    [
+        ({"client_secret": "wrong"}, 401, "invalid_client"),
+        ({"client_id": "opcp-AAAAAAAAAAAAAAAA"}, 401, "invalid_client"),
+        ({"audience": "https://eu.plugncharge-qa.hubject.com"}, 400, "invalid_request"),
+        ({"grant_type": "password"}, 400, "unsupported_grant_type"),
+    ],
+)
+async def test_a_refused_token_request_says_why_as_oauth_does(
+    fresh_pki: PKI, http: httpx.AsyncClient, change: dict[str, str], status: int, error: str
+) -> None:
+    view, secret = fresh_pki.opcp.add_client(name="cpo-1", role="cpo")
+    answer = await http.post("/opcp/oauth/token", json={**_token_request(view.client_id, secret), **change})
+    assert answer.status_code == status
+    assert answer.json()["error"] == error and answer.json()["error_description"]
+
+
+async def test_rotated_keys_keep_old_tokens_valid_and_removed_clients_lose_access(
+    fresh_pki: PKI, http: httpx.AsyncClient
+) -> None:
+    old = await client_token(http, fresh_pki, "cps-1", "cps")
+    new_kid = fresh_pki.opcp.rotate_signing_key()
+    new = await client_token(http, fresh_pki, "cps-2", "cps")
+    assert jwt.get_unverified_header(new)["kid"] == new_kid != jwt.get_unverified_header(old)["kid"]
+    assert len((await http.get("/opcp/.well-known/jwks.json")).json()["keys"]) == 2
+    for token in (old, new):
+        assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200
+    fresh_pki.clock.advance(dt.timedelta(hours=25))  # type: ignore[attr-defined]
+    assert len((await http.get("/opcp/.well-known/jwks.json")).json()["keys"]) == 1  # the retired key left
+    expired = await http.get("/opcp/v1/root/ctl", headers=opcp_headers(old))
+    assert expired.status_code == 401 and expired.json()["errorMessages"]
+    fresh_pki.clock.advance(dt.timedelta(hours=-25))  # type: ignore[attr-defined]
+    fresh_pki.opcp.remove_client("cps-2")
+    gone = await http.get("/opcp/v1/root/ctl", headers=opcp_headers(new))
+    assert gone.status_code == 401
+
+
+async def test_our_own_api_tokens_and_opcp_tokens_stay_apart(fresh_pki: PKI, http: httpx.AsyncClient) -> None:
+    own = fresh_pki.tokens.create(name="own-admin", role=Role.ADMIN)[1]
+    opcp = await client_token(http, fresh_pki, "admin-1", "admin")
+    assert (await http.get("/api/v1/cas", headers=opcp_headers(own))).status_code == 200
+    assert (await http.get("/api/v1/cas", headers=opcp_headers(opcp))).status_code == 401
+    refused = await http.get("/opcp/v1/root/rootCerts", headers=opcp_headers(own))
+    assert refused.status_code == 401 and set(refused.json()) == {"errorMessages", "traceId"}
+    forged = opcp.rsplit(".", 1)[0] + ".AAAA"
+    assert (await http.get("/opcp/v1/root/rootCerts", headers=opcp_headers(forged))).status_code == 401
+    assert (await http.get("/opcp/v1/root/rootCerts")).status_code == 401
+
+
+# -- the access table, walked --------------------------------------------------------------------
+
+# (client name, role, scope); OEMs and MOs once with the scope of the data and once without.
+CALLERS: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
+    ("oem-own", "oem", {"wmis": ["WMI"]}),
+    ("oem-foreign", "oem", {"wmis": ["QQQ"]}),
+    ("cpo", "cpo", {}),
+    ("mo-own-pki", "mo-own-pki", {"providers": ["DEABC"]}),
+    ("mo-v2g-pki", "mo-v2g-pki", {"providers": ["DEXYZ"]}),
+    ("cps", "cps", {}),
+    ("admin", "admin", {}),
+)
+ALL = {name for name, _, _ in CALLERS}
+PCP_READERS = {"oem-own", "mo-own-pki", "mo-v2g-pki", "cps"}
+
+
+def _operations(chain_body: dict[str, str], root_b64: str) -> list[tuple[str, str, str, Any, set[str]]]:
+    """(operation, method, path, JSON body, who may) for every OPCP operation evpki serves."""
+    return [
+        ("getAllRootCerts", "GET", "/v1/root/rootCerts", None, ALL),
+        ("getRootCert", "GET", "/v1/root/rootCerts/{root_id}", None, ALL),
+        ("GetCertificateTrustList", "GET", "/v1/root/ctl", None, ALL),
+        ("saveRootCa", "PUT", "/v1/root/rootCerts", {"caCertificate": root_b64, "rootType": "MO"}, {"admin"}),
+        ("deleteRootCa", "DELETE", "/v1/root/rootCerts/{root_id}", None, {"admin"}),
+        ("addOEMProvCert", "PUT", "/v1/oem/provCerts", chain_body, {"oem-own"}),
+        ("getOEMProvCert", "GET", f"/v1/oem/provCerts/{OWN_PCID}", None, PCP_READERS),
+        ("lookupVehicle", "GET", f"/v1/oem/provCerts/lookupVehicle/{OWN_PCID}", None, PCP_READERS),
+        ("deleteOEMProvCert", "DELETE", f"/v1/oem/provCerts/{OWN_PCID}", None, {"oem-own"}),
+        ("create-webhook-endpoint", "POST", "/v1/webhook/endpoints",
+         {"url": "https://hooks.example/opcp", "enabledEvents": ["root.cert.added"]}, ALL),
+        ("get-webhook-endpoints", "GET", "/v1/webhook/endpoints", None, ALL),
+    ]  # fmt: skip
+
+
+async def test_every_operation_with_every_role_and_scope(fresh_pki: PKI, http: httpx.AsyncClient) -> None:
+    chain = foreign_oem_chain(OWN_PCID)
+    fresh_pki.trust.add(base64.b64decode(b64(chain.root)), use="OEMRootCertificate")
+    tokens = {name: await client_token(http, fresh_pki, name, role, **scope) for name, role, scope in CALLERS}
+    mo_root = foreign_root("Foreign MO Root CA")
+    outcomes: dict[tuple[str, str], int] = {}
+    for name, _, _ in CALLERS:
+        # each caller meets the same state: the vehicle published, the MO root in the pool
+        admin = opcp_headers(tokens["admin"])
+        saved = await http.put(
+            "/opcp/v1/root/rootCerts", json={"caCertificate": b64(mo_root.certificate), "rootType": "MO"}, headers=admin
+        )
+        assert saved.status_code == 200, saved.text
+        root_id = saved.json()["RootResponse"]["rootCertificateId"]
+        published = await http.put("/opcp/v1/oem/provCerts", json=chain.body(), headers=opcp_headers(tokens["oem-own"]))
+        assert published.status_code == 200, published.text
+        for operation, method, path, body, allowed in _operations(chain.body(), b64(mo_root.certificate)):
+            answer = await http.request(
+                method, "/opcp" + path.format(root_id=root_id), json=body, headers=opcp_headers(tokens[name])
+            )
+            outcomes[(operation, name)] = answer.status_code
+            if name in allowed:
+                assert answer.status_code in (200, 201), (operation, name, answer.text)
+            else:
+                assert answer.status_code == 403, (operation, name, answer.text)
+                assert answer.json()["errorMessages"]
+            anonymous = await http.request(method, "/opcp" + path.format(root_id=root_id), json=body)
+            assert anonymous.status_code == 401, (operation, anonymous.text)
+    # the foreign PCID is out of every OEM's reach but its own, even for reading
+    foreign = await http.get(f"/opcp/v1/oem/provCerts/{FOREIGN_PCID}", headers=opcp_headers(tokens["oem-own"]))
+    assert foreign.status_code == 403
+    assert len(outcomes) == len(CALLERS) * 11
