@@ -25,9 +25,9 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ca"}),
     frozenset({"revocation"}),
     frozenset({"stations", "firmware", "iso15118"}),
-    frozenset(
-        {"enrollment", "opcp"}
-    ),  # EST (issues through ca under the station registry's identities); OPCP pool services (over the trust store and contract provisioning)
+    # EST (issues through ca under the station registry's identities); OPCP pool services (over the
+    # trust store and contract provisioning)
+    frozenset({"enrollment", "opcp"}),
     frozenset({"service"}),  # the facade (pki/service.py, pki/__init__.py)
 )
 CAPABILITIES = frozenset().union(*LAYERS[:-1]) - {"store", "keys"}
