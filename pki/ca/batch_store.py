@@ -23,12 +23,22 @@ in one transaction (the group commit of :mod:`pki.ca.group_commit`, and the bulk
 
 Nothing is acknowledged before the transaction has committed, so a crash mid-batch loses only
 certificates nobody was told about.
+
+On SQLite, processes that issue at once (``evpki serve --workers N``, a bridge and a bulk run)
+take turns on a file lock beside the database before they begin: SQLite's own busy handler
+polls with sleeps of up to 100 ms, so under steady load one process could starve the other's
+batches for that long, while a waiter on ``flock`` is woken the moment the lock is free.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import fcntl
+import os
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +53,7 @@ from pki.operations import audit
 from pki.runtime.context import CaDirectory, Context
 from pki.runtime.views import CertificateView, IssuedCertificate
 from pki.store import repository
+from pki.store.db import Database
 from pki.store.models import CertificateRow
 
 if TYPE_CHECKING:
@@ -91,7 +102,7 @@ class Signed:
 def store_one(signed: Signed) -> None:
     """Store ``signed`` in a transaction of its own; raises as issuance does (nothing stored then)."""
     ctx = signed.ctx
-    with ctx.database.transaction() as connection:
+    with _writers_turn(ctx.database), ctx.database.transaction() as connection:
         _check_issuer(ctx.ca_directory(connection), signed)
         _store_with_hooks(connection, signed)
 
@@ -103,7 +114,7 @@ def store_batch(ctx: Context, batch: Sequence[Signed]) -> list[BaseException | N
     plus :class:`DirectoryChanged` and :class:`StoreAlone` for the caller to act on.
     """
     outcomes: list[BaseException | None] = [None] * len(batch)
-    with ctx.database.transaction() as connection:
+    with _writers_turn(ctx.database), ctx.database.transaction() as connection:
         current = ctx.ca_directory(connection)
         plain: list[int] = []
         for index, signed in enumerate(batch):
@@ -165,6 +176,45 @@ def issued_view(signed: Signed) -> IssuedCertificate:
         certificate_pem=signed.certificate.public_bytes(serialization.Encoding.PEM).decode(),
     )
     return IssuedCertificate(view, signed.approval.chain)
+
+
+_lock_files: weakref.WeakKeyDictionary[Database, tuple[threading.Lock, int]] = weakref.WeakKeyDictionary()
+_lock_files_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _writers_turn(database: Database) -> Iterator[None]:
+    """On a SQLite file, hold the issuers' file lock (``<database>.issuers.lock``) for the transaction.
+
+    ``flock`` belongs to the open file, which this process's threads share: they queue on a
+    thread lock first, so that the file lock is held by one of them at a time.
+    """
+    lock = _lock_file(database)
+    if lock is None:
+        yield
+        return
+    threads, descriptor = lock
+    with threads:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # blocks without the GIL
+        try:
+            yield
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+def _lock_file(database: Database) -> tuple[threading.Lock, int] | None:
+    if not database.is_sqlite:
+        return None
+    with _lock_files_lock:
+        found = _lock_files.get(database)
+        if found is None:
+            path = database.url.split(":///", 1)[1] if ":///" in database.url else ""
+            if not path or path == ":memory:":
+                return None
+            descriptor = os.open(f"{path}.issuers.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            found = _lock_files[database] = (threading.Lock(), descriptor)
+            weakref.finalize(database, os.close, descriptor)
+        return found
 
 
 def _check_issuer(current: CaDirectory, signed: Signed) -> None:

@@ -1,13 +1,19 @@
 """Group commit: the signed certificates of concurrent callers stored in one shared transaction.
 
-Each caller signs its certificate in its own thread (the crypto runs in parallel with the
-database work), then hands it to :meth:`GroupCommit.store` and waits. One caller at a time is
-the *leader*: it takes every certificate waiting at that moment (its own first), stores them
-with :func:`pki.ca.batch_store.store_batch` -- one transaction, one audit-head update -- hands
-each caller its own outcome, and passes the lead to the first caller that arrived meanwhile.
-A caller alone stores alone (:func:`pki.ca.batch_store.store_one`), exactly as before, so the
-latency of a lone issuance does not change; under load the batches grow by themselves to what
-arrived during the previous commit, and no caller waits for a timer.
+Each caller checks and signs its certificate in its own thread, then hands it to
+:meth:`GroupCommit.store` and waits. One caller at a time is the *leader*: it takes every
+certificate waiting (its own first), stores them with :func:`pki.ca.batch_store.store_batch` --
+one transaction, one audit-head update -- hands each caller its own outcome, and passes the lead
+to the first caller that arrived meanwhile. A caller alone stores alone
+(:func:`pki.ca.batch_store.store_one`), exactly as before.
+
+Before it takes the batch, the leader waits for the callers that are still signing (counted
+from :meth:`GroupCommit.prepare` to :meth:`GroupCommit.store`), at most :data:`MAX_GATHER_S`.
+That wait is what makes batches large in Python: signing holds the GIL, so a transaction that
+overlaps other threads' signing gets the GIL back only after each of them -- a batch's nine
+statements took ~9 signatures' time, and the next batch was as small as the last. Gathering
+first, then committing while nobody else runs, keeps the transaction short and the batch as big
+as the number of concurrent callers. A lone caller never waits (nobody else is signing).
 
 A caller returns only once the transaction holding its certificate has committed: a crash
 mid-batch loses nothing that anyone was told about. A refusal inside the batch (an issuer
@@ -21,15 +27,19 @@ not share batches, they queue on the database's write lock (SQLite) or the audit
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 
 from pki.ca.batch_store import Signed, StoreAlone, store_batch, store_one
 from pki.store.db import Database
 
-__all__ = ["MAX_BATCH", "GroupCommit", "for_database"]
+__all__ = ["MAX_BATCH", "MAX_GATHER_S", "GroupCommit", "for_database"]
 
 # Enough to amortise the transaction; small enough that one batch stays a short transaction.
 MAX_BATCH = 256
+# The longest a leader waits for callers still signing: a few signatures' time, so that a slow
+# signer (an HSM, an RSA-4096 key, a caller's before_store hook) delays the others this much at most.
+MAX_GATHER_S = 0.005
 
 _instances: weakref.WeakKeyDictionary[Database, GroupCommit] = weakref.WeakKeyDictionary()
 _instances_lock = threading.Lock()
@@ -61,19 +71,38 @@ class _Slot:
 class GroupCommit:
     """Leader/follower batching of :class:`~pki.ca.batch_store.Signed` certificates."""
 
-    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, max_batch: int = MAX_BATCH, max_gather_s: float = MAX_GATHER_S) -> None:
         self._max_batch = max_batch
-        self._lock = threading.Lock()
+        self._max_gather_s = max_gather_s
+        self._lock = threading.Condition(threading.Lock())
         self._waiting: list[_Slot] = []
         self._leading = False  # invariant: not leading => nobody waiting
+        self._preparing = 0  # callers between prepare() and store() or abandon()
 
-    def store(self, signed: Signed) -> None:
-        """Store ``signed`` (alone or with whatever else is waiting); raises what refused it."""
+    def prepare(self) -> None:
+        """Count a caller that is about to check and sign a certificate it will :meth:`store`."""
+        with self._lock:
+            self._preparing += 1
+
+    def abandon(self) -> None:
+        """A caller counted by :meth:`prepare` will not store (its request was refused)."""
+        with self._lock:
+            self._preparing -= 1
+            self._lock.notify_all()
+
+    def store(self, signed: Signed, *, prepared: bool = False) -> None:
+        """Store ``signed`` (alone or with whatever else is waiting); raises what refused it.
+
+        ``prepared``: the caller was counted by :meth:`prepare`, which this call ends.
+        """
         slot = _Slot(signed)
         with self._lock:
+            if prepared:
+                self._preparing -= 1
             self._waiting.append(slot)
             lead = not self._leading
             self._leading = True
+            self._lock.notify_all()
         if not lead:
             slot.done.wait()
             lead = slot.lead
@@ -85,6 +114,12 @@ class GroupCommit:
     def _lead(self) -> None:
         """Store what waits (this thread's slot is first) and wake everyone in it."""
         with self._lock:
+            deadline = time.monotonic() + self._max_gather_s
+            while self._preparing > 0 and len(self._waiting) < self._max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._lock.wait(remaining)
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
         try:

@@ -232,26 +232,32 @@ def _with_awaiting_cas(ctx: Context, exc: NotFound) -> NotFound:
 def _issue_with_retries(
     ctx: Context, request: IssueRequest, actor: str, approval: Approval | None
 ) -> IssuedCertificate:
+    committer = group_commit.for_database(ctx.database)
     for _ in range(_DIRECTORY_ATTEMPTS):
-        current = approval or _approve(ctx, request)
+        committer.prepare()
         try:
-            return issued_view(_issue(ctx, current, request, actor))
+            current = approval or _approve(ctx, request)
+            signed = _sign(ctx, current, request, actor)
+        except BaseException:
+            committer.abandon()
+            raise
+        try:
+            return issued_view(_store(committer, signed))
         except DirectoryChanged:
             approval = None  # decide again on the fresh rows
     raise Unavailable("the CA hierarchy kept changing during issuance; retry")
 
 
-def _issue(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> Signed:
-    """Sign, then store with whatever other issuances of this process are waiting (group commit)."""
-    signed = _sign(ctx, approval, request, actor)
+def _store(committer: group_commit.GroupCommit, signed: Signed) -> Signed:
+    """Store with whatever other issuances of this process are waiting (group commit)."""
     try:
-        group_commit.for_database(ctx.database).store(signed)
+        committer.store(signed, prepared=True)
     except StoreAlone:
         return _store_alone(signed)
     except IntegrityError as exc:
         if not _serial_collision(exc):
             raise
-        return _store_alone(_sign(ctx, approval, request, actor))
+        return _store_alone(_sign(signed.ctx, signed.approval, signed.request, signed.actor))
     return signed
 
 
