@@ -14,6 +14,9 @@ overlaps other threads' signing gets the GIL back only after each of them -- a b
 statements took ~9 signatures' time, and the next batch was as small as the last. Gathering
 first, then committing while nobody else runs, keeps the transaction short and the batch as big
 as the number of concurrent callers. A lone caller never waits (nobody else is signing).
+While fewer callers wait than the previous batch held, the leader also lingers up to
+:data:`LINGER_S` for callers that have not started signing yet (requests still in the web
+framework); the batch then shrinks to what really arrives.
 
 A caller returns only once the transaction holding its certificate has committed: a crash
 mid-batch loses nothing that anyone was told about. A refusal inside the batch (an issuer
@@ -33,13 +36,17 @@ import weakref
 from pki.ca.batch_store import Signed, StoreAlone, store_batch, store_one
 from pki.store.db import Database
 
-__all__ = ["MAX_BATCH", "MAX_GATHER_S", "GroupCommit", "for_database"]
+__all__ = ["LINGER_S", "MAX_BATCH", "MAX_GATHER_S", "GroupCommit", "for_database"]
 
 # Enough to amortise the transaction; small enough that one batch stays a short transaction.
 MAX_BATCH = 256
 # The longest a leader waits for callers still signing: a few signatures' time, so that a slow
 # signer (an HSM, an RSA-4096 key, a caller's before_store hook) delays the others this much at most.
 MAX_GATHER_S = 0.005
+# How long a leader waits for callers not yet signing (a REST request still being parsed) while fewer
+# wait than the last batch held: under steady load the next batch is as big as the last, and the
+# worker's idle millisecond is the other worker's. A lone caller's last batch was 1: it never waits.
+LINGER_S = 0.001
 
 _instances: weakref.WeakKeyDictionary[Database, GroupCommit] = weakref.WeakKeyDictionary()
 _instances_lock = threading.Lock()
@@ -71,13 +78,17 @@ class _Slot:
 class GroupCommit:
     """Leader/follower batching of :class:`~pki.ca.batch_store.Signed` certificates."""
 
-    def __init__(self, max_batch: int = MAX_BATCH, max_gather_s: float = MAX_GATHER_S) -> None:
+    def __init__(
+        self, max_batch: int = MAX_BATCH, max_gather_s: float = MAX_GATHER_S, linger_s: float = LINGER_S
+    ) -> None:
         self._max_batch = max_batch
         self._max_gather_s = max_gather_s
+        self._linger_s = linger_s
         self._lock = threading.Condition(threading.Lock())
         self._waiting: list[_Slot] = []
         self._leading = False  # invariant: not leading => nobody waiting
         self._preparing = 0  # callers between prepare() and store() or abandon()
+        self._last_batch = 1
 
     def prepare(self) -> None:
         """Count a caller that is about to check and sign a certificate it will :meth:`store`."""
@@ -120,8 +131,16 @@ class GroupCommit:
                 if remaining <= 0:
                     break
                 self._lock.wait(remaining)
+            expected = min(self._last_batch, self._max_batch)
+            linger_until = time.monotonic() + self._linger_s
+            while len(self._waiting) < expected:
+                remaining = linger_until - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._lock.wait(remaining)
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
+            self._last_batch = len(batch)
         try:
             self._store(batch)
         finally:

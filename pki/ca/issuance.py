@@ -33,7 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from pki.ca import group_commit
@@ -42,7 +42,7 @@ from pki.ca.batch_store import DirectoryChanged, Signed, StoreAlone, issued_view
 from pki.ca.policy import ApprovedRequest, RequestIdentity, check_request, load_csr
 from pki.ca.profiles import Profile, ProfileName, get_profile
 from pki.core import events
-from pki.core.errors import Conflict, EvpkiError, NotFound, PolicyViolation, Unavailable
+from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation, Unavailable
 from pki.runtime.context import CaDirectory, CaEntry, Context, IssuerContext
 from pki.runtime.views import IssuedCertificate, certificate_view
 from pki.store import repository
@@ -117,7 +117,12 @@ def issue_many(
             signed.append((index, _sign(ctx, approval, requests[index], actor)))
         except EvpkiError as refusal:
             results[index] = refusal
-    outcomes = store_batch(ctx, [item for _, item in signed]) if signed else []
+    try:
+        outcomes = store_batch(ctx, [item for _, item in signed]) if signed else []
+    except (InvalidInput, DBAPIError):
+        # The batch's statements failed as a whole (a value the database refuses, a serial that
+        # collided): nothing of it is stored, and each request finds out alone what it gets.
+        outcomes = [StoreAlone() for _ in signed]
     again: list[int] = []
     for (index, item), outcome in zip(signed, outcomes, strict=True):
         if outcome is None:

@@ -234,3 +234,24 @@ def test_a_resumed_batch_returns_what_was_stored_instead_of_issuing_again(batch_
     assert again[0].chain_pem == first[0].chain_pem
     assert _counts(batch_pki) == (before[0] + 1, before[1] + 1)  # only the second request was issued
     assert batch_pki.audit.verify().ok
+
+
+def test_a_batch_whose_insert_fails_stores_each_request_alone(batch_pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two certificates of one batch drew the same serial: the multi-row insert fails, nothing of it is
+    stored, and each request is then issued alone (the second with a fresh serial)."""
+    from pki.ca import issuance
+
+    real = issuance.new_serial
+    drawn = iter([0x7E57_0000_0000_0001, 0x7E57_0000_0000_0001])
+    monkeypatch.setattr(issuance, "new_serial", lambda: next(drawn, None) or real())
+    stations = [_station() for _ in range(3)]
+    requests = [
+        CertificateRequest("station", make_csr(s, organization=ORG)[0], RequestIdentity(station_id=s)) for s in stations
+    ]
+    before = _counts(batch_pki)
+    outcomes = batch_pki.certificates.issue_batch(requests, actor="test")
+    assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+    serials = {o.certificate.serial for o in outcomes if not isinstance(o, Exception)}
+    assert len(serials) == 3
+    assert _counts(batch_pki) == (before[0] + 3, before[1] + 3)
+    assert batch_pki.audit.verify().ok
