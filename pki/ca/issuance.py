@@ -156,7 +156,9 @@ def _issued_since(
         key = _spki_of(approval.approved.public_key)
         wanted[(approval.ca.id, approval.profile.name.value, approval.approved.identity, key)] = index
     identities = sorted({identity for _, _, identity, _ in wanted})
+    profiles = sorted({profile for _, profile, _, _ in wanted})
     statement = select(CertificateRow).where(
+        CertificateRow.profile.in_(profiles),  # type: ignore[attr-defined]  # ix_certificate_identity leads with it
         CertificateRow.identity.in_(identities),  # type: ignore[union-attr]
         CertificateRow.created_at >= since,  # type: ignore[arg-type]
         CertificateRow.status == "valid",  # type: ignore[arg-type]
