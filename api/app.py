@@ -26,6 +26,7 @@ from api.opcp import delivery_loop, mount_opcp
 from api.problems import install_problem_handlers
 from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, trust
 from api.routes import ocpp as ocpp_routes
+from api.routes.certificates import BATCH_BODY_LIMIT, BATCH_PATH
 from api.schemas import Problem
 from pki import PKI, Settings
 from pki.core import EvpkiError
@@ -113,7 +114,7 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         app.state.pki = pki  # usable before the lifespan runs (ASGI test transports skip it)
     install_problem_handlers(app)
     max_firmware = (pki.settings if pki is not None else settings or Settings()).firmware_max_bytes
-    app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware})
+    app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware, BATCH_PATH: BATCH_BODY_LIMIT})
     # Outermost of all: every response (a 413 too) carries the request id and is timed and logged.
     app.add_middleware(RequestContext)
     metrics.install()

@@ -31,6 +31,7 @@ __all__ = [
     "PROBLEM_JSON",
     "Forbidden",
     "PayloadTooLarge",
+    "domain_problem",
     "install_problem_handlers",
     "internal_error_response",
     "problem_response",
@@ -74,12 +75,32 @@ def problem_response(status: int, code: str, title: str, detail: str, instance: 
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _for_domain_error(request: Request, error: EvpkiError) -> JSONResponse:
+def _status_of(error: EvpkiError) -> tuple[int, str]:
     for cls, status, title in _STATUS:
         if isinstance(error, cls):
-            extra = {"rule": error.rule} if isinstance(error, PolicyViolation) else {}
-            return problem_response(status, error.code, title, error.message, request.url.path, **extra)
-    return problem_response(500, error.code, "Error", error.message, request.url.path)
+            return status, title
+    return 500, "Error"
+
+
+def domain_problem(error: EvpkiError, instance: str) -> dict[str, Any]:
+    """The problem details ``error`` gets, as a body, for a refusal inside a larger answer (a batch)."""
+    status, title = _status_of(error)
+    body: dict[str, Any] = {
+        "type": _problem_type(error.code),
+        "title": title,
+        "status": status,
+        "detail": error.message,
+        "instance": instance,
+    }
+    if isinstance(error, PolicyViolation):
+        body["rule"] = error.rule
+    return body
+
+
+def _for_domain_error(request: Request, error: EvpkiError) -> JSONResponse:
+    status, title = _status_of(error)
+    extra = {"rule": error.rule} if isinstance(error, PolicyViolation) else {}
+    return problem_response(status, error.code, title, error.message, request.url.path, **extra)
 
 
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from pki.ca import (
+    BATCH_LIMIT,
     MAX_CSR_CHARS,
     MAX_TRUST_FILE_BYTES,
     CaRequestView,
@@ -39,6 +40,9 @@ __all__ = [
     "FirmwareSignatureOut",
     "FirmwareVerificationOut",
     "IdentityIn",
+    "IssueBatchIn",
+    "IssueBatchItemOut",
+    "IssueBatchOut",
     "IssueIn",
     "IssuedOut",
     "OcppCallIn",
@@ -170,6 +174,29 @@ class CertificateOut(_Wire):
 class IssuedOut(_Wire):
     certificate: CertificateOut
     chain_pem: str = Field(description="leaf then sub-CAs, root left out (OCPP CertificateSigned.certificateChain)")
+
+
+class IssueBatchIn(_Wire):
+    requests: list[IssueIn] = Field(
+        min_length=1,
+        max_length=BATCH_LIMIT,
+        description=f"1 to {BATCH_LIMIT} issuance requests, each as POST /api/v1/certificates takes it",
+    )
+
+
+class IssueBatchItemOut(_Wire):
+    """One request's outcome: its certificate (status 201) or its refusal (the problem it would get alone)."""
+
+    status: int = Field(description="201 when issued; else the status the request alone would have got")
+    certificate: CertificateOut | None = None
+    chain_pem: str | None = Field(default=None, description="as IssuedOut.chainPem, when issued")
+    problem: Problem | None = Field(default=None, description="RFC 9457 problem details, when refused")
+
+
+class IssueBatchOut(_Wire):
+    results: list[IssueBatchItemOut] = Field(description="one per request, in the order of the requests")
+    issued: int
+    refused: int
 
 
 class CertificateList(_Wire):

@@ -603,6 +603,39 @@ CLI_REFUSALS: tuple[Cli, ...] = (
 )
 
 
+# Bulk issuance (issue 17): the whole batch refused up front, or every CSR of it refused.
+_CSR_DIR = BAD_SIGNATURE_CSR.parent
+_BATCH_ITEM = {"profile": "station", "csr": Ref("station_csr"), "identity": {"stationId": STATION}}
+REST_REFUSALS += (
+    Rest("POST /api/v1/certificates:batch", "no requests", json={"requests": []}),
+    Rest("POST /api/v1/certificates:batch", "over 1000 requests", json={"requests": [_BATCH_ITEM] * 1001}),
+    Rest(
+        "POST /api/v1/certificates:batch",
+        "csms role asks for a csms-server certificate among stations",
+        json={"requests": [_BATCH_ITEM, {**_BATCH_ITEM, "profile": "csms-server", "identity": {"fqdn": "a.example"}}]},
+        role=Role.CSMS,
+        status=403,
+    ),
+)
+CLI_REFUSALS += (
+    Cli(
+        "cert issue-batch",
+        "CSR directory missing",
+        "cert issue-batch --csr-dir {missing_dir_out} --out-dir {car_dir}",
+        3,
+    ),
+    Cli(
+        "cert issue-batch", "no CSR files", f"cert issue-batch --csr-dir {ROOT / 'test_certs'} --out-dir {{car_dir}}", 3
+    ),
+    Cli(
+        "cert issue-batch",
+        "output directory is a file",
+        f"cert issue-batch --csr-dir {_CSR_DIR} --out-dir {{plain_file}}",
+        3,
+    ),
+    Cli("cert issue-batch", "every CSR refused", f"cert issue-batch --csr-dir {_CSR_DIR} --out-dir {{car_dir}}", 4),
+)
+
 # -- the module's own PKI ----------------------------------------------------------------------
 
 

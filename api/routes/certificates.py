@@ -1,4 +1,4 @@
-"""``/api/v1/certificates``: issue, renew, look up, list, revoke and release certificates."""
+"""``/api/v1/certificates``: issue (one, or many at once), renew, look up, list, revoke and release certificates."""
 
 from __future__ import annotations
 
@@ -9,11 +9,22 @@ from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import PlainTextResponse
 
 from api.deps import Caller, CallerDep, PkiDep, allow
-from api.problems import PROBLEM_RESPONSES, Forbidden
-from api.schemas import MAX_ROW_NUMBER, CertificateList, CertificateOut, IssuedOut, IssueIn, RevokeIn
+from api.problems import PROBLEM_RESPONSES, Forbidden, domain_problem
+from api.schemas import (
+    MAX_ROW_NUMBER,
+    CertificateList,
+    CertificateOut,
+    IssueBatchIn,
+    IssueBatchItemOut,
+    IssueBatchOut,
+    IssuedOut,
+    IssueIn,
+    Problem,
+    RevokeIn,
+)
 from pki import PKI
-from pki.ca import CERTIFICATE_STATUSES, CertificateFilter
-from pki.core import parse_duration
+from pki.ca import BATCH_LIMIT, CERTIFICATE_STATUSES, CertificateFilter, CertificateRequest
+from pki.core import EvpkiError, parse_duration
 from pki.operations import Role
 
 router = APIRouter(prefix="/api/v1/certificates", tags=["certificates"], responses=PROBLEM_RESPONSES)
@@ -52,6 +63,55 @@ def _issue(pki: PKI, body: IssueIn, caller: Caller, *, renew: bool) -> IssuedOut
 )
 def issue(body: IssueIn, pki: PkiDep, caller: CallerDep) -> IssuedOut:
     return _issue(pki, body, caller, renew=False)
+
+
+BATCH_PATH = "/api/v1/certificates:batch"
+# A batch's body: BATCH_LIMIT requests of up to MAX_CSR_CHARS of PEM each, with their JSON around them.
+BATCH_BODY_LIMIT = 8 * 1024 * 1024
+
+
+@router.post(
+    ":batch",
+    summary="Issue many certificates in one transaction (mass re-enrollment)",
+    description=(
+        f"Up to {BATCH_LIMIT} requests, each as `POST /api/v1/certificates` takes it, issued together: one "
+        "transaction, one audit record per certificate. Each request gets its own outcome, in order -- its "
+        "certificate (status 201) or the problem it would have got alone (a refusal does not fail the others). "
+        "The answer is 200 whenever the batch was processed, even if every request was refused. The whole "
+        "batch is refused (nothing issued) only when the body is malformed or the caller's role may not issue "
+        "one of the profiles (403)."
+    ),
+    **allow(Role.OPERATOR, Role.CSMS),
+)
+def issue_batch(body: IssueBatchIn, pki: PkiDep, caller: CallerDep) -> IssueBatchOut:
+    for item in body.requests:
+        _check_profile(caller.role, item.profile)
+    results: list[IssueBatchItemOut | None] = [None] * len(body.requests)
+    requests: list[CertificateRequest] = []
+    positions: list[int] = []
+    for index, item in enumerate(body.requests):
+        try:
+            validity = parse_duration(item.validity) if item.validity else None
+        except EvpkiError as refusal:
+            results[index] = _refused(refusal)
+            continue
+        requests.append(CertificateRequest(item.profile, item.csr, item.identity.to_domain(), item.ca, validity))
+        positions.append(index)
+    outcomes = pki.certificates.issue_batch(requests, actor=caller.actor) if requests else []
+    for index, outcome in zip(positions, outcomes, strict=True):
+        if isinstance(outcome, EvpkiError):
+            results[index] = _refused(outcome)
+        else:
+            certificate = CertificateOut.of(outcome.certificate)
+            results[index] = IssueBatchItemOut(status=201, certificate=certificate, chain_pem=outcome.chain_pem)
+    done = [result for result in results if result is not None]
+    issued = sum(1 for result in done if result.status == 201)
+    return IssueBatchOut(results=done, issued=issued, refused=len(done) - issued)
+
+
+def _refused(refusal: EvpkiError) -> IssueBatchItemOut:
+    problem = Problem(**domain_problem(refusal, BATCH_PATH))
+    return IssueBatchItemOut(status=problem.status, problem=problem)
 
 
 @router.post(

@@ -11,13 +11,14 @@ from pki.ca.hierarchy import ISO15118_20_HIERARCHY
 from pki.ca.policy import MAX_CSR_CHARS, RequestIdentity, load_csr
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
-from pki.ca.services import CertificateAuthorities, Certificates, InstallReport
+from pki.ca.services import BATCH_LIMIT, CertificateAuthorities, CertificateRequest, Certificates, InstallReport
 from pki.ca.trust_files import MAX_TRUST_FILE_BYTES
 from pki.ca.trust_store import ImportRefusal, ImportReport, TrustedRootView, TrustStore
 from pki.ca.trust_sync import MAX_POOL_ENTRIES, SyncChange, SyncReport
 from pki.store.repository import CERTIFICATE_STATUSES, CertificateFilter
 
 __all__ = [
+    "BATCH_LIMIT",
     "CERTIFICATE_STATUSES",
     "ISO15118_20_HIERARCHY",
     "MAX_CSR_CHARS",
@@ -26,6 +27,7 @@ __all__ = [
     "CaRequestView",
     "CertificateAuthorities",
     "CertificateFilter",
+    "CertificateRequest",
     "Certificates",
     "ImportRefusal",
     "ImportReport",

@@ -11,33 +11,44 @@ in one query and checks the issuer chain against it (expiry, revocation, hold); 
 have changed since the cache was filled, the certificate is discarded and issuance starts over
 from fresh rows. The certificate row and its audit record are written with Core statements in
 that same transaction.
+
+Storing goes through the group commit (:mod:`pki.ca.group_commit`): concurrent issuances of
+one process share a transaction and one audit-head update, each caller still getting its own
+certificate or refusal; a lone caller stores alone as before. :func:`issue_many` is the bulk
+form (mass re-enrollment): every request checked and signed, then all stored in one transaction.
+The ``before_store`` hook runs in the caller's thread before anything is stored; ``in_transaction``
+runs inside the shared transaction, in a SAVEPOINT of its own issuance (:mod:`pki.ca.batch_store`),
+so hook-based callers (station CSRs, ISO 15118 contract provisioning) are batched too and a hook's
+refusal rolls back its own issuance only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from pki.ca import group_commit
 from pki.ca.authority import build_certificate, new_serial, serial_hex, validity_window
+from pki.ca.batch_store import DirectoryChanged, Signed, StoreAlone, issued_view, store_batch, store_one
 from pki.ca.policy import ApprovedRequest, RequestIdentity, check_request, load_csr
 from pki.ca.profiles import Profile, ProfileName, get_profile
 from pki.core import events
-from pki.core.errors import Conflict, EvpkiError, NotFound, PolicyViolation, Unavailable
-from pki.operations import audit
+from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation, Unavailable
 from pki.runtime.context import CaDirectory, CaEntry, Context, IssuerContext
-from pki.runtime.views import CertificateView, IssuedCertificate
+from pki.runtime.views import IssuedCertificate, certificate_view
 from pki.store import repository
 from pki.store.models import CaRequestRow, CertificateRow
 
-__all__ = ["Approval", "BeforeStore", "InTransaction", "IssueRequest", "approve", "issue"]
+__all__ = ["Approval", "BeforeStore", "InTransaction", "IssueRequest", "approve", "issue", "issue_many"]
 
 _SERIAL_ATTEMPTS = 3
 # How often issuance starts over because a CA changed between signing and storing; CAs change
@@ -65,10 +76,6 @@ class IssueRequest:
     in_transaction: InTransaction | None = None
 
 
-class _DirectoryChanged(Exception):
-    """A CA row changed after the certificate was signed with what the cache said."""
-
-
 def issue(ctx: Context, request: IssueRequest, actor: str, *, approval: Approval | None = None) -> IssuedCertificate:
     """Issue ``request``; ``approval`` (from :func:`approve` for this request) spares checking it twice."""
     try:
@@ -78,6 +85,99 @@ def issue(ctx: Context, request: IssueRequest, actor: str, *, approval: Approval
         raise
     events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "issued"})
     return issued
+
+
+def issue_many(
+    ctx: Context, requests: Sequence[IssueRequest], actor: str, *, resume_since: dt.datetime | None = None
+) -> list[IssuedCertificate | EvpkiError]:
+    """Issue ``requests`` together: each gets its own certificate or its own refusal, in order.
+
+    Every request is checked and signed first; the certificates are then stored in one
+    transaction (:func:`pki.ca.batch_store.store_batch`: one audit record per certificate, one
+    audit-head update), so a refusal leaves the others alone. Callers bound the batch (a few
+    hundred keeps the transaction short). With ``resume_since``, a request whose identity already
+    got a valid certificate for the same key from the same CA since then gets that certificate
+    back instead of a second one: what a bulk run that stopped between storing and recording
+    needs to resume without issuing twice.
+    """
+    results: list[IssuedCertificate | EvpkiError | None] = [None] * len(requests)
+    approved: list[tuple[int, Approval]] = []
+    for index, request in enumerate(requests):
+        try:
+            approved.append((index, _approve(ctx, request)))
+        except EvpkiError as refusal:
+            results[index] = refusal
+    found: dict[int, IssuedCertificate] = {}
+    if resume_since is not None and approved:
+        found = _issued_since(ctx, approved, resume_since)
+        approved = [(index, approval) for index, approval in approved if index not in found]
+    signed: list[tuple[int, Signed]] = []
+    for index, approval in approved:
+        try:
+            signed.append((index, _sign(ctx, approval, requests[index], actor)))
+        except EvpkiError as refusal:
+            results[index] = refusal
+    try:
+        outcomes = store_batch(ctx, [item for _, item in signed]) if signed else []
+    except (InvalidInput, DBAPIError):
+        # The batch's statements failed as a whole (a value the database refuses, a serial that
+        # collided): nothing of it is stored, and each request finds out alone what it gets.
+        outcomes = [StoreAlone() for _ in signed]
+    again: list[int] = []
+    for (index, item), outcome in zip(signed, outcomes, strict=True):
+        if outcome is None:
+            results[index] = issued_view(item)
+        elif isinstance(outcome, DirectoryChanged | StoreAlone):
+            again.append(index)
+        elif isinstance(outcome, EvpkiError):
+            results[index] = outcome
+        else:
+            raise outcome
+    for index, result in enumerate(results):
+        if result is not None:
+            outcome_label = "refused" if isinstance(result, EvpkiError) else "issued"
+            events.emit("issuance", {"profile": _profile_label(requests[index].profile), "outcome": outcome_label})
+    for index in again:  # one at a time, as a single issuance would (it counts itself)
+        try:
+            results[index] = issue(ctx, requests[index], actor)
+        except EvpkiError as refusal:
+            results[index] = refusal
+    for index, issued in found.items():  # issued before: not counted again
+        results[index] = issued
+    return [result for result in results if result is not None]
+
+
+def _issued_since(
+    ctx: Context, approved: Sequence[tuple[int, Approval]], since: dt.datetime
+) -> dict[int, IssuedCertificate]:
+    """The requests (by index) whose identity got a valid certificate for its key from its CA since ``since``."""
+    wanted: dict[tuple[str, str, str, bytes], int] = {}
+    for index, approval in approved:
+        key = _spki_of(approval.approved.public_key)
+        wanted[(approval.ca.id, approval.profile.name.value, approval.approved.identity, key)] = index
+    identities = sorted({identity for _, _, identity, _ in wanted})
+    profiles = sorted({profile for _, profile, _, _ in wanted})
+    statement = select(CertificateRow).where(
+        CertificateRow.profile.in_(profiles),  # type: ignore[attr-defined]  # ix_certificate_identity leads with it
+        CertificateRow.identity.in_(identities),  # type: ignore[union-attr]
+        CertificateRow.created_at >= since,  # type: ignore[arg-type]
+        CertificateRow.status == "valid",  # type: ignore[arg-type]
+        CertificateRow.superseded_by_id.is_(None),  # type: ignore[union-attr]
+    )
+    found: dict[int, IssuedCertificate] = {}
+    approvals = dict(approved)
+    now = ctx.clock.now()
+    with ctx.database.read() as session:
+        for row in session.execute(statement).scalars():
+            certificate = x509.load_der_x509_certificate(row.der)
+            index = wanted.get((row.issuer_id, row.profile, row.identity or "", _spki_of(certificate.public_key())))
+            if index is not None and index not in found:
+                found[index] = IssuedCertificate(certificate_view(session, row, now), approvals[index].chain)
+    return found
+
+
+def _spki_of(public_key: CertificatePublicKeyTypes) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _profile_label(name: str) -> str:
@@ -139,25 +239,53 @@ def _with_awaiting_cas(ctx: Context, exc: NotFound) -> NotFound:
 def _issue_with_retries(
     ctx: Context, request: IssueRequest, actor: str, approval: Approval | None
 ) -> IssuedCertificate:
+    committer = group_commit.for_database(ctx.database)
     for _ in range(_DIRECTORY_ATTEMPTS):
-        current = approval or _approve(ctx, request)
+        committer.prepare()
         try:
-            return _issue(ctx, current, request, actor)
-        except _DirectoryChanged:
+            current = approval or _approve(ctx, request)
+            signed = _sign(ctx, current, request, actor)
+        except BaseException:
+            committer.abandon()
+            raise
+        try:
+            return issued_view(_store(committer, signed))
+        except DirectoryChanged:
             approval = None  # decide again on the fresh rows
     raise Unavailable("the CA hierarchy kept changing during issuance; retry")
 
 
-def _issue(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> IssuedCertificate:
+def _store(committer: group_commit.GroupCommit, signed: Signed) -> Signed:
+    """Store with whatever other issuances of this process are waiting (group commit)."""
+    try:
+        committer.store(signed, prepared=True)
+    except StoreAlone:
+        return _store_alone(signed)
+    except IntegrityError as exc:
+        if not _serial_collision(exc):
+            raise
+        return _store_alone(_sign(signed.ctx, signed.approval, signed.request, signed.actor))
+    return signed
+
+
+def _store_alone(signed: Signed) -> Signed:
+    """Store in a transaction of its own, signing again (a new serial) should the serial collide."""
     for attempt in range(_SERIAL_ATTEMPTS):
         try:
-            return _sign_and_store(ctx, approval, request, actor)
+            store_one(signed)
         except IntegrityError as exc:
             # Only a serial collision (126 random bits) can land here; any other integrity
             # failure is a bug and must not be retried silently.
-            if "serial" not in str(exc.orig).lower() or attempt == _SERIAL_ATTEMPTS - 1:
+            if not _serial_collision(exc) or attempt == _SERIAL_ATTEMPTS - 1:
                 raise
+            signed = _sign(signed.ctx, signed.approval, signed.request, signed.actor)
+        else:
+            return signed
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _serial_collision(exc: IntegrityError) -> bool:
+    return "serial" in str(exc.orig).lower()
 
 
 def _prepare(
@@ -208,13 +336,12 @@ def _usable_in_cache(ctx: Context, directory: CaDirectory, ca: CaEntry) -> bool:
     return True
 
 
-def _sign_and_store(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> IssuedCertificate:
-    directory, ca, issuer, chain = approval.directory, approval.ca, approval.issuer, approval.chain
-    approved, profile, validity = approval.approved, approval.profile, approval.validity
+def _sign(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -> Signed:
+    """Build and sign the certificate (nothing stored); ``before_store`` sees it before it is kept."""
+    issuer, approved, profile = approval.issuer, approval.approved, approval.profile
     now = ctx.clock.now()
-    not_before, not_after = validity_window(now, validity, issuer.certificate)
+    not_before, not_after = validity_window(now, approval.validity, issuer.certificate)
     serial_number = new_serial()
-    serial = serial_hex(serial_number)
     certificate = build_certificate(
         issuer=issuer,
         subject=approved.subject,
@@ -231,93 +358,20 @@ def _sign_and_store(ctx: Context, approval: Approval, request: IssueRequest, act
     if request.before_store is not None:
         request.before_store(certificate)
     der = certificate.public_bytes(serialization.Encoding.DER)
-    sha256 = hashlib.sha256(der).hexdigest()
-    subject = certificate.subject.rfc4514_string()
-    with ctx.database.transaction() as connection:
-        current = ctx.ca_directory(connection)
-        if current.version != directory.version:
-            raise _DirectoryChanged
-        # The issuer's state as of this transaction decides (a revocation may have landed since).
-        ctx.check_chain_usable(current, ca.id)
-        renewal = Session(bind=connection) if request.renew else None
-        replaced = _replaced_by_renewal(renewal, profile, approved.identity, certificate) if renewal else []
-        new_id = repository.insert_certificate(
-            connection,
-            issuer_id=ca.id,
-            serial=serial,
-            sha256=sha256,
-            profile=profile.name.value,
-            subject=subject,
-            identity=approved.identity,
-            station_serial=approved.station_serial,
-            not_before=not_before,
-            not_after=not_after,
-            der=der,
-            created_at=now,
-        )
-        details: dict[str, object] = {
-            "profile": profile.name.value,
-            "identity": approved.identity,
-            "subject": subject,
-            "sha256": sha256,
-            "not_after": not_after.isoformat(),
-        }
-        if renewal is not None:
-            repository.supersede(renewal, [old.id for old in replaced if old.id is not None], new_id)
-            renewal.close()
-            details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
-        if request.in_transaction is not None:
-            request.in_transaction(connection, new_id)
-        audit.append_on(
-            connection,
-            at=now,
-            actor=actor,
-            action="renew" if request.renew else "issue",
-            ca_id=ca.id,
-            serial=serial,
-            details=details,
-        )
-    # What CertificateView.from_row would derive for this row, without reading the DER back:
-    # a certificate stored this instant is neither revoked nor superseded, and validity_window
-    # guarantees notAfter > now, so its status is "valid".
-    view = CertificateView(
-        issuer_id=ca.id,
-        serial=serial,
-        sha256=sha256,
-        profile=profile.name.value,
-        subject=subject,
-        identity=approved.identity,
-        station_serial=approved.station_serial,
+    return Signed(
+        ctx=ctx,
+        approval=approval,
+        request=request,
+        actor=actor,
+        certificate=certificate,
+        der=der,
+        sha256=hashlib.sha256(der).hexdigest(),
+        subject=certificate.subject.rfc4514_string(),
+        serial=serial_hex(serial_number),
         not_before=not_before,
         not_after=not_after,
-        status="valid",
-        revoked_at=None,
-        revocation_reason=None,
-        superseded_by=None,
-        label=None,
-        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        at=now,
     )
-    return IssuedCertificate(view, chain)
-
-
-def _replaced_by_renewal(
-    session: Session, profile: Profile, identity: str, certificate: x509.Certificate
-) -> list[CertificateRow]:
-    replaced = repository.current_for_identity(session, profile.name.value, identity or "")
-    if not replaced:
-        raise NotFound(f"no current {profile.name.value} certificate for {identity!r} to renew")
-    new_key = certificate.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    for old in replaced:
-        old_key = (
-            x509.load_der_x509_certificate(old.der)
-            .public_key()
-            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
-        if old_key == new_key:
-            raise Conflict("renewal must use a new key pair; the CSR reuses the current certificate's key")
-    return replaced
 
 
 def _issuer_for(directory: CaDirectory, profile: Profile, ca_id: str | None) -> CaEntry:

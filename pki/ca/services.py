@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +17,33 @@ from pki.ca.bootstrap import init_hierarchy, stored_hierarchy, stored_organizati
 from pki.ca.ca_requests import CaRequestView, request_view
 from pki.ca.foreign_install import install_ca_certificate
 from pki.ca.hierarchy import load_hierarchy
-from pki.ca.issuance import IssueRequest, issue
+from pki.ca.issuance import IssueRequest, issue, issue_many
 from pki.ca.policy import RequestIdentity
 from pki.ca.root_uses import ROOT_USE_PKI, RootUse, parse_root_use
 from pki.ca.trust_store import trusted_roots
 from pki.core.clock import utc
-from pki.core.errors import NotFound
+from pki.core.errors import EvpkiError, InvalidInput, NotFound
 from pki.runtime.context import ORGANIZATION_SETTING, Context
 from pki.runtime.views import CaView, CertificateView, InitReport, IssuedCertificate, certificate_view
 from pki.store import repository
 from pki.store.models import CaRequestRow, CertificateRow
 from pki.store.repository import CertificateFilter
 
-__all__ = ["CertificateAuthorities", "Certificates", "InstallReport"]
+__all__ = ["BATCH_LIMIT", "CertificateAuthorities", "CertificateRequest", "Certificates", "InstallReport"]
+
+# Requests per :meth:`Certificates.issue_batch` call: one transaction each, kept short.
+BATCH_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """One request of :meth:`Certificates.issue_batch`: what :meth:`Certificates.issue` takes."""
+
+    profile: str
+    csr: bytes | str
+    identity: RequestIdentity
+    ca_id: str | None = None
+    validity: dt.timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +209,25 @@ class Certificates:
         actor: str = "system",
     ) -> IssuedCertificate:
         return issue(self._ctx, IssueRequest(profile, csr, identity, ca_id, validity), actor)
+
+    def issue_batch(
+        self,
+        requests: Sequence[CertificateRequest],
+        *,
+        actor: str = "system",
+        resume_since: dt.datetime | None = None,
+    ) -> list[IssuedCertificate | EvpkiError]:
+        """Issue up to :data:`BATCH_LIMIT` requests in one transaction; per request, in order, its
+        certificate or the error that refused it (the same error :meth:`issue` would raise).
+
+        One audit record per certificate, one audit-head update per call. ``resume_since``: a request
+        whose identity already got a valid certificate for the same key from the same CA since then
+        gets that certificate back rather than a second one (a bulk run that stopped resumes cleanly).
+        """
+        if len(requests) > BATCH_LIMIT:
+            raise InvalidInput(f"at most {BATCH_LIMIT} requests per batch, got {len(requests)}")
+        issue_requests = [IssueRequest(r.profile, r.csr, r.identity, r.ca_id, r.validity) for r in requests]
+        return issue_many(self._ctx, issue_requests, actor, resume_since=resume_since)
 
     def renew(
         self,

@@ -80,6 +80,8 @@ def issue_for_station(
     replaced_ca: list[str] = []
 
     def store_delivery(connection: Connection, row_id: int) -> None:
+        # Only the last attempt counts: issuance may store again after a rolled-back one.
+        del created[:], replaced_ca[:]
         issuer_id = connection.execute(_ISSUER_OF_ROW, {"row_id": row_id}).scalar_one()
         # Read again under the station's lock: the station may have answered the pending one meanwhile,
         # or the same CSR may have been signed at the same time.
@@ -125,7 +127,7 @@ def issue_for_station(
         )
 
     request = IssueRequest(
-        profile=profile, csr=csr, identity=identity, before_store=leaf.append, in_transaction=store_delivery
+        profile=profile, csr=csr, identity=identity, before_store=_keep_last(leaf), in_transaction=store_delivery
     )
     approval = approve(ctx, request)
     with ctx.database.read() as session:
@@ -140,6 +142,15 @@ def issue_for_station(
     except _StillPending as raced:
         return raced.delivery, False, None
     return created[0], True, (replaced_ca[0] if replaced_ca else None)
+
+
+def _keep_last(leaf: list[x509.Certificate]) -> Callable[[x509.Certificate], None]:
+    """Issuance signs again when it retries (a CA changed, a serial collided): keep the last one signed."""
+
+    def keep(certificate: x509.Certificate) -> None:
+        leaf[:] = [certificate]
+
+    return keep
 
 
 class _StillPending(Exception):
