@@ -76,6 +76,7 @@ class BridgeConfig:
     server_certificate_validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY
     server_certificate_check: float = 600.0  # seconds between server-certificate freshness checks
     renewal_interval: float = 3600.0  # seconds between renewal checks of connected stations
+    call_poll_interval: float = 0.5  # seconds between looks for new operator calls (their latency bound)
     call_timeout: float = 30.0  # seconds a station has to answer a CALL we send
     trigger_cooldown: float = 600.0  # a renewal trigger is not repeated sooner for a station
     heartbeat_interval: int = 300  # BootNotification interval when there is no upstream
@@ -215,6 +216,7 @@ class Bridge:
             )
         self._tasks.append(asyncio.create_task(self._renewal_monitor(), name="evpki-renewal-monitor"))
         self._tasks.append(asyncio.create_task(self._certificate_monitor(), name="evpki-server-certificates"))
+        self._tasks.append(asyncio.create_task(self._call_monitor(), name="evpki-operator-calls"))
         log.info("bridge listening on %s", ", ".join(f"{name} port {port}" for name, port in self.ports.items()))
 
     @property
@@ -410,6 +412,32 @@ class Bridge:
                 session.enqueue(await asyncio.to_thread(self.service.renewal_due, session.version, session.identity))
             except Exception:
                 log.exception("renewal check of %s failed", session.identity)
+
+    async def deliver_calls(self) -> int:
+        """Send the operator calls filed (by any process) for stations connected here; how many went out."""
+        sessions = dict(self.sessions)
+        if not sessions:
+            return 0
+        due = await asyncio.to_thread(
+            self.service.operator_calls.due,
+            {identity: session.version for identity, session in sessions.items()},
+            {identity: set(session.sent_calls) for identity, session in sessions.items()},
+        )
+        for identity, follow_up in due:
+            session = self.sessions.get(identity)
+            if session is not None:
+                session.enqueue([follow_up])
+        return len(due)
+
+    async def _call_monitor(self) -> None:
+        # Polling the shared database: a call filed through any API or CLI process reaches a connected
+        # station within call_poll_interval (plus one query), whichever bridge process holds it.
+        while True:
+            await asyncio.sleep(self.config.call_poll_interval)
+            try:
+                await self.deliver_calls()
+            except Exception:
+                log.exception("looking for operator calls failed")
 
     async def _renewal_monitor(self) -> None:
         while True:

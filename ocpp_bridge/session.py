@@ -184,6 +184,7 @@ class StationSession:
         self.finished = asyncio.Event()  # set once the session has recorded everything it received
         # Shared by the connections of one identity, so a reconnect does not re-trigger at once.
         self._cooldowns = cooldowns if cooldowns is not None else {}
+        self.sent_calls: set[int] = set()  # operator calls queued on this connection: each goes out once
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -283,6 +284,10 @@ class StationSession:
         try:
             if self._owns(frame):
                 await self._answer_owned(frame)
+            elif self._service.operator_calls.owns_notification(self.version, frame.action) and not (
+                await self._record_notification(frame)
+            ):
+                return  # answered here (standalone) or refused; with an upstream it is relayed below
             elif self._upstream is not None:
                 if frame.action == "BootNotification":
                     self._boot_ids.add(frame.unique_id)
@@ -310,6 +315,24 @@ class StationSession:
         # Follow-ups only once the response is on the wire (the station may wait for it first).
         self.enqueue(handled.follow_ups)
 
+    async def _record_notification(self, frame: Frame) -> bool:
+        """File a firmware / log status report under its operator call; False when it was refused."""
+        try:
+            await asyncio.to_thread(
+                self._service.operator_calls.record_notification,
+                self.version,
+                self.identity,
+                frame.action,
+                frame.payload,
+            )
+        except OcppCallError as error:
+            await self._send_error(frame.unique_id, error.code, error.description)
+            return False
+        if self._upstream is None:
+            await self._send([CALLRESULT, frame.unique_id, {}])  # standalone: the bridge confirms it
+            return False
+        return True  # relayed: the upstream confirms it
+
     async def _answer_locally(self, frame: Frame) -> None:
         if frame.action not in _LOCAL_ACTIONS:
             await self._send_error(frame.unique_id, "NotImplemented", f"{frame.action} is not handled here")
@@ -331,6 +354,10 @@ class StationSession:
     async def _after_boot(self) -> None:
         try:
             self.enqueue(await asyncio.to_thread(self._service.on_boot, self.version, self.identity))
+            enabled, delay = await asyncio.to_thread(self._service.root_sync, self.identity)
+            if enabled and delay > 0:
+                await asyncio.sleep(delay)  # root sync delayed for operators who install roots first
+                self.enqueue(await asyncio.to_thread(self._service.root_inventory, self.version, self.identity))
         except Exception:
             log.exception("%s: boot follow-ups failed", self.identity)
 
@@ -396,6 +423,10 @@ class StationSession:
         """Queue follow-ups for the station; one already queued or in flight is not queued twice."""
         now = self._loop.time()
         for follow_up in follow_ups:
+            if follow_up.operator and follow_up.delivery_id is not None:
+                if follow_up.delivery_id in self.sent_calls:
+                    continue  # sent on this connection already; a timeout waits for the next one
+                self.sent_calls.add(follow_up.delivery_id)
             if follow_up.delivery_id is not None:
                 key: object = ("delivery", follow_up.delivery_id)
             else:
@@ -463,7 +494,7 @@ class StationSession:
         if answer is None:
             timeout = f"no answer within {self._options.call_timeout:g} s"
             await asyncio.to_thread(
-                self._service.record_error, self.version, self.identity, follow_up, "GenericError", timeout
+                self._service.record_error, self.version, self.identity, follow_up, "Timeout", timeout
             )
         elif answer.kind == CALLRESULT:
             try:

@@ -36,6 +36,7 @@ __all__ = [
     "check_password",
     "get_station",
     "list_stations",
+    "password_hash",
     "record_connection",
     "remove_station",
     "set_password",
@@ -62,6 +63,9 @@ class StationView:
     ocpp_version: str | None
     last_seen_at: dt.datetime | None
     created_at: dt.datetime
+    root_sync: str | None = None  # "on" / "off"; None: the bridge's default (pki.station_calls.root_sync)
+    root_sync_delay: int | None = None  # seconds; None: the default
+    pending_security_profile: int | None = None  # A05: accepted, applies once it reconnects on it
 
     @classmethod
     def from_row(cls, row: StationRow) -> StationView:
@@ -74,6 +78,9 @@ class StationView:
             ocpp_version=row.ocpp_version,
             last_seen_at=utc(row.last_seen_at) if row.last_seen_at is not None else None,
             created_at=utc(row.created_at),
+            root_sync=row.root_sync,
+            root_sync_delay=row.root_sync_delay,
+            pending_security_profile=row.pending_security_profile,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -86,6 +93,9 @@ class StationView:
             "ocppVersion": self.ocpp_version,
             "lastSeenAt": self.last_seen_at.isoformat() if self.last_seen_at else None,
             "createdAt": self.created_at.isoformat(),
+            "rootSync": self.root_sync,
+            "rootSyncDelay": self.root_sync_delay,
+            "pendingSecurityProfile": self.pending_security_profile,
         }
 
 
@@ -122,6 +132,11 @@ def _hash_password(password: str) -> str:
     digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
     encoded = base64.b64encode
     return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${encoded(salt).decode()}${encoded(digest).decode()}"
+
+
+def password_hash(password: str) -> str:
+    """The stored form of a Basic-auth password (scrypt); :class:`InvalidInput` for a bad length."""
+    return _hash_password(password)
 
 
 def _password_matches(stored: str, password: str) -> bool:
