@@ -205,7 +205,9 @@ class Operator16(OperatorMixin, Station16):
                     call16.SignedFirmwareStatusNotification(status=status, request_id=request_id), suppress=False
                 )
         for event in self.firmware_events:
-            await self.call(call16.SecurityEventNotification(type=event, timestamp=now_text()), suppress=False)
+            await self.call(
+                call16.SecurityEventNotification(type=event, timestamp=now_text(), tech_info="test"), suppress=False
+            )
         self.reported.set()
 
 
