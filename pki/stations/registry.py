@@ -33,6 +33,7 @@ __all__ = [
     "SECURITY_PROFILES",
     "StationView",
     "add_station",
+    "apply_security_profile",
     "check_password",
     "get_station",
     "list_stations",
@@ -230,6 +231,19 @@ def _change(
 
 def set_password(ctx: Context, identity: str, password: str, *, actor: str = "system") -> StationView:
     return _change(ctx, identity, "station-password", actor, {}, password_hash=_hash_password(password))
+
+
+def apply_security_profile(ctx: Context, identity: str, profile: int, *, actor: str = "bridge") -> StationView:
+    """A05: the station connected on the profile it accepted; it is registered for it from now on."""
+    return _change(
+        ctx,
+        identity,
+        "station-security-profile",
+        actor,
+        {"security_profile": profile},
+        security_profile=_profile(profile),
+        pending_security_profile=None,
+    )
 
 
 def set_station_status(ctx: Context, identity: str, status: str, *, actor: str = "system") -> StationView:

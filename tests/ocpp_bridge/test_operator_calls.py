@@ -18,13 +18,14 @@ import httpx
 import pytest
 import pytest_asyncio
 from cryptography import x509
+from websockets.exceptions import InvalidStatus
 
 from api.app import create_app
 from ocpp_bridge.gateway import Bridge, BridgeConfig
 from ocpp_bridge.status import cert_id_of
 from pki import PKI
 from pki.operations.tokens import Role
-from tests.ocpp_bridge.gateway_support import WAIT, Station201, wait_until
+from tests.ocpp_bridge.gateway_support import WAIT, Station201, issue_station_credential, wait_until
 from tests.ocpp_bridge.operator_stations import connected, register
 
 pytestmark = pytest.mark.asyncio
@@ -232,3 +233,37 @@ async def test_root_reconciliation_after_boot_is_on_by_default_and_switchable(
         answer = await _post(api, f"/api/v1/stations/{identity}/trigger?wait=20s", {"message": "v2g"})
         assert answer.status_code == 200, answer.text
         assert station.got("GetInstalledCertificateIds") == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects_on_it(
+    bridge: Bridge, api: Any, tmp_path: Path, version: str
+) -> None:
+    """A05 / TC_A_19 / 1.6 TC_083: SetVariables SecurityProfile then Reset (1.6 ChangeConfiguration); the
+    registry follows on the mutual-TLS reconnect, and profile 2 refuses the station from then on."""
+    pki = bridge.pki
+    identity, serial = f"CS-A05-{_slug(version)}", f"SN-A05-{_slug(version)}"
+    pki.stations.add(identity=identity, serial=serial, security_profile=2, password=OLD_PASSWORD)
+    pki.stations.record_connection(identity, version)
+    pki.station_calls.set_root_sync(identity, mode="off")
+    credential = issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365))
+    async with connected(bridge, version, identity, serial, password=OLD_PASSWORD) as station:
+        answer = await _post(api, f"/api/v1/stations/{identity}/security-profile?wait=20s", {})
+        assert answer.status_code == 200 and answer.json()["status"] == "accepted", answer.text
+        if version == "1.6":
+            assert station.got("ChangeConfiguration") == [{"key": "SecurityProfile", "value": "3"}]
+        else:
+            (item,) = station.got("SetVariables")[0]["setVariableData"]
+            assert item["variable"] == {"name": "SecurityProfile"} and item["attributeValue"] == "3"
+            await wait_until(lambda: bool(station.got("Reset")))
+            assert station.got("Reset") == [{"type": "OnIdle"}]
+    view = pki.stations.get(identity)
+    assert (view.security_profile, view.pending_security_profile) == (2, 3)
+    async with connected(bridge, version, identity, serial, credential):
+        pass
+    view = pki.stations.get(identity)
+    assert (view.security_profile, view.pending_security_profile) == (3, None)
+    with pytest.raises(InvalidStatus) as refused:
+        async with connected(bridge, version, identity, serial, password=OLD_PASSWORD):
+            pass
+    assert refused.value.response.status_code == 401  # profile 2 answers every refusal alike (A00.FR.201-206)
