@@ -39,9 +39,18 @@ def live_pki(fresh_pki: PKI) -> PKI:
     return fresh_pki
 
 
+@pytest.fixture(scope="module")
+def server_certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One set of bridge server certificates for the module (every fresh PKI has the same CAs): no RSA
+    key generation per test."""
+    return tmp_path_factory.mktemp("bridge-certificates")
+
+
 @pytest_asyncio.fixture
-async def bridge(live_pki: PKI) -> AsyncIterator[Bridge]:
-    config = BridgeConfig(port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02)
+async def bridge(live_pki: PKI, server_certificates: Path) -> AsyncIterator[Bridge]:
+    config = BridgeConfig(
+        port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02, certificate_dir=server_certificates
+    )
     async with Bridge(live_pki, config) as running:
         yield running
 
@@ -49,7 +58,7 @@ async def bridge(live_pki: PKI) -> AsyncIterator[Bridge]:
 @pytest_asyncio.fixture
 async def api(live_pki: PKI) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     """The REST API as a process of its own would run it: its own PKI (engine) on the bridge's database."""
-    other = PKI.open(live_pki.settings, clock=live_pki.clock)
+    other = PKI.open(live_pki.settings, clock=live_pki.clock, migrate=False)
     token = other.tokens.create(name="operator", role=Role.OPERATOR)[1]
     transport = httpx.ASGITransport(app=create_app(other))
     async with httpx.AsyncClient(transport=transport, base_url="http://evpki.test") as client:

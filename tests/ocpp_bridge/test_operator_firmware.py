@@ -44,9 +44,18 @@ def live_pki(fresh_pki: PKI) -> PKI:
     return fresh_pki
 
 
+@pytest.fixture(scope="module")
+def server_certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One set of bridge server certificates for the module (every fresh PKI has the same CAs): no RSA
+    key generation per test."""
+    return tmp_path_factory.mktemp("bridge-certificates")
+
+
 @pytest_asyncio.fixture
-async def bridge(live_pki: PKI) -> AsyncIterator[Bridge]:
-    config = BridgeConfig(port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02)
+async def bridge(live_pki: PKI, server_certificates: Path) -> AsyncIterator[Bridge]:
+    config = BridgeConfig(
+        port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02, certificate_dir=server_certificates
+    )
     async with Bridge(live_pki, config) as running:
         yield running
 
@@ -203,7 +212,7 @@ async def test_a_firmware_whose_signer_was_revoked_since_is_not_sent(bridge: Bri
 
 
 async def test_the_cli_updates_firmware_and_shows_the_status(
-    live_pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_pki: PKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_certificates: Path
 ) -> None:
     """`evpki station update-firmware --wait` and `firmware-status`, the bridge in this process."""
     monkeypatch.setenv("EVPKI_HOME", str(live_pki.settings.home))
@@ -215,7 +224,9 @@ async def test_the_cli_updates_firmware_and_shows_the_status(
     firmware = tmp_path / "fw.bin"
     firmware.write_bytes(FIRMWARE)
     runner = CliRunner()
-    config = BridgeConfig(port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02)
+    config = BridgeConfig(
+        port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02, certificate_dir=server_certificates
+    )
     async with Bridge(live_pki, config) as bridge, connected(bridge, "2.1", identity, serial, credential) as station:
         args = ["station", "update-firmware", identity, "--firmware", str(firmware), "--location", LOCATION]
         result = await asyncio.to_thread(runner.invoke, cli_app, [*args, "--wait", "20s", "--json"])
