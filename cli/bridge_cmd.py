@@ -52,6 +52,15 @@ def bridge(
     call_timeout: Annotated[
         float, typer.Option("--call-timeout", min=1.0, help="Seconds a station has to answer a call.")
     ] = 30.0,
+    call_poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--call-poll-interval",
+            min=0.05,
+            max=60.0,
+            help="Seconds between looks for new operator calls (`evpki station …`, REST) in the database.",
+        ),
+    ] = 0.5,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the OCPP station gateway until interrupted (SIGINT/SIGTERM close every connection with 1001).
@@ -79,6 +88,7 @@ def bridge(
         certificate_dir=server_cert_dir,
         renewal_interval=renewal_interval,
         call_timeout=call_timeout,
+        call_poll_interval=call_poll_interval,
     )
     pki = open_pki()
 
