@@ -287,6 +287,10 @@ def mark_sent(ctx: Context, delivery_id: int, *, station: str | None = None) -> 
         )
 
 
+class _OperatorCall(Exception):
+    pass
+
+
 def record_result(
     ctx: Context,
     delivery_id: int,
@@ -300,8 +304,34 @@ def record_result(
 
     ``sent`` counts the send that this answer answers (as :func:`mark_sent` would) in the same
     transaction. A delivery that is no longer pending is left as it is (a late or repeated answer).
-    With ``station``, a delivery of another station is :class:`NotFound`.
+    With ``station``, a delivery of another station is :class:`NotFound`. An operator call reported
+    through a transport that does not know it is one (the REST results route) is closed as
+    :func:`pki.stations.calls.record_answer` closes it (A01 password, A05 profile).
     """
+    try:
+        return _record_result(ctx, delivery_id, response, station=station, actor=actor, sent=sent)
+    except _OperatorCall:
+        from pki.stations.calls import record_answer  # it builds on this module
+
+        view = _view_of(ctx, delivery_id)
+        return record_answer(ctx, delivery_id, response, station=view.station_identity, actor=actor)[0], None
+
+
+def _view_of(ctx: Context, delivery_id: int) -> DeliveryView:
+    with ctx.database.read() as session:
+        return _view(session.connection(), delivery_id)
+
+
+def _record_result(
+    ctx: Context,
+    delivery_id: int,
+    response: dict[str, Any],
+    *,
+    station: str | None = None,
+    actor: str = "ocpp",
+    sent: bool = False,
+) -> tuple[DeliveryView, str | None]:
+    """:func:`record_result` in one transaction; :class:`_OperatorCall` (nothing written) for an operator call."""
     if not isinstance(response, dict):
         raise InvalidInput("the station's answer must be a JSON object")
     now = ctx.clock.now()
@@ -311,6 +341,9 @@ def record_result(
         current = _owned(_view(connection, delivery_id), station)
         if current.status != "pending":
             return current, None
+        if current.origin == "operator":
+            raise _OperatorCall  # nothing written: closed below with the operator call's own side effects
+
         answer = str(response.get("status", ""))
         status = _CLOSED_BY.get(answer, "failed")
         if (current.action, answer) in _DONE_ANYWAY:

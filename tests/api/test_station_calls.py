@@ -148,3 +148,32 @@ async def test_a_never_connected_station_takes_a_call_for_the_version_named(
     assert answer.status_code == 202 and answer.json()["payload"] == {}, answer.text  # 2.x: every type
     missing = await client.get("/api/v1/stations/CS-NEW/calls/999999", headers=bearer(tokens[Role.OPERATOR]))
     assert missing.status_code == 404
+
+
+async def test_a_csms_over_rest_delivers_operator_calls_with_their_effects(
+    client: httpx.AsyncClient, fresh_pki: PKI, tokens: dict[Role, str]
+) -> None:
+    """A CSMS on the REST handlers gets pending operator calls after boot and reports the answer as for any
+    delivery; an accepted password still reaches the registry (A01)."""
+    _station(fresh_pki, "CS-REST", "2.0.1", profile=2)
+    fresh_pki.station_calls.set_root_sync("CS-REST", mode="off")
+    filed = fresh_pki.station_calls.rotate_password("CS-REST", PASSWORD)
+    boot = await client.post(
+        "/api/v1/ocpp/2.0.1/boot", json={"stationId": "CS-REST"}, headers=bearer(tokens[Role.CSMS])
+    )
+    (follow_up,) = boot.json()["followUps"]
+    assert follow_up["action"] == "SetVariables" and follow_up["deliveryId"] == filed.id
+    item = follow_up["payload"]["setVariableData"][0]
+    answer = {
+        "setVariableResult": [
+            {"attributeStatus": "Accepted", "component": item["component"], "variable": item["variable"]}
+        ]
+    }
+    reported = await client.post(
+        "/api/v1/ocpp/2.0.1/results",
+        json={"stationId": "CS-REST", "followUp": follow_up, "response": answer},
+        headers=bearer(tokens[Role.CSMS]),
+    )
+    assert reported.status_code == 200, reported.text
+    assert fresh_pki.station_calls.get("CS-REST", filed.id).status == "accepted"
+    assert fresh_pki.stations.check_password("CS-REST", PASSWORD) is not None
