@@ -21,6 +21,7 @@ from cryptography import x509
 from websockets.exceptions import InvalidStatus
 
 from api.app import create_app
+from ocpp_bridge.core import CertificateService
 from ocpp_bridge.gateway import Bridge, BridgeConfig
 from ocpp_bridge.status import cert_id_of
 from pki import PKI
@@ -276,3 +277,15 @@ async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects
         async with connected(bridge, version, identity, serial, password=OLD_PASSWORD):
             pass
     assert refused.value.response.status_code == 401  # profile 2 answers every refusal alike (A00.FR.201-206)
+
+
+async def test_a_delayed_root_sync_leaves_the_inventory_out_of_the_boot_follow_ups(fresh_pki: PKI) -> None:
+    service = CertificateService(fresh_pki)
+    fresh_pki.stations.add(identity="CS-DELAY", serial="SN-DELAY")
+    assert [f.action for f in service.on_boot("2.0.1", "CS-DELAY")] == ["GetInstalledCertificateIds"]
+    fresh_pki.station_calls.set_root_sync("CS-DELAY", mode=None, delay=30)
+    assert service.on_boot("2.0.1", "CS-DELAY") == ()  # the session asks for the inventory 30 s later
+    assert service.root_sync("CS-DELAY") == (True, 30.0)
+    assert [f.action for f in service.root_inventory("2.0.1", "CS-DELAY")] == ["GetInstalledCertificateIds"]
+    fresh_pki.station_calls.set_root_sync("CS-DELAY", mode="off")
+    assert service.root_sync("CS-DELAY") == (False, 0.0)
