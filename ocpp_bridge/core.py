@@ -159,7 +159,9 @@ class CertificateService:
         if not self.owns(version, action, payload):
             known = has_schema(version, action)
             raise OcppCallError(
-                "NotImplemented" if known else "NotSupported", f"{action} is not handled by the certificate service"
+                # OCPP-J §4.2.3: NotSupported = recognised but not supported; NotImplemented = not known.
+                "NotSupported" if known else "NotImplemented",
+                f"{action} is not handled by the certificate service",
             )
         validate_request(version, action, payload)
         try:
