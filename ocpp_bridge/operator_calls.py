@@ -80,12 +80,13 @@ class OperatorCalls:
     def due(self, connected: dict[str, str], already: dict[str, set[int]]) -> list[tuple[str, FollowUp]]:
         """Pending operator calls of the stations ``connected`` here ({identity: version}) not yet sent
         on their current connection (``already``: {identity: call ids})."""
+
+        def wanted(call_id: int, station: str) -> bool:
+            return station in connected and call_id not in already.get(station, ())
+
         due: list[tuple[str, FollowUp]] = []
-        for call in self._pki.station_calls.pending():
-            version = connected.get(call.station_identity)
-            if version is None or call.id in already.get(call.station_identity, ()):
-                continue
-            follow_up = self.follow_up(call, version)
+        for call in self._pki.station_calls.pending(wanted):
+            follow_up = self.follow_up(call, connected[call.station_identity])
             if follow_up is not None:
                 due.append((call.station_identity, follow_up))
         return due

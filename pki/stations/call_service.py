@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -490,10 +490,11 @@ class StationCalls:
                 return view
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
-    def pending(self) -> list[DeliveryView]:
-        """Every station's pending, unexpired operator calls, oldest first (what a bridge polls for)."""
+    def pending(self, only: Callable[[int, str], bool] | None = None) -> list[DeliveryView]:
+        """Every station's pending, unexpired operator calls, oldest first (what a bridge polls for);
+        ``only(call_id, station)`` picks the ones wanted before their payloads are read."""
         calls.expire_due(self._ctx)
-        return calls.pending_operator_calls(self._ctx)
+        return calls.pending_operator_calls(self._ctx, only=only)
 
     def sendable(self, call: DeliveryView) -> str | None:
         """Why ``call`` must not go out now (a firmware signer revoked or expired since), else None."""

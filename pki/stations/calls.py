@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, insert, or_, select, update
@@ -162,21 +163,35 @@ def list_calls(ctx: Context, station: str, *, limit: int = 100, operator_only: b
         return [DeliveryView.from_row(row) for row in rows]
 
 
-def pending_operator_calls(ctx: Context, *, limit: int = 10_000) -> list[DeliveryView]:
-    """Pending, unexpired operator calls of every station, oldest first (what the bridges poll for)."""
+def pending_operator_calls(
+    ctx: Context, *, limit: int = 100_000, only: Callable[[int, str], bool] | None = None
+) -> list[DeliveryView]:
+    """Pending, unexpired operator calls of every station, oldest first (what the bridges poll for).
+
+    ``only(call_id, station)`` picks the calls wanted before their payloads are read: a bridge asks only
+    for those of the stations connected to it that it has not sent yet, so a poll stays one narrow query
+    however many calls wait for stations that are offline.
+    """
     now = ctx.clock.now()
-    query = (
-        select(_DELIVERIES)
-        .where(
-            _DELIVERIES.c.status == "pending",
-            _DELIVERIES.c.origin == OPERATOR,
-            or_(_DELIVERIES.c.expires_at.is_(None), _DELIVERIES.c.expires_at > now),
-        )
-        .order_by(_DELIVERIES.c.id)
-        .limit(limit)
+    where = (
+        _DELIVERIES.c.status == "pending",
+        _DELIVERIES.c.origin == OPERATOR,
+        or_(_DELIVERIES.c.expires_at.is_(None), _DELIVERIES.c.expires_at > now),
     )
     with ctx.database.read() as session:
-        return [DeliveryView.from_row(row) for row in session.execute(query).all()]
+        keys = session.execute(
+            select(_DELIVERIES.c.id, _DELIVERIES.c.station_identity)
+            .where(*where)
+            .order_by(_DELIVERIES.c.id)
+            .limit(limit)
+        ).all()
+        wanted = [row.id for row in keys if only is None or only(row.id, row.station_identity)]
+        views: list[DeliveryView] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = session.execute(select(_DELIVERIES).where(_DELIVERIES.c.id.in_(chunk)).order_by(_DELIVERIES.c.id))
+            views.extend(DeliveryView.from_row(row) for row in rows.all())
+        return views
 
 
 def expire_due(ctx: Context, *, station: str | None = None) -> int:
