@@ -26,6 +26,15 @@ def bridge(
         int,
         typer.Option("--basic-port", min=0, max=65535, help="Security profile 2 (TLS + Basic auth) port; 0: off."),
     ] = 8444,
+    combined_port: Annotated[
+        int,
+        typer.Option(
+            "--combined-port",
+            min=0,
+            max=65535,
+            help="One port for profiles 2 and 3 (client certificate optional: mTLS or Basic auth); 0: off.",
+        ),
+    ] = 0,
     server_name: Annotated[
         str | None,
         typer.Option(
@@ -75,13 +84,14 @@ def bridge(
 
     if upstream is not None and not upstream.startswith(("ws://", "wss://")):
         raise fail("--upstream must be a ws:// or wss:// URL", 2)
-    if port == 0 and basic_port == 0:
+    if port == 0 and basic_port == 0 and combined_port == 0:
         raise fail("both listeners are disabled (--port 0 and --basic-port 0)", 2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = BridgeConfig(
         host=host,
         port=port or None,
         basic_port=basic_port or None,
+        combined_port=combined_port or None,
         server_name=server_name,
         upstream=upstream,
         upstream_ca=upstream_ca,

@@ -1,6 +1,8 @@
 """The OCPP-J station gateway behind ``evpki bridge``: WebSocket listeners, admission, sessions, monitors.
 
-Two listeners (OCPP A00.FR.006 allows one per security profile):
+Two listeners (OCPP A00.FR.006 allows one per security profile), and optionally a third that
+serves both (``combined_port``: a client certificate is requested but optional -- presented, the
+profile 3 checks; absent, Basic auth), for stations that keep their URL across an upgrade (A05):
 
 - *profile 3* (``port``): mutual TLS. The TLS layer verifies the client certificate's path to the
   CSO root; before the WebSocket upgrade, ``pki.stations.admit_certificate`` checks
@@ -69,6 +71,9 @@ class BridgeConfig:
     host: str = "127.0.0.1"
     port: int | None = 8443  # security profile 3 (mutual TLS); None: no such listener; 0: any free port
     basic_port: int | None = 8444  # security profile 2 (TLS + Basic auth)
+    # Profiles 2 and 3 on one address: a client certificate is asked for but optional (presented:
+    # profile 3 admission; absent: Basic auth), as an upgrade (A05) that keeps the station's URL needs.
+    combined_port: int | None = None
     server_name: str | None = None  # FQDN in the server certificates (A00.FR.510); default from host
     upstream: str | None = None  # ws(s)://csms.example/ocpp: relay what the core does not own
     upstream_ca: Path | None = None  # CA bundle to verify a wss:// upstream (default: system store)
@@ -165,6 +170,7 @@ class Bridge:
         self._failures = _Failures()
         self._station_issuers: frozenset[str] = frozenset()
         self._mtls_context: ssl.SSLContext | None = None
+        self._optional_context: ssl.SSLContext | None = None
         self._trusted_cas: list[x509.Certificate] = []
         directory = self.config.certificate_dir or pki.settings.home / "bridge"
         self.server_certificates = pki.stations.server_certificates(
@@ -201,6 +207,21 @@ class Bridge:
                 self.config.port,
                 ssl=context,
                 process_request=self._process_mtls,
+                **common,
+            )
+        if self.config.combined_port is not None:
+            cas = await asyncio.to_thread(self.pki.stations.client_ca_certificates)
+            context = server_context(self.server_certificates, client_cas=cas, optional=True)
+            self._contexts.append(context)
+            self._optional_context = context
+            if not self._trusted_cas:
+                self._trusted_cas = list(cas)
+            self._servers["combined"] = await serve(
+                self._handler,
+                self.config.host,
+                self.config.combined_port,
+                ssl=context,
+                process_request=self._process_combined,
                 **common,
             )
         if self.config.basic_port is not None:
@@ -276,6 +297,13 @@ class Bridge:
             self.pki.stations.admit_certificate, identity, der, station_issuers=self._station_issuers
         )
         return await self._decide(connection, identity, version, result, None, basic=False)
+
+    async def _process_combined(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Profiles 2 and 3 on one port: a verified client certificate means profile 3, none means Basic auth."""
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.getpeercert(binary_form=True):
+            return await self._process_mtls(connection, request)
+        return await self._process_basic(connection, request)
 
     async def _process_basic(self, connection: ServerConnection, request: Request) -> Response | None:
         checked = self._preflight(connection, request)
@@ -466,15 +494,17 @@ class Bridge:
         admission checks on every connection.
         """
         self._station_issuers = await asyncio.to_thread(self.pki.stations.station_issuer_ids)
-        if self._mtls_context is None:
+        contexts = [c for c in (self._mtls_context, self._optional_context) if c is not None]
+        if not contexts:
             return
         cas = await asyncio.to_thread(self.pki.stations.client_ca_certificates)
         known = {c.fingerprint(hashes.SHA256()) for c in self._trusted_cas}
         fresh = [c for c in cas if c.fingerprint(hashes.SHA256()) not in known]
         if fresh:
-            self._mtls_context.load_verify_locations(
-                cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in fresh)
-            )
+            for context in contexts:
+                context.load_verify_locations(
+                    cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in fresh)
+                )
             self._trusted_cas.extend(fresh)
             log.info("now trusting station CAs %s", ", ".join(c.subject.rfc4514_string() for c in fresh))
 

@@ -233,12 +233,13 @@ async def connected(
     password: str | None = None,
     boot: bool = True,
     station_class: type[Any] | None = None,
+    listener: str | None = None,
 ) -> AsyncIterator[Any]:
-    """An operator test station connected to ``bridge`` (mutual TLS, or Basic auth with ``password``)."""
-    if password is None:
-        url, headers = f"wss://127.0.0.1:{bridge.ports['mtls']}/ocpp/{identity}", None
-    else:
-        url, headers = f"wss://127.0.0.1:{bridge.ports['basic']}/ocpp/{identity}", basic_auth(identity, password)
+    """An operator test station connected to ``bridge`` (mutual TLS, or Basic auth with ``password``), on
+    the listener of its profile or the ``listener`` named (``combined``)."""
+    port = bridge.ports[listener or ("mtls" if password is None else "basic")]
+    url = f"wss://127.0.0.1:{port}/ocpp/{identity}"
+    headers = basic_auth(identity, password) if password is not None else None
     root: x509.Certificate = bridge.pki.cas.roots("CSMSRootCertificate")[0]
     async with websockets.connect(
         url,

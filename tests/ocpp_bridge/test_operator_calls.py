@@ -50,7 +50,12 @@ def server_certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_asyncio.fixture
 async def bridge(live_pki: PKI, server_certificates: Path) -> AsyncIterator[Bridge]:
     config = BridgeConfig(
-        port=0, basic_port=0, call_timeout=WAIT, call_poll_interval=0.02, certificate_dir=server_certificates
+        port=0,
+        basic_port=0,
+        combined_port=0,
+        call_timeout=WAIT,
+        call_poll_interval=0.02,
+        certificate_dir=server_certificates,
     )
     async with Bridge(live_pki, config) as running:
         yield running
@@ -245,19 +250,23 @@ async def test_root_reconciliation_after_boot_is_on_by_default_and_switchable(
         assert station.got("GetInstalledCertificateIds") == []
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(
+    ("version", "listener"),
+    [("1.6", None), ("2.0.1", None), ("2.1", None), ("2.0.1", "combined"), ("1.6", "combined")],
+)
 async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects_on_it(
-    bridge: Bridge, api: Any, tmp_path: Path, version: str
+    bridge: Bridge, api: Any, tmp_path: Path, version: str, listener: str | None
 ) -> None:
     """A05 / TC_A_19 / 1.6 TC_083: SetVariables SecurityProfile then Reset (1.6 ChangeConfiguration); the
-    registry follows on the mutual-TLS reconnect, and profile 2 refuses the station from then on."""
+    registry follows on the mutual-TLS reconnect, and profile 2 refuses the station from then on -- on the
+    listeners of each profile, or on one address for both (the station keeps its URL)."""
     pki = bridge.pki
-    identity, serial = f"CS-A05-{_slug(version)}", f"SN-A05-{_slug(version)}"
+    identity, serial = f"CS-A05-{_slug(version)}-{listener or 'own'}", f"SN-A05-{_slug(version)}"
     pki.stations.add(identity=identity, serial=serial, security_profile=2, password=OLD_PASSWORD)
     pki.stations.record_connection(identity, version)
     pki.station_calls.set_root_sync(identity, mode="off")
     credential = issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365))
-    async with connected(bridge, version, identity, serial, password=OLD_PASSWORD) as station:
+    async with connected(bridge, version, identity, serial, password=OLD_PASSWORD, listener=listener) as station:
         answer = await _post(api, f"/api/v1/stations/{identity}/security-profile?wait=20s", {})
         assert answer.status_code == 200 and answer.json()["status"] == "accepted", answer.text
         if version == "1.6":
@@ -269,12 +278,12 @@ async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects
             assert station.got("Reset") == [{"type": "OnIdle"}]
     view = pki.stations.get(identity)
     assert (view.security_profile, view.pending_security_profile) == (2, 3)
-    async with connected(bridge, version, identity, serial, credential):
+    async with connected(bridge, version, identity, serial, credential, listener=listener):
         pass
     view = pki.stations.get(identity)
     assert (view.security_profile, view.pending_security_profile) == (3, None)
     with pytest.raises(InvalidStatus) as refused:
-        async with connected(bridge, version, identity, serial, password=OLD_PASSWORD):
+        async with connected(bridge, version, identity, serial, password=OLD_PASSWORD, listener=listener):
             pass
     assert refused.value.response.status_code == 401  # profile 2 answers every refusal alike (A00.FR.201-206)
 
