@@ -51,6 +51,16 @@ def bridge(
     upstream_ca: Annotated[
         Path | None, typer.Option("--upstream-ca", help="PEM CA bundle that verifies a wss:// upstream.")
     ] = None,
+    upstream_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--upstream-cert", help="PEM client certificate (chain) the bridge presents to a wss:// upstream."
+        ),
+    ] = None,
+    upstream_key: Annotated[
+        Path | None,
+        typer.Option("--upstream-key", help="Its PEM key (unencrypted, or encrypted with EVPKI_KEY_PASSPHRASE)."),
+    ] = None,
     server_cert_dir: Annotated[
         Path | None,
         typer.Option("--server-cert-dir", help="Server keys and certificates (default: EVPKI_HOME/bridge)."),
@@ -84,6 +94,10 @@ def bridge(
 
     if upstream is not None and not upstream.startswith(("ws://", "wss://")):
         raise fail("--upstream must be a ws:// or wss:// URL", 2)
+    if (upstream_cert is None) != (upstream_key is None):
+        raise fail("--upstream-cert and --upstream-key go together", 2)
+    if upstream_cert is not None and not (upstream or "").startswith("wss://"):
+        raise fail("--upstream-cert needs a wss:// --upstream", 2)
     if port == 0 and basic_port == 0 and combined_port == 0:
         raise fail("both listeners are disabled (--port 0 and --basic-port 0)", 2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -95,6 +109,8 @@ def bridge(
         server_name=server_name,
         upstream=upstream,
         upstream_ca=upstream_ca,
+        upstream_cert=upstream_cert,
+        upstream_key=upstream_key,
         certificate_dir=server_cert_dir,
         renewal_interval=renewal_interval,
         call_timeout=call_timeout,

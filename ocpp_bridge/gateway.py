@@ -56,12 +56,21 @@ from ocpp_bridge.tls import server_context
 from pki import PKI, InvalidInput
 from pki.stations import SERVER_CERTIFICATE_VALIDITY, Admission, Refusal, parse_identity
 
-__all__ = ["SUBPROTOCOLS", "Bridge", "BridgeConfig", "choose_subprotocol", "identity_from_path"]
+__all__ = [
+    "STATION_CERTIFICATE_HEADER",
+    "SUBPROTOCOLS",
+    "Bridge",
+    "BridgeConfig",
+    "choose_subprotocol",
+    "identity_from_path",
+]
 
 log = logging.getLogger("evpki.bridge")
 
 # OCPP-J subprotocol → the core's version name ([P4-201] §3.1.2, [P4-21]); our preference order.
 SUBPROTOCOLS: dict[str, str] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
+# Sent to the upstream with each relayed profile-3 station: the SHA-256 (hex) of its verified certificate.
+STATION_CERTIFICATE_HEADER = "X-EVPKI-Station-Certificate-SHA256"
 _EVENTS_PER_MINUTE = 6  # refusals recorded as security events per remote address and minute; the rest logged
 _FAILURES_PER_MINUTE = 30  # failed Basic-auth attempts per address and minute before 429 without a check
 
@@ -77,6 +86,8 @@ class BridgeConfig:
     server_name: str | None = None  # FQDN in the server certificates (A00.FR.510); default from host
     upstream: str | None = None  # ws(s)://csms.example/ocpp: relay what the core does not own
     upstream_ca: Path | None = None  # CA bundle to verify a wss:// upstream (default: system store)
+    upstream_cert: Path | None = None  # the bridge's client certificate (PEM chain) for a wss:// upstream
+    upstream_key: Path | None = None  # its key (PEM; encrypted with the key passphrase, or not at all)
     certificate_dir: Path | None = None  # server keys and certificates (default: EVPKI_HOME/bridge)
     server_certificate_validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY
     server_certificate_check: float = 600.0  # seconds between server-certificate freshness checks
@@ -182,6 +193,8 @@ class Bridge:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if (self.config.upstream or "").startswith("wss://"):
+            self._upstream_ssl()  # a missing or wrong client certificate fails here, not per station
         await asyncio.to_thread(self.server_certificates.refresh)
         self._station_issuers = await asyncio.to_thread(self.pki.stations.station_issuer_ids)
         common: dict[str, Any] = {
@@ -398,24 +411,39 @@ class Bridge:
                 del self.sessions[identity]
             log.info("%s disconnected", identity)
 
+    def _upstream_ssl(self) -> ssl.SSLContext:
+        """One context for every station's upstream connection: the upstream's CA, our client certificate."""
+        if self._upstream_context is None:
+            cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
+            context = ssl.create_default_context(cafile=cafile)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.config.upstream_cert is not None:
+                # Mutual TLS to the upstream: it authenticates the bridge, and so trusts the headers it sends.
+                context.load_cert_chain(
+                    self.config.upstream_cert, self.config.upstream_key, password=self.pki.settings.passphrase()
+                )
+            self._upstream_context = context
+        return self._upstream_context
+
     async def _connect_upstream(self, admitted: _Admitted) -> ClientConnection | None:
         assert self.config.upstream is not None
         url = f"{self.config.upstream.rstrip('/')}/{quote(admitted.identity, safe='')}"
         subprotocol = next(name for name, version in SUBPROTOCOLS.items() if version == admitted.version)
         context: ssl.SSLContext | None = None
         if url.startswith("wss://"):
-            if self._upstream_context is None:  # one context for every station's upstream connection
-                cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
-                self._upstream_context = ssl.create_default_context(cafile=cafile)
-                self._upstream_context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context = self._upstream_context
-        headers = {"Authorization": admitted.authorization} if admitted.authorization else None
+            context = self._upstream_ssl()
+        headers = {"Authorization": admitted.authorization} if admitted.authorization else {}
+        if admitted.admission.certificate is not None:
+            # Which station the bridge relays, beyond the identity in the URL: the SHA-256 of the client
+            # certificate it verified (profile 3), so the upstream can tie the connection to it.
+            fingerprint = admitted.admission.certificate.fingerprint(hashes.SHA256()).hex()
+            headers[STATION_CERTIFICATE_HEADER] = fingerprint
         try:
             upstream = await connect(
                 url,
                 ssl=context,
                 subprotocols=[Subprotocol(subprotocol)],
-                additional_headers=headers,
+                additional_headers=headers or None,
                 max_size=self.config.max_frame_bytes,
                 compression=None,
                 open_timeout=self.config.open_timeout,
