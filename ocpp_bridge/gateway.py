@@ -29,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import ssl
-import time
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -49,7 +50,7 @@ from websockets.exceptions import InvalidHandshake, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from ocpp_bridge.core import CertificateService
+from ocpp_bridge.core import CertificateService, FollowUp
 from ocpp_bridge.credentials import parse_basic_authorization
 from ocpp_bridge.session import SessionOptions, StationSession
 from ocpp_bridge.tls import server_context
@@ -71,8 +72,6 @@ log = logging.getLogger("evpki.bridge")
 SUBPROTOCOLS: dict[str, str] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
 # Sent to the upstream with each relayed profile-3 station: the SHA-256 (hex) of its verified certificate.
 STATION_CERTIFICATE_HEADER = "X-EVPKI-Station-Certificate-SHA256"
-_EVENTS_PER_MINUTE = 6  # refusals recorded as security events per remote address and minute; the rest logged
-_FAILURES_PER_MINUTE = 30  # failed Basic-auth attempts per address and minute before 429 without a check
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +100,8 @@ class BridgeConfig:
     ping_timeout: float | None = 30.0
     open_timeout: float = 30.0  # the opening handshake, including admission
     backlog: int = 1024
+    login_failures_per_minute: int = 30  # refused attempts per address and minute before 429 without a check
+    security_events_per_minute: int = 6  # refusals recorded as security events per address and minute
 
     def resolved_server_name(self) -> str:
         if self.server_name:
@@ -118,28 +119,6 @@ class _Admitted:
     version: str
     admission: Admission
     authorization: str | None = None
-
-
-class _Failures:
-    """Refused attempts per remote address in the current minute (bounded memory)."""
-
-    def __init__(self) -> None:
-        self._minute = 0.0
-        self._counts: dict[str, int] = {}
-
-    def _roll(self) -> None:
-        minute = time.monotonic() // 60
-        if minute != self._minute or len(self._counts) > 100_000:
-            self._minute, self._counts = minute, {}
-
-    def count(self, address: str) -> int:
-        self._roll()
-        return self._counts.get(address, 0)
-
-    def add(self, address: str) -> int:
-        self._roll()
-        self._counts[address] = self._counts.get(address, 0) + 1
-        return self._counts[address]
 
 
 def identity_from_path(path: str) -> str:
@@ -178,7 +157,6 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._upstream_context: ssl.SSLContext | None = None
-        self._failures = _Failures()
         self._station_issuers: frozenset[str] = frozenset()
         self._mtls_context: ssl.SSLContext | None = None
         self._optional_context: ssl.SSLContext | None = None
@@ -327,7 +305,10 @@ class Bridge:
         result: Admission | Refusal
         if authorization is None:
             result = Refusal(HTTPStatus.UNAUTHORIZED, "", "no credentials")
-        elif self._failures.count(_address(connection)) >= _FAILURES_PER_MINUTE:
+        elif (
+            await asyncio.to_thread(self.pki.stations.connection_failures, _address(connection))
+            >= self.config.login_failures_per_minute
+        ):
             # Password guessing costs us an scrypt per try: past the budget, refuse without one.
             result = Refusal(HTTPStatus.TOO_MANY_REQUESTS, "", "too many failed attempts from this address")
         else:
@@ -351,8 +332,11 @@ class Bridge:
         address = _address(connection)
         log.warning("refused %s from %s: %s", identity, address, result.reason)
         # Security events (A00.FR.408), rate-limited per address; a missing credential is no event.
-        failures = self._failures.add(address) if result.event_type else 0
-        if result.event_type and failures <= _EVENTS_PER_MINUTE:
+        # Counted in the database: the budget holds across every bridge process on it.
+        failures = (
+            await asyncio.to_thread(self.pki.stations.add_connection_failure, address) if result.event_type else 0
+        )
+        if result.event_type and failures <= self.config.security_events_per_minute:
             await asyncio.to_thread(
                 self.pki.stations.record_security_event,
                 station=identity,
@@ -465,7 +449,10 @@ class Bridge:
         """Ask the core once, for every connected station, whether a renewal trigger is due (A02)."""
         for session in list(self.sessions.values()):
             try:
-                session.enqueue(await asyncio.to_thread(self.service.renewal_due, session.version, session.identity))
+                due = await asyncio.to_thread(self.service.renewal_due, session.version, session.identity)
+                if due:
+                    due = await asyncio.to_thread(self._claim_triggers, session.identity, due)
+                session.enqueue(due)
             except Exception:
                 log.exception("renewal check of %s failed", session.identity)
 
@@ -494,6 +481,15 @@ class Bridge:
                 await self.deliver_calls()
             except Exception:
                 log.exception("looking for operator calls failed")
+
+    def _claim_triggers(self, identity: str, follow_ups: tuple[FollowUp, ...]) -> tuple[FollowUp, ...]:
+        """The triggers not sent to ``identity`` within the cool-down by any bridge process (claimed now)."""
+        claimed = []
+        for follow_up in follow_ups:
+            digest = hashlib.sha256(json.dumps([follow_up.action, follow_up.payload], sort_keys=True).encode())
+            if self.pki.stations.claim_trigger(identity, digest.hexdigest()[:32], self.config.trigger_cooldown):
+                claimed.append(follow_up)
+        return tuple(claimed)
 
     async def _renewal_monitor(self) -> None:
         while True:

@@ -16,6 +16,7 @@ __all__ = [
     "ApiTokenRow",
     "AuditHead",
     "AuditRecord",
+    "BridgeLimitRow",
     "CaRequestRow",
     "CertificateAuthorityRow",
     "CertificateRow",
@@ -279,6 +280,19 @@ class OcppDeliveryRow(SQLModel, table=True):
     ocpp_version: str | None = Field(default=None, max_length=8)
     requested_by: str | None = Field(default=None, max_length=200)
     expires_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+
+
+class BridgeLimitRow(SQLModel, table=True):
+    """A limit every bridge process honours, kept here so that it holds across processes: refused
+    connection attempts per remote address and minute (``auth:<address>``), and renewal-trigger
+    cool-downs per station (``trigger:<station>:<digest>``)."""
+
+    __tablename__ = "bridge_limit"
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: dt.datetime = _when()  # type: ignore[assignment]
+    count: int = Field(default=0)
+    until: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
 
 
 class StationNotificationRow(SQLModel, table=True):

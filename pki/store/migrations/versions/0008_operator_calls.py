@@ -1,5 +1,6 @@
 """Operator-initiated station calls: who asked, for which OCPP version, until when; what stations
-report about them (firmware and log status); per-station root reconciliation and A05 upgrades.
+report about them (firmware and log status); per-station root reconciliation and A05 upgrades;
+the bridges' shared limits (refused logins per address, renewal-trigger cool-downs).
 
 Revision ID: 0008
 Revises: 0007
@@ -37,6 +38,14 @@ def upgrade() -> None:
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "bridge_limit",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key"),
+    )
     op.create_index(
         "ix_station_notification_station_request",
         "station_notification",
@@ -46,6 +55,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("bridge_limit")
     op.drop_index("ix_station_notification_station_request", table_name="station_notification")
     op.drop_table("station_notification")
     with op.batch_alter_table("station") as batch:
