@@ -450,6 +450,10 @@ class StationCalls:
             raise InvalidInput("an existing signature comes with its signing certificate (both or neither)")
         if signature is not None and signing_certificate is not None:
             # A00.FR.707: the CSMS checks the signature and its signer (ours, valid, not revoked) first.
+            if len(signature) > 800 or len(signing_certificate) > 5500:  # FirmwareType limits, every version
+                raise InvalidInput(
+                    "OCPP carries a signature of at most 800 and a certificate of at most 5500 characters"
+                )
             self._firmware.verify(firmware, signature=signature, certificate=signing_certificate)
             certificate_pem, signature_b64 = signing_certificate, signature
         else:
