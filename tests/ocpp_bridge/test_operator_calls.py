@@ -298,3 +298,27 @@ async def test_a_delayed_root_sync_leaves_the_inventory_out_of_the_boot_follow_u
     assert [f.action for f in service.root_inventory("2.0.1", "CS-DELAY")] == ["GetInstalledCertificateIds"]
     fresh_pki.station_calls.set_root_sync("CS-DELAY", mode="off")
     assert service.root_sync("CS-DELAY") == (False, 0.0)
+
+
+async def test_failed_install_failed_delete_and_nothing_installed_are_recorded_as_answered(
+    bridge: Bridge, api: Any, tmp_path: Path
+) -> None:
+    """TC_M_05 (install Failed), TC_M_21 (delete NotFound / Failed), TC_M_19 (none found)."""
+    pki = bridge.pki
+    identity, serial = "CS-FAILS", "SN-FAILS"
+    credential = register(pki, tmp_path, identity, serial, "2.1")
+    pki.station_calls.set_root_sync(identity, mode="off")
+    base = f"/api/v1/stations/{identity}"
+    async with connected(bridge, "2.1", identity, serial, credential) as station:
+        station.answers.update({"InstallCertificate": "Failed", "DeleteCertificate": "NotFound"})
+        installed = await _post(api, f"{base}/install-certificate?wait=20s", {"use": "OEMRootCertificate"})
+        assert (installed.json()["status"], installed.json()["result"]) == ("failed", {"status": "Failed"})
+        assert station.got("InstallCertificate")[0]["certificateType"] == "OEMRootCertificate"
+        deleted = await _post(
+            api, f"{base}/delete-certificate?wait=20s", {"caId": "oem-root", "hashAlgorithm": "SHA512"}
+        )
+        assert (deleted.json()["status"], deleted.json()["result"]) == ("answered", {"status": "NotFound"})
+        assert station.got("DeleteCertificate")[0]["certificateHashData"]["hashAlgorithm"] == "SHA512"
+        listed = await _post(api, f"{base}/installed-certificates?wait=20s", {})
+        assert (listed.json()["status"], listed.json()["result"]["status"]) == ("answered", "NotFound")
+        assert station.got("GetInstalledCertificateIds") == [{}]  # every type (M03.FR.02)
