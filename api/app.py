@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -24,7 +25,7 @@ from api.observability import RequestContext
 from api.ocsp_asgi import OcspFirst
 from api.opcp import delivery_loop, mount_opcp
 from api.problems import install_problem_handlers
-from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, trust
+from api.routes import audit, cas, certificates, contracts, crl, firmware, health, ocsp, roots, stations, trust
 from api.routes import ocpp as ocpp_routes
 from api.routes.certificates import BATCH_BODY_LIMIT, BATCH_PATH
 from api.schemas import Problem
@@ -99,6 +100,11 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
             {"name": "roots", "description": "trust anchors by OCPP InstallCertificateUse"},
             {"name": "trust", "description": "the trust store: foreign roots we trust, by OCPP root use"},
             {"name": "firmware", "description": "OCPP L01 / 1.6 SignedUpdateFirmware signing"},
+            {
+                "name": "stations",
+                "description": "operator calls on a station: install/delete/list certificates, renew, security log, "
+                "password, security profile, firmware update; stored until the station answers",
+            },
             {"name": "audit"},
             {"name": "OCSP", "description": "RFC 6960 / RFC 5019 responder"},
             {"name": "CRL", "description": "full and delta CRLs"},
@@ -114,11 +120,31 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
         app.state.pki = pki  # usable before the lifespan runs (ASGI test transports skip it)
     install_problem_handlers(app)
     max_firmware = (pki.settings if pki is not None else settings or Settings()).firmware_max_bytes
-    app.add_middleware(BodyLimit, large={"/api/v1/firmware/": max_firmware, BATCH_PATH: BATCH_BODY_LIMIT})
+    app.add_middleware(
+        BodyLimit,
+        large={
+            "/api/v1/firmware/": max_firmware,
+            re.compile(r"/api/v1/stations/[^/]+/firmware"): max_firmware,
+            BATCH_PATH: BATCH_BODY_LIMIT,
+        },
+    )
     # Outermost of all: every response (a 413 too) carries the request id and is timed and logged.
     app.add_middleware(RequestContext)
     metrics.install()
-    for module in (health, cas, certificates, contracts, roots, trust, firmware, audit, ocsp, crl, ocpp_routes):
+    for module in (
+        health,
+        cas,
+        certificates,
+        contracts,
+        roots,
+        trust,
+        firmware,
+        stations,
+        audit,
+        ocsp,
+        crl,
+        ocpp_routes,
+    ):
         app.include_router(module.router)
     app.include_router(cas.requests_router)
     app.include_router(metrics.router)

@@ -11,6 +11,8 @@ replaced by the same 413, so both ways of sending too much get one answer (RFC 9
 
 from __future__ import annotations
 
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PayloadTooLarge, problem_response
@@ -21,14 +23,17 @@ DEFAULT_LIMIT = 64 * 1024
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, default: int = DEFAULT_LIMIT, large: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, default: int = DEFAULT_LIMIT, large: dict[str | re.Pattern[str], int] | None = None
+    ) -> None:
         self.app = app
         self.default = default
         self.large = large or {}
 
     def _limit(self, path: str) -> int:
         for prefix, limit in self.large.items():
-            if path.startswith(prefix):
+            # A path prefix, or a pattern for a large upload inside a resource (a station's firmware).
+            if prefix.fullmatch(path) if isinstance(prefix, re.Pattern) else path.startswith(prefix):
                 return limit
         return self.default
 

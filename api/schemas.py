@@ -37,9 +37,15 @@ __all__ = [
     "ContractOut",
     "ContractRevocationOut",
     "ContractRevokeIn",
+    "DeleteCertificateIn",
     "FirmwareSignatureOut",
+    "FirmwareUpdateList",
+    "FirmwareUpdateOut",
     "FirmwareVerificationOut",
+    "GetLogIn",
     "IdentityIn",
+    "InstallCertificateIn",
+    "InstalledCertificatesIn",
     "IssueBatchIn",
     "IssueBatchItemOut",
     "IssueBatchOut",
@@ -52,8 +58,16 @@ __all__ = [
     "OcppHandledOut",
     "OcppResultIn",
     "OcppStationIn",
+    "PasswordIn",
     "Problem",
     "RevokeIn",
+    "RootSyncIn",
+    "RootSyncOut",
+    "SecurityProfileIn",
+    "StationCallList",
+    "StationCallOut",
+    "StationNotificationOut",
+    "TriggerIn",
     "TrustImportIn",
     "TrustImportOut",
     "TrustRefusalOut",
@@ -549,3 +563,139 @@ class CaInstallOut(_Wire):
             created=list(report.created),
             waiting=list(report.waiting),
         )
+
+
+# -- operator calls on a station (/api/v1/stations/{id}/...) -------------------------------------------
+
+
+class StationNotificationOut(_Wire):
+    action: str = Field(examples=["FirmwareStatusNotification"])
+    request_id: int | None = None
+    status: str = Field(examples=["Installed"])
+    payload: dict[str, Any]
+    received_at: dt.datetime
+
+
+class StationCallOut(_Wire):
+    """A stored call to a station and, once it answered, its answer (status + statusInfo) or CALLERROR."""
+
+    id: int = Field(description="the call's id; also the requestId of GetLog and UpdateFirmware")
+    station_id: str
+    action: str = Field(examples=["InstallCertificate"], description="the OCPP action, in the station's version")
+    topic: str
+    payload: dict[str, Any] = Field(description="the CALL payload (a Basic-auth password is shown as ********)")
+    status: str = Field(
+        examples=["pending"],
+        description="pending | accepted | rejected | failed | answered | error (CALLERROR) | expired | superseded",
+    )
+    origin: str = Field(examples=["operator"], description="operator, or bridge for the bridge's own deliveries")
+    ocpp_version: str | None = None
+    requested_by: str | None = None
+    attempts: int
+    created_at: dt.datetime
+    last_sent_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    result: dict[str, Any] | None = Field(
+        default=None, description="the station's CALLRESULT payload, or {errorCode, errorDescription}"
+    )
+    certificate_issuer: str | None = None
+    certificate_serial: str | None = None
+    notifications: list[StationNotificationOut] = Field(
+        default_factory=list, description="Log/FirmwareStatusNotifications filed under the call's requestId"
+    )
+
+
+class StationCallList(_Wire):
+    calls: list[StationCallOut]
+
+
+class InstallCertificateIn(_Wire):
+    use: str = Field(
+        max_length=40,
+        examples=["CSMSRootCertificate"],
+        description="CSMS/Manufacturer/V2G/MO root (2.1: OEMRootCertificate); 1.6 CentralSystemRootCertificate too",
+    )
+    ca_id: str | None = Field(default=None, max_length=64, description="one of our roots")
+    trusted: str | None = Field(default=None, max_length=100, description="a trust-store root: label or SHA-256")
+    certificate: str | None = Field(default=None, max_length=10000, description="a root certificate, PEM")
+    ocpp_version: str | None = Field(default=None, max_length=8, description="default: the station's last one")
+
+
+class DeleteCertificateIn(_Wire):
+    hash_data: dict[str, str] | None = Field(
+        default=None, description="CertificateHashDataType exactly as the station reported it"
+    )
+    ca_id: str | None = Field(default=None, max_length=64)
+    trusted: str | None = Field(default=None, max_length=100)
+    certificate: str | None = Field(default=None, max_length=10000, description="PEM")
+    hash_algorithm: str | None = Field(
+        default=None, max_length=8, description="default: the one the station reported (else SHA256)"
+    )
+    ocpp_version: str | None = Field(default=None, max_length=8)
+
+
+class InstalledCertificatesIn(_Wire):
+    types: list[str] = Field(
+        default_factory=list, max_length=8, description="certificate types; empty: all (2.x; 1.6 needs one)"
+    )
+    ocpp_version: str | None = Field(default=None, max_length=8)
+
+
+class TriggerIn(_Wire):
+    message: str = Field(
+        max_length=40,
+        examples=["SignChargingStationCertificate"],
+        description="SignChargingStationCertificate | SignV2GCertificate | SignCombinedCertificate | "
+        "SignV2G20Certificate (2.1)",
+    )
+    evse_id: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    ocpp_version: str | None = Field(default=None, max_length=8)
+
+
+class GetLogIn(_Wire):
+    remote_location: str = Field(max_length=2000, examples=["https://logs.example.com/upload"])
+    oldest_timestamp: AwareDatetime | None = None
+    latest_timestamp: AwareDatetime | None = None
+    retries: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    retry_interval: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    ocpp_version: str | None = Field(default=None, max_length=8)
+
+
+class PasswordIn(_Wire):
+    password: str | None = Field(
+        default=None, min_length=16, max_length=40, description="default: a random one (never shown)"
+    )
+    ocpp_version: str | None = Field(default=None, max_length=8)
+
+
+class SecurityProfileIn(_Wire):
+    profile: int = Field(default=3, ge=3, le=3)
+    ocpp_version: str | None = Field(default=None, max_length=8)
+
+
+class RootSyncIn(_Wire):
+    mode: str | None = Field(default=None, pattern="^(on|off)$", description="on, off, or null: the default")
+    delay_seconds: int | None = Field(default=None, ge=0, le=86400, description="null: the default")
+
+
+class FirmwareUpdateOut(_Wire):
+    request_id: int
+    outcome: str = Field(
+        examples=["installed"],
+        description="queued | sent | accepted | in-progress | installed | refused | failed | error | expired | "
+        "superseded",
+    )
+    reason: str
+    call: StationCallOut
+    notifications: list[StationNotificationOut]
+
+
+class FirmwareUpdateList(_Wire):
+    updates: list[FirmwareUpdateOut]
+
+
+class RootSyncOut(_Wire):
+    station_id: str
+    mode: str | None = Field(description="on, off, or null: the bridge's default (EVPKI_OCPP_ROOT_SYNC)")
+    delay_seconds: int | None

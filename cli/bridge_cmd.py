@@ -26,6 +26,15 @@ def bridge(
         int,
         typer.Option("--basic-port", min=0, max=65535, help="Security profile 2 (TLS + Basic auth) port; 0: off."),
     ] = 8444,
+    combined_port: Annotated[
+        int,
+        typer.Option(
+            "--combined-port",
+            min=0,
+            max=65535,
+            help="One port for profiles 2 and 3 (client certificate optional: mTLS or Basic auth); 0: off.",
+        ),
+    ] = 0,
     server_name: Annotated[
         str | None,
         typer.Option(
@@ -42,6 +51,16 @@ def bridge(
     upstream_ca: Annotated[
         Path | None, typer.Option("--upstream-ca", help="PEM CA bundle that verifies a wss:// upstream.")
     ] = None,
+    upstream_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--upstream-cert", help="PEM client certificate (chain) the bridge presents to a wss:// upstream."
+        ),
+    ] = None,
+    upstream_key: Annotated[
+        Path | None,
+        typer.Option("--upstream-key", help="Its PEM key (unencrypted, or encrypted with EVPKI_KEY_PASSPHRASE)."),
+    ] = None,
     server_cert_dir: Annotated[
         Path | None,
         typer.Option("--server-cert-dir", help="Server keys and certificates (default: EVPKI_HOME/bridge)."),
@@ -52,6 +71,15 @@ def bridge(
     call_timeout: Annotated[
         float, typer.Option("--call-timeout", min=1.0, help="Seconds a station has to answer a call.")
     ] = 30.0,
+    call_poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--call-poll-interval",
+            min=0.05,
+            max=60.0,
+            help="Seconds between looks for new operator calls (`evpki station …`, REST) in the database.",
+        ),
+    ] = 0.5,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the OCPP station gateway until interrupted (SIGINT/SIGTERM close every connection with 1001).
@@ -66,19 +94,27 @@ def bridge(
 
     if upstream is not None and not upstream.startswith(("ws://", "wss://")):
         raise fail("--upstream must be a ws:// or wss:// URL", 2)
-    if port == 0 and basic_port == 0:
+    if (upstream_cert is None) != (upstream_key is None):
+        raise fail("--upstream-cert and --upstream-key go together", 2)
+    if upstream_cert is not None and not (upstream or "").startswith("wss://"):
+        raise fail("--upstream-cert needs a wss:// --upstream", 2)
+    if port == 0 and basic_port == 0 and combined_port == 0:
         raise fail("both listeners are disabled (--port 0 and --basic-port 0)", 2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = BridgeConfig(
         host=host,
         port=port or None,
         basic_port=basic_port or None,
+        combined_port=combined_port or None,
         server_name=server_name,
         upstream=upstream,
         upstream_ca=upstream_ca,
+        upstream_cert=upstream_cert,
+        upstream_key=upstream_key,
         certificate_dir=server_cert_dir,
         renewal_interval=renewal_interval,
         call_timeout=call_timeout,
+        call_poll_interval=call_poll_interval,
     )
     pki = open_pki()
 

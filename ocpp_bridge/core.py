@@ -40,6 +40,7 @@ from pki import PKI
 from pki.ca import RequestIdentity, RootUse, load_csr
 from pki.core import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.iso15118 import EXI_RESPONSE_LIMITS
+from pki.stations import OPERATOR
 
 __all__ = [
     "HANDLED_ACTIONS",
@@ -81,6 +82,7 @@ class FollowUp:
     action: str
     payload: dict[str, Any]  # camelCase JSON, schema-valid for the station's version
     delivery_id: int | None = None  # a tracked delivery (pki deliveries); None when untracked
+    operator: bool = False  # an operator-initiated call (ocpp_bridge.operator_calls)
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "payload": self.payload, "deliveryId": self.delivery_id}
@@ -126,6 +128,9 @@ class CertificateService:
             contract_pool = ContractPool(settings.contract_pool_url, token)
         self._pool = contract_pool
         self._cas = CaIndex(pki.cas.list)
+        from ocpp_bridge.operator_calls import OperatorCalls  # it builds FollowUps of this module
+
+        self.operator_calls = OperatorCalls(pki)
         self._handlers: dict[str, Callable[[str, str, dict[str, Any]], Handled]] = {
             "SignCertificate": self._sign_certificate,
             "Get15118EVCertificate": self._get_15118_ev_certificate,
@@ -154,7 +159,9 @@ class CertificateService:
         if not self.owns(version, action, payload):
             known = has_schema(version, action)
             raise OcppCallError(
-                "NotImplemented" if known else "NotSupported", f"{action} is not handled by the certificate service"
+                # OCPP-J §4.2.3: NotSupported = recognised but not supported; NotImplemented = not known.
+                "NotSupported" if known else "NotImplemented",
+                f"{action} is not handled by the certificate service",
             )
         validate_request(version, action, payload)
         try:
@@ -439,6 +446,8 @@ class CertificateService:
         self, version: str, station_id: str, follow_up: FollowUp, response: dict[str, Any]
     ) -> tuple[FollowUp, ...]:
         """The station's CALLRESULT to a follow-up: close its delivery, return what to send next."""
+        if follow_up.operator:
+            return self.operator_calls.record_result(version, station_id, follow_up, response)
         action, request, answer = follow_up.action, follow_up.payload, response
         inner_version = version
         if action == "DataTransfer" and request.get("vendorId") == PNC_VENDOR_ID:
@@ -466,6 +475,9 @@ class CertificateService:
 
     def record_error(self, version: str, station_id: str, follow_up: FollowUp, code: str, description: str) -> None:
         """A CALLERROR or timeout for a follow-up: its delivery stays pending and is re-sent on reconnect."""
+        if follow_up.operator:
+            self.operator_calls.record_error(version, station_id, follow_up, code, description)
+            return
         log.warning("%s to %s failed: %s %s", follow_up.action, station_id, code, description[:200])
         if follow_up.delivery_id is not None:
             self._pki.deliveries.mark_sent(follow_up.delivery_id, station=station_id)
@@ -473,7 +485,21 @@ class CertificateService:
     # -- connection lifecycle ------------------------------------------------------------------------
 
     def on_boot(self, version: str, station_id: str) -> tuple[FollowUp, ...]:
-        """After BootNotification: pending deliveries to re-send, then the root inventory (M03)."""
+        """After BootNotification: pending deliveries to re-send, then the root inventory (M03) unless
+        root sync is off or delayed for the station (:meth:`root_sync`; then :meth:`root_inventory`)."""
+        enabled, delay = self.root_sync(station_id)
+        inventory = list(self.root_inventory(version, station_id)) if enabled and delay <= 0 else []
+        follow_ups = (*self.pending(station_id, version=version), *inventory)
+        for follow_up in follow_ups:
+            self._check_follow_up(version, follow_up)
+        return follow_ups
+
+    def root_sync(self, station_id: str) -> tuple[bool, float]:
+        """Whether, and after how many seconds, roots are reconciled after boot (global and per station)."""
+        return self._pki.station_calls.root_sync(station_id)
+
+    def root_inventory(self, version: str, station_id: str) -> tuple[FollowUp, ...]:
+        """The GetInstalledCertificateIds whose answer starts root reconciliation (M03)."""
         inventory: list[FollowUp]
         if version == "1.6":
             inventory = [
@@ -483,10 +509,7 @@ class CertificateService:
         else:
             uses = [*root_sync.USES_2X, *(["OEMRootCertificate"] if version == "2.1" else [])]
             inventory = [FollowUp("GetInstalledCertificateIds", {"certificateType": uses})]
-        follow_ups = (*self.pending(station_id, version=version), *inventory)
-        for follow_up in follow_ups:
-            self._check_follow_up(version, follow_up)
-        return follow_ups
+        return tuple(inventory)
 
     def pending(self, station_id: str, *, version: str | None = None) -> tuple[FollowUp, ...]:
         """The station's pending deliveries, oldest first, shaped for ``version`` (default: its last one)."""
@@ -495,10 +518,14 @@ class CertificateService:
                 version = self._pki.stations.get(station_id).ocpp_version
             except NotFound:
                 return ()
-        return tuple(
-            self._adapt(version or "2.0.1", delivery.action, delivery.payload, delivery.id)
-            for delivery in self._pki.deliveries.pending(station_id)
-        )
+        follow_ups: list[FollowUp] = []
+        for delivery in self._pki.deliveries.pending(station_id):
+            if delivery.origin == OPERATOR:
+                operator = self.operator_calls.follow_up(delivery, version or "2.0.1")
+                follow_ups.extend([operator] if operator is not None else [])
+            else:
+                follow_ups.append(self._adapt(version or "2.0.1", delivery.action, delivery.payload, delivery.id))
+        return tuple(follow_ups)
 
     def renewal_due(self, version: str, station_id: str) -> tuple[FollowUp, ...]:
         """Trigger renewal (A02) of the station / SECC certificate when :meth:`pki.PKI.renewal_due` says so."""

@@ -1,6 +1,8 @@
 """The OCPP-J station gateway behind ``evpki bridge``: WebSocket listeners, admission, sessions, monitors.
 
-Two listeners (OCPP A00.FR.006 allows one per security profile):
+Two listeners (OCPP A00.FR.006 allows one per security profile), and optionally a third that
+serves both (``combined_port``: a client certificate is requested but optional -- presented, the
+profile 3 checks; absent, Basic auth), for stations that keep their URL across an upgrade (A05):
 
 - *profile 3* (``port``): mutual TLS. The TLS layer verifies the client certificate's path to the
   CSO root; before the WebSocket upgrade, ``pki.stations.admit_certificate`` checks
@@ -27,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import ssl
-import time
 import weakref
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -47,21 +50,28 @@ from websockets.exceptions import InvalidHandshake, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from ocpp_bridge.core import CertificateService
+from ocpp_bridge.core import CertificateService, FollowUp
 from ocpp_bridge.credentials import parse_basic_authorization
 from ocpp_bridge.session import SessionOptions, StationSession
 from ocpp_bridge.tls import server_context
 from pki import PKI, InvalidInput
 from pki.stations import SERVER_CERTIFICATE_VALIDITY, Admission, Refusal, parse_identity
 
-__all__ = ["SUBPROTOCOLS", "Bridge", "BridgeConfig", "choose_subprotocol", "identity_from_path"]
+__all__ = [
+    "STATION_CERTIFICATE_HEADER",
+    "SUBPROTOCOLS",
+    "Bridge",
+    "BridgeConfig",
+    "choose_subprotocol",
+    "identity_from_path",
+]
 
 log = logging.getLogger("evpki.bridge")
 
 # OCPP-J subprotocol → the core's version name ([P4-201] §3.1.2, [P4-21]); our preference order.
 SUBPROTOCOLS: dict[str, str] = {"ocpp2.1": "2.1", "ocpp2.0.1": "2.0.1", "ocpp1.6": "1.6"}
-_EVENTS_PER_MINUTE = 6  # refusals recorded as security events per remote address and minute; the rest logged
-_FAILURES_PER_MINUTE = 30  # failed Basic-auth attempts per address and minute before 429 without a check
+# Sent to the upstream with each relayed profile-3 station: the SHA-256 (hex) of its verified certificate.
+STATION_CERTIFICATE_HEADER = "X-EVPKI-Station-Certificate-SHA256"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +79,19 @@ class BridgeConfig:
     host: str = "127.0.0.1"
     port: int | None = 8443  # security profile 3 (mutual TLS); None: no such listener; 0: any free port
     basic_port: int | None = 8444  # security profile 2 (TLS + Basic auth)
+    # Profiles 2 and 3 on one address: a client certificate is asked for but optional (presented:
+    # profile 3 admission; absent: Basic auth), as an upgrade (A05) that keeps the station's URL needs.
+    combined_port: int | None = None
     server_name: str | None = None  # FQDN in the server certificates (A00.FR.510); default from host
     upstream: str | None = None  # ws(s)://csms.example/ocpp: relay what the core does not own
     upstream_ca: Path | None = None  # CA bundle to verify a wss:// upstream (default: system store)
+    upstream_cert: Path | None = None  # the bridge's client certificate (PEM chain) for a wss:// upstream
+    upstream_key: Path | None = None  # its key (PEM; encrypted with the key passphrase, or not at all)
     certificate_dir: Path | None = None  # server keys and certificates (default: EVPKI_HOME/bridge)
     server_certificate_validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY
     server_certificate_check: float = 600.0  # seconds between server-certificate freshness checks
     renewal_interval: float = 3600.0  # seconds between renewal checks of connected stations
+    call_poll_interval: float = 0.5  # seconds between looks for new operator calls (their latency bound)
     call_timeout: float = 30.0  # seconds a station has to answer a CALL we send
     trigger_cooldown: float = 600.0  # a renewal trigger is not repeated sooner for a station
     heartbeat_interval: int = 300  # BootNotification interval when there is no upstream
@@ -84,6 +100,8 @@ class BridgeConfig:
     ping_timeout: float | None = 30.0
     open_timeout: float = 30.0  # the opening handshake, including admission
     backlog: int = 1024
+    login_failures_per_minute: int = 30  # refused attempts per address and minute before 429 without a check
+    security_events_per_minute: int = 6  # refusals recorded as security events per address and minute
 
     def resolved_server_name(self) -> str:
         if self.server_name:
@@ -101,28 +119,6 @@ class _Admitted:
     version: str
     admission: Admission
     authorization: str | None = None
-
-
-class _Failures:
-    """Refused attempts per remote address in the current minute (bounded memory)."""
-
-    def __init__(self) -> None:
-        self._minute = 0.0
-        self._counts: dict[str, int] = {}
-
-    def _roll(self) -> None:
-        minute = time.monotonic() // 60
-        if minute != self._minute or len(self._counts) > 100_000:
-            self._minute, self._counts = minute, {}
-
-    def count(self, address: str) -> int:
-        self._roll()
-        return self._counts.get(address, 0)
-
-    def add(self, address: str) -> int:
-        self._roll()
-        self._counts[address] = self._counts.get(address, 0) + 1
-        return self._counts[address]
 
 
 def identity_from_path(path: str) -> str:
@@ -161,9 +157,9 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._upstream_context: ssl.SSLContext | None = None
-        self._failures = _Failures()
         self._station_issuers: frozenset[str] = frozenset()
         self._mtls_context: ssl.SSLContext | None = None
+        self._optional_context: ssl.SSLContext | None = None
         self._trusted_cas: list[x509.Certificate] = []
         directory = self.config.certificate_dir or pki.settings.home / "bridge"
         self.server_certificates = pki.stations.server_certificates(
@@ -175,6 +171,8 @@ class Bridge:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if (self.config.upstream or "").startswith("wss://"):
+            self._upstream_ssl()  # a missing or wrong client certificate fails here, not per station
         await asyncio.to_thread(self.server_certificates.refresh)
         self._station_issuers = await asyncio.to_thread(self.pki.stations.station_issuer_ids)
         common: dict[str, Any] = {
@@ -202,6 +200,21 @@ class Bridge:
                 process_request=self._process_mtls,
                 **common,
             )
+        if self.config.combined_port is not None:
+            cas = await asyncio.to_thread(self.pki.stations.client_ca_certificates)
+            context = server_context(self.server_certificates, client_cas=cas, optional=True)
+            self._contexts.append(context)
+            self._optional_context = context
+            if not self._trusted_cas:
+                self._trusted_cas = list(cas)
+            self._servers["combined"] = await serve(
+                self._handler,
+                self.config.host,
+                self.config.combined_port,
+                ssl=context,
+                process_request=self._process_combined,
+                **common,
+            )
         if self.config.basic_port is not None:
             context = server_context(self.server_certificates, client_cas=None)
             self._contexts.append(context)
@@ -215,6 +228,7 @@ class Bridge:
             )
         self._tasks.append(asyncio.create_task(self._renewal_monitor(), name="evpki-renewal-monitor"))
         self._tasks.append(asyncio.create_task(self._certificate_monitor(), name="evpki-server-certificates"))
+        self._tasks.append(asyncio.create_task(self._call_monitor(), name="evpki-operator-calls"))
         log.info("bridge listening on %s", ", ".join(f"{name} port {port}" for name, port in self.ports.items()))
 
     @property
@@ -275,6 +289,13 @@ class Bridge:
         )
         return await self._decide(connection, identity, version, result, None, basic=False)
 
+    async def _process_combined(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Profiles 2 and 3 on one port: a verified client certificate means profile 3, none means Basic auth."""
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.getpeercert(binary_form=True):
+            return await self._process_mtls(connection, request)
+        return await self._process_basic(connection, request)
+
     async def _process_basic(self, connection: ServerConnection, request: Request) -> Response | None:
         checked = self._preflight(connection, request)
         if isinstance(checked, Response):
@@ -284,7 +305,10 @@ class Bridge:
         result: Admission | Refusal
         if authorization is None:
             result = Refusal(HTTPStatus.UNAUTHORIZED, "", "no credentials")
-        elif self._failures.count(_address(connection)) >= _FAILURES_PER_MINUTE:
+        elif (
+            await asyncio.to_thread(self.pki.stations.connection_failures, _address(connection))
+            >= self.config.login_failures_per_minute
+        ):
             # Password guessing costs us an scrypt per try: past the budget, refuse without one.
             result = Refusal(HTTPStatus.TOO_MANY_REQUESTS, "", "too many failed attempts from this address")
         else:
@@ -308,8 +332,11 @@ class Bridge:
         address = _address(connection)
         log.warning("refused %s from %s: %s", identity, address, result.reason)
         # Security events (A00.FR.408), rate-limited per address; a missing credential is no event.
-        failures = self._failures.add(address) if result.event_type else 0
-        if result.event_type and failures <= _EVENTS_PER_MINUTE:
+        # Counted in the database: the budget holds across every bridge process on it.
+        failures = (
+            await asyncio.to_thread(self.pki.stations.add_connection_failure, address) if result.event_type else 0
+        )
+        if result.event_type and failures <= self.config.security_events_per_minute:
             await asyncio.to_thread(
                 self.pki.stations.record_security_event,
                 station=identity,
@@ -368,24 +395,39 @@ class Bridge:
                 del self.sessions[identity]
             log.info("%s disconnected", identity)
 
+    def _upstream_ssl(self) -> ssl.SSLContext:
+        """One context for every station's upstream connection: the upstream's CA, our client certificate."""
+        if self._upstream_context is None:
+            cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
+            context = ssl.create_default_context(cafile=cafile)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if self.config.upstream_cert is not None:
+                # Mutual TLS to the upstream: it authenticates the bridge, and so trusts the headers it sends.
+                context.load_cert_chain(
+                    self.config.upstream_cert, self.config.upstream_key, password=self.pki.settings.passphrase()
+                )
+            self._upstream_context = context
+        return self._upstream_context
+
     async def _connect_upstream(self, admitted: _Admitted) -> ClientConnection | None:
         assert self.config.upstream is not None
         url = f"{self.config.upstream.rstrip('/')}/{quote(admitted.identity, safe='')}"
         subprotocol = next(name for name, version in SUBPROTOCOLS.items() if version == admitted.version)
         context: ssl.SSLContext | None = None
         if url.startswith("wss://"):
-            if self._upstream_context is None:  # one context for every station's upstream connection
-                cafile = str(self.config.upstream_ca) if self.config.upstream_ca else None
-                self._upstream_context = ssl.create_default_context(cafile=cafile)
-                self._upstream_context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context = self._upstream_context
-        headers = {"Authorization": admitted.authorization} if admitted.authorization else None
+            context = self._upstream_ssl()
+        headers = {"Authorization": admitted.authorization} if admitted.authorization else {}
+        if admitted.admission.certificate is not None:
+            # Which station the bridge relays, beyond the identity in the URL: the SHA-256 of the client
+            # certificate it verified (profile 3), so the upstream can tie the connection to it.
+            fingerprint = admitted.admission.certificate.fingerprint(hashes.SHA256()).hex()
+            headers[STATION_CERTIFICATE_HEADER] = fingerprint
         try:
             upstream = await connect(
                 url,
                 ssl=context,
                 subprotocols=[Subprotocol(subprotocol)],
-                additional_headers=headers,
+                additional_headers=headers or None,
                 max_size=self.config.max_frame_bytes,
                 compression=None,
                 open_timeout=self.config.open_timeout,
@@ -407,9 +449,47 @@ class Bridge:
         """Ask the core once, for every connected station, whether a renewal trigger is due (A02)."""
         for session in list(self.sessions.values()):
             try:
-                session.enqueue(await asyncio.to_thread(self.service.renewal_due, session.version, session.identity))
+                due = await asyncio.to_thread(self.service.renewal_due, session.version, session.identity)
+                if due:
+                    due = await asyncio.to_thread(self._claim_triggers, session.identity, due)
+                session.enqueue(due)
             except Exception:
                 log.exception("renewal check of %s failed", session.identity)
+
+    async def deliver_calls(self) -> int:
+        """Send the operator calls filed (by any process) for stations connected here; how many went out."""
+        sessions = dict(self.sessions)
+        if not sessions:
+            return 0
+        due = await asyncio.to_thread(
+            self.service.operator_calls.due,
+            {identity: session.version for identity, session in sessions.items()},
+            {identity: set(session.sent_calls) for identity, session in sessions.items()},
+        )
+        for identity, follow_up in due:
+            session = self.sessions.get(identity)
+            if session is not None:
+                session.enqueue([follow_up])
+        return len(due)
+
+    async def _call_monitor(self) -> None:
+        # Polling the shared database: a call filed through any API or CLI process reaches a connected
+        # station within call_poll_interval (plus one query), whichever bridge process holds it.
+        while True:
+            await asyncio.sleep(self.config.call_poll_interval)
+            try:
+                await self.deliver_calls()
+            except Exception:
+                log.exception("looking for operator calls failed")
+
+    def _claim_triggers(self, identity: str, follow_ups: tuple[FollowUp, ...]) -> tuple[FollowUp, ...]:
+        """The triggers not sent to ``identity`` within the cool-down by any bridge process (claimed now)."""
+        claimed = []
+        for follow_up in follow_ups:
+            digest = hashlib.sha256(json.dumps([follow_up.action, follow_up.payload], sort_keys=True).encode())
+            if self.pki.stations.claim_trigger(identity, digest.hexdigest()[:32], self.config.trigger_cooldown):
+                claimed.append(follow_up)
+        return tuple(claimed)
 
     async def _renewal_monitor(self) -> None:
         while True:
@@ -438,15 +518,17 @@ class Bridge:
         admission checks on every connection.
         """
         self._station_issuers = await asyncio.to_thread(self.pki.stations.station_issuer_ids)
-        if self._mtls_context is None:
+        contexts = [c for c in (self._mtls_context, self._optional_context) if c is not None]
+        if not contexts:
             return
         cas = await asyncio.to_thread(self.pki.stations.client_ca_certificates)
         known = {c.fingerprint(hashes.SHA256()) for c in self._trusted_cas}
         fresh = [c for c in cas if c.fingerprint(hashes.SHA256()) not in known]
         if fresh:
-            self._mtls_context.load_verify_locations(
-                cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in fresh)
-            )
+            for context in contexts:
+                context.load_verify_locations(
+                    cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in fresh)
+                )
             self._trusted_cas.extend(fresh)
             log.info("now trusting station CAs %s", ", ".join(c.subject.rfc4514_string() for c in fresh))
 

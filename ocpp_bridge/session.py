@@ -5,8 +5,9 @@ Routing of what the station sends (OCPP-J, [P4-201] §4):
 - a CALL the certificate core owns (:meth:`CertificateService.owns`) is answered by the core in a
   worker thread; the CALLRESULT (or CALLERROR) goes out first, then the core's follow-ups;
 - any other CALL goes verbatim to the upstream CSMS when there is one; without one, the gateway
-  answers BootNotification, Heartbeat and StatusNotification itself and everything else with
-  CALLERROR ``NotImplemented``;
+  answers BootNotification, Heartbeat, StatusNotification and NotifyEvent itself (and records the
+  firmware and log status notifications, :mod:`ocpp_bridge.operator_calls`), and everything else
+  with CALLERROR ``NotSupported`` (an action of the version) or ``NotImplemented`` (one it lacks);
 - a CALLRESULT / CALLERROR answers either one of our follow-ups (matched by our message id, never
   relayed) or a CALL the upstream CSMS made (relayed verbatim).
 
@@ -35,7 +36,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ocpp_bridge.core import CertificateService, FollowUp, OcppCallError
-from ocpp_bridge.schemas import validate_request
+from ocpp_bridge.schemas import has_schema, validate_request
 
 __all__ = [
     "CALL",
@@ -53,7 +54,7 @@ log = logging.getLogger("evpki.bridge")
 CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND = 2, 3, 4, 5, 6  # 5 and 6 exist in OCPP 2.1 only
 _MAX_ID = 36  # OCPP-J: messageId is at most 36 characters
 _MAX_DESCRIPTION = 255  # errorDescription
-_LOCAL_ACTIONS = frozenset({"BootNotification", "Heartbeat", "StatusNotification"})
+_LOCAL_ACTIONS = frozenset({"BootNotification", "Heartbeat", "StatusNotification", "NotifyEvent"})
 _MAX_RELAYED = 256  # upstream CALL ids kept for late answers
 
 
@@ -173,6 +174,10 @@ class StationSession:
         self._waiting: dict[str, asyncio.Future[Frame]] = {}
         self._relayed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._boot_ids: set[str] = set()
+        # Our calls wait while a BootNotification is unanswered or was not Accepted/Pending (1.6 §4.2,
+        # 2.0.1 B01-B03); a station that connects without booting (a reconnect) is accepted already.
+        self._booted = asyncio.Event()
+        self._booted.set()
         self._dispatcher: asyncio.Task[None] | None = None
         self._station_call_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -184,6 +189,7 @@ class StationSession:
         self.finished = asyncio.Event()  # set once the session has recorded everything it received
         # Shared by the connections of one identity, so a reconnect does not re-trigger at once.
         self._cooldowns = cooldowns if cooldowns is not None else {}
+        self.sent_calls: set[int] = set()  # operator calls queued on this connection: each goes out once
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -217,6 +223,7 @@ class StationSession:
     async def _shutdown(self) -> None:
         self._closed = True
         self._queue.clear()
+        self._booted.set()  # a dispatcher waiting for the boot answer ends
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -255,6 +262,8 @@ class StationSession:
             log.info("%s sent a malformed frame: %s", self.identity, error.description)
             await self._send_error(error.unique_id, error.code, error.description)
             return
+        if frame.kind == CALL and frame.action == "BootNotification":
+            self._booted.clear()  # until it is answered Accepted or Pending
         if frame.kind == CALL and self._owns(frame):
             # The core may take a while (issuance, OCSP forwarding): it runs beside the reader, which
             # stays free for the answers to our own calls. A station has one CALL outstanding at a
@@ -283,6 +292,10 @@ class StationSession:
         try:
             if self._owns(frame):
                 await self._answer_owned(frame)
+            elif self._service.operator_calls.owns_notification(self.version, frame.action) and not (
+                await self._record_notification(frame)
+            ):
+                return  # answered here (standalone) or refused; with an upstream it is relayed below
             elif self._upstream is not None:
                 if frame.action == "BootNotification":
                     self._boot_ids.add(frame.unique_id)
@@ -310,9 +323,29 @@ class StationSession:
         # Follow-ups only once the response is on the wire (the station may wait for it first).
         self.enqueue(handled.follow_ups)
 
+    async def _record_notification(self, frame: Frame) -> bool:
+        """File a firmware / log status report under its operator call; False when it was refused."""
+        try:
+            await asyncio.to_thread(
+                self._service.operator_calls.record_notification,
+                self.version,
+                self.identity,
+                frame.action,
+                frame.payload,
+            )
+        except OcppCallError as error:
+            await self._send_error(frame.unique_id, error.code, error.description)
+            return False
+        if self._upstream is None:
+            await self._send([CALLRESULT, frame.unique_id, {}])  # standalone: the bridge confirms it
+            return False
+        return True  # relayed: the upstream confirms it
+
     async def _answer_locally(self, frame: Frame) -> None:
-        if frame.action not in _LOCAL_ACTIONS:
-            await self._send_error(frame.unique_id, "NotImplemented", f"{frame.action} is not handled here")
+        if frame.action not in _LOCAL_ACTIONS or not has_schema(self.version, frame.action):
+            # OCPP-J §4.2.3: NotSupported for an action of the version we do not serve, NotImplemented otherwise.
+            code = "NotSupported" if has_schema(self.version, frame.action) else "NotImplemented"
+            await self._send_error(frame.unique_id, code, f"{frame.action} is not handled here")
             return
         try:
             validate_request(self.version, frame.action, frame.payload)
@@ -326,11 +359,16 @@ class StationSession:
             response = {"currentTime": _now_text()}
         await self._send([CALLRESULT, frame.unique_id, response])
         if frame.action == "BootNotification":
+            self._booted.set()
             self._spawn(self._after_boot())
 
     async def _after_boot(self) -> None:
         try:
             self.enqueue(await asyncio.to_thread(self._service.on_boot, self.version, self.identity))
+            enabled, delay = await asyncio.to_thread(self._service.root_sync, self.identity)
+            if enabled and delay > 0:
+                await asyncio.sleep(delay)  # root sync delayed for operators who install roots first
+                self.enqueue(await asyncio.to_thread(self._service.root_inventory, self.version, self.identity))
         except Exception:
             log.exception("%s: boot follow-ups failed", self.identity)
 
@@ -386,8 +424,12 @@ class StationSession:
             return
         if frame.kind == CALLRESULT and frame.unique_id in self._boot_ids:
             self._boot_ids.discard(frame.unique_id)
+            await self.connection.send(raw)  # the station has its answer before any call of ours
+            if frame.payload.get("status") in ("Accepted", "Pending"):
+                self._booted.set()
             if frame.payload.get("status") == "Accepted":
                 self._spawn(self._after_boot())
+            return
         await self.connection.send(raw)
 
     # -- calls to the station ------------------------------------------------------------------------
@@ -396,6 +438,10 @@ class StationSession:
         """Queue follow-ups for the station; one already queued or in flight is not queued twice."""
         now = self._loop.time()
         for follow_up in follow_ups:
+            if follow_up.operator and follow_up.delivery_id is not None:
+                if follow_up.delivery_id in self.sent_calls:
+                    continue  # sent on this connection already; a timeout waits for the next one
+                self.sent_calls.add(follow_up.delivery_id)
             if follow_up.delivery_id is not None:
                 key: object = ("delivery", follow_up.delivery_id)
             else:
@@ -421,6 +467,9 @@ class StationSession:
             item = self._queue.popleft()
             try:
                 if item.follow_up is not None:
+                    await self._booted.wait()
+                    if self._closed:
+                        return
                     await self._call(item.follow_up, item.key)
                 else:
                     await self._relay_call(item)
@@ -463,7 +512,7 @@ class StationSession:
         if answer is None:
             timeout = f"no answer within {self._options.call_timeout:g} s"
             await asyncio.to_thread(
-                self._service.record_error, self.version, self.identity, follow_up, "GenericError", timeout
+                self._service.record_error, self.version, self.identity, follow_up, "Timeout", timeout
             )
         elif answer.kind == CALLRESULT:
             try:

@@ -38,8 +38,11 @@ CIPHERS_TLS12 = ":".join(
 _NO_CHECK_TIME = 0x200000  # OpenSSL X509_V_FLAG_NO_CHECK_TIME (not named by Python's ssl module)
 
 
-def server_context(certificates: ServerCertificates, *, client_cas: list[x509.Certificate] | None) -> ssl.SSLContext:
-    """A server context: TLS >= 1.2 with both certificates; mutual TLS when ``client_cas`` is given."""
+def server_context(
+    certificates: ServerCertificates, *, client_cas: list[x509.Certificate] | None, optional: bool = False
+) -> ssl.SSLContext:
+    """A server context: TLS >= 1.2 with both certificates; mutual TLS when ``client_cas`` is given
+    (``optional``: a client certificate is requested and checked when presented, not required)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # A00.FR.416
     context.options |= ssl.OP_NO_COMPRESSION  # A00.FR.424
@@ -48,7 +51,8 @@ def server_context(certificates: ServerCertificates, *, client_cas: list[x509.Ce
     certificates.load_into(context)
     if client_cas:
         # Security profile 3 (A00.FR.403/407): no handshake without a certificate of our CSO hierarchy.
-        context.verify_mode = ssl.CERT_REQUIRED
+        # One listener for profiles 2 and 3 (A05 keeps the station's URL): a certificate if any.
+        context.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
         context.load_verify_locations(
             cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in client_cas)
         )

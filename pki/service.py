@@ -24,6 +24,7 @@ from pki.opcp.service import Opcp
 from pki.operations.services import ApiTokens, AuditLog
 from pki.revocation.services import Crls, Ocsp, Revocations
 from pki.runtime.context import Context
+from pki.stations.call_service import StationCalls
 from pki.stations.services import Deliveries, Stations
 from pki.store.db import Database
 from pki.store.models import CertificateAuthorityRow
@@ -42,6 +43,7 @@ class PKI:
     ocsp: Ocsp
     stations: Stations
     deliveries: Deliveries
+    station_calls: StationCalls
     contracts: Contracts
     firmware: Firmware
     audit: AuditLog
@@ -62,6 +64,7 @@ class PKI:
         self.stations = Stations(ctx, self.certificates, self.revocation, self.deliveries)
         self.contracts = Contracts(ctx, self.crls)
         self.firmware = Firmware(ctx)
+        self.station_calls = StationCalls(ctx, self.cas, self.trust, self.certificates, self.firmware)
         self.audit = AuditLog(ctx)
         self.tokens = ApiTokens(ctx)
         self.est = Est(ctx)

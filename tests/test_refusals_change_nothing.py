@@ -75,6 +75,8 @@ READ_ONLY_COMMANDS = frozenset(
         "contract show",
         "est secret list",
         "exi decode",
+        "station calls",
+        "station firmware-status",
         "station list",
         "station show",
         "token list",
@@ -128,6 +130,52 @@ def _for_versions(versions: tuple[str, ...], route: str, why: str, body: dict[st
 ALL_VERSIONS = ("1.6", "2.0.1", "2.1")
 V2X = ("2.0.1", "2.1")
 _SIGNED_FOLLOW_UP = {"action": "CertificateSigned", "payload": {"certificateChain": "x"}, "deliveryId": 999_999}
+
+# Operator calls on a station (issue 16): refused before anything is queued. STATION (profile 3) last
+# connected with 2.0.1, BASIC_STATION (profile 2) with 1.6.
+_CALLS = f"/api/v1/stations/{STATION}"
+OPERATOR_CALL_REFUSALS: tuple[Rest, ...] = tuple(
+    Rest(f"{method} /api/v1/stations/{{station_id}}/{route}", why, path=path or f"{_CALLS}/{route}", **kwargs)
+    for method, route, why, path, kwargs in (
+        ("POST", "install-certificate", "unknown station", f"/api/v1/stations/{UNREGISTERED}/install-certificate",
+         {"json": {"use": "CSMSRootCertificate"}, "status": 404}),
+        ("POST", "install-certificate", "OEM root on a 2.0.1 station", None,
+         {"json": {"use": "OEMRootCertificate"}, "status": 400}),
+        ("POST", "install-certificate", "a certificate that is not a root", None,
+         {"json": {"use": "V2GRootCertificate", "certificate": Ref("not_ca_root")}, "status": 422}),
+        ("POST", "install-certificate", "our root of another use", None,
+         {"json": {"use": "CSMSRootCertificate", "caId": "mf-root"}, "status": 422}),
+        ("POST", "delete-certificate", "hash data without issuerKeyHash", None,
+         {"json": {"hashData": {"hashAlgorithm": "SHA256", "issuerNameHash": "00", "serialNumber": "1"}}}),
+        ("POST", "installed-certificates", "OEM roots from a 2.0.1 station", None,
+         {"json": {"types": ["OEMRootCertificate"]}}),
+        ("POST", "trigger", "SignV2G20Certificate on 2.0.1", None, {"json": {"message": "SignV2G20Certificate"}}),
+        ("POST", "security-log", "upload location that is not a URL", None, {"json": {"remoteLocation": "here"}}),
+        ("POST", "password", "profile-3 station", None, {"json": {}, "status": 422}),
+        ("POST", "security-profile", "already on profile 3", None, {"json": {}, "status": 409}),
+        ("POST", "firmware", "unknown station", f"/api/v1/stations/{UNREGISTERED}/firmware",
+         {"content": b"firmware", "params": {"location": _FIRMWARE_URL}, "status": 404}),
+        ("POST", "firmware", "signature without its signing certificate", None,
+         {"content": b"firmware", "params": {"location": _FIRMWARE_URL}, "headers": {"Firmware-Signature": "AAAA"}}),
+        ("PUT", "root-sync", "unknown mode", None, {"json": {"mode": "sometimes"}}),
+        ("PUT", "root-sync", "unknown station", f"/api/v1/stations/{UNREGISTERED}/root-sync",
+         {"json": {"mode": "off"}, "status": 404}),
+    )
+)  # fmt: skip
+OPERATOR_CALL_CLI_REFUSALS: tuple[Cli, ...] = (
+    Cli("station install-cert", "unknown station", f"station install-cert {UNREGISTERED} --use CSMSRootCertificate", 5),
+    Cli("station install-cert", "not a root", f"station install-cert {STATION} --use V2GRootCertificate "
+        "--certificate {not_ca_root_file}", 4),
+    Cli("station delete-cert", "hash data not JSON", f"station delete-cert {STATION} --hash-data not-json", 3),
+    Cli("station installed", "unknown type", f"station installed {STATION} --type OEMRootCertificate", 3),
+    Cli("station trigger", "no such 2.0.1 trigger", f"station trigger {STATION} --message v2g20", 3),
+    Cli("station get-log", "location not a URL", f"station get-log {STATION} --url here", 3),
+    Cli("station rotate-password", "profile-3 station", f"station rotate-password {STATION}", 4),
+    Cli("station upgrade-profile", "already on profile 3", f"station upgrade-profile {STATION}", 6),
+    Cli("station update-firmware", "unknown station", f"station update-firmware {UNREGISTERED} "
+        f"--firmware {{firmware_file}} --location {_FIRMWARE_URL}", 5),
+    Cli("station root-sync", "unknown mode", f"station root-sync {STATION} --mode sometimes", 2),
+)  # fmt: skip
 
 REST_REFUSALS: tuple[Rest, ...] = (
     Rest(
@@ -436,6 +484,7 @@ REST_REFUSALS: tuple[Rest, ...] = (
         opcp="oem",
         status=404,
     ),
+    *OPERATOR_CALL_REFUSALS,
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
@@ -600,6 +649,7 @@ CLI_REFUSALS: tuple[Cli, ...] = (
     ),
     Cli("est secret revoke", "unknown secret", "est secret revoke 999999", 5),
     Cli("serve", "EST port out of range", "serve --est-port 70000", 2, usage=True),
+    *OPERATOR_CALL_CLI_REFUSALS,
 )
 
 
@@ -833,6 +883,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Path,
         pki.tokens.create(name=TOKEN_NAME, role=Role.OPERATOR)
         pki.stations.add(identity=STATION, serial=STATION_SERIAL)
         pki.stations.add(identity=BASIC_STATION, serial="SN-REFUSE-2", security_profile=2, password="p" * 20)
+        pki.stations.record_connection(STATION, "2.0.1")  # operator calls need the station's OCPP version
+        pki.stations.record_connection(BASIC_STATION, "1.6")
         serial = pki.certificates.issue(
             profile="station",
             csr=make_csr(STATION_SERIAL, organization=ORG)[0],

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     ocpp_renew_before_secc: str = "30d"
     # Revoke a station's superseded certificate once it has reconnected with its new one.
     ocpp_revoke_superseded: bool = False
+    # Root reconciliation (M03-M05) after a station's boot: on/off and a delay in seconds; a station
+    # may override both (`evpki station root-sync`), for operators and test tools that manage roots by hand.
+    ocpp_root_sync: bool = True
+    ocpp_root_sync_delay: float = 0.0
     # GetCertificateStatus / GetCertificateChainStatus for foreign responders: per-request timeout (seconds).
     ocpp_status_timeout: float = 5.0
     # Get15118EVCertificate forwarded to an OPCP-style contract pool instead of answered locally.

@@ -1,12 +1,16 @@
 """The OCPP station lifecycle the domain owns: the registry (identity ↔ serial, passwords), who may
 connect (admission), the bridge's TLS server identity, and the deliveries a station must still
-accept. Facade services: ``pki.stations`` and ``pki.deliveries``.
+accept, and the calls an operator makes on a station (with what the station reports about them).
+Facade services: ``pki.stations``, ``pki.deliveries`` and ``pki.station_calls``.
 """
 
 from __future__ import annotations
 
 from pki.stations.admission import EVENT_BASIC_AUTH, EVENT_INVALID_CERTIFICATE, EVENT_REFUSED, Admission, Refusal
+from pki.stations.call_service import StationCalls
+from pki.stations.calls import OPERATOR
 from pki.stations.deliveries import DeliveryView, RenewalDue
+from pki.stations.notifications import FIRMWARE_CALLS, FirmwareUpdateView, NotificationView
 from pki.stations.registry import StationView, parse_identity
 from pki.stations.server_identity import SERVER_CERTIFICATE_VALIDITY, ServerCertificate, ServerCertificates
 from pki.stations.services import Deliveries, Stations
@@ -15,14 +19,19 @@ __all__ = [
     "EVENT_BASIC_AUTH",
     "EVENT_INVALID_CERTIFICATE",
     "EVENT_REFUSED",
+    "FIRMWARE_CALLS",
+    "OPERATOR",
     "SERVER_CERTIFICATE_VALIDITY",
     "Admission",
     "Deliveries",
     "DeliveryView",
+    "FirmwareUpdateView",
+    "NotificationView",
     "Refusal",
     "RenewalDue",
     "ServerCertificate",
     "ServerCertificates",
+    "StationCalls",
     "StationView",
     "Stations",
     "parse_identity",

@@ -79,7 +79,7 @@ def _station(ctx: Context, identity: str, profile: int) -> StationView | Refusal
         return Refusal(HTTPStatus.FORBIDDEN, EVENT_REFUSED, "station identity is not registered")
     if station.status != "active":
         return Refusal(HTTPStatus.FORBIDDEN, EVENT_REFUSED, "station is disabled")
-    if station.security_profile != profile:
+    if station.security_profile != profile and station.pending_security_profile != profile:
         # A00.FR.001/002: the CSMS drops a station that connects with a profile other than its own.
         return Refusal(
             HTTPStatus.FORBIDDEN,
@@ -136,6 +136,9 @@ def admit_certificate(
         # Serials are not unique in the registry: a certificate issued for another identity with the
         # same serial must not open this one's connection (A00.FR.427: one certificate per station).
         return Refusal(*bad, f"certificate {view.serial} was issued for station {view.identity!r}")
+    if station.security_profile != 3:
+        # A05: the upgrade the station accepted takes effect now; profile 2 refuses it from here on.
+        station = registry.apply_security_profile(ctx, identity, 3)
     return Admission(station, certificate)
 
 

@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from pki.core.clock import utc
 from pki.core.errors import InvalidInput, NotFound
@@ -95,6 +95,10 @@ class DeliveryView:
     last_sent_at: dt.datetime | None
     completed_at: dt.datetime | None
     result: dict[str, Any] | None
+    origin: str | None = None  # "operator" for operator-initiated calls (pki.stations.calls)
+    ocpp_version: str | None = None  # the version an operator call's payload was built for
+    requested_by: str | None = None
+    expires_at: dt.datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> DeliveryView:
@@ -112,6 +116,10 @@ class DeliveryView:
             last_sent_at=utc(row.last_sent_at) if row.last_sent_at is not None else None,
             completed_at=utc(row.completed_at) if row.completed_at is not None else None,
             result=json.loads(row.result) if row.result else None,
+            origin=getattr(row, "origin", None),
+            ocpp_version=getattr(row, "ocpp_version", None),
+            requested_by=getattr(row, "requested_by", None),
+            expires_at=utc(row.expires_at) if getattr(row, "expires_at", None) is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -120,7 +128,7 @@ class DeliveryView:
             "stationId": self.station_identity,
             "action": self.action,
             "topic": self.topic,
-            "payload": self.payload,
+            "payload": _redacted(self.action, self.payload),
             "status": self.status,
             "certificateIssuer": self.certificate_issuer,
             "certificateSerial": self.certificate_serial,
@@ -129,7 +137,26 @@ class DeliveryView:
             "lastSentAt": self.last_sent_at.isoformat() if self.last_sent_at else None,
             "completedAt": self.completed_at.isoformat() if self.completed_at else None,
             "result": self.result,
+            "origin": self.origin or "bridge",
+            "ocppVersion": self.ocpp_version,
+            "requestedBy": self.requested_by,
+            "expiresAt": self.expires_at.isoformat() if self.expires_at else None,
         }
+
+
+def _redacted(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as shown: a Basic-auth password (A01) is never displayed."""
+    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+        return {**payload, "value": "********"}
+    if action == "SetVariables":
+        items = [
+            {**item, "attributeValue": "********"}
+            if item.get("variable", {}).get("name") == "BasicAuthPassword"
+            else item
+            for item in payload.get("setVariableData", [])
+        ]
+        return {**payload, "setVariableData": items}
+    return payload
 
 
 def insert_delivery(
@@ -219,11 +246,17 @@ def last_delivery(ctx: Context, station: str, topic: str, status: str = "accepte
 
 
 def pending_deliveries(ctx: Context, station: str) -> list[DeliveryView]:
-    """What the station must still accept, oldest first (the order to re-send on reconnect)."""
+    """What the station must still accept, oldest first (the order to re-send on reconnect); an operator
+    call past its expiry is left out (:func:`pki.stations.calls.expire_due` closes it)."""
+    now = ctx.clock.now()
     with ctx.database.read() as session:
         rows = session.execute(
             select(_DELIVERIES)
-            .where(_DELIVERIES.c.station_identity == station, _DELIVERIES.c.status == "pending")
+            .where(
+                _DELIVERIES.c.station_identity == station,
+                _DELIVERIES.c.status == "pending",
+                or_(_DELIVERIES.c.expires_at.is_(None), _DELIVERIES.c.expires_at > now),
+            )
             .order_by(_DELIVERIES.c.id)
         ).all()
         return [DeliveryView.from_row(row) for row in rows]
@@ -254,6 +287,10 @@ def mark_sent(ctx: Context, delivery_id: int, *, station: str | None = None) -> 
         )
 
 
+class _OperatorCall(Exception):
+    pass
+
+
 def record_result(
     ctx: Context,
     delivery_id: int,
@@ -267,8 +304,34 @@ def record_result(
 
     ``sent`` counts the send that this answer answers (as :func:`mark_sent` would) in the same
     transaction. A delivery that is no longer pending is left as it is (a late or repeated answer).
-    With ``station``, a delivery of another station is :class:`NotFound`.
+    With ``station``, a delivery of another station is :class:`NotFound`. An operator call reported
+    through a transport that does not know it is one (the REST results route) is closed as
+    :func:`pki.stations.calls.record_answer` closes it (A01 password, A05 profile).
     """
+    try:
+        return _record_result(ctx, delivery_id, response, station=station, actor=actor, sent=sent)
+    except _OperatorCall:
+        from pki.stations.calls import record_answer  # it builds on this module
+
+        view = _view_of(ctx, delivery_id)
+        return record_answer(ctx, delivery_id, response, station=view.station_identity, actor=actor)[0], None
+
+
+def _view_of(ctx: Context, delivery_id: int) -> DeliveryView:
+    with ctx.database.read() as session:
+        return _view(session.connection(), delivery_id)
+
+
+def _record_result(
+    ctx: Context,
+    delivery_id: int,
+    response: dict[str, Any],
+    *,
+    station: str | None = None,
+    actor: str = "ocpp",
+    sent: bool = False,
+) -> tuple[DeliveryView, str | None]:
+    """:func:`record_result` in one transaction; :class:`_OperatorCall` (nothing written) for an operator call."""
     if not isinstance(response, dict):
         raise InvalidInput("the station's answer must be a JSON object")
     now = ctx.clock.now()
@@ -278,6 +341,9 @@ def record_result(
         current = _owned(_view(connection, delivery_id), station)
         if current.status != "pending":
             return current, None
+        if current.origin == "operator":
+            raise _OperatorCall  # nothing written: closed below with the operator call's own side effects
+
         answer = str(response.get("status", ""))
         status = _CLOSED_BY.get(answer, "failed")
         if (current.action, answer) in _DONE_ANYWAY:

@@ -33,9 +33,11 @@ __all__ = [
     "SECURITY_PROFILES",
     "StationView",
     "add_station",
+    "apply_security_profile",
     "check_password",
     "get_station",
     "list_stations",
+    "password_hash",
     "record_connection",
     "remove_station",
     "set_password",
@@ -62,6 +64,9 @@ class StationView:
     ocpp_version: str | None
     last_seen_at: dt.datetime | None
     created_at: dt.datetime
+    root_sync: str | None = None  # "on" / "off"; None: the bridge's default (pki.station_calls.root_sync)
+    root_sync_delay: int | None = None  # seconds; None: the default
+    pending_security_profile: int | None = None  # A05: accepted, applies once it reconnects on it
 
     @classmethod
     def from_row(cls, row: StationRow) -> StationView:
@@ -74,6 +79,9 @@ class StationView:
             ocpp_version=row.ocpp_version,
             last_seen_at=utc(row.last_seen_at) if row.last_seen_at is not None else None,
             created_at=utc(row.created_at),
+            root_sync=row.root_sync,
+            root_sync_delay=row.root_sync_delay,
+            pending_security_profile=row.pending_security_profile,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -86,6 +94,9 @@ class StationView:
             "ocppVersion": self.ocpp_version,
             "lastSeenAt": self.last_seen_at.isoformat() if self.last_seen_at else None,
             "createdAt": self.created_at.isoformat(),
+            "rootSync": self.root_sync,
+            "rootSyncDelay": self.root_sync_delay,
+            "pendingSecurityProfile": self.pending_security_profile,
         }
 
 
@@ -122,6 +133,11 @@ def _hash_password(password: str) -> str:
     digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT)
     encoded = base64.b64encode
     return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${encoded(salt).decode()}${encoded(digest).decode()}"
+
+
+def password_hash(password: str) -> str:
+    """The stored form of a Basic-auth password (scrypt); :class:`InvalidInput` for a bad length."""
+    return _hash_password(password)
 
 
 def _password_matches(stored: str, password: str) -> bool:
@@ -215,6 +231,19 @@ def _change(
 
 def set_password(ctx: Context, identity: str, password: str, *, actor: str = "system") -> StationView:
     return _change(ctx, identity, "station-password", actor, {}, password_hash=_hash_password(password))
+
+
+def apply_security_profile(ctx: Context, identity: str, profile: int, *, actor: str = "bridge") -> StationView:
+    """A05: the station connected on the profile it accepted; it is registered for it from now on."""
+    return _change(
+        ctx,
+        identity,
+        "station-security-profile",
+        actor,
+        {"security_profile": profile},
+        security_profile=_profile(profile),
+        pending_security_profile=None,
+    )
 
 
 def set_station_status(ctx: Context, identity: str, status: str, *, actor: str = "system") -> StationView:

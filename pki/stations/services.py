@@ -18,7 +18,7 @@ from pki.revocation.reasons import RevocationReason
 from pki.revocation.services import Crls, Revocations
 from pki.runtime.context import Context
 from pki.runtime.views import CertificateView
-from pki.stations import admission, csr_issuance, deliveries, registry
+from pki.stations import admission, csr_issuance, deliveries, limits, notifications, registry
 from pki.stations.admission import Admission, Refusal
 from pki.stations.deliveries import SECC_CERTIFICATE_TOPIC, STATION_CERTIFICATE_TOPIC, DeliveryView, RenewalDue
 from pki.stations.registry import StationView
@@ -169,7 +169,13 @@ class Stations:
     def record_security_event(
         self, *, station: str, event_type: str, timestamp: str, tech_info: str | None = None, actor: str = "ocpp"
     ) -> None:
-        """A station's SecurityEventNotification, kept in the hash-chained audit log (OCPP A04)."""
+        """A station's SecurityEventNotification, kept in the hash-chained audit log (OCPP A04); the
+        firmware events (L01) are also filed under the station's newest firmware update."""
+        if event_type in notifications.FIRMWARE_EVENTS:
+            payload = {"type": event_type, "timestamp": timestamp[:40], "techInfo": (tech_info or "")[:255]}
+            notifications.record_notification(
+                self._ctx, station=station, action="SecurityEventNotification", payload=payload, actor=actor
+            )
         now = self._ctx.clock.now()
         with self._ctx.database.write() as session:
             audit.append(
@@ -233,6 +239,20 @@ class Stations:
             for old in superseded
             if old.identity == station and old.serial != current.serial
         ]
+
+    # -- limits every bridge process honours (pki.stations.limits) ---------------------------------------
+
+    def connection_failures(self, address: str) -> int:
+        """Refused connection attempts from ``address`` in the current minute, counted by every process."""
+        return limits.count_failures(self._ctx, address)
+
+    def add_connection_failure(self, address: str) -> int:
+        """Count a refused attempt from ``address``; the count of the current minute."""
+        return limits.add_failure(self._ctx, address)
+
+    def claim_trigger(self, station: str, trigger: str, cooldown: float) -> bool:
+        """True (and the cool-down started) unless ``trigger`` was sent to ``station`` less than ``cooldown`` s ago."""
+        return limits.claim_cooldown(self._ctx, f"trigger:{station}:{trigger}", cooldown)
 
     # -- who may connect, and as whom the CSMS answers (OCPP A00) ------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "ApiTokenRow",
     "AuditHead",
     "AuditRecord",
+    "BridgeLimitRow",
     "CaRequestRow",
     "CertificateAuthorityRow",
     "CertificateRow",
@@ -31,6 +32,7 @@ __all__ = [
     "OpcpSigningKeyRow",
     "OpcpWebhookRow",
     "SettingRow",
+    "StationNotificationRow",
     "StatusChangeRow",
     "StatusFeedRow",
     "TrustedRootRow",
@@ -249,6 +251,12 @@ class StationRow(SQLModel, table=True):
     last_seen_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     created_at: dt.datetime = _when()  # type: ignore[assignment]
     updated_at: dt.datetime = _when()  # type: ignore[assignment]
+    # Root reconciliation after boot for this station: NULL = the bridge's default, "on" or "off";
+    # a delay in seconds (NULL = the default) before the inventory is asked for.
+    root_sync: str | None = Field(default=None, max_length=8)
+    root_sync_delay: int | None = Field(default=None)
+    # A05: the profile an accepted upgrade moves the station to once it reconnects on it.
+    pending_security_profile: int | None = Field(default=None)
 
 
 class OcppDeliveryRow(SQLModel, table=True):
@@ -260,7 +268,10 @@ class OcppDeliveryRow(SQLModel, table=True):
     """
 
     __tablename__ = "ocpp_delivery"
-    __table_args__ = (Index("ix_ocpp_delivery_station_status", "station_identity", "status"),)
+    __table_args__ = (
+        Index("ix_ocpp_delivery_station_status", "station_identity", "status"),
+        Index("ix_ocpp_delivery_status_origin", "status", "origin"),  # the bridges' poll for operator calls
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     station_identity: str = Field(max_length=48)
@@ -275,6 +286,45 @@ class OcppDeliveryRow(SQLModel, table=True):
     last_sent_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     completed_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
     result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # the station's answer
+    # Operator-initiated calls (pki.stations.calls): origin "operator" (NULL: the bridge's own), the
+    # OCPP version the payload was built for, who asked, and when an unsent call expires.
+    origin: str | None = Field(default=None, max_length=16)
+    ocpp_version: str | None = Field(default=None, max_length=8)
+    requested_by: str | None = Field(default=None, max_length=200)
+    expires_at: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+
+
+class BridgeLimitRow(SQLModel, table=True):
+    """A limit every bridge process honours, kept here so that it holds across processes: refused
+    connection attempts per remote address and minute (``auth:<address>``), and renewal-trigger
+    cool-downs per station (``trigger:<station>:<digest>``)."""
+
+    __tablename__ = "bridge_limit"
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: dt.datetime = _when()  # type: ignore[assignment]
+    count: int = Field(default=0)
+    until: dt.datetime | None = _when(nullable=True)  # type: ignore[assignment]
+
+
+class StationNotificationRow(SQLModel, table=True):
+    """What a station reported about a call it accepted: FirmwareStatusNotification, 1.6
+    SignedFirmwareStatusNotification, LogStatusNotification, and the firmware security events.
+
+    ``request_id`` is the requestId of the UpdateFirmware / GetLog call (the call's id), NULL when
+    the station did not send one.
+    """
+
+    __tablename__ = "station_notification"
+    __table_args__ = (Index("ix_station_notification_station_request", "station_identity", "request_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    station_identity: str = Field(max_length=48)
+    action: str = Field(max_length=48)
+    request_id: int | None = Field(default=None)
+    status: str = Field(max_length=50)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: dt.datetime = _when()  # type: ignore[assignment]
 
 
 _ACTIVE = text("removed_at IS NULL")

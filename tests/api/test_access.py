@@ -16,7 +16,14 @@ from pki import PKI
 from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 
-_PATH_VALUES = {"ca_id": "cso-sub", "key": "0A1B", "encoded": "MAA=", "name": "cso-sub.crl"}
+_PATH_VALUES = {
+    "ca_id": "cso-sub",
+    "key": "0A1B",
+    "encoded": "MAA=",
+    "name": "cso-sub.crl",
+    "station_id": "CS-0001",
+    "call_id": "1",
+}
 _QUERY = {"/api/v1/roots": {"use": "CSMSRootCertificate"}}
 
 

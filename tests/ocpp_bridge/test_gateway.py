@@ -396,7 +396,8 @@ async def test_malformed_frames_get_rpc_framework_errors(raw: Any) -> None:
 @pytest.mark.asyncio
 async def test_without_upstream_unknown_actions_are_not_implemented(raw: Any) -> None:
     answer = await exchange(raw, [2, "a1", "Authorize", {"idToken": {"idToken": "X", "type": "Central"}}])
-    assert answer[:3] == [4, "a1", "NotImplemented"]
+    assert answer[:3] == [4, "a1", "NotSupported"]  # OCPP-J §4.2.3: a 2.0.1 action, not served standalone
+    assert (await exchange(raw, [2, "a0", "NoSuchAction", {}]))[:3] == [4, "a0", "NotImplemented"]
     answer = await exchange(raw, [2, "a2", "StatusNotification", {"timestamp": "2026-01-01T00:00:00Z"}])
     assert answer[:2] == [4, "a2"] and answer[2] in ("ProtocolError", "OccurrenceConstraintViolation")
     status = {"timestamp": "2026-01-01T00:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}

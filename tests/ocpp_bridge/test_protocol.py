@@ -32,9 +32,9 @@ _HASH = {
         ("2.0.1", "SignCertificate", {"csr": "x", "certificateType": "V2G20Certificate"}, "FormatViolation"),
         ("2.0.1", "GetCertificateStatus", {"ocspRequestData": {"hashAlgorithm": "SHA256"}}, "ProtocolError"),
         ("2.1", "GetCertificateStatus", {"ocspRequestData": {**_HASH, "hashAlgorithm": "sha256"}}, "FormatViolation"),
-        ("2.0.1", "Heartbeat", {}, "NotImplemented"),
-        ("2.0.1", "GetCertificateChainStatus", {}, "NotSupported"),  # 2.1 only
-        ("1.6", "Get15118EVCertificate", {}, "NotSupported"),
+        ("2.0.1", "Heartbeat", {}, "NotSupported"),  # OCPP-J: recognised, not supported here
+        ("2.0.1", "GetCertificateChainStatus", {}, "NotImplemented"),  # 2.1 only: not known in 2.0.1
+        ("1.6", "Get15118EVCertificate", {}, "NotImplemented"),
         ("3.0", "SignCertificate", {"csr": "x"}, "NotSupported"),
     ],
 )
