@@ -11,20 +11,27 @@ import base64
 import contextlib
 from typing import Any
 
+import httpx
 import pytest
 import websockets
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from ocpp.routing import on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v21 import call, call_result
 
+from api.app import create_app
 from ocpp_bridge.adapter import with_certificate_handlers
 from ocpp_bridge.core import CertificateService
 from pki import PKI
+from pki.operations.tokens import Role
+from tests.api.conftest import bearer
+from tests.conftest import ORG, make_csr
 from tests.interop.car20 import build_request, open_response
 from tests.interop.conftest import exificient  # noqa: F401 -- the session's EXIficient oracle
 from tests.interop.exificient import Exificient
 from tests.interop.exificient20 import Exificient20
+from tests.ocpp_bridge.conftest import SECC_ID
 from tests.pki.iso15118.vehicles20 import Car20, make_car20, new_emaid20
 
 ISO20 = "urn:iso:std:iso:15118:-20:CommonMessages"
@@ -148,3 +155,34 @@ def test_a_refused_minus_20_request_answers_remaining_zero(pki20: PKI, oracle: E
     response = CertificateService(pki20).handle("2.1", "CS-21-B", "Get15118EVCertificate", payload).response
     assert response["status"] == "Accepted" and response["remainingContracts"] == 0
     assert response["statusInfo"]["reasonCode"] == "NoContract"
+
+
+@pytest.mark.asyncio
+async def test_the_rest_handler_answers_a_minus_20_car_and_a_v2g20_csr(pki20: PKI, oracle: Exificient20) -> None:
+    car = make_car20(pki20)
+    emaid = new_emaid20()
+    pki20.contracts.add(emaid=emaid, pcid=car.pcid)
+    pki20.stations.add(identity="CS-21-REST", serial="SN21REST01")
+    headers = bearer(pki20.tokens.create(name="test-ocpp21-rest", role=Role.CSMS)[1])
+    transport = httpx.ASGITransport(app=create_app(pki20))
+    async with httpx.AsyncClient(transport=transport, base_url="http://evpki.test") as client:
+        payload = {
+            "iso15118SchemaVersion": ISO20,
+            "action": "Install",
+            "exiRequest": _exi_request(pki20, oracle, car, 4),
+            "maximumContractCertificateChains": 4,
+        }
+        body = {"stationId": "CS-21-REST", "payload": payload}
+        answer = await client.post("/api/v1/ocpp/2.1/Get15118EVCertificate", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        response = answer.json()["response"]
+        assert (response["status"], response["remainingContracts"]) == ("Accepted", 0)
+        assert _open(pki20, oracle, car, response["exiResponse"]).emaid == emaid
+
+        csr = make_csr(SECC_ID, organization=ORG, country="DE", dc="CPO", key=ec.generate_private_key(ec.SECP521R1()))
+        body = {"stationId": "CS-21-REST", "payload": {"csr": csr[0], "certificateType": "V2G20Certificate"}}
+        signed = await client.post("/api/v1/ocpp/2.1/SignCertificate", json=body, headers=headers)
+        assert signed.status_code == 200, signed.text
+        (follow_up,) = signed.json()["followUps"]
+        assert follow_up["payload"]["certificateType"] == "V2G20Certificate"
+        assert pki20.deliveries.get(follow_up["deliveryId"]).certificate_issuer == "cpo20-sub2"
