@@ -118,8 +118,10 @@ class CertificateService:
         *,
         status_client: StatusForwarder | None = None,
         contract_pool: ContractPool | None = None,
+        field_lengths: v2g20.FieldLengths | None = None,
     ) -> None:
         self._pki = pki
+        self._field_lengths = field_lengths  # 2.1: the stations' OCPPCommCtrlr.FieldLength, where the CSMS knows it
         settings = pki.settings
         self._status = status_client or StatusForwarder(timeout=settings.ocpp_status_timeout, now=pki.clock.now)
         if contract_pool is None and settings.contract_pool_url:
@@ -166,7 +168,7 @@ class CertificateService:
             log.exception("%s from %s failed", action, station_id)
             detail = error.message if isinstance(error, EvpkiError) else "unexpected error"
             raise OcppCallError("InternalError", f"{action} could not be processed: {detail}"[:255]) from error
-        self._check_own(version, action, handled.response, "response")
+        self._check_own(version, action, v2g20.schema_view(version, action, handled.response), "response")
         for follow_up in handled.follow_ups:
             self._check_follow_up(version, follow_up)
         return handled
@@ -270,13 +272,14 @@ class CertificateService:
     # -- Get15118EVCertificate (M01/M02) ---------------------------------------------------------
 
     def _get_15118_ev_certificate(self, version: str, station_id: str, payload: dict[str, Any]) -> Handled:
+        limit = v2g20.exi_response_limit(version, station_id, self._field_lengths)
         if self._pool is not None:
             return Handled(
                 self._pool.get_15118_ev_certificate(
                     iso15118_schema_version=payload["iso15118SchemaVersion"],
                     action=payload["action"],
                     exi_request=payload["exiRequest"],
-                    max_response_chars=EXI_RESPONSE_LIMITS[version],
+                    max_response_chars=limit or EXI_RESPONSE_LIMITS[version],
                 )
             )
         result = self._pki.contracts.provision(
@@ -284,6 +287,7 @@ class CertificateService:
             action=payload["action"],
             exi_request=payload["exiRequest"],
             ocpp_version=version,  # its exiResponse limit: 5,600 characters in 2.0.1 (Part 2 §1.16), 17,000 in 2.1
+            max_response_chars=limit,  # or the station's FieldLength (2.1 §1.23)
             actor=f"ocpp:{station_id}",
             **v2g20.provisioning_options(version, payload),  # 2.1 M01.FR.03-06
         )

@@ -6,6 +6,10 @@
 - SignCertificate ``certificateType = V2G20Certificate`` (2.1 A02): the -20 SECC certificate, from
   the one CA of ``standard = iso15118-20`` that issues ``secc`` (the -20 CPO sub-CA); a -2
   ``V2GCertificate`` from the -2 one when a PKI holds both.
+- ``exiResponse`` size: 2.1's 17,000 characters, or what the station advertises in
+  ``OCPPCommCtrlr.FieldLength["Get15118EVCertificateResponse.exiResponse"]`` (2.1 Part 2 §1.23)
+  when the CSMS tells the service (``CertificateService(field_lengths=...)``); a larger advertised
+  length lets the response exceed the schema's maxLength, the one schema rule it lifts.
 - Renewal: ``TriggerMessage(SignV2G20Certificate)`` when the -20 SECC certificate the station last
   accepted expires within ``ocpp_renew_before_secc`` and none is pending.
 - Root reconciliation: a 2.1 station also gets the -20 roots of each use (V2G, MO, OEM), the role
@@ -14,19 +18,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ocpp_bridge import roots as root_sync
 from pki import PKI
 from pki.ca import RootUse
 from pki.core import NotFound
+from pki.iso15118 import EXI_RESPONSE_LIMITS
 
 __all__ = [
+    "EXI_RESPONSE_FIELD",
     "ISO15118_20",
     "V2G20_CERTIFICATE",
     "V2G20_TOPIC",
+    "FieldLengths",
+    "NoIssuer",
+    "exi_response_limit",
     "names_v2g_root",
     "provisioning_options",
+    "schema_view",
     "secc20_renewal_due",
     "secc_issuer",
 ]
@@ -34,6 +45,28 @@ __all__ = [
 ISO15118_20 = "iso15118-20"
 V2G20_CERTIFICATE = "V2G20Certificate"
 V2G20_TOPIC = f"CertificateSigned:{V2G20_CERTIFICATE}"
+
+
+EXI_RESPONSE_FIELD = "Get15118EVCertificateResponse.exiResponse"
+# (station id, field name) -> the station's OCPPCommCtrlr.FieldLength for it, None when unknown.
+FieldLengths = Callable[[str, str], int | None]
+
+
+def exi_response_limit(version: str, station_id: str, field_lengths: FieldLengths | None) -> int | None:
+    """The station's advertised ``exiResponse`` length (OCPP 2.1 §1.23); None: the version's limit."""
+    if version != "2.1" or field_lengths is None:
+        return None
+    advertised = field_lengths(station_id, EXI_RESPONSE_FIELD)
+    return advertised if advertised is not None and advertised > 0 else None
+
+
+def schema_view(version: str, action: str, response: dict[str, Any]) -> dict[str, Any]:
+    """The response as the schema check sees it: an ``exiResponse`` the station's FieldLength allowed
+    beyond the schema's maxLength is checked for everything but that length."""
+    limit = EXI_RESPONSE_LIMITS["2.1"]
+    if version != "2.1" or action != "Get15118EVCertificate" or len(response.get("exiResponse", "")) <= limit:
+        return response
+    return {**response, "exiResponse": response["exiResponse"][:limit]}
 
 
 def provisioning_options(version: str, payload: dict[str, Any]) -> dict[str, Any]:

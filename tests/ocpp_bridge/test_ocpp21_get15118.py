@@ -23,6 +23,7 @@ from ocpp.v21 import call, call_result
 from api.app import create_app
 from ocpp_bridge.adapter import with_certificate_handlers
 from ocpp_bridge.core import CertificateService
+from ocpp_bridge.v2g20 import schema_view
 from pki import PKI
 from pki.operations.tokens import Role
 from tests.api.conftest import bearer
@@ -186,3 +187,28 @@ async def test_the_rest_handler_answers_a_minus_20_car_and_a_v2g20_csr(pki20: PK
         (follow_up,) = signed.json()["followUps"]
         assert follow_up["payload"]["certificateType"] == "V2G20Certificate"
         assert pki20.deliveries.get(follow_up["deliveryId"]).certificate_issuer == "cpo20-sub2"
+
+
+def test_the_stations_field_length_bounds_the_exi_response(pki20: PKI, oracle: Exificient20) -> None:
+    car = make_car20(pki20)
+    pki20.contracts.add(emaid=new_emaid20(), pcid=car.pcid)
+    asked: list[tuple[str, str]] = []
+
+    def field_lengths(station: str, field: str) -> int | None:
+        asked.append((station, field))
+        return 1000  # this station takes less than 2.1's 17,000 characters
+
+    service = CertificateService(pki20, field_lengths=field_lengths)
+    payload = {
+        "iso15118SchemaVersion": ISO20,
+        "action": "Install",
+        "exiRequest": _exi_request(pki20, oracle, car, 1),
+        "maximumContractCertificateChains": 1,
+    }
+    response = service.handle("2.1", "CS-21-FL", "Get15118EVCertificate", payload).response
+    assert (response["status"], response["statusInfo"]["reasonCode"]) == ("Failed", "TooLarge")
+    assert asked == [("CS-21-FL", "Get15118EVCertificateResponse.exiResponse")]
+    # A larger advertised length lifts the schema's maxLength for exiResponse, nothing else.
+    big = {"status": "Accepted", "exiResponse": "A" * 20000, "remainingContracts": 0}
+    assert len(schema_view("2.1", "Get15118EVCertificate", big)["exiResponse"]) == 17000
+    assert schema_view("2.0.1", "Get15118EVCertificate", big) is big
