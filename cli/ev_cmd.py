@@ -221,7 +221,10 @@ def simulate_install(
         Path, typer.Option("--oem-cert", help="The car's OEM provisioning certificate (PEM; -20: with its sub-CAs).")
     ],
     oem_key: Annotated[Path, typer.Option("--oem-key", help="Its private key (plain PEM: P-256; -20 P-521 or Ed448).")],
-    ocpp_version: OcppVersion = "2.0.1",
+    ocpp_version: Annotated[
+        str | None,
+        typer.Option("--ocpp-version", help="1.6, 2.0.1 or 2.1 (the exiResponse limit; default 2.0.1, -20: 2.1)."),
+    ] = None,
     out_dir: OutDir = None,
     iso: IsoOption = Iso.ISO2,
     x448_key: Annotated[
@@ -247,8 +250,9 @@ def simulate_install(
     pki = open_pki()
     if iso is Iso.ISO20:
         agreement_path = x448_key or oem_key.with_name("oem-x448.key.pem")
-        _install20(pki, oem_cert, oem_key, agreement_path, ocpp_version, maximum, emaid or [], out_dir)
+        _install20(pki, oem_cert, oem_key, agreement_path, ocpp_version or "2.1", maximum, emaid or [], out_dir)
         return
+    ocpp_version = ocpp_version or "2.0.1"
     certificate = _certificates(oem_cert, "the OEM provisioning certificate")[0]
     session_id = os.urandom(8)
     v2g, _ = _roots(pki)

@@ -50,7 +50,7 @@ def test_a_minus_20_car_installs_every_contract(env20: PKI, tmp_path: Path, curv
         added = invoke("contract", "add", "--emaid", emaid, "--pcid", pcid, "--concurrent", "--priority", str(priority))
         assert added.exit_code == 0, added.output
     out = tmp_path / "contracts"
-    installed = invoke("ev", "simulate-install", "--iso", "20", "--ocpp-version", "2.1", "--oem-cert",
+    installed = invoke("ev", "simulate-install", "--iso", "20", "--oem-cert",
                        str(car / "oem.pem"), "--oem-key", str(car / "oem.key.pem"), "--out-dir", str(out))  # fmt: skip
     assert installed.exit_code == 0, installed.output
     report = json.loads(installed.stdout)
@@ -75,7 +75,7 @@ def test_a_minus_20_car_without_contract_or_with_a_wrong_key_is_told_so(env20: P
     pcid = "WMICLI20000000NONE"
     assert invoke("ev", "create-vehicle", "--iso", "20", "--pcid", pcid, "--out-dir", str(car)).exit_code == 0
     refused = invoke("ev", "simulate-install", "--iso", "20", "--oem-cert", str(car / "oem.pem"), "--oem-key",
-                     str(car / "oem.key.pem"), "--ocpp-version", "2.1")  # fmt: skip
+                     str(car / "oem.key.pem"))  # fmt: skip
     assert refused.exit_code == 4, refused.output
     assert json.loads(refused.stdout)["contracts"][0]["responseCode"] == "WARNING_NoContractMatchingPCIDFound"
     p256 = tmp_path / "p256.pem"
