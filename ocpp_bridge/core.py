@@ -32,12 +32,13 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
 from ocpp_bridge import roots as root_sync
+from ocpp_bridge import v2g20
 from ocpp_bridge.errors import OcppCallError
 from ocpp_bridge.pool import ContractPool
 from ocpp_bridge.schemas import has_schema, validate_request, validate_response
 from ocpp_bridge.status import HASHES, CaIndex, CertId, StatusError, StatusForwarder, matching_single, parse_ocsp
 from pki import PKI
-from pki.ca import RequestIdentity, RootUse, load_csr
+from pki.ca import RequestIdentity, load_csr
 from pki.core import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.iso15118 import EXI_RESPONSE_LIMITS
 from pki.stations import OPERATOR
@@ -119,8 +120,10 @@ class CertificateService:
         *,
         status_client: StatusForwarder | None = None,
         contract_pool: ContractPool | None = None,
+        field_lengths: v2g20.FieldLengths | None = None,
     ) -> None:
         self._pki = pki
+        self._field_lengths = field_lengths  # 2.1: the stations' OCPPCommCtrlr.FieldLength, where the CSMS knows it
         settings = pki.settings
         self._status = status_client or StatusForwarder(timeout=settings.ocpp_status_timeout, now=pki.clock.now)
         if contract_pool is None and settings.contract_pool_url:
@@ -172,7 +175,7 @@ class CertificateService:
             log.exception("%s from %s failed", action, station_id)
             detail = error.message if isinstance(error, EvpkiError) else "unexpected error"
             raise OcppCallError("InternalError", f"{action} could not be processed: {detail}"[:255]) from error
-        self._check_own(version, action, handled.response, "response")
+        self._check_own(version, action, v2g20.schema_view(version, action, handled.response), "response")
         for follow_up in handled.follow_ups:
             self._check_follow_up(version, follow_up)
         return handled
@@ -208,19 +211,23 @@ class CertificateService:
             return reject("UnknownStation", f"station {station_id!r} is not registered")
         if station.status != "active":
             return reject("StationDisabled", f"station {station_id!r} is disabled")
-        if certificate_type == "V2G20Certificate":
-            return reject("NotSupported", "ISO 15118-20 SECC certificates (V2G20Certificate) are not issued")
         try:
             csr = load_csr(payload["csr"])
         except InvalidInput as error:
             return reject("InvalidCSR", error.message)
-        if certificate_type == "V2GCertificate":
+        ca_id: str | None = None
+        if certificate_type in ("V2GCertificate", v2g20.V2G20_CERTIFICATE):
             names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             if not names:
                 return reject("InvalidCSR", "a V2G CSR needs CN = SECC id")
-            if "hashRootCertificate" in payload and not self._names_our_v2g_root(payload["hashRootCertificate"]):
+            hash_root = payload.get("hashRootCertificate")
+            if hash_root is not None and not v2g20.names_v2g_root(self._pki, certificate_type, hash_root):
                 # OCPP 2.1 A02.FR.24-27: the station asks for a certificate under a specific V2G root.
                 return reject("UnknownRoot", "hashRootCertificate names no V2G root of this PKI")
+            try:
+                ca_id = v2g20.secc_issuer(self._pki, certificate_type)  # -20: the -20 CPO sub-CA
+            except v2g20.NoIssuer as error:
+                return reject("NotSupported", str(error))
             profile = "secc"
             identity = RequestIdentity(station_id=station_id, secc_id=str(names[0].value))
         else:
@@ -246,6 +253,7 @@ class CertificateService:
                 topic=topic,
                 payload_for=payload_for,
                 identity=identity,
+                ca_id=ca_id,
                 actor=f"ocpp:{station_id}",
             )
         except PolicyViolation as error:
@@ -268,23 +276,17 @@ class CertificateService:
         follow_up = self._adapt("2.0.1" if pnc else version, "CertificateSigned", body, delivery.id)
         return Handled({"status": "Accepted"}, (self._wrap(follow_up) if pnc else follow_up,))
 
-    def _names_our_v2g_root(self, hash_data: dict[str, Any]) -> bool:
-        try:
-            roots = self._pki.cas.roots(RootUse.V2G)
-        except NotFound:
-            return False
-        return any(root_sync.matches(root, hash_data) for root in roots)
-
     # -- Get15118EVCertificate (M01/M02) ---------------------------------------------------------
 
     def _get_15118_ev_certificate(self, version: str, station_id: str, payload: dict[str, Any]) -> Handled:
+        limit = v2g20.exi_response_limit(version, station_id, self._field_lengths)
         if self._pool is not None:
             return Handled(
                 self._pool.get_15118_ev_certificate(
                     iso15118_schema_version=payload["iso15118SchemaVersion"],
                     action=payload["action"],
                     exi_request=payload["exiRequest"],
-                    max_response_chars=EXI_RESPONSE_LIMITS[version],
+                    max_response_chars=limit or EXI_RESPONSE_LIMITS[version],
                 )
             )
         result = self._pki.contracts.provision(
@@ -292,7 +294,9 @@ class CertificateService:
             action=payload["action"],
             exi_request=payload["exiRequest"],
             ocpp_version=version,  # its exiResponse limit: 5,600 characters in 2.0.1 (Part 2 §1.16), 17,000 in 2.1
+            max_response_chars=limit,  # or the station's FieldLength (2.1 §1.23)
             actor=f"ocpp:{station_id}",
+            **v2g20.provisioning_options(version, payload),  # 2.1 M01.FR.03-06
         )
         return Handled(result.to_ocpp())  # exiResponse always present, "" on Failed (pitfall P-10)
 
@@ -541,6 +545,8 @@ class CertificateService:
         if due.secc:
             trigger = FollowUp("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})
             follow_ups.append(self._wrap(trigger) if version == "1.6" else trigger)
+        if version == "2.1" and v2g20.secc20_renewal_due(self._pki, station_id):
+            follow_ups.append(FollowUp("TriggerMessage", {"requestedMessage": "SignV2G20Certificate"}))
         for follow_up in follow_ups:
             self._check_follow_up(version, follow_up)
         return tuple(follow_ups)

@@ -23,6 +23,7 @@ generations until the old root stops being trusted and is deleted.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,13 @@ from pki.ca import RootUse
 from pki.core import NotFound
 from pki.runtime import pem
 
-__all__ = ["USES_2X", "Change", "matches", "plan"]
+__all__ = ["USES_2X", "Change", "matches", "plan", "roots20"]
 
 # GetInstalledCertificateIds 2.0.1 root uses (V2GCertificateChain is the station's own chain, not a root).
 USES_2X = ("CSMSRootCertificate", "V2GRootCertificate", "MORootCertificate", "ManufacturerRootCertificate")
 _USE_16 = {"CentralSystemRootCertificate": RootUse.CSMS, "ManufacturerRootCertificate": RootUse.MANUFACTURER}
+# What a -20 PKI's CAs issue → the OCPP root use of its root.
+_ROLE_USE = {"secc": RootUse.V2G, "cps-leaf": RootUse.V2G, "contract": RootUse.MO, "oem-provisioning": RootUse.OEM}
 _HASH_FIELDS = ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber")
 
 
@@ -94,6 +97,26 @@ def _installed(
     return uses, entries
 
 
+def roots20(pki: PKI, use: RootUse) -> list[x509.Certificate]:
+    """Our -20 roots for ``use``: not expired, not revoked, newest first."""
+    now = pki.clock.now()
+    cas = [ca for ca in pki.cas.list() if ca.standard == "iso15118-20"]
+    uses: dict[str, set[RootUse]] = defaultdict(set)
+    for ca in cas:
+        uses[ca.pki].update(_ROLE_USE[profile] for profile in ca.issues if profile in _ROLE_USE)
+    found = []
+    for ca in sorted(cas, key=lambda c: c.not_before, reverse=True):
+        if not ca.is_root or use not in uses[ca.pki] or ca.not_after <= now:
+            continue
+        try:
+            status = pki.certificates.get(ca.serial, ca.id).status
+        except NotFound:
+            continue
+        if status == "valid":
+            found.append(x509.load_pem_x509_certificate(ca.certificate_pem.encode()))
+    return found
+
+
 def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, Any]) -> list[Change]:
     """The InstallCertificate and DeleteCertificate calls that bring the station's roots in line.
 
@@ -114,6 +137,8 @@ def plan(pki: PKI, version: str, request: dict[str, Any], response: dict[str, An
             trusted = pki.cas.roots(use)
         except NotFound:
             trusted = []
+        if version == "2.1":  # ISO 15118-20 is 2.1's: its stations get the -20 roots beside the -2 ones
+            trusted += [root for root in roots20(pki, use) if root not in trusted]
         entries = [entry for kind, entry in installed if kind == name]
         for root in trusted:
             if any(matches(root, entry) for entry in entries):

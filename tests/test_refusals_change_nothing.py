@@ -485,6 +485,14 @@ REST_REFUSALS: tuple[Rest, ...] = (
         status=404,
     ),
     *OPERATOR_CALL_REFUSALS,
+    # OCPP 2.1 / ISO 15118-20 (branch ocpp21): a -20 SECC CSR where no -20 CPO CA exists.
+    _ocpp(
+        "2.1",
+        "SignCertificate",
+        "V2G20Certificate CSR without an ISO 15118-20 CPO CA",
+        {"stationId": STATION, "payload": {"csr": Ref("station_csr"), "certificateType": "V2G20Certificate"}},
+        ocpp_status="Rejected",
+    ),
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
@@ -650,6 +658,19 @@ CLI_REFUSALS: tuple[Cli, ...] = (
     Cli("est secret revoke", "unknown secret", "est secret revoke 999999", 5),
     Cli("serve", "EST port out of range", "serve --est-port 70000", 2, usage=True),
     *OPERATOR_CALL_CLI_REFUSALS,
+    # ISO 15118-20 cars (branch ocpp21): this PKI has no -20 CAs; a -2 car's P-256 key is no -20 key.
+    Cli(
+        "ev create-vehicle",
+        "--iso 20 without -20 CAs",
+        "ev create-vehicle --iso 20 --pcid WMIREFUSE00000020 --out-dir {car_dir}",
+        3,
+    ),
+    Cli(
+        "ev simulate-install",
+        "--iso 20 with a P-256 key",
+        "ev simulate-install --iso 20 --oem-cert {oem_cert} --oem-key {oem_key}",
+        3,
+    ),
 )
 
 

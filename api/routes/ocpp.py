@@ -69,6 +69,17 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         "data": '{"csr":"-----BEGIN CERTIFICATE REQUEST-----\\n...","certificateType":"V2GCertificate"}',
     },
 }
+# OCPP 2.1 examples where 2.1 adds to the message (ISO 15118-20, ocpp_bridge.v2g20).
+_EXAMPLES_21: dict[str, dict[str, Any]] = {
+    "SignCertificate": {"csr": _CSR, "certificateType": "V2G20Certificate", "requestId": 1},
+    "Get15118EVCertificate": {
+        "iso15118SchemaVersion": "urn:iso:std:iso:15118:-20:CommonMessages",
+        "action": "Install",
+        "exiRequest": "gAQCBAgQIEBAIAAAAAAAAAQ...",
+        "maximumContractCertificateChains": 3,
+        "prioritizedEMAIDs": ["DEABCC000000001"],
+    },
+}
 _SUMMARIES = {
     "SignCertificate": "SignCertificate: issue for the station's CSR (A02/A03); CertificateSigned follows",
     "Get15118EVCertificate": "Get15118EVCertificate: ISO 15118 contract installation (M01/M02)",
@@ -122,6 +133,7 @@ def _add_call_route(version: str, action: str) -> None:
             return _call_error(request, error)
         return OcppHandledOut(response=handled.response, follow_ups=_follow_ups(handled.follow_ups))
 
+    example = _EXAMPLES_21.get(action, _EXAMPLES[action]) if version == "2.1" else _EXAMPLES[action]
     router.add_api_route(
         f"/{version}/{action}",
         handle,
@@ -133,7 +145,7 @@ def _add_call_route(version: str, action: str) -> None:
             "`followUps` in order and report each answer to `.../results`."
         ),
         operation_id=f"ocpp_{version.replace('.', '_')}_{action}",
-        **_with(allow(*_ROLES), _body_example({"stationId": "CS-0001", "payload": _EXAMPLES[action]})),
+        **_with(allow(*_ROLES), _body_example({"stationId": "CS-0001", "payload": example})),
     )
 
 

@@ -1,12 +1,12 @@
 """ISO 15118-2 Plug & Charge: the EXI codec (``exi/``), messages, signatures, contract-key encryption,
 the contract registry and the contract provisioning service behind OCPP Get15118EVCertificate.
-Facade service: ``pki.contracts``; ``ev`` plays the car (test vehicles, signed requests); ``exi20``
+Facade service: ``pki.contracts``; ``ev`` / ``ev20`` play the -2 / -20 car (test vehicles, signed requests); ``exi20``
 is the ISO 15118-20 EXI codec of the certificate installation (messages in ``messages20``).
 """
 
 from __future__ import annotations
 
-from pki.iso15118 import ev, exi20, messages20
+from pki.iso15118 import ev, ev20, exi20, messages20
 from pki.iso15118.chains import readable_certificate
 from pki.iso15118.contract_input import MAX_NOTE_CHARS
 from pki.iso15118.contract_registry import MAX_LIMIT
@@ -38,6 +38,7 @@ __all__ = [
     "decode_signed_info",
     "element_tree",
     "ev",
+    "ev20",
     "exi20",
     "messages20",
     "readable_certificate",

@@ -18,6 +18,7 @@ Each failure raises :class:`ChainRejected` with the ISO 15118-2 ResponseCode the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -93,7 +94,11 @@ def _key_ids_agree(certificate: x509.Certificate, issuer: x509.Certificate) -> b
     return aki.key_identifier == ski.digest
 
 
+@functools.lru_cache(maxsize=4096)
 def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    # Cached by the two certificates' bytes (cryptography hashes and compares certificates by their
+    # DER): a signature over fixed bytes verifies once and for all, so every request after the
+    # first skips the P-521 / Ed448 checks of the sub-CA links it shares with other cars.
     try:
         certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):

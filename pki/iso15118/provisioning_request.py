@@ -23,7 +23,7 @@ import itertools
 from enum import StrEnum
 
 from cryptography import x509
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 
 from pki.ca.authority import serial_hex
 from pki.ca.profiles import ProfileName
@@ -231,22 +231,27 @@ def _validated(
 
 def _check_revocation(connection: Connection, directory: CaDirectory, path: list[x509.Certificate], what: str) -> None:
     """Every certificate of the path that one of our CAs issued must be on record and not revoked."""
-    ours = {entry.certificate: entry.id for entry in directory.cas.values()}
+    ours: list[tuple[x509.Certificate, str, str]] = []  # (certificate, its issuer's id, serial)
     for certificate, issuer in itertools.pairwise(path):
-        issuer_id = ours.get(issuer)
-        if issuer_id is None:
-            continue  # a foreign CA: its certificates' status is the foreign CA's business
-        row = connection.execute(
-            select(CertificateRow.status, CertificateRow.revocation_reason).where(
-                CertificateRow.issuer_id == issuer_id,
-                CertificateRow.serial == serial_hex(certificate.serial_number),
-            )
-        ).first()
+        issuer_id = next((entry.id for entry in directory.cas.values() if entry.certificate == issuer), None)
+        if issuer_id is not None:  # a foreign CA's certificates' status is the foreign CA's business
+            ours.append((certificate, issuer_id, serial_hex(certificate.serial_number)))
+    if not ours:
+        return
+    # One query for the whole path (a car's chain is up to four certificates).
+    rows = connection.execute(
+        select(
+            CertificateRow.issuer_id, CertificateRow.serial, CertificateRow.status, CertificateRow.revocation_reason
+        ).where(tuple_(CertificateRow.issuer_id, CertificateRow.serial).in_([(i, s) for _, i, s in ours]))
+    ).all()
+    found = {(row.issuer_id, row.serial): row for row in rows}
+    for certificate, issuer_id, serial in ours:
+        row = found.get((issuer_id, serial))
         name = certificate.subject.rfc4514_string()
         if row is None:
             raise Refused(
                 ResponseCode.FAILED_CERT_CHAIN_ERROR,
-                f"{what}: {issuer_id} has no record of {name!r} (serial {serial_hex(certificate.serial_number)})",
+                f"{what}: {issuer_id} has no record of {name!r} (serial {serial})",
                 "UnknownCertificate",
             )
         if row.status in ("revoked", "on-hold"):

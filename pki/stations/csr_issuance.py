@@ -52,6 +52,7 @@ def issue_for_station(
     topic: str,
     payload_for: Callable[[str], dict[str, Any]],
     identity: RequestIdentity | None = None,
+    ca_id: str | None = None,
     actor: str = "ocpp",
 ) -> tuple[DeliveryView, bool, str | None]:
     """The CertificateSigned delivery that answers a station's CSR on ``topic``.
@@ -67,7 +68,8 @@ def issue_for_station(
       same transaction as the new certificate, its audit record and its delivery.
 
     ``payload_for`` turns the PEM chain (leaf first, no root) into the call's payload for the
-    station's OCPP version.
+    station's OCPP version. ``ca_id`` names the issuing CA where several issue ``profile`` (an ISO
+    15118-20 SECC certificate comes from the -20 CPO sub-CA).
     """
     with ctx.database.read() as session:
         row = station_row(session, station)
@@ -127,7 +129,12 @@ def issue_for_station(
         )
 
     request = IssueRequest(
-        profile=profile, csr=csr, identity=identity, before_store=_keep_last(leaf), in_transaction=store_delivery
+        profile=profile,
+        csr=csr,
+        identity=identity,
+        ca_id=ca_id,
+        before_store=_keep_last(leaf),
+        in_transaction=store_delivery,
     )
     approval = approve(ctx, request)
     with ctx.database.read() as session:

@@ -44,6 +44,7 @@ class Deliveries:
         topic: str,
         payload_for: Callable[[str], dict[str, Any]],
         identity: RequestIdentity | None = None,
+        ca_id: str | None = None,
         actor: str = "ocpp",
     ) -> tuple[DeliveryView, bool]:
         """The CertificateSigned delivery for a station's CSR, and whether it is new (:mod:`pki.stations.csr_issuance`).
@@ -59,6 +60,7 @@ class Deliveries:
             topic=topic,
             payload_for=payload_for,
             identity=identity,
+            ca_id=ca_id,
             actor=actor,
         )
         if changed_ca is not None:
