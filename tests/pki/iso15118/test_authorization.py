@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from cryptography import x509
@@ -47,7 +48,7 @@ def _hash_data(chain: str) -> list[HashEntry]:
     """iso15118CertificateHashData as a station computes it, with cryptography's own CertID builder."""
     certificates = x509.load_pem_x509_certificates(chain.encode())
     entries = []
-    for certificate, issuer in zip(certificates, certificates[1:], strict=False):
+    for certificate, issuer in itertools.pairwise(certificates):
         request = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, hashes.SHA256()).build()
         entries.append(
             HashEntry.from_ocpp(
