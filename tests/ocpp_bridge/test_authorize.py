@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import shutil
 import subprocess
 import time
@@ -34,6 +35,7 @@ from ocpp.v201 import call, call_result
 
 from ocpp_bridge.adapter import with_certificate_handlers
 from ocpp_bridge.core import CertificateService
+from ocpp_bridge.gateway import Bridge, BridgeConfig
 from ocpp_bridge.ocsp_client import verify_ocsp_response
 from ocpp_bridge.status import CertId, StatusError
 from pki import PKI, RequestIdentity
@@ -41,6 +43,9 @@ from pki.core.clock import FixedClock
 from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import make_csr
+from tests.ocpp_bridge.gateway_support import WAIT, Station201, client_context, issue_station_credential
+from tests.ocpp_bridge.gateway_support import pem as gateway_pem
+from tests.ocpp_bridge.test_gateway_proxy import Recording, UpstreamCsms, live_pki, upstream  # noqa: F401 -- fixtures
 
 FOREIGN_EMAID = "NLXYZC000000001"
 REVOKED_EMAID = "NLXYZC000000002"
@@ -367,3 +372,58 @@ async def test_authorize_end_to_end_with_the_ocpp_library(fresh_pki: PKI) -> Non
         await server.wait_closed()
     assert pnc.certificate_status == "Accepted" and pnc.id_token_info["status"] == "Accepted"
     assert rfid.id_token_info["status"] == "Blocked"  # the CSMS's own handler kept it
+
+
+async def _bridge_authorize(pki: PKI, tmp_path: Path, upstream_url: str | None) -> tuple[Any, Any]:
+    """A PnC and an RFID Authorize from a profile-3 station through the standalone bridge (or its proxy)."""
+    identity = f"CS-AZ-{'P' if upstream_url else 'S'}"
+    pki.stations.add(identity=identity, serial=f"SN-{identity}", security_profile=3)
+    credential = issue_station_credential(pki, tmp_path, identity, f"SN-{identity}", validity=dt.timedelta(days=365))
+    root = tmp_path / "csms-root.pem"
+    root.write_text(gateway_pem(pki.cas.roots("CSMSRootCertificate")))
+    chain = _own_contract(pki)
+    config = BridgeConfig(port=0, basic_port=None, upstream=upstream_url, upstream_ca=root, call_timeout=WAIT)
+    async with (
+        Bridge(pki, config) as bridge,
+        websockets.connect(
+            f"wss://127.0.0.1:{bridge.ports['mtls']}/{identity}",
+            subprotocols=["ocpp2.0.1"],
+            ssl=client_context(pki, credential),
+            server_hostname="localhost",
+        ) as connection,
+    ):
+        station = Station201(
+            identity, connection, serial=f"SN-{identity}", root=pki.cas.roots("CSMSRootCertificate")[0]
+        )
+        task = asyncio.create_task(station.start())
+        try:
+            token = {"id_token": OWN_EMAID, "type": "eMAID"}
+            pnc = await station.call(call.Authorize(id_token=token, certificate=chain), suppress=False)
+            rfid = await station.call(call.Authorize(id_token={"id_token": "04A2B3C4", "type": "ISO14443"}))
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    return pnc, rfid
+
+
+@pytest.mark.asyncio
+async def test_the_standalone_bridge_answers_plug_and_charge_authorize(live_pki: PKI, tmp_path: Path) -> None:  # noqa: F811
+    pnc, rfid = await _bridge_authorize(live_pki, tmp_path, None)
+    assert pnc.certificate_status == "Accepted" and pnc.id_token_info["status"] == "Accepted"
+    assert rfid is None  # no upstream: a CALLERROR NotImplemented (suppressed by the library)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("upstream", ["ws"], indirect=True)  # TLS to the upstream is the proxy tests' business
+async def test_in_proxy_mode_the_upstream_csms_keeps_authorize(
+    live_pki: PKI,  # noqa: F811
+    upstream: tuple[str, list[Recording], list[UpstreamCsms]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    url, recordings, _ = upstream
+    pnc, rfid = await _bridge_authorize(live_pki, tmp_path, url)
+    assert pnc.id_token_info["status"] == "Blocked" and pnc.certificate_status is None  # the upstream's answer
+    assert rfid.id_token_info["status"] == "Blocked"
+    actions = [json.loads(frame)[2] for frame in recordings[0].received if json.loads(frame)[0] == 2]
+    assert actions.count("Authorize") == 2
