@@ -147,6 +147,10 @@ class ContractOcsp:
                 log.info("OCSP for serial %X at %s: %s", query.serial_number, url[:200], error.message)
                 failure = f"{error.reason_code}: {error.message}"
                 continue
+            except (ValueError, TypeError, UnsupportedAlgorithm) as error:  # a key or extension we cannot read
+                log.info("OCSP for serial %X at %s: unreadable response (%s)", query.serial_number, url[:200], error)
+                failure = f"UnreadableResponse: {type(error).__name__}"
+                continue
             answer = {
                 ocsp.OCSPCertStatus.GOOD: OcspAnswer.GOOD,
                 ocsp.OCSPCertStatus.REVOKED: OcspAnswer.REVOKED,
