@@ -33,7 +33,9 @@ from cryptography.x509.oid import NameOID
 
 from ocpp_bridge import roots as root_sync
 from ocpp_bridge import v2g20
+from ocpp_bridge.authorize import is_pnc_authorize, pnc_authorize
 from ocpp_bridge.errors import OcppCallError
+from ocpp_bridge.ocsp_client import ContractOcsp
 from ocpp_bridge.pool import ContractPool
 from ocpp_bridge.schemas import has_schema, validate_request, validate_response
 from ocpp_bridge.status import HASHES, CaIndex, CertId, StatusError, StatusForwarder, matching_single, parse_ocsp
@@ -61,13 +63,20 @@ PNC_VENDOR_ID = "org.openchargealliance.iso15118pnc"
 # What each version's stations send that this core answers (DataTransfer: 1.6 Plug & Charge only).
 HANDLED_ACTIONS: dict[str, tuple[str, ...]] = {
     "1.6": ("SignCertificate", "SecurityEventNotification", "DataTransfer"),
-    "2.0.1": ("SignCertificate", "Get15118EVCertificate", "GetCertificateStatus", "SecurityEventNotification"),
+    "2.0.1": (
+        "SignCertificate",
+        "Get15118EVCertificate",
+        "GetCertificateStatus",
+        "SecurityEventNotification",
+        "Authorize",  # Plug & Charge only (C07): ocpp_bridge.authorize.is_pnc_authorize
+    ),
     "2.1": (
         "SignCertificate",
         "Get15118EVCertificate",
         "GetCertificateStatus",
         "GetCertificateChainStatus",
         "SecurityEventNotification",
+        "Authorize",
     ),
 }
 # 1.6 PnC application note: the 2.0.1 messages a station wraps in DataTransfer.
@@ -134,6 +143,7 @@ class CertificateService:
         from ocpp_bridge.operator_calls import OperatorCalls  # it builds FollowUps of this module
 
         self.operator_calls = OperatorCalls(pki)
+        self._contract_ocsp = ContractOcsp(self._status, pki.clock.now)
         self._handlers: dict[str, Callable[[str, str, dict[str, Any]], Handled]] = {
             "SignCertificate": self._sign_certificate,
             "Get15118EVCertificate": self._get_15118_ev_certificate,
@@ -141,6 +151,7 @@ class CertificateService:
             "GetCertificateChainStatus": self._get_certificate_chain_status,
             "SecurityEventNotification": self._security_event,
             "DataTransfer": self._data_transfer,
+            "Authorize": lambda _v, station, body: Handled(pnc_authorize(pki, self._contract_ocsp, station, body)),
         }
 
     @property
@@ -153,6 +164,8 @@ class CertificateService:
         """Whether this core answers ``action`` from a station on ``version`` (DataTransfer: by vendorId)."""
         if version == "1.6" and action == "DataTransfer":
             return isinstance(payload, dict) and payload.get("vendorId") == PNC_VENDOR_ID
+        if action == "Authorize" and not is_pnc_authorize(payload):
+            return False  # RFID and other idTokens are the CSMS's own
         return action != "DataTransfer" and action in HANDLED_ACTIONS.get(version, ())
 
     def handle(self, version: str, station_id: str, action: str, payload: dict[str, Any]) -> Handled:

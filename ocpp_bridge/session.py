@@ -282,6 +282,8 @@ class StationSession:
             await self._station_answer(frame, raw)
 
     def _owns(self, frame: Frame) -> bool:
+        if frame.action == "Authorize" and self._upstream is not None:
+            return False  # proxy mode: the upstream CSMS keeps authorization, Plug & Charge included
         try:
             return self._service.owns(self.version, frame.action, frame.payload)
         except Exception:

@@ -394,6 +394,13 @@ REST_REFUSALS: tuple[Rest, ...] = (
         {"stationId": STATION, "payload": {}},
         status=422,
     ),
+    *_for_versions(
+        V2X,
+        "Authorize",
+        "not Plug & Charge (an RFID idToken is the CSMS's own)",
+        {"stationId": STATION, "payload": {"idToken": {"idToken": "04A2B3C4", "type": "ISO14443"}}},
+        status=422,
+    ),
     Rest(
         "POST /api/v1/trust",
         "root that is not a CA",

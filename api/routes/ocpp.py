@@ -63,6 +63,10 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
         ]
     },
     "SecurityEventNotification": {"type": "InvalidChargingStationCertificate", "timestamp": "2026-01-15T12:00:00Z"},
+    "Authorize": {
+        "idToken": {"idToken": "DEABCC123ABC56", "type": "eMAID"},
+        "iso15118CertificateHashData": [{**_HASH, "responderURL": "http://ocsp.example.com/"}],
+    },
     "DataTransfer": {
         "vendorId": PNC_VENDOR_ID,
         "messageId": "SignCertificate",
@@ -86,6 +90,7 @@ _SUMMARIES = {
     "GetCertificateStatus": "GetCertificateStatus: OCSP response for one certificate (M06)",
     "GetCertificateChainStatus": "GetCertificateChainStatus: OCSP/CRL status of up to 4 certificates (M07)",
     "SecurityEventNotification": "SecurityEventNotification: record a station security event (A04)",
+    "Authorize": "Authorize: Plug & Charge contract certificate status (C07; idToken type eMAID only)",
     "DataTransfer": "DataTransfer: ISO 15118 Plug & Charge for OCPP 1.6 (vendorId org.openchargealliance.iso15118pnc)",
 }
 _ROLES = (Role.CSMS,)  # machine-to-machine: the CSMS's own token (admin is implied)

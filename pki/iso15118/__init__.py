@@ -7,6 +7,15 @@ is the ISO 15118-20 EXI codec of the certificate installation (messages in ``mes
 from __future__ import annotations
 
 from pki.iso15118 import ev, ev20, exi20, messages20
+from pki.iso15118.authorization import (
+    AuthorizationDecision,
+    CertificateStatus,
+    ForeignQuery,
+    ForeignResult,
+    HashEntry,
+    IdTokenStatus,
+    OcspAnswer,
+)
 from pki.iso15118.chains import readable_certificate
 from pki.iso15118.contract_input import MAX_NOTE_CHARS
 from pki.iso15118.contract_registry import MAX_LIMIT
@@ -24,10 +33,17 @@ __all__ = [
     "MAX_LIMIT",
     "MAX_NOTE_CHARS",
     "MSG_DEF_NAMESPACE",
+    "AuthorizationDecision",
+    "CertificateStatus",
     "ContractRevocation",
     "ContractView",
     "Contracts",
+    "ForeignQuery",
+    "ForeignResult",
     "Fragment",
+    "HashEntry",
+    "IdTokenStatus",
+    "OcspAnswer",
     "ProvisioningResult",
     "ResponseCode",
     "SchemaElement",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from pki.iso15118 import contract_registry, contract_revocation
+from pki.iso15118 import authorization, contract_registry, contract_revocation
 from pki.iso15118.contract_views import ContractRevocation, ContractView
 from pki.iso15118.provisioning import ProvisioningResult, provision
 from pki.revocation.services import Crls
@@ -70,6 +70,23 @@ class Contracts:
             for ca_id in sorted({ref.issuer_id for ref in result.revoked_certificates}):
                 self._crls.publish(ca_id)
         return result
+
+    def authorize(
+        self,
+        *,
+        certificate: str | None = None,
+        hash_data: Sequence[authorization.HashEntry] = (),
+        id_token: str | None = None,
+        foreign: authorization.ForeignStatus,
+    ) -> authorization.AuthorizationDecision:
+        """OCPP C07 Plug & Charge authorization of a contract chain (PEM) or its OCSP hash data.
+
+        ``foreign`` answers the revocation status of certificates of CAs that are not ours (the
+        edge asks their OCSP responders); see :mod:`pki.iso15118.authorization`.
+        """
+        if certificate:
+            return authorization.authorize_chain(self._ctx, certificate, id_token=id_token, foreign=foreign)
+        return authorization.authorize_hashes(self._ctx, hash_data, id_token=id_token, foreign=foreign)
 
     def provision(
         self,
