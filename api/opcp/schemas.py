@@ -9,7 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EndpointIn", "EndpointUpdateIn", "ProvisioningCertificateBody", "RootCaIn"]
+__all__ = [
+    "EndpointIn",
+    "EndpointUpdateIn",
+    "ProvisioningCertificateBody",
+    "RootCaIn",
+    "SignedContractDataRequestBody",
+]
 
 
 class _Body(BaseModel):
@@ -56,3 +62,11 @@ class EndpointUpdateIn(_Body):
     metadata: dict[str, Any] | None = None
     status: str | None = Field(default=None, max_length=16)
     api_version: str | None = Field(default=None, alias="apiVersion", max_length=16)
+
+
+class SignedContractDataRequestBody(_Body):
+    """``getSignedContractData``: the car's CertificateInstallationReq, base64 EXI, and its ISO edition."""
+
+    certificate_installation_req: str = Field(alias="certificateInstallationReq", max_length=20_000)
+    xsd_msg_def_namespace: str = Field(alias="xsdMsgDefNamespace", max_length=64)
+    metadata: str | None = Field(default=None, max_length=1000)

@@ -7,6 +7,7 @@ Certificate Pool, and webhooks fed from the audit log. Facade service: ``pki.opc
 from __future__ import annotations
 
 from pki.opcp.access import ACCESS, AccessDenied, OpcpRole, Operation, Principal, authorize, parse_role
+from pki.opcp.ccp import ContractPool, SignedContractData
 from pki.opcp.clients import ClientView
 from pki.opcp.pcp import NOT_FOUND, ProvisioningCertificateIn, VehicleEntry
 from pki.opcp.rcp import ROOT_TYPES, PoolRoot
@@ -30,6 +31,7 @@ __all__ = [
     "ROOT_TYPES",
     "AccessDenied",
     "ClientView",
+    "ContractPool",
     "DeliveryJob",
     "DeliveryView",
     "Opcp",
@@ -38,6 +40,7 @@ __all__ = [
     "PoolRoot",
     "Principal",
     "ProvisioningCertificateIn",
+    "SignedContractData",
     "SubscriptionIn",
     "SubscriptionView",
     "TokenGrant",

@@ -71,6 +71,12 @@ class Operation(StrEnum):
     ADD_WEBHOOK = "addWebhook"
     UPDATE_WEBHOOK = "updateWebhook"
     DELETE_WEBHOOK = "deleteWebhook"
+    GET_SIGNED_CONTRACT_DATA = "getSignedContractData"
+    DELETE_SIGNED_CONTRACT_DATA = "deleteSignedContractData"
+    LOOKUP_CONTRACT = "lookupContract"
+    GET_CONTRACTS = "getContracts"
+    SET_DEFAULT_CONTRACT = "setDefaultContract"
+    GET_ALL_CPS_SIGNERS = "getAllCpsSigners"
 
 
 _EVERYONE = frozenset(OpcpRole)
@@ -95,6 +101,14 @@ ACCESS: dict[Operation, frozenset[OpcpRole]] = {
     Operation.ADD_WEBHOOK: _EVERYONE,
     Operation.UPDATE_WEBHOOK: _EVERYONE,
     Operation.DELETE_WEBHOOK: _EVERYONE,
+    # CCP and CPS rows (the OEM's "signedContractData" read is getContracts, its default choice
+    # setDefaultContract); getAllCpsSigners is for every participant.
+    Operation.GET_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.CPO}),
+    Operation.DELETE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
+    Operation.LOOKUP_CONTRACT: frozenset({OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
+    Operation.GET_CONTRACTS: frozenset({OpcpRole.OEM}),
+    Operation.SET_DEFAULT_CONTRACT: frozenset({OpcpRole.OEM}),
+    Operation.GET_ALL_CPS_SIGNERS: _PARTICIPANTS,
 }
 assert set(ACCESS) == set(Operation)
 assert ACCESS[Operation.ADD_WEBHOOK] >= _PARTICIPANTS

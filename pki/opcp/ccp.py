@@ -1,0 +1,280 @@
+"""The Contract Certificate Pool and the CPS signers (OPCP ``ccp.v1.json``, ``cps.v1.json``).
+
+The pool is evpki's contract registry (:mod:`pki.iso15118.contract_registry`): a PCID holds
+several contracts, ordered by ``priority`` (lower first). What OPCP callers do with it:
+
+- a CPO sends the car's CertificateInstallationReq (``getSignedContractData``) and gets the signed
+  contract data, built on the spot by our provisioning service (:func:`pki.iso15118.provisioning.
+  provision`) for the PCID's first active contract -- one per ISO 15118-2 request, the car's
+  -20 request gets one of its contracts per request as ISO 15118-20 says;
+- an MO looks its contract up (``lookupContract``) and deletes it (``deleteSignedContractData``:
+  the registry removes a contract by revoking it with its certificates; the audit record
+  ``contract-revoke`` becomes the ``oem.contract.deleted`` webhook event);
+- an OEM lists a vehicle's contracts (``getContracts``) and chooses the default one
+  (``setDefaultContract``: priority 0, the others after it), the one an installation gets.
+
+:meth:`ContractPool.cps_signers` lists the CPS leaf certificates that sign contract data here
+(``getAllCpsSigners``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import select
+
+from pki.ca.profiles import ProfileName
+from pki.core.clock import utc
+from pki.core.errors import InvalidInput, NotFound
+from pki.iso15118.contract_registry import row_by_emaid
+from pki.iso15118.contract_revocation import revoke_contract
+from pki.iso15118.provisioning import provision
+from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
+from pki.opcp.certinfo import ISO2_NAMESPACE, b64_der
+from pki.operations import audit
+from pki.runtime.context import Context
+from pki.store.models import CertificateRow, ContractRow
+
+__all__ = ["ISO20_NAMESPACE", "ContractPool", "SignedContractData"]
+
+ISO20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
+_NAMESPACES = (ISO2_NAMESPACE, ISO20_NAMESPACE)
+_MAX_EXI_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class SignedContractData:
+    """One ``emaidContent`` entry: the base64 EXI CertificateInstallationRes and its eMAID."""
+
+    certificate_installation_res: str
+    emaid: str | None
+
+    def as_opcp(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"certificateInstallationRes": self.certificate_installation_res}
+        if self.emaid is not None:
+            body["emaid"] = self.emaid
+        return {"messageDef": body}
+
+
+def _namespace(text: str | None) -> str:
+    value = text or ISO2_NAMESPACE
+    if value not in _NAMESPACES:
+        raise InvalidInput(f"xsdMsgDefNamespace must be one of {', '.join(_NAMESPACES)}")
+    return value
+
+
+def _iso(moment: dt.datetime) -> str:
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ContractPool:
+    """``pki.opcp.ccp``: contracts by PCID and eMAID, and the signed contract data of an installation."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    # -- CPO
+
+    def signed_contract_data(
+        self,
+        principal: Principal,
+        certificate_installation_req: str,
+        xsd_msg_def_namespace: str,
+        *,
+        always_return_exi: bool = True,
+    ) -> list[SignedContractData]:
+        """``getSignedContractData``: the car's base64 EXI request in, the signed contract data out.
+
+        An undecodable request is :class:`InvalidInput`. A refusal the car must read (no contract
+        for its PCID, an untrusted OEM chain ...) is an EXI response with a FAILED ResponseCode;
+        with ``always_return_exi`` false it is :class:`NotFound` / :class:`InvalidInput` instead.
+        """
+        authorize(principal, Operation.GET_SIGNED_CONTRACT_DATA)
+        namespace = _namespace(xsd_msg_def_namespace)
+        if not isinstance(certificate_installation_req, str) or not certificate_installation_req.strip():
+            raise InvalidInput("certificateInstallationReq : must be the car's base64 EXI request")
+        if len(certificate_installation_req) > _MAX_EXI_CHARS:
+            raise InvalidInput(f"certificateInstallationReq : at most {_MAX_EXI_CHARS} characters")
+        result = provision(
+            self._ctx,
+            iso15118_schema_version=namespace,
+            action="Install",
+            exi_request=certificate_installation_req.strip(),
+            ocpp_version="2.1",
+            actor=principal.actor,
+        )
+        if result.status == "Failed":
+            raise InvalidInput(f"certificateInstallationReq : {result.reason or 'not a CertificateInstallationReq'}")
+        if result.reason is not None and not always_return_exi:
+            code = result.response_code.value if result.response_code is not None else "FAILED"
+            if "NoCertificateAvailable" in code:
+                raise NotFound(f"no signed contract data for this vehicle ({result.reason})")
+            raise InvalidInput(f"{code}: {result.reason}")
+        return [SignedContractData(result.exi_response, result.emaid)]
+
+    # -- MO
+
+    def lookup_contract(
+        self, principal: Principal, emaid: str, xsd_msg_def_namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``lookupContract``: the MO's contract by eMAID (404 when the pool holds none)."""
+        authorize(principal, Operation.LOOKUP_CONTRACT)
+        _namespace(xsd_msg_def_namespace)
+        normalised = normalise_emaid(emaid)
+        authorize(principal, Operation.LOOKUP_CONTRACT, emaid=normalised)
+        now = self._ctx.clock.now()
+        with self._ctx.database.read() as session:
+            row = row_by_emaid(session, normalised)
+            if row is None or row.status == "revoked":
+                raise NotFound(f"no contract with eMAID {normalised} in the pool")
+            default = self._default_emaid(session, row.pcid, now)
+            return [self._entry(session, row, default)]
+
+    def delete(self, principal: Principal, emaid: str, *, skip_revocation: bool = False) -> None:
+        """``deleteSignedContractData``: revoke the contract and its certificates (one transaction)."""
+        authorize(principal, Operation.DELETE_SIGNED_CONTRACT_DATA)
+        normalised = normalise_emaid(emaid)
+        authorize(principal, Operation.DELETE_SIGNED_CONTRACT_DATA, emaid=normalised)
+        if skip_revocation:
+            raise InvalidInput(
+                "X-Skip-Revocation : evpki removes a contract from the pool by revoking it; send false or omit it"
+            )
+        with self._ctx.database.read() as session:
+            row = row_by_emaid(session, normalised)
+            if row is None or row.status == "revoked":
+                raise NotFound(f"no contract with eMAID {normalised} in the pool")
+        revoke_contract(self._ctx, normalised, note="deleted from the OPCP contract pool", actor=principal.actor)
+
+    # -- OEM
+
+    def contracts_of(
+        self, principal: Principal, pcid: str, xsd_msg_def_namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``getContracts``: the vehicle's unrevoked contracts, the default one first."""
+        authorize(principal, Operation.GET_CONTRACTS)
+        parse_pcid(pcid)
+        _namespace(xsd_msg_def_namespace)
+        authorize(principal, Operation.GET_CONTRACTS, pcid=pcid)
+        now = self._ctx.clock.now()
+        with self._ctx.database.read() as session:
+            rows = self._rows_of(session, pcid)
+            default = self._default_emaid(session, pcid, now)
+            return [self._entry(session, row, default) for row in rows]
+
+    def set_default(self, principal: Principal, pcid: str, emaid: str) -> None:
+        """``setDefaultContract``: ``emaid`` gets priority 0, the PCID's other contracts come after it."""
+        authorize(principal, Operation.SET_DEFAULT_CONTRACT)
+        parse_pcid(pcid)
+        normalised = normalise_emaid(emaid)
+        authorize(principal, Operation.SET_DEFAULT_CONTRACT, pcid=pcid)
+        now = self._ctx.clock.now()
+        with self._ctx.database.write() as session:
+            rows = self._rows_of(session, pcid, lock=True)
+            target = next((row for row in rows if row.emaid == normalised), None)
+            if target is None:
+                raise NotFound(f"PCID {pcid} holds no contract {normalised}")
+            previous = {row.emaid: row.priority for row in rows}
+            for row in rows:
+                if row is target:
+                    row.priority = 0
+                elif row.priority <= 0:
+                    row.priority = 1
+                row.updated_at = now if row.priority != previous[row.emaid] else row.updated_at
+            session.flush()
+            audit.append(
+                session,
+                at=now,
+                actor=principal.actor,
+                action="contract-priority",
+                details={
+                    "pcid": pcid,
+                    "default": normalised,
+                    "priorities": {row.emaid: row.priority for row in rows},
+                },
+            )
+
+    # -- CPS signers
+
+    def cps_signers(self, principal: Principal) -> list[dict[str, Any]]:
+        """``getAllCpsSigners``: the usable CPS leaf certificates with their sub-CAs and V2G root."""
+        authorize(principal, Operation.GET_ALL_CPS_SIGNERS)
+        now = self._ctx.clock.now()
+        signers: list[dict[str, Any]] = []
+        with self._ctx.database.read() as session:
+            directory = self._ctx.ca_directory(session.connection())
+            rows = session.execute(
+                select(CertificateRow)
+                .where(
+                    CertificateRow.profile == ProfileName.CPS_LEAF.value,
+                    CertificateRow.status == "valid",
+                    CertificateRow.not_after > now,
+                )
+                .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
+            ).scalars()
+            for row in rows:
+                if row.issuer_id not in directory.cas:
+                    continue
+                leaf = x509.load_der_x509_certificate(row.der)
+                subs = directory.presented(row.issuer_id)
+                root = directory.anchor(row.issuer_id)
+                organisation = leaf.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+                entry: dict[str, Any] = {
+                    "cpsDistinguishedName": leaf.subject.rfc4514_string(),
+                    "cpsCertificate": b64_der(leaf),
+                    "validFrom": _iso(leaf.not_valid_before_utc),
+                    "validTo": _iso(leaf.not_valid_after_utc),
+                    "cpsRootDistinguishedName": root.subject.rfc4514_string(),
+                }
+                if organisation:
+                    entry["organizationName"] = str(organisation[0].value)
+                for name, certificate in zip(("cpsCa2Certificate", "cpsCa1Certificate"), subs, strict=False):
+                    entry[name] = b64_der(certificate)
+                signers.append(entry)
+        return signers
+
+    # -- helpers
+
+    @staticmethod
+    def _rows_of(session: Any, pcid: str, *, lock: bool = False) -> list[ContractRow]:
+        query = (
+            select(ContractRow)
+            .where(ContractRow.pcid == pcid, ContractRow.status != "revoked")
+            .order_by(ContractRow.priority, ContractRow.created_at, ContractRow.id)  # type: ignore[arg-type]
+        )
+        if lock:
+            query = query.with_for_update()
+        return list(session.execute(query).scalars())
+
+    def _default_emaid(self, session: Any, pcid: str, now: dt.datetime) -> str | None:
+        """The contract an ISO 15118-2 installation would take now: the first active by priority."""
+        for row in self._rows_of(session, pcid):
+            start = utc(row.valid_from)
+            end = utc(row.valid_until) if row.valid_until else None
+            if start <= now and (end is None or now < end):
+                return str(row.emaid)
+        return None
+
+    @staticmethod
+    def _entry(session: Any, row: ContractRow, default: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "pcid": row.pcid,
+            "emaid": row.emaid,
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+            "defaultContract": row.emaid == default,
+        }
+        if row.current_certificate_issuer and row.current_certificate_serial:
+            certificate = session.execute(
+                select(CertificateRow.der).where(
+                    CertificateRow.issuer_id == row.current_certificate_issuer,
+                    CertificateRow.serial == row.current_certificate_serial,
+                )
+            ).scalar_one_or_none()
+            if certificate is not None:
+                parsed = x509.load_der_x509_certificate(certificate)
+                entry["contractCertificate"] = b64_der(parsed)
+                entry["certValidFrom"] = _iso(parsed.not_valid_before_utc)
+                entry["certValidTo"] = _iso(parsed.not_valid_after_utc)
+        return entry
