@@ -27,13 +27,15 @@ from cryptography import x509
 from sqlalchemy import select
 
 from pki.ca.profiles import ProfileName
+from pki.ca.root_uses import RootUse
 from pki.core.clock import utc
 from pki.core.errors import InvalidInput, NotFound
 from pki.iso15118.contract_registry import row_by_emaid
 from pki.iso15118.contract_revocation import revoke_contract
 from pki.iso15118.provisioning import provision
 from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
-from pki.opcp.certinfo import ISO2_NAMESPACE, b64_der
+from pki.opcp.certinfo import ISO2_NAMESPACE, b64_der, fingerprints
+from pki.opcp.rcp import root_certificate_id
 from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store.models import CertificateRow, ContractRow
@@ -226,11 +228,17 @@ class ContractPool:
                     "cpsCertificate": b64_der(leaf),
                     "validFrom": _iso(leaf.not_valid_before_utc),
                     "validTo": _iso(leaf.not_valid_after_utc),
+                    # the published schema's "fingerprint" is a UUID: the root's id in the RCP
+                    "cpsV2GRootCertificateFingerprint": root_certificate_id(RootUse.V2G, fingerprints(root)[0]),
                     "cpsRootDistinguishedName": root.subject.rfc4514_string(),
+                    "xsdMsgDefNamespace": ISO20_NAMESPACE
+                    if directory.cas[row.issuer_id].standard == "iso15118-20"
+                    else ISO2_NAMESPACE,
                 }
-                if organisation:
-                    entry["organizationName"] = str(organisation[0].value)
-                for name, certificate in zip(("cpsCa2Certificate", "cpsCa1Certificate"), subs, strict=False):
+                entry["organizationName"] = (
+                    str(organisation[0].value) if organisation else entry["cpsDistinguishedName"]
+                )
+                for name, certificate in zip(("cpsSubCa2Certificate", "cpsSubCa1Certificate"), subs, strict=False):
                     entry[name] = b64_der(certificate)
                 signers.append(entry)
         return signers

@@ -133,7 +133,7 @@ async def test_every_participant_reads_the_cps_signers(fresh_pki: PKI, http: htt
     signers = (await http.get("/opcp/cps/signer", headers=mo)).json()["cpsCertificates"]
     assert signers, "the default hierarchy has a CPS leaf"
     leaf = x509.load_der_x509_certificate(base64.b64decode(signers[0]["cpsCertificate"]))
-    sub = x509.load_der_x509_certificate(base64.b64decode(signers[0]["cpsCa2Certificate"]))
+    sub = x509.load_der_x509_certificate(base64.b64decode(signers[0]["cpsSubCa2Certificate"]))
     leaf.verify_directly_issued_by(sub)
     assert (
         signers[0]["cpsRootDistinguishedName"] == fresh_pki.cas.roots("V2GRootCertificate")[0].subject.rfc4514_string()
