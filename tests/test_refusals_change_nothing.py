@@ -436,6 +436,27 @@ REST_REFUSALS: tuple[Rest, ...] = (
         opcp="oem",
         status=404,
     ),
+    # OPCP CCP (the contract EMAID of PCID exists)
+    Rest(
+        "POST /opcp/v1/ccp/signedContractData",
+        "not an EXI request",
+        json={"certificateInstallationReq": "AAAA", "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef"},
+        opcp="cpo",
+    ),
+    Rest(
+        "DELETE /opcp/v1/ccp/signedContractData/{emaid}",
+        "an OEM may not",
+        path=f"/opcp/v1/ccp/signedContractData/{EMAID}",
+        opcp="oem",
+        status=403,
+    ),
+    Rest(
+        "POST /opcp/v1/ccp/signedContractData/{pcid}/{emaid}/default",
+        "another OEM's WMI",
+        path=f"/opcp/v1/ccp/signedContractData/{PCID}/{EMAID}/default",
+        opcp="oem-foreign",
+        status=403,
+    ),
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
