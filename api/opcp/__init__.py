@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.routing import Mount
 
-from api.opcp import ccp, pcp, rcp, token, webhooks
+from api.opcp import ccp, cps, pcp, rcp, token, webhooks
 from api.opcp.delivery import deliver_once, delivery_loop
 from api.opcp.errors import ERROR_SCHEMA, install_opcp_handlers
 from pki import PKI
@@ -38,7 +38,7 @@ def create_opcp_app(pki_of: Callable[[], PKI]) -> FastAPI:
     app = FastAPI(title="evpki OPCP pool services", version="1.0", description=_DESCRIPTION)
     app.state.pki_of = pki_of
     install_opcp_handlers(app)
-    for module in (token, rcp, pcp, ccp, webhooks):
+    for module in (token, rcp, pcp, ccp, cps, webhooks):
         app.include_router(module.router)
     original = app.openapi
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pki.opcp.access import ACCESS, AccessDenied, OpcpRole, Operation, Principal, authorize, parse_role
 from pki.opcp.ccp import ContractPool, SignedContractData
 from pki.opcp.clients import ClientView
+from pki.opcp.cps import ContractDataIn, ProvisioningService, SignedContractDataOut
 from pki.opcp.pcp import NOT_FOUND, ProvisioningCertificateIn, VehicleEntry
 from pki.opcp.rcp import ROOT_TYPES, PoolRoot
 from pki.opcp.service import Opcp
@@ -31,6 +32,7 @@ __all__ = [
     "ROOT_TYPES",
     "AccessDenied",
     "ClientView",
+    "ContractDataIn",
     "ContractPool",
     "DeliveryJob",
     "DeliveryView",
@@ -40,7 +42,9 @@ __all__ = [
     "PoolRoot",
     "Principal",
     "ProvisioningCertificateIn",
+    "ProvisioningService",
     "SignedContractData",
+    "SignedContractDataOut",
     "SubscriptionIn",
     "SubscriptionView",
     "TokenGrant",

@@ -77,6 +77,7 @@ class Operation(StrEnum):
     GET_CONTRACTS = "getContracts"
     SET_DEFAULT_CONTRACT = "setDefaultContract"
     GET_ALL_CPS_SIGNERS = "getAllCpsSigners"
+    CREATE_SIGNED_CONTRACT_DATA = "createSignedContractData"
 
 
 _EVERYONE = frozenset(OpcpRole)
@@ -109,6 +110,7 @@ ACCESS: dict[Operation, frozenset[OpcpRole]] = {
     Operation.GET_CONTRACTS: frozenset({OpcpRole.OEM}),
     Operation.SET_DEFAULT_CONTRACT: frozenset({OpcpRole.OEM}),
     Operation.GET_ALL_CPS_SIGNERS: _PARTICIPANTS,
+    Operation.CREATE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI}),  # and contractData/signed
 }
 assert set(ACCESS) == set(Operation)
 assert ACCESS[Operation.ADD_WEBHOOK] >= _PARTICIPANTS
