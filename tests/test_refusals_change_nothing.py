@@ -457,6 +457,8 @@ REST_REFUSALS: tuple[Rest, ...] = (
         opcp="oem-foreign",
         status=403,
     ),
+    Rest("PUT /opcp/v1/cps/signedContractData", "an OEM may not", json=Ref("opcp_cps_chain"), opcp="oem", status=403),
+    Rest("PUT /opcp/v1/cps/contractData/signed", "an OEM may not", json=Ref("opcp_cps_flat"), opcp="oem", status=403),
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
@@ -798,6 +800,26 @@ def _opcp_world(pki: PKI) -> dict[str, Any]:
         "opcp_mo_root": {"caCertificate": untrusted_root, "rootType": "MO"},
         "opcp_bad_vehicle": {"subCA1Certificate": untrusted_root, "vehicleCertificate": "!!"},
         "opcp_untrusted_chain": foreign_oem_chain("WMIREFUSE00000002").body(),
+        "opcp_cps_chain": {
+            "emaid": EMAID,
+            "contractData": {
+                "contractSignatureCertChain": {
+                    "contractSignatureCertChainCertificate": untrusted_root,
+                    "contractSignatureCertChainSubCertificates": [untrusted_root],
+                },
+                "contractSignatureEncryptedPrivateKey": "AA==",
+                "dHpublickey": "AA==",
+            },
+        },
+        "opcp_cps_flat": {
+            "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+            "contractData": {
+                "contractCertificate": untrusted_root,
+                "contractSubCa1Certificate": untrusted_root,
+                "contractSignatureEncryptedPrivateKey": "AA==",
+                "dHpublickey": "AA==",
+            },
+        },
     }
 
 

@@ -3,9 +3,8 @@
 checks this reuses): no 5xx, every status documented, every body as the published schema says.
 
 Fuzzed: the operations evpki serves (:data:`SERVED`). Not served, and so not fuzzed:
-``addSignedContractData`` (PUT of stored signed data), ``provideSignedContractData`` and the CPS
-operations that sign (``generateSignedContractData``, ``contractData/signed``,
-``createSignedContractData``, ``createAndForwardSignedContractData``) -- see the README.
+``addSignedContractData`` (PUT of stored signed data), ``provideSignedContractData``,
+``generateSignedContractData`` and ``createAndForwardSignedContractData`` -- see the README.
 
 Amendments, each where the published schema contradicts itself:
 
@@ -43,6 +42,8 @@ SERVED = {
     ("POST", "/v1/ccp/signedContractData/{pcid}/{emaid}/default"),
     ("GET", "/v1/ccp/signedContractData/{pcid}"),
     ("GET", "/cps/signer"),
+    ("PUT", "/v1/cps/signedContractData"),
+    ("PUT", "/v1/cps/contractData/signed"),
 }
 
 
@@ -69,6 +70,7 @@ def test_the_contract_pool_conforms_to_the_published_opcp_specs(fresh_pki: PKI) 
         ("cpo", "cpo", {}),
         ("oem", "oem", {"wmis": ["WMI"]}),
         ("mo", "mo-v2g-pki", {"providers": ["DEABC"]}),
+        ("mo-own", "mo-own-pki", {"providers": ["DEABC"]}),
     ):
         callers[name] = {"Authorization": f"Bearer {_token(fresh_pki, f'fuzz-{name}', role, **scope)}"}
     started = time.perf_counter()
