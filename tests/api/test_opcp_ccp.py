@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from api.app import create_app
 from pki import PKI
 from pki.iso15118 import ev
-from tests.opcp_support import client_token, opcp_headers
+from tests.opcp_support import b64, client_token, foreign_oem_chain, opcp_headers
 from tests.pki.iso15118.vehicles import make_car
 
 pytestmark = pytest.mark.asyncio
@@ -139,3 +140,57 @@ async def test_every_participant_reads_the_cps_signers(fresh_pki: PKI, http: htt
         signers[0]["cpsRootDistinguishedName"] == fresh_pki.cas.roots("V2GRootCertificate")[0].subject.rfc4514_string()
     )
     assert (await http.get("/opcp/cps/signer", headers=admin)).status_code == 403
+
+
+# (client name, role, scope): OEMs and MOs once with the scope of the data and once without
+CALLERS: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
+    ("oem-own", "oem", {"wmis": ["WMI"]}),
+    ("oem-foreign", "oem", {"wmis": ["QQQ"]}),
+    ("cpo", "cpo", {}),
+    ("mo-own-pki", "mo-own-pki", {"providers": ["DEABC"]}),
+    ("mo-own-pki-foreign", "mo-own-pki", {"providers": ["FRXYZ"]}),
+    ("mo-v2g-pki", "mo-v2g-pki", {"providers": ["DEABC"]}),
+    ("mo-v2g-pki-foreign", "mo-v2g-pki", {"providers": ["FRXYZ"]}),
+    ("cps", "cps", {}),
+    ("admin", "admin", {}),
+)
+
+
+async def test_every_ccp_and_cps_operation_with_every_role_and_scope(fresh_pki: PKI, http: httpx.AsyncClient) -> None:
+    """Allowed callers get past the access table (their answer is not 401/403); all others get 403."""
+    vehicle = make_car(fresh_pki, "WMICCPACCESS00001")
+    emaid = "DEABCC000000051"
+    fresh_pki.contracts.add(emaid=emaid, pcid=vehicle.pcid)
+    exi = ev.installation_request(vehicle.certificate, vehicle.key, fresh_pki.cas.roots("V2GRootCertificate"), SESSION)
+    install = {"certificateInstallationReq": base64.b64encode(exi).decode(), "xsdMsgDefNamespace": ISO2}
+    mo_chain = foreign_oem_chain(emaid)  # the MO's own PKI, untrusted here: the allowed MO gets 400
+    sign = {
+        "xsdMsgDefNamespace": ISO2,
+        "contractData": {
+            "contractCertificate": b64(mo_chain.vehicle),
+            "contractSubCa1Certificate": b64(mo_chain.sub1),
+            "contractSignatureEncryptedPrivateKey": "AAAA",
+            "dHpublickey": "AAAA",
+        },
+    }
+    mos = {"mo-own-pki", "mo-v2g-pki"}
+    participants = {name for name, _, _ in CALLERS} - {"admin"}
+    operations: list[tuple[str, str, Any, set[str]]] = [
+        ("POST", "/v1/ccp/signedContractData", install, {"cpo"}),
+        ("GET", f"/v1/ccp/signedContractData/{vehicle.pcid}", None, {"oem-own"}),
+        ("POST", f"/v1/ccp/signedContractData/{vehicle.pcid}/{emaid}/default", None, {"oem-own"}),
+        ("GET", f"/v1/ccp/lookupContract/{emaid}", None, mos),
+        ("GET", "/cps/signer", None, participants),
+        ("PUT", "/v1/cps/contractData/signed", sign, {"mo-own-pki"}),
+        ("DELETE", f"/v1/ccp/signedContractData/{emaid}", None, mos),
+    ]  # fmt: skip
+    for name, role, scope in CALLERS:
+        headers = opcp_headers(await client_token(http, fresh_pki, name, role, **scope))
+        for method, path, body, allowed in operations:
+            answer = await http.request(method, "/opcp" + path, json=body, headers=headers)
+            if name in allowed:
+                assert answer.status_code not in (401, 403), (method, path, name, answer.text)
+            else:
+                assert answer.status_code == 403, (method, path, name, answer.text)
+                assert answer.json()["errorMessages"]
+    assert fresh_pki.contracts.get(emaid).status == "revoked"  # the first allowed MO deleted it
