@@ -8,7 +8,8 @@ from fastapi import APIRouter, Header, Query, Response
 
 from api.opcp.deps import SECURITY, PkiDep, PrincipalDep
 from api.opcp.errors import responses
-from api.opcp.schemas import SignedContractDataRequestBody
+from api.opcp.schemas import SignedContractDataRequestBody, StoredContractDataBody
+from pki.core import InvalidInput
 
 __all__ = ["router"]
 
@@ -37,6 +38,28 @@ def get_signed_contract_data(
         always_return_exi=always_return_exi,
     )
     return {"CCPResponse": {"emaidContent": [entry.as_opcp() for entry in data]}}
+
+
+@router.put(
+    "/v1/ccp/signedContractData",
+    summary="addSignedContractData (CPS, MO): store CPS-signed contract data for a vehicle",
+    operation_id="addSignedContractData",
+    status_code=201,
+    responses={201: {"description": "Created"}, **responses(400, *_AUTH)},
+    response_class=Response,
+    openapi_extra=SECURITY,
+)
+def add_signed_contract_data(body: StoredContractDataBody, pki: PkiDep, principal: PrincipalDep) -> Response:
+    if body.xsd_msg_def_namespace != "urn:iso:15118:2:2013:MsgDef":
+        raise InvalidInput("xsdMsgDefNamespace : the pool stores signed contract data of urn:iso:15118:2:2013:MsgDef")
+    pki.opcp.ccp.store(
+        principal,
+        pcid=body.pcid,
+        emaid=body.emaid,
+        signed_data=body.signed_data,
+        root_id=body.cps_root_id,
+    )
+    return Response(status_code=201)
 
 
 @router.delete(

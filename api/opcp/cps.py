@@ -28,8 +28,12 @@ _ERRORS = responses(400, 401, 403, 503)
 def create_signed_contract_data(
     body: CreateSignedContractDataBody, pki: PkiDep, principal: PrincipalDep
 ) -> dict[str, Any]:
+    return pki.opcp.cps.sign(principal, _chain_data(body)).as_opcp()
+
+
+def _chain_data(body: CreateSignedContractDataBody) -> ContractDataIn:
     chain = body.contract_data.contract_signature_cert_chain
-    data = ContractDataIn(
+    return ContractDataIn(
         emaid=body.emaid,
         contract_certificate=chain.certificate,
         sub_certificates=tuple(chain.sub_certificates),
@@ -39,7 +43,21 @@ def create_signed_contract_data(
         xsd_msg_def_namespace=body.xsd_msg_def_namespace,
         cps_root_id=body.cps_root_id,
     )
-    return pki.opcp.cps.sign(principal, data).as_opcp()
+
+
+@router.put(
+    "/v1/cps/forward/signedContractData",
+    summary="createAndForwardSignedContractData (MO with own PKI): sign the MO's contract data and store it in the CCP",
+    operation_id="createAndForwardSignedContractData",
+    status_code=201,
+    responses=_ERRORS,
+    openapi_extra=SECURITY,
+)
+def create_and_forward_signed_contract_data(
+    body: CreateSignedContractDataBody, pki: PkiDep, principal: PrincipalDep
+) -> JSONResponse:
+    pki.opcp.cps.forward(principal, _chain_data(body))
+    return JSONResponse({}, status_code=201)
 
 
 @router.put(

@@ -17,6 +17,7 @@ __all__ = [
     "RootCaIn",
     "SignContractDataBody",
     "SignedContractDataRequestBody",
+    "StoredContractDataBody",
 ]
 
 
@@ -120,3 +121,14 @@ class SignContractDataBody(_Body):
     pcid: str | None = Field(default=None, max_length=18)
     xsd_msg_def_namespace: str = Field(alias="xsdMsgDefNamespace", max_length=64)
     cps_root_id: str | None = Field(default=None, alias="cpsV2GRootCertificateFingerprint", max_length=64)
+
+
+class StoredContractDataBody(_Body):
+    """``addSignedContractData``: CPS-signed contract data (base64 EXI CertificateInstallationRes) for a vehicle."""
+
+    xsd_msg_def_namespace: str = Field(alias="xsdMsgDefNamespace", max_length=64)
+    emaid: str = Field(max_length=20)
+    pcid: str = Field(max_length=18)
+    signed_data: str = Field(alias="signedContractDataXML", max_length=20_000)
+    metadata: str | None = Field(default=None, max_length=1000)
+    cps_root_id: str | None = Field(default=None, alias="cpsV2GRootCertificateFingerprint", max_length=36)

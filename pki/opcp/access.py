@@ -78,6 +78,8 @@ class Operation(StrEnum):
     SET_DEFAULT_CONTRACT = "setDefaultContract"
     GET_ALL_CPS_SIGNERS = "getAllCpsSigners"
     CREATE_SIGNED_CONTRACT_DATA = "createSignedContractData"
+    ADD_SIGNED_CONTRACT_DATA = "addSignedContractData"
+    CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA = "createAndForwardSignedContractData"
 
 
 _EVERYONE = frozenset(OpcpRole)
@@ -111,6 +113,10 @@ ACCESS: dict[Operation, frozenset[OpcpRole]] = {
     Operation.SET_DEFAULT_CONTRACT: frozenset({OpcpRole.OEM}),
     Operation.GET_ALL_CPS_SIGNERS: _PARTICIPANTS,
     Operation.CREATE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI}),  # and contractData/signed
+    # the CPS puts signed contract data (the table's "signedContractData PUT"); MOs add their own too
+    # (04_contract-certificate-pool.md: "added contracts by the MOs")
+    Operation.ADD_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.CPS, OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
+    Operation.CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI}),
 }
 assert set(ACCESS) == set(Operation)
 assert ACCESS[Operation.ADD_WEBHOOK] >= _PARTICIPANTS

@@ -19,6 +19,8 @@ several contracts, ordered by ``priority`` (lower first). What OPCP callers do w
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -29,16 +31,27 @@ from sqlalchemy import select
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
 from pki.core.clock import utc
-from pki.core.errors import InvalidInput, NotFound
+from pki.core.errors import EvpkiError, InvalidInput, NotFound
 from pki.iso15118.contract_registry import row_by_emaid
 from pki.iso15118.contract_revocation import revoke_contract
+from pki.iso15118.exi import ExiError, decode_message, encode_message
+from pki.iso15118.messages import CertificateInstallationRes, Header, ResponseCode, V2GMessage
 from pki.iso15118.provisioning import provision
+from pki.iso15118.provisioning_request import (
+    Action,
+    Refused,
+    Unanswerable,
+    decode_request,
+    expected_body,
+    verify_installation,
+)
+from pki.iso15118.trust_anchors import seed_oem_roots
 from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
-from pki.opcp.certinfo import ISO2_NAMESPACE, b64_der, fingerprints
+from pki.opcp.certinfo import ISO2_NAMESPACE, b64_der, common_name, fingerprints
 from pki.opcp.rcp import root_certificate_id
 from pki.operations import audit
 from pki.runtime.context import Context
-from pki.store.models import CertificateRow, ContractRow
+from pki.store.models import CertificateRow, ContractRow, OpcpSignedContractDataRow
 
 __all__ = ["ISO20_NAMESPACE", "ContractPool", "SignedContractData"]
 
@@ -72,6 +85,22 @@ def _iso(moment: dt.datetime) -> str:
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _stored_entry(row: OpcpSignedContractDataRow) -> dict[str, Any]:
+    """A stored signed contract data's ``XMLContracts`` entry (it is the vehicle's answer while stored)."""
+    message = decode_message(row.exi)
+    assert isinstance(message.body, CertificateInstallationRes)  # checked when stored
+    contract = x509.load_der_x509_certificate(message.body.contract_signature_cert_chain.certificate)
+    return {
+        "pcid": row.pcid,
+        "emaid": row.emaid,
+        "xsdMsgDefNamespace": ISO2_NAMESPACE,
+        "defaultContract": False,
+        "contractCertificate": b64_der(contract),
+        "certValidFrom": _iso(contract.not_valid_before_utc),
+        "certValidTo": _iso(contract.not_valid_after_utc),
+    }
+
+
 class ContractPool:
     """``pki.opcp.ccp``: contracts by PCID and eMAID, and the signed contract data of an installation."""
 
@@ -100,6 +129,10 @@ class ContractPool:
             raise InvalidInput("certificateInstallationReq : must be the car's base64 EXI request")
         if len(certificate_installation_req) > _MAX_EXI_CHARS:
             raise InvalidInput(f"certificateInstallationReq : at most {_MAX_EXI_CHARS} characters")
+        if namespace == ISO2_NAMESPACE:
+            stored = self._stored_for(certificate_installation_req.strip())
+            if stored:
+                return stored
         result = provision(
             self._ctx,
             iso15118_schema_version=namespace,
@@ -117,6 +150,95 @@ class ContractPool:
             raise InvalidInput(f"{code}: {result.reason}")
         return [SignedContractData(result.exi_response, result.emaid)]
 
+    def _stored_for(self, exi_request: str) -> list[SignedContractData]:
+        """Stored signed contract data for the vehicle that signed ``exi_request``, the car's SessionID put in.
+
+        Only once the request is verified (its OEM signature, the chain to a trusted OEM root): anything
+        else goes to the provisioning service, whose answer says why.
+        """
+        try:
+            message = decode_request(exi_request, ISO2_NAMESPACE, "2.1")
+            request = expected_body(message, Action.INSTALL)
+            seed_oem_roots(self._ctx)
+            now = self._ctx.clock.now()
+            with self._ctx.database.read() as session:
+                connection = session.connection()
+                directory = self._ctx.ca_directory(connection)
+                vehicle = verify_installation(self._ctx, connection, directory, message, request, now)  # type: ignore[arg-type]
+                pcid = common_name(vehicle)
+                rows = session.execute(
+                    select(OpcpSignedContractDataRow)
+                    .where(OpcpSignedContractDataRow.pcid == pcid)
+                    .order_by(OpcpSignedContractDataRow.updated_at.desc(), OpcpSignedContractDataRow.id.desc())  # type: ignore[attr-defined,union-attr]
+                ).scalars()
+                stored = [(row.emaid, row.exi) for row in rows]
+        except (Refused, Unanswerable, EvpkiError):
+            return []
+        answers = []
+        for emaid, exi in stored:
+            signed = decode_message(exi)
+            renewed = V2GMessage(
+                Header(session_id=message.header.session_id, signature=signed.header.signature), signed.body
+            )
+            answers.append(SignedContractData(base64.b64encode(encode_message(renewed)).decode(), emaid))
+        return answers
+
+    # -- CPS and MO: stored signed contract data
+
+    def store(
+        self, principal: Principal, *, pcid: str, emaid: str, signed_data: str, root_id: str | None = None
+    ) -> None:
+        """``addSignedContractData``: keep a CPS-signed CertificateInstallationRes (base64 EXI) for the vehicle.
+
+        The data must decode as a CertificateInstallationRes with ResponseCode OK whose eMAID and contract
+        certificate CN are ``emaid``. Storing again under the eMAID replaces it; audited as ``opcp-ccp-put``.
+        """
+        authorize(principal, Operation.ADD_SIGNED_CONTRACT_DATA)
+        parse_pcid(pcid)
+        normalised = normalise_emaid(emaid)
+        authorize(principal, Operation.ADD_SIGNED_CONTRACT_DATA, emaid=normalised)
+        try:
+            raw = base64.b64decode(signed_data, validate=True)
+            message = decode_message(raw)
+        except (binascii.Error, ValueError, TypeError, ExiError):
+            raise InvalidInput("signedContractDataXML : not a base64 EXI CertificateInstallationRes") from None
+        body = message.body
+        if not isinstance(body, CertificateInstallationRes) or body.response_code is not ResponseCode.OK:
+            raise InvalidInput("signedContractDataXML : must be a CertificateInstallationRes with ResponseCode OK")
+        if message.header.signature is None:
+            raise InvalidInput("signedContractDataXML : the CPS signature is missing")
+        try:
+            contract = x509.load_der_x509_certificate(body.contract_signature_cert_chain.certificate)
+        except ValueError:
+            raise InvalidInput("signedContractDataXML : the contract certificate is not DER") from None
+        if (
+            body.emaid.value.replace("-", "").upper() != normalised
+            or (common_name(contract) or "").replace("-", "").upper() != normalised
+        ):
+            raise InvalidInput(f"signedContractDataXML : its eMAID and contract certificate are not {normalised}")
+        now = self._ctx.clock.now()
+        with self._ctx.database.write() as session:
+            row = session.execute(
+                select(OpcpSignedContractDataRow).where(OpcpSignedContractDataRow.emaid == normalised).with_for_update()
+            ).scalar_one_or_none()
+            created = row is None
+            if row is None:
+                row = OpcpSignedContractDataRow(emaid=normalised, created_at=now)
+            row.pcid = pcid
+            row.exi = raw
+            row.root_id = root_id
+            row.updated_at = now
+            row.updated_by = principal.actor
+            session.add(row)
+            session.flush()
+            audit.append(
+                session,
+                at=now,
+                actor=principal.actor,
+                action="opcp-ccp-put",
+                details={"emaid": normalised, "pcid": pcid, "created": created, "contract": fingerprints(contract)[0]},
+            )
+
     # -- MO
 
     def lookup_contract(
@@ -131,7 +253,12 @@ class ContractPool:
         with self._ctx.database.read() as session:
             row = row_by_emaid(session, normalised)
             if row is None or row.status == "revoked":
-                raise NotFound(f"no contract with eMAID {normalised} in the pool")
+                stored = session.execute(
+                    select(OpcpSignedContractDataRow).where(OpcpSignedContractDataRow.emaid == normalised)
+                ).scalar_one_or_none()
+                if stored is None:
+                    raise NotFound(f"no contract with eMAID {normalised} in the pool")
+                return [_stored_entry(stored)]
             default = self._default_emaid(session, row.pcid, now)
             return [self._entry(session, row, default)]
 
@@ -140,15 +267,31 @@ class ContractPool:
         authorize(principal, Operation.DELETE_SIGNED_CONTRACT_DATA)
         normalised = normalise_emaid(emaid)
         authorize(principal, Operation.DELETE_SIGNED_CONTRACT_DATA, emaid=normalised)
-        if skip_revocation:
-            raise InvalidInput(
-                "X-Skip-Revocation : evpki removes a contract from the pool by revoking it; send false or omit it"
-            )
-        with self._ctx.database.read() as session:
+        now = self._ctx.clock.now()
+        with self._ctx.database.write() as session:
             row = row_by_emaid(session, normalised)
-            if row is None or row.status == "revoked":
+            registered = row is not None and row.status != "revoked"
+            if registered and skip_revocation:
+                raise InvalidInput(
+                    "X-Skip-Revocation : evpki removes a registered contract from the pool by revoking it; "
+                    "send false or omit it"
+                )
+            stored = session.execute(
+                select(OpcpSignedContractDataRow).where(OpcpSignedContractDataRow.emaid == normalised).with_for_update()
+            ).scalar_one_or_none()
+            if stored is None and not registered:
                 raise NotFound(f"no contract with eMAID {normalised} in the pool")
-        revoke_contract(self._ctx, normalised, note="deleted from the OPCP contract pool", actor=principal.actor)
+            if stored is not None:
+                session.delete(stored)
+                audit.append(
+                    session,
+                    at=now,
+                    actor=principal.actor,
+                    action="opcp-ccp-delete",
+                    details={"emaid": normalised, "pcid": stored.pcid},
+                )
+        if registered:
+            revoke_contract(self._ctx, normalised, note="deleted from the OPCP contract pool", actor=principal.actor)
 
     # -- OEM
 
@@ -164,7 +307,14 @@ class ContractPool:
         with self._ctx.database.read() as session:
             rows = self._rows_of(session, pcid)
             default = self._default_emaid(session, pcid, now)
-            return [self._entry(session, row, default) for row in rows]
+            entries = [self._entry(session, row, default) for row in rows]
+            stored = session.execute(
+                select(OpcpSignedContractDataRow)
+                .where(OpcpSignedContractDataRow.pcid == pcid)
+                .order_by(OpcpSignedContractDataRow.id)  # type: ignore[arg-type]
+            ).scalars()
+            known = {entry["emaid"] for entry in entries}
+            return entries + [_stored_entry(row) for row in stored if row.emaid not in known]
 
     def set_default(self, principal: Principal, pcid: str, emaid: str) -> None:
         """``setDefaultContract``: ``emaid`` gets priority 0, the PCID's other contracts come after it."""

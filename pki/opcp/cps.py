@@ -52,6 +52,7 @@ from pki.iso15118.messages import (
 from pki.iso15118.signing import sign_elements
 from pki.iso15118.trust_anchors import own_trust
 from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
+from pki.opcp.ccp import ContractPool
 from pki.opcp.certinfo import ISO2_NAMESPACE, common_name, der, fingerprints, load_b64_certificate
 from pki.opcp.rcp import root_certificate_id
 from pki.operations import audit
@@ -112,8 +113,21 @@ def _b64(text: str, field: str, size: int) -> bytes:
 class ProvisioningService:
     """``pki.opcp.cps``: contract data of MOs with their own PKI, signed by our CPS."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, pool: ContractPool) -> None:
         self._ctx = ctx
+        self._pool = pool
+
+    def forward(self, principal: Principal, data: ContractDataIn) -> SignedContractDataOut:
+        """``createAndForwardSignedContractData``: sign (see :meth:`sign`) and store the result in the CCP."""
+        authorize(principal, Operation.CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA)
+        if data.pcid is None:
+            raise InvalidInput("pcid : the vehicle the signed contract data is forwarded for is required")
+        signed = self.sign(principal, data)
+        assert signed.pcid is not None
+        self._pool.store(
+            principal, pcid=signed.pcid, emaid=signed.emaid, signed_data=signed.signed_data, root_id=signed.root_id
+        )
+        return signed
 
     def sign(self, principal: Principal, data: ContractDataIn) -> SignedContractDataOut:
         """``createSignedContractData`` / ``contractData/signed``: see the module for the checks."""

@@ -35,7 +35,7 @@ class Opcp:
         self.rcp = RootPool(ctx, cas, trust)
         self.pcp = ProvisioningPool(ctx)
         self.ccp = ContractPool(ctx)
-        self.cps = ProvisioningService(ctx)
+        self.cps = ProvisioningService(ctx, self.ccp)
         self.webhooks = Webhooks(ctx)
 
     # -- clients and tokens
