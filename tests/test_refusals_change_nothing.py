@@ -459,6 +459,24 @@ REST_REFUSALS: tuple[Rest, ...] = (
     ),
     Rest("PUT /opcp/v1/cps/signedContractData", "an OEM may not", json=Ref("opcp_cps_chain"), opcp="oem", status=403),
     Rest("PUT /opcp/v1/cps/contractData/signed", "an OEM may not", json=Ref("opcp_cps_flat"), opcp="oem", status=403),
+    Rest(
+        "PUT /opcp/v1/cps/forward/signedContractData",
+        "an OEM may not",
+        json=Ref("opcp_cps_chain"),
+        opcp="oem",
+        status=403,
+    ),
+    Rest(
+        "PUT /opcp/v1/ccp/signedContractData",
+        "not EXI signed contract data",
+        json={
+            "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+            "emaid": EMAID,
+            "pcid": PCID,
+            "signedContractDataXML": "AAAA",
+        },
+        opcp="cps",
+    ),
 )
 
 # Arguments are one shell-like line; {name} is filled in from the module's PKI (shell-quoted).
@@ -778,6 +796,7 @@ def _opcp_world(pki: PKI) -> dict[str, Any]:
         ("cpo", "cpo", {}),
         ("oem", "oem", {"wmis": ["WMI"]}),
         ("oem-foreign", "oem", {"wmis": ["QQQ"]}),
+        ("cps", "cps", {}),
     ):
         view, secret = pki.opcp.add_client(name=f"refusal-opcp-{name}", role=role, **scope)
         grant = pki.opcp.issue_token(client_id=view.client_id, client_secret=secret, audience=pki.opcp.audience)

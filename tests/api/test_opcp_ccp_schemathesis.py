@@ -3,8 +3,7 @@
 checks this reuses): no 5xx, every status documented, every body as the published schema says.
 
 Fuzzed: the operations evpki serves (:data:`SERVED`). Not served, and so not fuzzed:
-``addSignedContractData`` (PUT of stored signed data), ``provideSignedContractData``,
-``generateSignedContractData`` and ``createAndForwardSignedContractData`` -- see the README.
+``provideSignedContractData`` and ``generateSignedContractData`` -- see the README.
 
 Amendments, each where the published schema contradicts itself:
 
@@ -44,6 +43,8 @@ SERVED = {
     ("GET", "/cps/signer"),
     ("PUT", "/v1/cps/signedContractData"),
     ("PUT", "/v1/cps/contractData/signed"),
+    ("PUT", "/v1/ccp/signedContractData"),
+    ("PUT", "/v1/cps/forward/signedContractData"),
 }
 
 
@@ -71,6 +72,7 @@ def test_the_contract_pool_conforms_to_the_published_opcp_specs(fresh_pki: PKI) 
         ("oem", "oem", {"wmis": ["WMI"]}),
         ("mo", "mo-v2g-pki", {"providers": ["DEABC"]}),
         ("mo-own", "mo-own-pki", {"providers": ["DEABC"]}),
+        ("cps", "cps", {}),
     ):
         callers[name] = {"Authorization": f"Bearer {_token(fresh_pki, f'fuzz-{name}', role, **scope)}"}
     started = time.perf_counter()
