@@ -499,6 +499,46 @@ REST_REFUSALS: tuple[Rest, ...] = (
         "V2G20Certificate CSR without an ISO 15118-20 CPO CA",
         {"stationId": STATION, "payload": {"csr": Ref("station_csr"), "certificateType": "V2G20Certificate"}},
         ocpp_status="Rejected",
+    # OPCP CCP (the contract EMAID of PCID exists)
+    Rest(
+        "POST /opcp/v1/ccp/signedContractData",
+        "not an EXI request",
+        json={"certificateInstallationReq": "AAAA", "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef"},
+        opcp="cpo",
+    ),
+    Rest(
+        "DELETE /opcp/v1/ccp/signedContractData/{emaid}",
+        "an OEM may not",
+        path=f"/opcp/v1/ccp/signedContractData/{EMAID}",
+        opcp="oem",
+        status=403,
+    ),
+    Rest(
+        "POST /opcp/v1/ccp/signedContractData/{pcid}/{emaid}/default",
+        "another OEM's WMI",
+        path=f"/opcp/v1/ccp/signedContractData/{PCID}/{EMAID}/default",
+        opcp="oem-foreign",
+        status=403,
+    ),
+    Rest("PUT /opcp/v1/cps/signedContractData", "an OEM may not", json=Ref("opcp_cps_chain"), opcp="oem", status=403),
+    Rest("PUT /opcp/v1/cps/contractData/signed", "an OEM may not", json=Ref("opcp_cps_flat"), opcp="oem", status=403),
+    Rest(
+        "PUT /opcp/v1/cps/forward/signedContractData",
+        "an OEM may not",
+        json=Ref("opcp_cps_chain"),
+        opcp="oem",
+        status=403,
+    ),
+    Rest(
+        "PUT /opcp/v1/ccp/signedContractData",
+        "not EXI signed contract data",
+        json={
+            "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+            "emaid": EMAID,
+            "pcid": PCID,
+            "signedContractDataXML": "AAAA",
+        },
+        opcp="cps",
     ),
 )
 
@@ -866,6 +906,7 @@ def _opcp_world(pki: PKI) -> dict[str, Any]:
         ("cpo", "cpo", {}),
         ("oem", "oem", {"wmis": ["WMI"]}),
         ("oem-foreign", "oem", {"wmis": ["QQQ"]}),
+        ("cps", "cps", {}),
     ):
         view, secret = pki.opcp.add_client(name=f"refusal-opcp-{name}", role=role, **scope)
         grant = pki.opcp.issue_token(client_id=view.client_id, client_secret=secret, audience=pki.opcp.audience)
@@ -888,6 +929,26 @@ def _opcp_world(pki: PKI) -> dict[str, Any]:
         "opcp_mo_root": {"caCertificate": untrusted_root, "rootType": "MO"},
         "opcp_bad_vehicle": {"subCA1Certificate": untrusted_root, "vehicleCertificate": "!!"},
         "opcp_untrusted_chain": foreign_oem_chain("WMIREFUSE00000002").body(),
+        "opcp_cps_chain": {
+            "emaid": EMAID,
+            "contractData": {
+                "contractSignatureCertChain": {
+                    "contractSignatureCertChainCertificate": untrusted_root,
+                    "contractSignatureCertChainSubCertificates": [untrusted_root],
+                },
+                "contractSignatureEncryptedPrivateKey": "AA==",
+                "dHpublickey": "AA==",
+            },
+        },
+        "opcp_cps_flat": {
+            "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+            "contractData": {
+                "contractCertificate": untrusted_root,
+                "contractSubCa1Certificate": untrusted_root,
+                "contractSignatureEncryptedPrivateKey": "AA==",
+                "dHpublickey": "AA==",
+            },
+        },
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.routing import Mount
 
-from api.opcp import pcp, rcp, token, webhooks
+from api.opcp import ccp, cps, pcp, rcp, token, webhooks
 from api.opcp.delivery import deliver_once, delivery_loop
 from api.opcp.errors import ERROR_SCHEMA, install_opcp_handlers
 from pki import PKI
@@ -23,7 +23,8 @@ PREFIX = "/opcp"
 
 _DESCRIPTION = """\
 OPCP-compatible pool services (Open Plug&Charge Protocol 1.0): the Root Certificate Pool, the
-Provisioning Certificate Pool and webhooks, with the OPCP paths, fields, status codes and roles.
+Provisioning Certificate Pool, the Contract Certificate Pool, the CPS signers and webhooks, with
+the OPCP paths, fields, status codes and roles.
 
 * **Access**: `POST /oauth/token` with `client_id`, `client_secret` (from `evpki opcp client add`),
   `audience` (this pool's base URL) and `grant_type=client_credentials`; then
@@ -37,7 +38,7 @@ def create_opcp_app(pki_of: Callable[[], PKI]) -> FastAPI:
     app = FastAPI(title="evpki OPCP pool services", version="1.0", description=_DESCRIPTION)
     app.state.pki_of = pki_of
     install_opcp_handlers(app)
-    for module in (token, rcp, pcp, webhooks):
+    for module in (token, rcp, pcp, ccp, cps, webhooks):
         app.include_router(module.router)
     original = app.openapi
 

@@ -7,7 +7,9 @@ Certificate Pool, and webhooks fed from the audit log. Facade service: ``pki.opc
 from __future__ import annotations
 
 from pki.opcp.access import ACCESS, AccessDenied, OpcpRole, Operation, Principal, authorize, parse_role
+from pki.opcp.ccp import ContractPool, SignedContractData
 from pki.opcp.clients import ClientView
+from pki.opcp.cps import ContractDataIn, ProvisioningService, SignedContractDataOut
 from pki.opcp.pcp import NOT_FOUND, ProvisioningCertificateIn, VehicleEntry
 from pki.opcp.rcp import ROOT_TYPES, PoolRoot
 from pki.opcp.service import Opcp
@@ -30,6 +32,8 @@ __all__ = [
     "ROOT_TYPES",
     "AccessDenied",
     "ClientView",
+    "ContractDataIn",
+    "ContractPool",
     "DeliveryJob",
     "DeliveryView",
     "Opcp",
@@ -38,6 +42,9 @@ __all__ = [
     "PoolRoot",
     "Principal",
     "ProvisioningCertificateIn",
+    "ProvisioningService",
+    "SignedContractData",
+    "SignedContractDataOut",
     "SubscriptionIn",
     "SubscriptionView",
     "TokenGrant",

@@ -71,6 +71,15 @@ class Operation(StrEnum):
     ADD_WEBHOOK = "addWebhook"
     UPDATE_WEBHOOK = "updateWebhook"
     DELETE_WEBHOOK = "deleteWebhook"
+    GET_SIGNED_CONTRACT_DATA = "getSignedContractData"
+    DELETE_SIGNED_CONTRACT_DATA = "deleteSignedContractData"
+    LOOKUP_CONTRACT = "lookupContract"
+    GET_CONTRACTS = "getContracts"
+    SET_DEFAULT_CONTRACT = "setDefaultContract"
+    GET_ALL_CPS_SIGNERS = "getAllCpsSigners"
+    CREATE_SIGNED_CONTRACT_DATA = "createSignedContractData"
+    ADD_SIGNED_CONTRACT_DATA = "addSignedContractData"
+    CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA = "createAndForwardSignedContractData"
 
 
 _EVERYONE = frozenset(OpcpRole)
@@ -95,6 +104,19 @@ ACCESS: dict[Operation, frozenset[OpcpRole]] = {
     Operation.ADD_WEBHOOK: _EVERYONE,
     Operation.UPDATE_WEBHOOK: _EVERYONE,
     Operation.DELETE_WEBHOOK: _EVERYONE,
+    # CCP and CPS rows (the OEM's "signedContractData" read is getContracts, its default choice
+    # setDefaultContract); getAllCpsSigners is for every participant.
+    Operation.GET_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.CPO}),
+    Operation.DELETE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
+    Operation.LOOKUP_CONTRACT: frozenset({OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
+    Operation.GET_CONTRACTS: frozenset({OpcpRole.OEM}),
+    Operation.SET_DEFAULT_CONTRACT: frozenset({OpcpRole.OEM}),
+    Operation.GET_ALL_CPS_SIGNERS: _PARTICIPANTS,
+    Operation.CREATE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI}),  # and contractData/signed
+    # the CPS puts signed contract data (the table's "signedContractData PUT"); MOs add their own too
+    # (04_contract-certificate-pool.md: "added contracts by the MOs")
+    Operation.ADD_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.CPS, OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
+    Operation.CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI}),
 }
 assert set(ACCESS) == set(Operation)
 assert ACCESS[Operation.ADD_WEBHOOK] >= _PARTICIPANTS

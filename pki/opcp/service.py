@@ -9,7 +9,9 @@ from pki.ca.services import CertificateAuthorities
 from pki.ca.trust_store import TrustStore
 from pki.opcp import clients, tokens, webhooks
 from pki.opcp.access import OpcpRole, Principal
+from pki.opcp.ccp import ContractPool
 from pki.opcp.clients import ClientView
+from pki.opcp.cps import ProvisioningService
 from pki.opcp.pcp import ProvisioningPool
 from pki.opcp.rcp import RootPool
 from pki.opcp.tokens import TokenGrant
@@ -20,16 +22,20 @@ __all__ = ["Opcp"]
 
 
 class Opcp:
-    """``pki.opcp``: what an OPCP pool answers. ``rcp``, ``pcp`` and ``webhooks`` are its pools."""
+    """``pki.opcp``: what an OPCP pool answers. ``rcp``, ``pcp``, ``ccp``, ``cps`` and ``webhooks``."""
 
     rcp: RootPool
     pcp: ProvisioningPool
+    ccp: ContractPool
+    cps: ProvisioningService
     webhooks: Webhooks
 
     def __init__(self, ctx: Context, cas: CertificateAuthorities, trust: TrustStore) -> None:
         self._ctx = ctx
         self.rcp = RootPool(ctx, cas, trust)
         self.pcp = ProvisioningPool(ctx)
+        self.ccp = ContractPool(ctx)
+        self.cps = ProvisioningService(ctx, self.ccp)
         self.webhooks = Webhooks(ctx)
 
     # -- clients and tokens

@@ -498,8 +498,10 @@ def _events_of(session: Session, record: audit.AuditEntry) -> list[_Event]:
         if "expired" in str(details.get("reason") or "").lower():
             return [_Event("root.cert.expired", f"expired:{payload['rootCertificateId']}", payload, record.at)]
         return [_Event("root.cert.revoked", f"{key}:revoked", payload, record.at)]
-    if record.action in ("contract-add", "contract-revoke"):
-        kind = "oem.contract.created" if record.action == "contract-add" else "oem.contract.deleted"
+    if record.action in ("contract-add", "contract-revoke", "opcp-ccp-delete") or (
+        record.action == "opcp-ccp-put" and details.get("created")
+    ):
+        kind = "oem.contract.created" if record.action in ("contract-add", "opcp-ccp-put") else "oem.contract.deleted"
         pcid, emaid = str(details["pcid"]), str(details["emaid"])
         return [_Event(kind, f"{key}:{kind}", {"emaid": emaid, "pcid": pcid}, record.at, pcid=pcid, emaid=emaid)]
     if record.action == "opcp-pcp-delete" or (record.action == "opcp-pcp-put" and details.get("keyChanged")):

@@ -473,6 +473,21 @@ class OpcpProvisioningCertificateRow(SQLModel, table=True):
     updated_by: str = Field(max_length=128)
 
 
+class OpcpSignedContractDataRow(SQLModel, table=True):
+    """Signed contract data (a CPS-signed CertificateInstallationRes, EXI) stored in the Contract Certificate Pool."""
+
+    __tablename__ = "opcp_signed_contract_data"
+
+    id: int | None = Field(default=None, primary_key=True)
+    emaid: str = Field(max_length=15, unique=True)
+    pcid: str = Field(max_length=18, index=True)
+    exi: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    root_id: str | None = Field(default=None, max_length=36)
+    created_at: dt.datetime = _when()  # type: ignore[assignment]
+    updated_at: dt.datetime = _when()  # type: ignore[assignment]
+    updated_by: str = Field(max_length=128)
+
+
 class OpcpWebhookRow(SQLModel, table=True):
     """A webhook subscription of one OPCP client; ``secret`` keys the HMAC of every delivery."""
 
