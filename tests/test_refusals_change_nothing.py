@@ -499,6 +499,7 @@ REST_REFUSALS: tuple[Rest, ...] = (
         "V2G20Certificate CSR without an ISO 15118-20 CPO CA",
         {"stationId": STATION, "payload": {"csr": Ref("station_csr"), "certificateType": "V2G20Certificate"}},
         ocpp_status="Rejected",
+    ),
     # OPCP CCP (the contract EMAID of PCID exists)
     Rest(
         "POST /opcp/v1/ccp/signedContractData",
