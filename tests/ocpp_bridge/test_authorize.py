@@ -338,7 +338,7 @@ async def test_authorize_over_rest(client: httpx.AsyncClient, fresh_pki: PKI, to
         assert answer.json()["response"] == {"idTokenInfo": {"status": "Accepted"}, "certificateStatus": "Accepted"}
     rfid = {"stationId": "CS-0001", "payload": {"idToken": {"idToken": "04A2B3C4", "type": "ISO14443"}}}
     refused = await client.post("/api/v1/ocpp/2.0.1/Authorize", json=rfid, headers=bearer(tokens[Role.CSMS]))
-    assert refused.status_code == 422 and refused.json()["ocppErrorCode"] == "NotImplemented"
+    assert refused.status_code == 422 and refused.json()["ocppErrorCode"] == "NotSupported"
 
 
 class Csms(ChargePoint201):
@@ -411,7 +411,7 @@ async def _bridge_authorize(pki: PKI, tmp_path: Path, upstream_url: str | None) 
 async def test_the_standalone_bridge_answers_plug_and_charge_authorize(live_pki: PKI, tmp_path: Path) -> None:  # noqa: F811
     pnc, rfid = await _bridge_authorize(live_pki, tmp_path, None)
     assert pnc.certificate_status == "Accepted" and pnc.id_token_info["status"] == "Accepted"
-    assert rfid is None  # no upstream: a CALLERROR NotImplemented (suppressed by the library)
+    assert rfid is None  # no upstream: a CALLERROR NotSupported (suppressed by the library)
 
 
 @pytest.mark.asyncio
