@@ -29,6 +29,11 @@ from pki.core.clock import FixedClock
 TEST_PASSPHRASE = "evpki-test-passphrase"
 ORG = "Test CSO GmbH"
 TEST_CERTS = Path(__file__).resolve().parents[1] / "test_certs"  # the committed reference PKI and vectors
+# The reference copy of OPCP's published specs, beside the checkout (../shared/reference/opcp) unless
+# EVPKI_OPCP_REFERENCE names it; the tests that read it skip, saying so, where it is absent.
+OPCP_REFERENCE = Path(
+    os.environ.get("EVPKI_OPCP_REFERENCE") or Path(__file__).resolve().parents[2] / "shared" / "reference" / "opcp"
+)
 PG_URL = os.environ.get("EVPKI_TEST_DATABASE_URL")
 # The CA ids DESIGN.md fixes for the default hierarchy, stated here independently of the TOML.
 DEFAULT_CA_IDS = frozenset(

@@ -5,7 +5,7 @@ It implements what ``rcp.v1.json`` and ``accessToken.v1.json`` publish: ``POST /
 ``GET /v1/root/rootCerts/{id}``, and the admin ``PUT /v1/root/rootCerts`` and ``DELETE
 /v1/root/rootCerts/{id}`` a test uses to change the pool. Every JSON request it receives and
 every JSON answer it sends is checked against the published schemas, read from
-``/work/shared/reference/opcp`` (``EVPKI_OPCP_REFERENCE`` elsewhere) when the pool starts; what
+``../shared/reference/opcp`` beside the checkout (or ``EVPKI_OPCP_REFERENCE``) when the pool starts; what
 breaks them is collected in :attr:`FakeRcp.schema_errors`. ``opcp_reference()`` is None when the
 folder is absent, so the tests can skip with the reason.
 
@@ -21,7 +21,6 @@ import copy
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 import threading
 import uuid
@@ -40,14 +39,15 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from tests.conftest import OPCP_REFERENCE
+
 __all__ = ["FakeRcp", "expired_at", "fake_rcp", "opcp_reference", "pool_entry"]
 
-_DEFAULT_REFERENCE = Path("/work/shared/reference/opcp")
 ROOT_TYPES = ("MO", "V2G", "OEM", "PE")
 
 
 def opcp_reference() -> Path | None:
-    folder = Path(os.environ.get("EVPKI_OPCP_REFERENCE", _DEFAULT_REFERENCE))
+    folder = OPCP_REFERENCE
     needed = ("rcp.v1.json", "accessToken.v1.json", "cps.v1.json")
     return folder if all((folder / name).is_file() for name in needed) else None
 

@@ -1,6 +1,6 @@
 """evpki's OPCP services fuzzed by schemathesis from **OPCP's published OpenAPI files** (not ours).
 
-The files are read at test time from the reference copy (``/work/shared/reference/opcp``, or
+The files are read at test time from the reference copy (``../shared/reference/opcp`` beside the checkout, or
 ``EVPKI_OPCP_REFERENCE``); without it the test skips and says so. schemathesis generates schema-valid
 and schema-violating requests for every operation evpki serves, with a token of each role and
 without one, against the whole app (the specs' relative server ``/opcp``), and every answer must
@@ -28,7 +28,6 @@ import copy
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,10 +45,11 @@ from schemathesis.checks import (
 
 from api.app import create_app
 from pki import PKI
+from tests.conftest import OPCP_REFERENCE
 
 pytestmark = pytest.mark.fuzz
 
-REFERENCE = Path(os.environ.get("EVPKI_OPCP_REFERENCE", "/work/shared/reference/opcp"))
+REFERENCE = OPCP_REFERENCE
 SPECS = ("accessToken.v1.json", "rcp.v1.json", "pcp.v1.json", "webhooks.v1.json")
 EXAMPLES = int(os.environ.get("EVPKI_FUZZ_EXAMPLES", "6"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

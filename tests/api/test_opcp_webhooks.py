@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,12 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from api.app import create_app
 from api.opcp import deliver_once
 from pki import PKI
+from tests.conftest import OPCP_REFERENCE
 from tests.foreign_roots import foreign_root
 from tests.opcp_support import client_token, foreign_oem_chain, opcp_headers
 
 pytestmark = pytest.mark.asyncio
 
-PAYLOADS = Path("/work/shared/reference/opcp/webhook.payload.v1.json")
+PAYLOADS = OPCP_REFERENCE / "webhook.payload.v1.json"
 PCID = "WMIHOOK0000000001"
 EMAID = "DEABCH000000001"
 

@@ -28,7 +28,7 @@ from tests.foreign_roots import foreign_root, pem_of, sha256_of
 
 if opcp_reference() is None:
     pytest.skip(
-        "the OPCP reference (rcp.v1.json, accessToken.v1.json) is absent: /work/shared/reference/opcp "
+        "the OPCP reference (rcp.v1.json, accessToken.v1.json) is absent: ../shared/reference/opcp "
         "or EVPKI_OPCP_REFERENCE; the fake pool is checked against it",
         allow_module_level=True,
     )
