@@ -25,6 +25,7 @@ and hands ``{ca_id: serials}`` (``None``: assume everything of that CA changed) 
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import mmap
@@ -57,7 +58,7 @@ Changes = dict[str, set[str] | None]  # ca_id -> changed serials (upper-case hex
 Listener = Callable[[Changes], None]
 
 
-class StatusFeed:
+class StatusFeed(abc.ABC):
     """Tells ``listener`` of status changes committed by other processes (and, harmlessly, this one)."""
 
     def __init__(self, listener: Listener) -> None:
@@ -65,16 +66,17 @@ class StatusFeed:
         self._heads: dict[str, int] | None = None  # per CA, the last seq delivered; None before the first sync
         self._sync_lock = threading.Lock()
 
+    @abc.abstractmethod
     def fresh(self) -> bool:
         """Whether the listener has heard of every change committed elsewhere (within the bound)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sync(self) -> None:
         """Read the feed now and deliver what is new."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop listening and release the feed's connection."""
 
     def _apply(self, heads: dict[str, int], fetch: Callable[[str, int, int], list[tuple[int, str]]]) -> None:
         """Deliver the changes between the heads last delivered and ``heads`` (called under the sync lock)."""
