@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from sqlalchemy import select
 
 from pki.operations import audit, tokens
@@ -35,11 +38,24 @@ class AuditLog:
             return head.seq if head else 0
 
 
+AUTH_CACHE_SECONDS = 1.0  # how long another process's token revocation may go unnoticed here
+_AUTH_CACHE_ENTRIES = 10_000
+
+
 class ApiTokens:
-    """``pki.tokens``: bearer tokens of the REST API, by role; only their hashes are stored."""
+    """``pki.tokens``: bearer tokens of the REST API, by role; only their hashes are stored.
+
+    :meth:`authenticate` runs on every API request, so a token it accepted is remembered for
+    :data:`AUTH_CACHE_SECONDS` (by the token's hash, never the secret): a revocation through this
+    process takes effect at once, one through another process within that bound. Refusals are not
+    remembered: an unknown or revoked token always costs its database look-up.
+    """
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._accepted: dict[str, tuple[TokenView, float]] = {}
+        self._revocations = 0  # counts this process's revocations: a look-up older than one is not kept
+        self._lock = threading.Lock()
 
     def create(self, *, name: str, role: str, actor: str = "system") -> tuple[TokenView, str]:
         """A new API token; the secret is returned once and only its hash is stored."""
@@ -49,7 +65,24 @@ class ApiTokens:
         return tokens.list_tokens(self._ctx)
 
     def revoke(self, name: str, *, actor: str = "system") -> TokenView:
-        return tokens.revoke_token(self._ctx, name, actor=actor)
+        try:
+            return tokens.revoke_token(self._ctx, name, actor=actor)
+        finally:
+            with self._lock:
+                self._revocations += 1
+                self._accepted.clear()
 
     def authenticate(self, token: str) -> TokenView:
-        return tokens.authenticate(self._ctx, token)
+        key = tokens.token_digest(token)
+        now = time.monotonic()
+        known = self._accepted.get(key)
+        if known is not None and now < known[1]:
+            return known[0]
+        revocations = self._revocations
+        view = tokens.authenticate(self._ctx, token)
+        with self._lock:
+            if revocations == self._revocations:  # else a revocation ran meanwhile: keep nothing read before it
+                if len(self._accepted) >= _AUTH_CACHE_ENTRIES:
+                    self._accepted.clear()
+                self._accepted[key] = (view, now + AUTH_CACHE_SECONDS)
+        return view

@@ -33,7 +33,16 @@ from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store.models import ApiTokenRow
 
-__all__ = ["Role", "TokenView", "authenticate", "create_token", "list_tokens", "parse_role", "revoke_token"]
+__all__ = [
+    "Role",
+    "TokenView",
+    "authenticate",
+    "create_token",
+    "list_tokens",
+    "parse_role",
+    "revoke_token",
+    "token_digest",
+]
 
 _PREFIX = "evpki_"
 _TOKENS = ApiTokenRow.__table__  # type: ignore[attr-defined]
@@ -133,6 +142,11 @@ def revoke_token(ctx: Context, name: str, *, actor: str) -> TokenView:
         audit.append(session, at=now, actor=actor, action="token-revoke", details={"name": name, "role": row.role})
         session.flush()
         return TokenView.from_row(row)
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps of a token (its SHA-256, hex); also the key of an authentication cache."""
+    return _hash(token)
 
 
 def authenticate(ctx: Context, token: str) -> TokenView:

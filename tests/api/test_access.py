@@ -100,3 +100,27 @@ def test_tokens_are_stored_only_as_hashes(fresh_pki: PKI) -> None:
         rows = connection.execute(text("SELECT token_hash FROM api_token")).all()
     assert all(token not in row[0] for row in rows)
     assert not any(token[len("evpki_") :] in str(row) for row in rows)
+
+
+@pytest.mark.asyncio
+async def test_a_token_revoked_by_another_process_is_refused_once_the_cache_bound_passed(
+    client: httpx.AsyncClient, fresh_pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted tokens are remembered for AUTH_CACHE_SECONDS; another process's revocation waits that long."""
+    from pki.operations import services
+
+    clock = [1000.0]
+    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    view, token = fresh_pki.tokens.create(name="elsewhere-revoked", role="auditor")
+    assert (await client.get("/api/v1/cas", headers=bearer(token))).status_code == 200
+    other = PKI.open(fresh_pki.settings, migrate=False)  # a second API process on the same database
+    try:
+        other.tokens.revoke(view.name)
+    finally:
+        other.close()
+    clock[0] += services.AUTH_CACHE_SECONDS / 2
+    assert (await client.get("/api/v1/cas", headers=bearer(token))).status_code == 200  # within the bound
+    clock[0] += services.AUTH_CACHE_SECONDS
+    response = await client.get("/api/v1/cas", headers=bearer(token))
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
