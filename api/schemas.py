@@ -671,6 +671,19 @@ class PasswordIn(_Wire):
 
 class SecurityProfileIn(_Wire):
     profile: int = Field(default=3, ge=3, le=3)
+    slot: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="2.x: the configuration slot for the profile-3 network profile"
+    )
+    url: str | None = Field(
+        default=None, max_length=512, pattern="^wss://\\S+$", description="2.x: the profile-3 wss:// address"
+    )
+    fallback_slot: int | None = Field(
+        default=0,
+        ge=0,
+        le=2**31 - 1,
+        description="2.x: the slot tried after the new one (the station's current connection); null: none",
+    )
+    ocpp_interface: str = Field(default="Wired0", max_length=16, description="2.x: ocppInterface of the profile")
     ocpp_version: str | None = Field(default=None, max_length=8)
 
 

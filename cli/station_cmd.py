@@ -426,16 +426,37 @@ def rotate_password(
 def upgrade_profile(
     identity: IdentityArg,
     profile: Annotated[int, typer.Option("--profile", help="The new security profile (3).")] = 3,
+    slot: Annotated[
+        int | None, typer.Option("--slot", help="2.x: the configuration slot for the profile-3 network profile.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="2.x: the profile-3 address (wss://…).")] = None,
+    fallback_slot: Annotated[
+        int, typer.Option("--fallback-slot", help="2.x: the slot tried when profile 3 fails (its current one).")
+    ] = 0,
+    interface: Annotated[str, typer.Option("--interface", help="2.x: ocppInterface of the new profile.")] = "Wired0",
     ocpp_version: VersionOpt = None,
     ttl: TtlOpt = None,
     wait: WaitOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Move a profile-2 station to profile 3 (A05), when it holds a valid station certificate of ours."""
+    """Move a profile-2 station to profile 3 (A05), when it holds a valid station certificate of ours.
+
+    1.6: ChangeConfiguration SecurityProfile. 2.x: SetNetworkProfile (--slot, --url), then
+    NetworkConfigurationPriority (the slot, then --fallback-slot), then Reset OnIdle, each once the
+    one before it was accepted.
+    """
     seconds, expiry = _wait(wait), _ttl(ttl)
     pki = open_pki()
     view = pki.station_calls.upgrade_security_profile(
-        identity, profile=profile, ocpp_version=ocpp_version, ttl=expiry, actor=actor()
+        identity,
+        profile=profile,
+        slot=slot,
+        url=url,
+        fallback_slot=fallback_slot,
+        interface=interface,
+        ocpp_version=ocpp_version,
+        ttl=expiry,
+        actor=actor(),
     )
     _report(pki, view, seconds, json_output)
 

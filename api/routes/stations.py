@@ -293,9 +293,10 @@ async def password(
 @_post(
     "/{station_id}/security-profile",
     "Upgrade the station to security profile 3 (A05)",
-    "Only when the station holds a valid station certificate of ours. 2.x: SetVariables SecurityCtrlr.SecurityProfile, "
-    "then Reset OnIdle once accepted; 1.6: ChangeConfiguration SecurityProfile. The registry moves to profile 3 when "
-    "the station reconnects over mutual TLS; profile 2 refuses it from then on.",
+    "Only when the station holds a valid station certificate of ours. 2.x (slot and url required): SetNetworkProfile "
+    "with the profile-3 address in the slot, once accepted SetVariables OCPPCommCtrlr.NetworkConfigurationPriority "
+    "(the slot, then fallbackSlot), once accepted Reset OnIdle; 1.6: ChangeConfiguration SecurityProfile. The registry "
+    "moves to profile 3 when the station reconnects over mutual TLS; profile 2 refuses it from then on.",
 )
 async def security_profile(
     station_id: StationId,
@@ -309,7 +310,15 @@ async def security_profile(
     seconds, expiry = _seconds(wait), _ttl(ttl)
     view = await anyio.to_thread.run_sync(
         lambda: pki.station_calls.upgrade_security_profile(
-            station_id, profile=body.profile, ocpp_version=body.ocpp_version, ttl=expiry, actor=caller.actor
+            station_id,
+            profile=body.profile,
+            slot=body.slot,
+            url=body.url,
+            fallback_slot=body.fallback_slot,
+            interface=body.ocpp_interface,
+            ocpp_version=body.ocpp_version,
+            ttl=expiry,
+            actor=caller.actor,
         )
     )
     return await _answered(pki, view, seconds, response)

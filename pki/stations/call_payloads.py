@@ -8,8 +8,10 @@
   SignCombinedCertificate; 2.1 also SignV2G20Certificate;
 - security log (N01): GetLog SecurityLog;
 - Basic-auth password (A01): 1.6 ChangeConfiguration AuthorizationKey, 2.x SetVariables SecurityCtrlr.BasicAuthPassword;
-- security profile (A05): 1.6 ChangeConfiguration SecurityProfile; 2.x SetVariables
-  SecurityCtrlr.SecurityProfile, then Reset OnIdle;
+- security profile (A05): 1.6 ChangeConfiguration SecurityProfile; 2.x (SecurityCtrlr.SecurityProfile is
+  read-only there) SetNetworkProfile with the profile-3 address in a free slot, then SetVariables
+  OCPPCommCtrlr.NetworkConfigurationPriority with that slot first, then Reset OnIdle (2.0.1 Ed. 3 errata
+  §2.5, OCTT TC_A_19);
 - firmware (L01): 1.6 SignedUpdateFirmware, 2.x UpdateFirmware.
 
 Every value is checked against the limits of the version's JSON schema here, so a refused request
@@ -38,7 +40,10 @@ __all__ = [
     "install_certificate",
     "install_use",
     "int32",
+    "network_priority",
     "reset",
+    "set_network_priority",
+    "set_network_profile",
     "set_password",
     "set_security_profile",
     "trigger",
@@ -218,15 +223,55 @@ def set_password(version: str, password: str) -> tuple[str, dict[str, Any]]:
 
 
 def set_security_profile(version: str, profile: int) -> tuple[str, dict[str, Any]]:
-    """A05: the new security profile (1.6 SecurityProfile key, 2.x SecurityCtrlr.SecurityProfile)."""
+    """A05 (1.6): the new security profile, ChangeConfiguration SecurityProfile (2.x: :func:`set_network_profile`)."""
+    if version != "1.6":
+        raise InvalidInput("SecurityCtrlr.SecurityProfile is read-only in 2.x: the upgrade goes by SetNetworkProfile")
+    return "ChangeConfiguration", {"key": "SecurityProfile", "value": str(profile)}
+
+
+_URL_MAX = 512  # NetworkConnectionProfileType.ocppCsmsUrl
+_INTERFACES_201 = ("Wired0", "Wired1", "Wired2", "Wired3", "Wireless0", "Wireless1", "Wireless2", "Wireless3")
+
+
+def set_network_profile(
+    version: str, slot: int, url: str, *, interface: str = "Wired0", message_timeout: int = 30
+) -> tuple[str, dict[str, Any]]:
+    """A05 (2.x): a network connection profile for security profile 3 in configuration slot ``slot``."""
     if version == "1.6":
-        return "ChangeConfiguration", {"key": "SecurityProfile", "value": str(profile)}
+        raise InvalidInput("a 1.6 station changes its security profile by ChangeConfiguration SecurityProfile")
+    slot = int32(slot, "configurationSlot", minimum=0)
+    if not url.startswith("wss://") or len(url) > _URL_MAX or any(c.isspace() for c in url):
+        raise InvalidInput(f"the profile-3 address must be a wss:// URL of at most {_URL_MAX} characters")
+    interfaces = (*_INTERFACES_201, "Any") if version == "2.1" else _INTERFACES_201
+    if interface not in interfaces:
+        raise InvalidInput(f"ocppInterface must be one of {', '.join(interfaces)}")
+    connection: dict[str, Any] = {
+        "ocppTransport": "JSON",
+        "ocppCsmsUrl": url,
+        "messageTimeout": int32(message_timeout, "messageTimeout", minimum=1),
+        "securityProfile": 3,
+        "ocppInterface": interface,
+    }
+    if version == "2.0.1":
+        connection["ocppVersion"] = "OCPP20"  # required in 2.0.1 (OCPP20 stands for 2.0 and 2.0.1)
+    return "SetNetworkProfile", {"configurationSlot": slot, "connectionData": connection}
+
+
+def network_priority(slot: int, fallback: int | None) -> str:
+    """NetworkConfigurationPriority: the new slot first, then the one to fall back to if it fails."""
+    if fallback is None or fallback == slot:
+        return str(slot)
+    return f"{slot},{int32(fallback, 'fallback slot', minimum=0)}"
+
+
+def set_network_priority(version: str, priority: str) -> tuple[str, dict[str, Any]]:
+    """A05 (2.x): OCPPCommCtrlr.NetworkConfigurationPriority, the order in which the slots are tried."""
     return "SetVariables", {
         "setVariableData": [
             {
-                "attributeValue": str(profile),
-                "component": {"name": "SecurityCtrlr"},
-                "variable": {"name": "SecurityProfile"},
+                "attributeValue": priority,
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "NetworkConfigurationPriority"},
             }
         ]
     }

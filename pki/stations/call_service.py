@@ -395,11 +395,21 @@ class StationCalls:
         station: str,
         *,
         profile: int = 3,
+        slot: int | None = None,
+        url: str | None = None,
+        fallback_slot: int | None = 0,
+        interface: str = "Wired0",
         ocpp_version: str | None = None,
         ttl: dt.timedelta | None = None,
         actor: str = "system",
     ) -> DeliveryView:
-        """A05: move a profile-2 station to profile 3, only when it holds a valid station certificate of ours."""
+        """A05: move a profile-2 station to profile 3, only when it holds a valid station certificate of ours.
+
+        1.6: ChangeConfiguration SecurityProfile. 2.x: SetNetworkProfile (the profile-3 ``url`` in
+        configuration ``slot``), once accepted SetVariables NetworkConfigurationPriority (``slot``, then
+        ``fallback_slot``: the slot the station falls back to when profile 3 fails, so it is never
+        stranded), once accepted Reset OnIdle.
+        """
         view, version = self._target(station, ocpp_version)
         if profile != 3:
             raise InvalidInput("the only upgrade evpki offers is to security profile 3 (mutual TLS)")
@@ -415,8 +425,18 @@ class StationCalls:
                 "profile.certificate",
                 f"station {station!r} holds no valid station certificate of this PKI; renew it first (A05.FR.02)",
             )
-        built = call_payloads.set_security_profile(version, profile)
-        return self._store(station, version, built, ttl=ttl, actor=actor, topic="operator:security-profile")
+        if version == "1.6":
+            built = call_payloads.set_security_profile(version, profile)
+            return self._store(station, version, built, ttl=ttl, actor=actor, topic="operator:security-profile")
+        if slot is None or url is None:
+            raise InvalidInput(
+                "a 2.x station moves to profile 3 by a new network profile: give its configuration slot and the "
+                "profile-3 wss:// address (A05, 2.0.1 Ed. 3)"
+            )
+        built = call_payloads.set_network_profile(version, slot, url, interface=interface)
+        priority = call_payloads.network_priority(slot, fallback_slot)
+        topic = f"{calls.NETWORK_PROFILE_TOPIC}{priority}"
+        return self._store(station, version, built, ttl=ttl, actor=actor, topic=topic)
 
     def update_firmware(
         self,

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, insert, or_, select, update
 from pki.core.errors import InvalidInput, NotFound
 from pki.operations import audit
 from pki.runtime.context import Context
-from pki.stations import registry
+from pki.stations import call_payloads, registry
 from pki.stations.deliveries import DeliveryView
 from pki.store.models import OcppDeliveryRow, StationRow
 
@@ -232,6 +232,11 @@ def _outcome(action: str, response: dict[str, Any]) -> str:
     return "failed" if status == "Failed" else "answered"
 
 
+# A05 on 2.x: the SetNetworkProfile call's topic carries the NetworkConfigurationPriority that follows it.
+NETWORK_PROFILE_TOPIC = "operator:security-profile:"
+_PRIORITY_TOPIC = "operator:security-profile-priority"
+
+
 def _variable(action: str, payload: dict[str, Any]) -> tuple[str, str] | None:
     """(name, value) of a password / security-profile change, in either version's form."""
     if action == "ChangeConfiguration":
@@ -240,9 +245,7 @@ def _variable(action: str, payload: dict[str, Any]) -> tuple[str, str] | None:
         )  # type: ignore[return-value]
     if action == "SetVariables":
         data = (payload.get("setVariableData") or [{}])[0]
-        name = {"BasicAuthPassword": "password", "SecurityProfile": "profile"}.get(
-            data.get("variable", {}).get("name", "")
-        )
+        name = {"BasicAuthPassword": "password"}.get(data.get("variable", {}).get("name", ""))
         return (name, str(data.get("attributeValue", ""))) if name else None  # type: ignore[return-value]
     return None
 
@@ -284,8 +287,25 @@ def record_answer(
                     .values(password_hash=registry.password_hash(change[1]), updated_at=now)
                 )
                 details["password_changed"] = True
-        elif change is not None and change[0] == "profile" and status == "accepted":
-            profile = int(change[1])
+        elif current.action == "SetNetworkProfile" and current.topic.startswith(NETWORK_PROFILE_TOPIC):
+            if status == "accepted":
+                # A05 (2.x): the new slot goes first in NetworkConfigurationPriority, the fallback after it.
+                priority = current.topic[len(NETWORK_PROFILE_TOPIC) :]
+                action, body = call_payloads.set_network_priority(current.ocpp_version or "2.0.1", priority)
+                follow = _insert(
+                    connection,
+                    station,
+                    action,
+                    _PRIORITY_TOPIC,
+                    body,
+                    current.ocpp_version or "2.0.1",
+                    None,
+                    current.requested_by or actor,
+                    now,
+                )
+                details["network_priority"] = follow
+        elif status == "accepted" and (current.topic == _PRIORITY_TOPIC or (change and change[0] == "profile")):
+            profile = int(change[1]) if change is not None else 3
             connection.execute(
                 update(_STATIONS)
                 .where(_STATIONS.c.identity == station)

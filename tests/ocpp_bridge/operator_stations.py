@@ -1,7 +1,7 @@
 """Test stations for operator calls: the ``ocpp`` library's ChargePoint (1.6, 2.0.1, 2.1) answering what an
 operator sends -- InstallCertificate, DeleteCertificate, GetInstalledCertificateIds, triggers, GetLog,
-SetVariables / ChangeConfiguration, Reset, UpdateFirmware / SignedUpdateFirmware -- and reporting status
-notifications afterwards, plus the fixtures' plumbing: a bridge that polls for calls quickly, the REST
+SetVariables / ChangeConfiguration, SetNetworkProfile, Reset, UpdateFirmware / SignedUpdateFirmware -- and
+reporting status notifications afterwards, plus the fixtures' plumbing: a bridge that polls for calls quickly, the REST
 app on the same database, and a station connected over mutual TLS or Basic auth."""
 
 from __future__ import annotations
@@ -125,6 +125,10 @@ class Operator201(OperatorMixin, Station201):
     def on_reset(self, **kwargs: Any) -> Any:
         return self._result.Reset(status=self.answer("Reset"))
 
+    @on("SetNetworkProfile")
+    def on_set_network_profile(self, **kwargs: Any) -> Any:
+        return self._result.SetNetworkProfile(status=self.answer("SetNetworkProfile"))
+
     @on("UpdateFirmware")
     def on_update_firmware(self, **kwargs: Any) -> Any:
         return self._result.UpdateFirmware(status=self.answer("UpdateFirmware"))
@@ -155,6 +159,7 @@ class Operator21(OperatorMixin, Station21):
     after_get_log = Operator201.after_get_log
     on_set_variables = Operator201.on_set_variables
     on_reset = Operator201.on_reset
+    on_set_network_profile = Operator201.on_set_network_profile
     on_update_firmware = Operator201.on_update_firmware
     after_update_firmware = Operator201.after_update_firmware
 

@@ -257,9 +257,10 @@ async def test_root_reconciliation_after_boot_is_on_by_default_and_switchable(
 async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects_on_it(
     bridge: Bridge, api: Any, tmp_path: Path, version: str, listener: str | None
 ) -> None:
-    """A05 / TC_A_19 / 1.6 TC_083: SetVariables SecurityProfile then Reset (1.6 ChangeConfiguration); the
-    registry follows on the mutual-TLS reconnect, and profile 2 refuses the station from then on -- on the
-    listeners of each profile, or on one address for both (the station keeps its URL)."""
+    """A05 / TC_A_19 / 1.6 TC_083: 2.x SetNetworkProfile (profile 3 in a free slot), NetworkConfigurationPriority
+    with that slot first, then Reset (2.0.1 Ed. 3; SecurityCtrlr.SecurityProfile is read-only); 1.6
+    ChangeConfiguration SecurityProfile. The registry follows on the mutual-TLS reconnect, and profile 2
+    refuses the station from then on -- on the listeners of each profile, or on one address for both."""
     pki = bridge.pki
     identity, serial = f"CS-A05-{_slug(version)}-{listener or 'own'}", f"SN-A05-{_slug(version)}"
     pki.stations.add(identity=identity, serial=serial, security_profile=2, password=OLD_PASSWORD)
@@ -267,15 +268,36 @@ async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects
     pki.station_calls.set_root_sync(identity, mode="off")
     credential = issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365))
     async with connected(bridge, version, identity, serial, password=OLD_PASSWORD, listener=listener) as station:
-        answer = await _post(api, f"/api/v1/stations/{identity}/security-profile?wait=20s", {})
+        if version != "1.6":  # a 2.x upgrade names its slot and profile-3 address, or nothing is queued
+            for refused_body, words in (({}, "configuration slot"), ({"slot": 2, "url": "ws://plain"}, "url")):
+                refused = await _post(api, f"/api/v1/stations/{identity}/security-profile", refused_body)
+                assert refused.status_code == 400 and words in refused.text, refused.text
+            assert pki.station_calls.list(identity) == []
+        body = {} if version == "1.6" else {"slot": 2, "url": "wss://csms.example.test/ocpp", "fallbackSlot": 1}
+        answer = await _post(api, f"/api/v1/stations/{identity}/security-profile?wait=20s", body)
         assert answer.status_code == 200 and answer.json()["status"] == "accepted", answer.text
         if version == "1.6":
             assert station.got("ChangeConfiguration") == [{"key": "SecurityProfile", "value": "3"}]
         else:
-            (item,) = station.got("SetVariables")[0]["setVariableData"]
-            assert item["variable"] == {"name": "SecurityProfile"} and item["attributeValue"] == "3"
+            (profile,) = station.got("SetNetworkProfile")
+            assert profile["configurationSlot"] == 2
+            data = profile["connectionData"]
+            assert (data["securityProfile"], data["ocppCsmsUrl"], data["ocppTransport"]) == (
+                3,
+                "wss://csms.example.test/ocpp",
+                "JSON",
+            )
+            assert ("ocppVersion" in data) == (version == "2.0.1")
             await wait_until(lambda: bool(station.got("Reset")))
+            (item,) = station.got("SetVariables")[0]["setVariableData"]
+            assert item["component"] == {"name": "OCPPCommCtrlr"}
+            assert item["variable"] == {"name": "NetworkConfigurationPriority"} and item["attributeValue"] == "2,1"
             assert station.got("Reset") == [{"type": "OnIdle"}]
+            assert [name for name, _ in station.calls if name in ("SetNetworkProfile", "SetVariables", "Reset")] == [
+                "SetNetworkProfile",
+                "SetVariables",
+                "Reset",
+            ]
     view = pki.stations.get(identity)
     assert (view.security_profile, view.pending_security_profile) == (2, 3)
     async with connected(bridge, version, identity, serial, credential, listener=listener):
@@ -322,3 +344,23 @@ async def test_failed_install_failed_delete_and_nothing_installed_are_recorded_a
         listed = await _post(api, f"{base}/installed-certificates?wait=20s", {})
         assert (listed.json()["status"], listed.json()["result"]["status"]) == ("answered", "NotFound")
         assert station.got("GetInstalledCertificateIds") == [{}]  # every type (M03.FR.02)
+
+
+async def test_a_refused_network_profile_goes_no_further(bridge: Bridge, api: Any, tmp_path: Path) -> None:
+    """A05 (2.x): a station refusing the new network profile gets no priority change and no Reset, and the
+    registry keeps its profile: it stays reachable on the connection it has."""
+    pki = bridge.pki
+    identity, serial = "CS-A05-REFUSED", "SN-A05-REFUSED"
+    pki.stations.add(identity=identity, serial=serial, security_profile=2, password=OLD_PASSWORD)
+    pki.stations.record_connection(identity, "2.0.1")
+    pki.station_calls.set_root_sync(identity, mode="off")
+    issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365))
+    async with connected(bridge, "2.0.1", identity, serial, password=OLD_PASSWORD) as station:
+        station.answers["SetNetworkProfile"] = "Rejected"
+        body = {"slot": 1, "url": "wss://csms.example.test/ocpp"}
+        answer = await _post(api, f"/api/v1/stations/{identity}/security-profile?wait=20s", body)
+        assert answer.status_code == 200 and answer.json()["status"] == "rejected", answer.text
+        assert [name for name, _ in station.calls] == ["SetNetworkProfile"]
+    assert [c.action for c in pki.station_calls.list(identity)] == ["SetNetworkProfile"]
+    view = pki.stations.get(identity)
+    assert (view.security_profile, view.pending_security_profile) == (2, None)
