@@ -35,21 +35,10 @@ from pki.ca.root_uses import RootUse
 from pki.ca.trust_store import trusted_roots
 from pki.core.errors import InvalidInput, Unavailable
 from pki.iso15118.chains import ChainRejected, TrustStore, validate_path
-from pki.iso15118.cps import CpsChain, find_cps_chain
+from pki.iso15118.cps import CpsChain, cps_signed_fields, find_cps_chain
 from pki.iso15118.exi import encode_message
 from pki.iso15118.keywrap import DH_PUBLIC_KEY_BYTES, ENCRYPTED_KEY_BYTES
-from pki.iso15118.messages import (
-    EMAID,
-    CertificateChain,
-    CertificateInstallationRes,
-    ContractSignatureEncryptedPrivateKey,
-    DHPublicKey,
-    Header,
-    ResponseCode,
-    RootCertificateId,
-    V2GMessage,
-)
-from pki.iso15118.signing import sign_elements
+from pki.iso15118.messages import RootCertificateId
 from pki.iso15118.trust_anchors import own_trust
 from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
 from pki.opcp.ccp import ContractPool
@@ -60,7 +49,6 @@ from pki.runtime.context import Context
 
 __all__ = ["ContractDataIn", "ProvisioningService", "SignedContractDataOut"]
 
-_IDS = ("id1", "id2", "id3", "id4")
 _SESSION_ID = b"\x00" * 8
 _ISO15118_2 = "iso15118-2"
 
@@ -170,22 +158,10 @@ class ProvisioningService:
             except ChainRejected as exc:
                 raise InvalidInput(f"the contract chain does not lead to a trusted MO root: {exc.message}") from None
             cps, root = self._cps_chain(session, directory, data.cps_root_id, now)
-        contract_chain = CertificateChain(
-            certificate=der(contract), sub_certificates=tuple(der(s) for s in subs), id=_IDS[0]
+        signed = cps_signed_fields(
+            self._ctx, cps, der(contract), tuple(der(s) for s in subs), encrypted, dh_public_key, emaid
         )
-        key_element = ContractSignatureEncryptedPrivateKey(id=_IDS[1], value=encrypted)
-        dh_element = DHPublicKey(id=_IDS[2], value=dh_public_key)
-        emaid_element = EMAID(id=_IDS[3], value=emaid)
-        signer = self._ctx.keys.load(cps.key_id)
-        signature = sign_elements(
-            (contract_chain, key_element, dh_element, emaid_element),
-            lambda raw: signer.sign_bytes(raw, rsa_pss=False),
-        )
-        sa_chain = CertificateChain(certificate=der(cps.leaf), sub_certificates=cps.sub_certificates)
-        body = CertificateInstallationRes(
-            ResponseCode.OK, sa_chain, contract_chain, key_element, dh_element, emaid_element
-        )
-        exi = encode_message(V2GMessage(Header(session_id=_SESSION_ID, signature=signature), body))
+        exi = encode_message(signed.installation_res(_SESSION_ID))
         root_id = root_certificate_id(RootUse.V2G, fingerprints(root)[0])
         with self._ctx.database.write() as session:
             audit.append(
