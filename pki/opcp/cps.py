@@ -28,22 +28,22 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy.orm import Session
 
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
 from pki.ca.trust_store import trusted_roots
-from pki.core.errors import InvalidInput, Unavailable
+from pki.core.errors import InvalidInput
 from pki.iso15118.chains import ChainRejected, TrustStore, validate_path
-from pki.iso15118.cps import CpsChain, cps_signed_fields, find_cps_chain
+from pki.iso15118.cps import cps_signed_fields
 from pki.iso15118.exi import encode_message
 from pki.iso15118.keywrap import DH_PUBLIC_KEY_BYTES, ENCRYPTED_KEY_BYTES
-from pki.iso15118.messages import RootCertificateId
 from pki.iso15118.trust_anchors import own_trust
 from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
 from pki.opcp.ccp import ContractPool
 from pki.opcp.certinfo import ISO2_NAMESPACE, common_name, der, fingerprints, load_b64_certificate
+from pki.opcp.generate import ContractRequestIn, GeneratedContract, generate_contract_data
 from pki.opcp.rcp import root_certificate_id
+from pki.opcp.signers import cps_chain_below
 from pki.operations import audit
 from pki.runtime.context import Context
 
@@ -105,6 +105,10 @@ class ProvisioningService:
         self._ctx = ctx
         self._pool = pool
 
+    def generate(self, principal: Principal, data: ContractRequestIn) -> GeneratedContract:
+        """``generateSignedContractData`` (MO without its own PKI): :mod:`pki.opcp.generate`."""
+        return generate_contract_data(self._ctx, principal, data)
+
     def forward(self, principal: Principal, data: ContractDataIn) -> SignedContractDataOut:
         """``createAndForwardSignedContractData``: sign (see :meth:`sign`) and store the result in the CCP."""
         authorize(principal, Operation.CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA)
@@ -157,7 +161,7 @@ class ProvisioningService:
                 )
             except ChainRejected as exc:
                 raise InvalidInput(f"the contract chain does not lead to a trusted MO root: {exc.message}") from None
-            cps, root = self._cps_chain(session, directory, data.cps_root_id, now)
+            cps, root = cps_chain_below(self._ctx, session, directory, data.cps_root_id, now)
         signed = cps_signed_fields(
             self._ctx, cps, der(contract), tuple(der(s) for s in subs), encrypted, dh_public_key, emaid
         )
@@ -180,28 +184,3 @@ class ProvisioningService:
         return SignedContractDataOut(
             emaid, pcid, base64.b64encode(exi).decode(), root_id, root.subject.rfc4514_string()
         )
-
-    def _cps_chain(
-        self, session: Session, directory: Any, wanted: str | None, now: Any
-    ) -> tuple[CpsChain, x509.Certificate]:
-        roots: dict[str, x509.Certificate] = {}
-        for ca in directory.cas.values():
-            if ProfileName.CPS_LEAF.value in ca.issues and ca.standard == _ISO15118_2:
-                anchor = directory.anchor(ca.id)
-                roots[root_certificate_id(RootUse.V2G, fingerprints(anchor)[0])] = anchor
-        if wanted is not None:
-            if wanted not in roots:
-                raise InvalidInput(f"cpsV2GRootCertificateFingerprint : no CPS of ours signs below V2G root {wanted}")
-            roots = {wanted: roots[wanted]}
-        for root in roots.values():
-            chain = find_cps_chain(
-                self._ctx,
-                session,
-                directory,
-                (RootCertificateId(root.issuer.rfc4514_string(), root.serial_number),),
-                now,
-                standard=_ISO15118_2,
-            )
-            if chain is not None:
-                return chain, root
-        raise Unavailable("no usable ISO 15118-2 CPS certificate to sign contract data with")
