@@ -23,6 +23,8 @@ from pki import PKI
 from pki.iso15118.exi import decode_message
 from pki.iso15118.messages import CertificateInstallationRes
 from pki.iso15118.signing import verify_elements
+from pki.opcp import generate
+from pki.store.repository import CertificateFilter
 from tests.opcp_support import OemChain, client_token, foreign_oem_chain, opcp_headers
 
 pytestmark = pytest.mark.asyncio
@@ -242,3 +244,30 @@ async def test_provide_answers_only_the_vehicles_own_contract(fresh_pki: PKI, ht
     elements = (body.contract_signature_cert_chain, body.contract_signature_encrypted_private_key,
                 body.dh_public_key, body.emaid)  # fmt: skip
     verify_elements(message.header.signature, elements, cps.public_key(), what="CPS")
+
+
+async def test_an_emaid_taken_while_the_certificate_is_made_leaves_nothing_behind(
+    fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last check runs in the issuance's transaction: a refusal there stores neither the certificate
+    nor the contract nor the pool's entry (the race of two MOs is played by the key wrap step)."""
+    await _publish(http, fresh_pki, PCID)
+    mo = opcp_headers(await client_token(http, fresh_pki, "mo", "mo-v2g-pki", providers=["DEXYZ"]))
+    real_wrap = generate.encrypt_contract_key
+
+    def wrap_while_another_vehicle_takes_the_emaid(*args: Any, **kwargs: Any) -> Any:
+        fresh_pki.contracts.add(emaid=EMAID, pcid=OTHER_PCID)
+        return real_wrap(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "encrypt_contract_key", wrap_while_another_vehicle_takes_the_emaid)
+    before = [record.action for record in fresh_pki.audit.records(after=0, limit=10_000)]
+    answer = await http.put("/opcp/v1/cps/generate/signedContractData", json=_body(fresh_pki), headers=mo)
+    assert answer.status_code == 400 and "EMAID is already used by other PCID" in answer.json()["errorMessages"][0]
+    after = [record.action for record in fresh_pki.audit.records(after=0, limit=10_000)]
+    assert after == [*before, "contract-add"]  # only the other MO's contract
+    assert fresh_pki.contracts.get(EMAID).pcid == OTHER_PCID
+    assert fresh_pki.contracts.get(EMAID).current_certificate is None
+    assert fresh_pki.certificates.list(CertificateFilter(profile="contract", identity=EMAID)) == []
+    oem = opcp_headers(await client_token(http, fresh_pki, "oem", "oem", wmis=["WMI"]))
+    missing = await http.get(f"/opcp/v1/ccp/provideSignedContractData/{EMAID}/{PCID}", headers=oem)
+    assert missing.status_code == 404
