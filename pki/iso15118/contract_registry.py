@@ -19,6 +19,8 @@ The mobility operator records contracts here. The provisioning service looks one
   order after the car's own PrioritizedEMAIDs (:func:`active_for_pcid`). A contract added without
   ``concurrent`` still may not overlap any other, concurrent ones included.
 - Revoking a contract, with its certificates, is :mod:`pki.iso15118.contract_revocation`.
+- :func:`put_contract` records a contract inside a caller's issuance transaction (OPCP's generated
+  contract data): new and concurrent, or the same PCID's contract with a new period.
 
 Views derive their status from the validity (:mod:`pki.iso15118.contract_views`). Free-text notes
 stay out of the audit log: it is append-only, and a customer reference is personal data that may

@@ -4,7 +4,8 @@ The car lists the V2G roots it trusts; :func:`find_cps_chain` picks the newest u
 whose chain ends in one of them. :func:`signed_response` builds the CertificateInstallationRes /
 CertificateUpdateRes around a freshly signed contract certificate -- the contract key encrypted
 for the car, the four Id-carrying elements signed by the CPS leaf (ISO 15118-2 [V2G2-771]), the
-request's SessionID -- and refuses one that would not fit the OCPP field.
+request's SessionID -- and refuses one that would not fit the OCPP field. :func:`cps_signed_fields`
+is that signing step alone, shared with the OPCP CPS (:mod:`pki.opcp.cps`, :mod:`pki.opcp.generate`).
 :func:`failure_response` is the unsigned answer that carries only a ``FAILED_*`` ResponseCode.
 """
 

@@ -11,7 +11,9 @@ several contracts, ordered by ``priority`` (lower first). What OPCP callers do w
   the registry removes a contract by revoking it with its certificates; the audit record
   ``contract-revoke`` becomes the ``oem.contract.deleted`` webhook event);
 - an OEM lists a vehicle's contracts (``getContracts``) and chooses the default one
-  (``setDefaultContract``: priority 0, the others after it), the one an installation gets.
+  (``setDefaultContract``: priority 0, the others after it), the one an installation gets; it
+  fetches a vehicle's stored signed contract data without the car's request
+  (``provideSignedContractData``, the session id it names put into the header).
 
 :meth:`ContractPool.cps_signers` lists the CPS leaf certificates that sign contract data here
 (``getAllCpsSigners``).
