@@ -116,7 +116,7 @@ def _emaid_free(session: Session, emaid: str, pcid: str) -> None:
     row = contract_registry.row_by_emaid(session, emaid)
     other = row.pcid if row is not None else stored_pcid(session, emaid)
     if other is not None and other != pcid:
-        raise Conflict(f"Invalid Tupple - {EMAID_USED} ({emaid})")
+        raise Conflict(f"{EMAID_USED}: {emaid} belongs to PCID {other}, not {pcid}")
     if row is not None and row.status == "revoked":
         raise Conflict(f"the contract {emaid} was revoked; an eMAID is not used again")
 
