@@ -12,6 +12,7 @@ operation or command has no row, so a new one cannot skip the rule.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import io
 import json
@@ -38,7 +39,7 @@ from api.app import create_app
 from cli.main import app as cli_app
 from pki import PKI, RequestIdentity
 from pki.iso15118 import ev
-from pki.opcp import SubscriptionIn
+from pki.opcp import ProvisioningCertificateIn, SubscriptionIn
 from pki.operations.backup import create_backup
 from pki.operations.tokens import Role
 from tests.conftest import ORG, TEST_PASSPHRASE, _copy_database, drop_database, make_csr, make_settings
@@ -52,6 +53,7 @@ STATION, STATION_SERIAL = "CS-REFUSE-1", "SN-REFUSE-1"
 BASIC_STATION = "CS-REFUSE-2"
 UNREGISTERED = "CS-NOBODY"
 PCID, EMAID = "WMIREFUSE00000001", "DEEVPC000000001"
+POOL_PCID, FREE_EMAID = "WMIREFUSE00000003", "DEEVPC000000002"
 TOKEN_NAME = "refusal-existing"
 TRUSTED_LABEL, RETIRED_LABEL = "refusal-trusted", "refusal-retired"
 MUTATING = frozenset({"post", "put", "patch", "delete"})
@@ -531,6 +533,25 @@ REST_REFUSALS: tuple[Rest, ...] = (
         status=403,
     ),
     Rest(
+        "PUT /opcp/v1/cps/generate/signedContractData",
+        "EMAID already used by another PCID",
+        json=Ref("opcp_generate_used_emaid"),
+        opcp="mo-v2g",
+    ),
+    Rest(
+        "PUT /opcp/v1/cps/generate/signedContractData",
+        "contractEnds in the past",
+        json=Ref("opcp_generate_ended"),
+        opcp="mo-v2g",
+    ),
+    Rest(
+        "PUT /opcp/v1/cps/generate/signedContractData",
+        "the CPS may not (an MO without own PKI only)",
+        json=Ref("opcp_generate_ended"),
+        opcp="cps",
+        status=403,
+    ),
+    Rest(
         "PUT /opcp/v1/ccp/signedContractData",
         "not EXI signed contract data",
         json={
@@ -908,6 +929,7 @@ def _opcp_world(pki: PKI) -> dict[str, Any]:
         ("oem", "oem", {"wmis": ["WMI"]}),
         ("oem-foreign", "oem", {"wmis": ["QQQ"]}),
         ("cps", "cps", {}),
+        ("mo-v2g", "mo-v2g-pki", {"providers": [EMAID[:5]]}),
     ):
         view, secret = pki.opcp.add_client(name=f"refusal-opcp-{name}", role=role, **scope)
         grant = pki.opcp.issue_token(client_id=view.client_id, client_secret=secret, audience=pki.opcp.audience)
@@ -917,7 +939,28 @@ def _opcp_world(pki: PKI) -> dict[str, Any]:
         SubscriptionIn(url="https://hooks.example/cpo", enabled_events=("root.cert.added",)),
     )
     untrusted_root = b64(foreign_root().certificate)
+    # a vehicle in the PCP that a generated contract could be for
+    in_pool = foreign_oem_chain(POOL_PCID)
+    pki.trust.add(in_pool.root.public_bytes(serialization.Encoding.DER), use="OEMRootCertificate")
+    pki.opcp.pcp.publish(
+        pki.opcp.authenticate(tokens["opcp_token:oem"]),
+        ProvisioningCertificateIn(
+            sub_ca1_certificate=in_pool.body()["subCA1Certificate"],
+            sub_ca2_certificate=in_pool.body()["subCA2Certificate"],
+            vehicle_certificate=in_pool.body()["vehicleCertificate"],
+        ),
+    )
+    now = pki.clock.now()
+    generate = {
+        "contractBegins": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "contractEnds": (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "pcid": POOL_PCID,
+        "emaid": EMAID,  # the contract of PCID
+        "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+    }
     return {
+        "opcp_generate_used_emaid": generate,
+        "opcp_generate_ended": {**generate, "emaid": FREE_EMAID, "contractEnds": "2025-01-01T00:00:00Z"},
         **tokens,
         "opcp_hook_path": f"/opcp/v1/webhook/endpoints/{hook.id}",
         "opcp_bad_credentials": {

@@ -96,6 +96,32 @@ def lookup_contract(
     return {"XMLContracts": pki.opcp.ccp.lookup_contract(principal, emaid, xsd_msg_def_namespace)}
 
 
+@router.get(
+    "/v1/ccp/provideSignedContractData/{emaid}/{pcid}",
+    summary="provideSignedContractData (OEM): a vehicle's stored signed contract data, without the car's request",
+    operation_id="provideSignedContractData",
+    responses=responses(400, *_AUTH, 404),
+    openapi_extra=SECURITY,
+)
+def provide_signed_contract_data(
+    emaid: str,
+    pcid: str,
+    pki: PkiDep,
+    principal: PrincipalDep,
+    session_id: Annotated[str | None, Query(alias="sessionID", max_length=64)] = None,
+    xsd_msg_def_namespace: Annotated[str | None, _NAMESPACE] = None,
+    cps_root_id: Annotated[str | None, Query(alias="cpsV2GRootCertificateFingerprint", max_length=64)] = None,
+) -> dict[str, Any]:
+    return pki.opcp.ccp.provide(
+        principal,
+        emaid,
+        pcid,
+        session_id=session_id,
+        xsd_msg_def_namespace=xsd_msg_def_namespace,
+        cps_root_id=cps_root_id,
+    )
+
+
 @router.post(
     "/v1/ccp/signedContractData/{pcid}/{emaid}/default",
     summary="setDefaultContract (OEM): the contract a vehicle installs first",

@@ -13,6 +13,7 @@ __all__ = [
     "CreateSignedContractDataBody",
     "EndpointIn",
     "EndpointUpdateIn",
+    "GenerateSignedContractDataBody",
     "ProvisioningCertificateBody",
     "RootCaIn",
     "SignContractDataBody",
@@ -132,3 +133,16 @@ class StoredContractDataBody(_Body):
     signed_data: str = Field(alias="signedContractDataXML", max_length=20_000)
     metadata: str | None = Field(default=None, max_length=1000)
     cps_root_id: str | None = Field(default=None, alias="cpsV2GRootCertificateFingerprint", max_length=36)
+
+
+class GenerateSignedContractDataBody(_Body):
+    """``generateSignedContractData``: the contract our MO CA makes for the vehicle (dates ISO 8601)."""
+
+    contract_begins: str = Field(alias="contractBegins", max_length=40)
+    contract_ends: str = Field(alias="contractEnds", max_length=40)
+    pcid: str = Field(max_length=18)
+    emaid: str = Field(max_length=20)
+    xsd_msg_def_namespace: str = Field(default=_ISO2, alias="xsdMsgDefNamespace", max_length=64)
+    cps_root_id: str | None = Field(default=None, alias="cpsV2GRootCertificateFingerprint", max_length=64)
+    subscription_url: str | None = Field(default=None, alias="subscriptionUrl", max_length=2048)
+    meta_data: str | None = Field(default=None, alias="metaData", max_length=1000)

@@ -74,6 +74,9 @@ class IssueRequest:
     renew: bool = False
     before_store: BeforeStore | None = None
     in_transaction: InTransaction | None = None
+    # A certificate that must not be valid before this instant (a contract that begins later); the
+    # validity then runs from it. None: from now, back-dated a few minutes as every certificate.
+    not_before: dt.datetime | None = None
 
 
 def issue(ctx: Context, request: IssueRequest, actor: str, *, approval: Approval | None = None) -> IssuedCertificate:
@@ -340,7 +343,12 @@ def _sign(ctx: Context, approval: Approval, request: IssueRequest, actor: str) -
     """Build and sign the certificate (nothing stored); ``before_store`` sees it before it is kept."""
     issuer, approved, profile = approval.issuer, approval.approved, approval.profile
     now = ctx.clock.now()
-    not_before, not_after = validity_window(now, approval.validity, issuer.certificate)
+    start = request.not_before if request.not_before is not None and request.not_before > now else None
+    not_before, not_after = validity_window(start or now, approval.validity, issuer.certificate)
+    if start is not None:
+        not_before = max(not_before, start)
+        if not_after <= not_before:
+            raise PolicyViolation("issuer.expired", "the issuing CA certificate ends before the requested start")
     serial_number = new_serial()
     certificate = build_certificate(
         issuer=issuer,

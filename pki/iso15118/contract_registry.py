@@ -19,6 +19,8 @@ The mobility operator records contracts here. The provisioning service looks one
   order after the car's own PrioritizedEMAIDs (:func:`active_for_pcid`). A contract added without
   ``concurrent`` still may not overlap any other, concurrent ones included.
 - Revoking a contract, with its certificates, is :mod:`pki.iso15118.contract_revocation`.
+- :func:`put_contract` records a contract inside a caller's issuance transaction (OPCP's generated
+  contract data): new and concurrent, or the same PCID's contract with a new period.
 
 Views derive their status from the validity (:mod:`pki.iso15118.contract_views`). Free-text notes
 stay out of the audit log: it is append-only, and a customer reference is personal data that may
@@ -54,6 +56,7 @@ __all__ = [
     "find_for_emaid",
     "get_contract",
     "list_contracts",
+    "put_contract",
     "record_contract_certificate",
     "row_by_emaid",
 ]
@@ -267,6 +270,62 @@ def add_contract(
         raise Conflict(f"eMAID {normalised} is already registered") from None
 
 
+def put_contract(
+    session: Session,
+    *,
+    emaid: str,
+    pcid: str,
+    valid_from: dt.datetime,
+    valid_until: dt.datetime,
+    at: dt.datetime,
+    actor: str,
+) -> bool:
+    """Inside the caller's transaction: record contract ``emaid`` of ``pcid`` for ``[valid_from, valid_until)``.
+
+    A new eMAID is added as a concurrent contract (the PCID's others stay; OPCP keeps several per
+    vehicle), audited ``contract-add``; an unrevoked contract of the same PCID takes the new period
+    (``contract-period``). :class:`Conflict` when the eMAID belongs to another PCID or was revoked
+    (an eMAID is never reused). True when the contract is new.
+    """
+    normalised = normalise_emaid(emaid)
+    parsed_pcid = parse_pcid(pcid)
+    start, end = checked_instant(valid_from, "valid_from"), checked_instant(valid_until, "valid_until")
+    if end <= start:
+        raise InvalidInput(f"valid_until ({end.isoformat()}) must be after valid_from ({start.isoformat()})")
+    _lock_pcid(session, parsed_pcid)
+    row = row_by_emaid(session, normalised, lock=True)
+    period = {"validFrom": start.isoformat(), "validUntil": end.isoformat()}
+    if row is None:
+        row = ContractRow(
+            emaid=normalised,
+            pcid=parsed_pcid,
+            status="active",
+            valid_from=start,
+            valid_until=end,
+            created_at=at,
+            updated_at=at,
+            priority=0,
+        )
+        session.add(row)
+        session.flush()
+        details = {"emaid": normalised, "pcid": parsed_pcid, **period, "priority": 0, "concurrent": True}
+        audit.append(session, at=at, actor=actor, action="contract-add", details=details)
+        return True
+    if row.pcid != parsed_pcid:
+        raise Conflict(f"eMAID {normalised} is already used by other PCID")
+    if row.status == "revoked":
+        raise Conflict(f"contract {normalised} was revoked; an eMAID is not used again")
+    previous = {
+        "validFrom": utc(row.valid_from).isoformat(),
+        "validUntil": optional_isoformat(utc(row.valid_until) if row.valid_until else None),
+    }
+    row.valid_from, row.valid_until, row.updated_at = start, end, at
+    session.flush()
+    details = {"emaid": normalised, "pcid": parsed_pcid, **period, "previous": previous}
+    audit.append(session, at=at, actor=actor, action="contract-period", details=details)
+    return False
+
+
 def record_contract_certificate(
     session: Session | Connection,
     contract: ContractView | str,
@@ -275,6 +334,7 @@ def record_contract_certificate(
     *,
     at: dt.datetime | None = None,
     actor: str = "system",
+    allow_pending: bool = False,
 ) -> ContractView:
     """Make certificate (``issuer_id``, ``serial``) the contract's current one, with an audit record.
 
@@ -282,6 +342,8 @@ def record_contract_certificate(
     is not active) meanwhile, the :class:`Conflict` it raises rolls the issuance back too.
     ``contract`` is a view or an eMAID; ``at`` defaults to the certificate's issuance time. The
     certificate must be a ``contract`` certificate issued for this eMAID (:class:`InvalidInput`).
+    ``allow_pending`` lets a contract that has not begun take its certificate ahead (one that is
+    valid from the contract's start).
     """
     if isinstance(session, Context):
         raise TypeError("record_contract_certificate joins the caller's issuance transaction: pass its session")
@@ -302,7 +364,7 @@ def record_contract_certificate(
             raise InvalidInput(f"certificate {issuer_id}/{serial_hex} is for {certificate.identity}, not {emaid}")
         when = checked_instant(at, "at") if at is not None else utc(certificate.created_at)
         status = derived_status(row, when)
-        if status != "active":
+        if status != "active" and not (allow_pending and status == "pending"):
             raise Conflict(f"contract {emaid} is {status}; it cannot take a new contract certificate")
         previous = None
         if row.current_certificate_issuer and row.current_certificate_serial:

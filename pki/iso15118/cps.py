@@ -4,7 +4,8 @@ The car lists the V2G roots it trusts; :func:`find_cps_chain` picks the newest u
 whose chain ends in one of them. :func:`signed_response` builds the CertificateInstallationRes /
 CertificateUpdateRes around a freshly signed contract certificate -- the contract key encrypted
 for the car, the four Id-carrying elements signed by the CPS leaf (ISO 15118-2 [V2G2-771]), the
-request's SessionID -- and refuses one that would not fit the OCPP field.
+request's SessionID -- and refuses one that would not fit the OCPP field. :func:`cps_signed_fields`
+is that signing step alone, shared with the OPCP CPS (:mod:`pki.opcp.cps`, :mod:`pki.opcp.generate`).
 :func:`failure_response` is the unsigned answer that carries only a ``FAILED_*`` ResponseCode.
 """
 
@@ -39,6 +40,7 @@ from pki.iso15118.messages import (
     Header,
     ResponseCode,
     RootCertificateId,
+    Signature,
     V2GMessage,
 )
 from pki.iso15118.signing import sign_elements
@@ -48,7 +50,9 @@ from pki.store.models import CertificateRow
 __all__ = [
     "CpsChain",
     "ResponseTooLarge",
+    "SignedContractFields",
     "common_name",
+    "cps_signed_fields",
     "der",
     "failure_response",
     "find_cps_chain",
@@ -130,6 +134,49 @@ def _loose(text: str) -> str:
     return ",".join(sorted(part.strip().lower() for part in text.split(",")))
 
 
+@dataclass(frozen=True, slots=True)
+class SignedContractFields:
+    """The six fields of a CertificateInstallationRes / CertificateUpdateRes with ResponseCode OK, and the
+    header ``Signature`` the CPS leaf made over the four Id-carrying ones (ISO 15118-2 [V2G2-771])."""
+
+    signature: Signature
+    fields: tuple[
+        ResponseCode, CertificateChain, CertificateChain, ContractSignatureEncryptedPrivateKey, DHPublicKey, EMAID
+    ]
+
+    def installation_res(self, session_id: bytes) -> V2GMessage:
+        return V2GMessage(
+            Header(session_id=session_id, signature=self.signature), CertificateInstallationRes(*self.fields)
+        )
+
+
+def cps_signed_fields(
+    ctx: Context,
+    cps: CpsChain,
+    contract_certificate: bytes,
+    contract_sub_certificates: tuple[bytes, ...],
+    encrypted_private_key: bytes,
+    dh_public_key: bytes,
+    emaid: str,
+) -> SignedContractFields:
+    """Sign contract data with the CPS leaf: the one signing path of every CPS answer evpki makes."""
+    contract_chain = CertificateChain(
+        certificate=contract_certificate, sub_certificates=contract_sub_certificates, id=_RESPONSE_IDS[0]
+    )
+    encrypted = ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=encrypted_private_key)
+    dh_element = DHPublicKey(id=_RESPONSE_IDS[2], value=dh_public_key)
+    emaid_element = EMAID(id=_RESPONSE_IDS[3], value=emaid)
+    signer = ctx.keys.load(cps.key_id)
+    signature = sign_elements(
+        (contract_chain, encrypted, dh_element, emaid_element),
+        lambda data: signer.sign_bytes(data, rsa_pss=False),
+    )
+    sa_chain = CertificateChain(certificate=der(cps.leaf), sub_certificates=cps.sub_certificates)
+    return SignedContractFields(
+        signature, (ResponseCode.OK, sa_chain, contract_chain, encrypted, dh_element, emaid_element)
+    )
+
+
 def signed_response(
     ctx: Context,
     request: CertificateInstallationReq | CertificateUpdateReq,
@@ -142,19 +189,16 @@ def signed_response(
     limit: int,
 ) -> str:
     wrapped = encrypt_contract_key(contract_key, peer)
-    emaid = common_name(certificate)
-    contract_chain = CertificateChain(certificate=der(certificate), sub_certificates=mo_subs, id=_RESPONSE_IDS[0])
-    encrypted = ContractSignatureEncryptedPrivateKey(id=_RESPONSE_IDS[1], value=wrapped.encrypted_private_key)
-    dh_public_key = DHPublicKey(id=_RESPONSE_IDS[2], value=wrapped.dh_public_key)
-    emaid_element = EMAID(id=_RESPONSE_IDS[3], value=emaid)
-    signer = ctx.keys.load(cps.key_id)
-    signature = sign_elements(
-        (contract_chain, encrypted, dh_public_key, emaid_element),
-        lambda data: signer.sign_bytes(data, rsa_pss=False),
+    signed = cps_signed_fields(
+        ctx,
+        cps,
+        der(certificate),
+        mo_subs,
+        wrapped.encrypted_private_key,
+        wrapped.dh_public_key,
+        common_name(certificate),
     )
-    sa_chain = CertificateChain(certificate=der(cps.leaf), sub_certificates=cps.sub_certificates)
-    fields = (ResponseCode.OK, sa_chain, contract_chain, encrypted, dh_public_key, emaid_element)
-    text = _encoded(request, Header(session_id=message.header.session_id, signature=signature), fields)
+    text = _encoded(request, Header(session_id=message.header.session_id, signature=signed.signature), signed.fields)
     if len(text) > limit:
         raise ResponseTooLarge(
             f"the exiResponse would be {len(text)} characters, over the limit of {limit}: shorten the subjects "

@@ -68,7 +68,7 @@ from pki.iso15118.trust_anchors import seed_oem_roots
 from pki.runtime.context import ISO15118_2, CaDirectory, Context
 from pki.store import repository
 
-__all__ = ["ProvisioningResult", "provision"]
+__all__ = ["ProvisioningResult", "contract_csr", "contract_issuers", "provision"]
 
 log = logging.getLogger("evpki.iso15118")
 
@@ -174,7 +174,7 @@ def _provision(
             ctx,
             IssueRequest(
                 profile=ProfileName.CONTRACT.value,
-                csr=_contract_csr(contract.emaid, contract_key),
+                csr=contract_csr(contract.emaid, contract_key),
                 identity=RequestIdentity(emaid=contract.emaid),
                 ca_id=mo_ca,
                 validity=_contract_validity(contract, now),
@@ -278,7 +278,7 @@ def _contract_validity(contract: ContractView, now: dt.datetime) -> dt.timedelta
     return min(default, left)
 
 
-def _contract_csr(emaid: str, key: ec.EllipticCurvePrivateKey) -> bytes:
+def contract_csr(emaid: str, key: ec.EllipticCurvePrivateKey) -> bytes:
     # Compact on purpose: six certificates share one exiResponse (reference/iso15118.md §6 risk 2).
     subject = x509.Name(
         [

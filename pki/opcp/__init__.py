@@ -10,6 +10,7 @@ from pki.opcp.access import ACCESS, AccessDenied, OpcpRole, Operation, Principal
 from pki.opcp.ccp import ContractPool, SignedContractData
 from pki.opcp.clients import ClientView
 from pki.opcp.cps import ContractDataIn, ProvisioningService, SignedContractDataOut
+from pki.opcp.generate import ContractRequestIn, GeneratedContract
 from pki.opcp.pcp import NOT_FOUND, ProvisioningCertificateIn, VehicleEntry
 from pki.opcp.rcp import ROOT_TYPES, PoolRoot
 from pki.opcp.service import Opcp
@@ -34,8 +35,10 @@ __all__ = [
     "ClientView",
     "ContractDataIn",
     "ContractPool",
+    "ContractRequestIn",
     "DeliveryJob",
     "DeliveryView",
+    "GeneratedContract",
     "Opcp",
     "OpcpRole",
     "Operation",

@@ -80,6 +80,8 @@ class Operation(StrEnum):
     CREATE_SIGNED_CONTRACT_DATA = "createSignedContractData"
     ADD_SIGNED_CONTRACT_DATA = "addSignedContractData"
     CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA = "createAndForwardSignedContractData"
+    GENERATE_SIGNED_CONTRACT_DATA = "generateSignedContractData"
+    PROVIDE_SIGNED_CONTRACT_DATA = "provideSignedContractData"
 
 
 _EVERYONE = frozenset(OpcpRole)
@@ -117,6 +119,9 @@ ACCESS: dict[Operation, frozenset[OpcpRole]] = {
     # (04_contract-certificate-pool.md: "added contracts by the MOs")
     Operation.ADD_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.CPS, OpcpRole.MO_OWN_PKI, OpcpRole.MO_V2G_PKI}),
     Operation.CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_OWN_PKI}),
+    # our MO CA makes the contract of an MO without its own PKI; an OEM fetches it for its vehicle
+    Operation.GENERATE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.MO_V2G_PKI}),
+    Operation.PROVIDE_SIGNED_CONTRACT_DATA: frozenset({OpcpRole.OEM}),
 }
 assert set(ACCESS) == set(Operation)
 assert ACCESS[Operation.ADD_WEBHOOK] >= _PARTICIPANTS

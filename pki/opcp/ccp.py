@@ -11,7 +11,9 @@ several contracts, ordered by ``priority`` (lower first). What OPCP callers do w
   the registry removes a contract by revoking it with its certificates; the audit record
   ``contract-revoke`` becomes the ``oem.contract.deleted`` webhook event);
 - an OEM lists a vehicle's contracts (``getContracts``) and chooses the default one
-  (``setDefaultContract``: priority 0, the others after it), the one an installation gets.
+  (``setDefaultContract``: priority 0, the others after it), the one an installation gets; it
+  fetches a vehicle's stored signed contract data without the car's request
+  (``provideSignedContractData``, the session id it names put into the header).
 
 :meth:`ContractPool.cps_signers` lists the CPS leaf certificates that sign contract data here
 (``getAllCpsSigners``).
@@ -22,11 +24,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
@@ -53,11 +57,13 @@ from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store.models import CertificateRow, ContractRow, OpcpSignedContractDataRow
 
-__all__ = ["ISO20_NAMESPACE", "ContractPool", "SignedContractData"]
+__all__ = ["ISO20_NAMESPACE", "ContractPool", "SignedContractData", "put_signed_contract_data", "stored_pcid"]
 
 ISO20_NAMESPACE = "urn:iso:std:iso:15118:-20:CommonMessages"
 _NAMESPACES = (ISO2_NAMESPACE, ISO20_NAMESPACE)
 _MAX_EXI_CHARS = 20_000
+_SESSION_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2}){1,8}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,15 @@ def _namespace(text: str | None) -> str:
     return value
 
 
+def _session_id(text: str | None) -> bytes:
+    """ISO 15118-2 ``sessionIDType``: hexBinary, at most 8 bytes; absent or empty is zero."""
+    if text is None or text == "":
+        return b"\x00" * 8
+    if not _SESSION_HEX.match(text):
+        raise InvalidInput("Invalid SessionID format: at most 8 bytes (16 hex digits), an even number of hex digits")
+    return bytes.fromhex(text)
+
+
 def _iso(moment: dt.datetime) -> str:
     return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -99,6 +114,36 @@ def _stored_entry(row: OpcpSignedContractDataRow) -> dict[str, Any]:
         "certValidFrom": _iso(contract.not_valid_before_utc),
         "certValidTo": _iso(contract.not_valid_after_utc),
     }
+
+
+def put_signed_contract_data(
+    session: Session, *, pcid: str, emaid: str, exi: bytes, root_id: str | None, at: dt.datetime, actor: str
+) -> bool:
+    """Inside the caller's transaction: keep ``exi`` as the signed contract data of ``emaid`` (normalised).
+
+    Storing again under the eMAID replaces it. True when the eMAID had none; the caller audits.
+    """
+    row = session.execute(
+        select(OpcpSignedContractDataRow).where(OpcpSignedContractDataRow.emaid == emaid).with_for_update()
+    ).scalar_one_or_none()
+    created = row is None
+    if row is None:
+        row = OpcpSignedContractDataRow(emaid=emaid, created_at=at)
+    row.pcid = pcid
+    row.exi = exi
+    row.root_id = root_id
+    row.updated_at = at
+    row.updated_by = actor
+    session.add(row)
+    session.flush()
+    return created
+
+
+def stored_pcid(session: Session, emaid: str) -> str | None:
+    """The PCID whose signed contract data the pool keeps under ``emaid`` (normalised), if any."""
+    return session.execute(
+        select(OpcpSignedContractDataRow.pcid).where(OpcpSignedContractDataRow.emaid == emaid)
+    ).scalar_one_or_none()
 
 
 class ContractPool:
@@ -183,6 +228,47 @@ class ContractPool:
             answers.append(SignedContractData(base64.b64encode(encode_message(renewed)).decode(), emaid))
         return answers
 
+    def provide(
+        self,
+        principal: Principal,
+        emaid: str,
+        pcid: str,
+        *,
+        session_id: str | None = None,
+        xsd_msg_def_namespace: str | None = None,
+        cps_root_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``provideSignedContractData``: the stored signed contract data of (``emaid``, ``pcid``) for an OEM.
+
+        The OEM backend installs it without the car's request, so the checks of [V2G2-894] (expiry,
+        revocation) are the OEM's. ``session_id`` (hex, at most 8 bytes; default zero) goes into the
+        header, which the CPS signature does not cover. :class:`NotFound` when the pool holds no
+        signed contract data of the eMAID for that PCID (or below that V2G root).
+        """
+        authorize(principal, Operation.PROVIDE_SIGNED_CONTRACT_DATA)
+        parse_pcid(pcid)
+        normalised = normalise_emaid(emaid)
+        authorize(principal, Operation.PROVIDE_SIGNED_CONTRACT_DATA, pcid=pcid)
+        session_bytes = _session_id(session_id)
+        if _namespace(xsd_msg_def_namespace) != ISO2_NAMESPACE:
+            raise NotFound(f"the pool keeps signed contract data of {ISO2_NAMESPACE} only")
+        with self._ctx.database.read() as session:
+            row = session.execute(
+                select(OpcpSignedContractDataRow).where(OpcpSignedContractDataRow.emaid == normalised)
+            ).scalar_one_or_none()
+            stored = (row.pcid, row.exi, row.root_id) if row is not None else None
+        if stored is None or stored[0] != pcid or (cps_root_id is not None and stored[2] != cps_root_id):
+            raise NotFound(f"The contract for the given EMAID not found ({normalised} for PCID {pcid}).")
+        signed = decode_message(stored[1])
+        message = V2GMessage(Header(session_id=session_bytes, signature=signed.header.signature), signed.body)
+        body: dict[str, Any] = {
+            "certificateInstallationRes": base64.b64encode(encode_message(message)).decode(),
+            "xsdMsgDefNamespace": ISO2_NAMESPACE,
+        }
+        if stored[2] is not None and _UUID.match(stored[2]):
+            body["cpsV2GRootCertificateFingerprint"] = stored[2]
+        return body
+
     # -- CPS and MO: stored signed contract data
 
     def store(
@@ -218,19 +304,9 @@ class ContractPool:
             raise InvalidInput(f"signedContractDataXML : its eMAID and contract certificate are not {normalised}")
         now = self._ctx.clock.now()
         with self._ctx.database.write() as session:
-            row = session.execute(
-                select(OpcpSignedContractDataRow).where(OpcpSignedContractDataRow.emaid == normalised).with_for_update()
-            ).scalar_one_or_none()
-            created = row is None
-            if row is None:
-                row = OpcpSignedContractDataRow(emaid=normalised, created_at=now)
-            row.pcid = pcid
-            row.exi = raw
-            row.root_id = root_id
-            row.updated_at = now
-            row.updated_by = principal.actor
-            session.add(row)
-            session.flush()
+            created = put_signed_contract_data(
+                session, pcid=pcid, emaid=normalised, exi=raw, root_id=root_id, at=now, actor=principal.actor
+            )
             audit.append(
                 session,
                 at=now,

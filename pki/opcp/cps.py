@@ -28,39 +28,27 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy.orm import Session
 
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
 from pki.ca.trust_store import trusted_roots
-from pki.core.errors import InvalidInput, Unavailable
+from pki.core.errors import InvalidInput
 from pki.iso15118.chains import ChainRejected, TrustStore, validate_path
-from pki.iso15118.cps import CpsChain, find_cps_chain
+from pki.iso15118.cps import cps_signed_fields
 from pki.iso15118.exi import encode_message
 from pki.iso15118.keywrap import DH_PUBLIC_KEY_BYTES, ENCRYPTED_KEY_BYTES
-from pki.iso15118.messages import (
-    EMAID,
-    CertificateChain,
-    CertificateInstallationRes,
-    ContractSignatureEncryptedPrivateKey,
-    DHPublicKey,
-    Header,
-    ResponseCode,
-    RootCertificateId,
-    V2GMessage,
-)
-from pki.iso15118.signing import sign_elements
 from pki.iso15118.trust_anchors import own_trust
 from pki.opcp.access import Operation, Principal, authorize, normalise_emaid, parse_pcid
 from pki.opcp.ccp import ContractPool
 from pki.opcp.certinfo import ISO2_NAMESPACE, common_name, der, fingerprints, load_b64_certificate
+from pki.opcp.generate import ContractRequestIn, GeneratedContract, generate_contract_data
 from pki.opcp.rcp import root_certificate_id
+from pki.opcp.signers import cps_chain_below
 from pki.operations import audit
 from pki.runtime.context import Context
 
 __all__ = ["ContractDataIn", "ProvisioningService", "SignedContractDataOut"]
 
-_IDS = ("id1", "id2", "id3", "id4")
 _SESSION_ID = b"\x00" * 8
 _ISO15118_2 = "iso15118-2"
 
@@ -117,6 +105,10 @@ class ProvisioningService:
         self._ctx = ctx
         self._pool = pool
 
+    def generate(self, principal: Principal, data: ContractRequestIn) -> GeneratedContract:
+        """``generateSignedContractData`` (MO without its own PKI): :mod:`pki.opcp.generate`."""
+        return generate_contract_data(self._ctx, principal, data)
+
     def forward(self, principal: Principal, data: ContractDataIn) -> SignedContractDataOut:
         """``createAndForwardSignedContractData``: sign (see :meth:`sign`) and store the result in the CCP."""
         authorize(principal, Operation.CREATE_AND_FORWARD_SIGNED_CONTRACT_DATA)
@@ -169,23 +161,11 @@ class ProvisioningService:
                 )
             except ChainRejected as exc:
                 raise InvalidInput(f"the contract chain does not lead to a trusted MO root: {exc.message}") from None
-            cps, root = self._cps_chain(session, directory, data.cps_root_id, now)
-        contract_chain = CertificateChain(
-            certificate=der(contract), sub_certificates=tuple(der(s) for s in subs), id=_IDS[0]
+            cps, root = cps_chain_below(self._ctx, session, directory, data.cps_root_id, now)
+        signed = cps_signed_fields(
+            self._ctx, cps, der(contract), tuple(der(s) for s in subs), encrypted, dh_public_key, emaid
         )
-        key_element = ContractSignatureEncryptedPrivateKey(id=_IDS[1], value=encrypted)
-        dh_element = DHPublicKey(id=_IDS[2], value=dh_public_key)
-        emaid_element = EMAID(id=_IDS[3], value=emaid)
-        signer = self._ctx.keys.load(cps.key_id)
-        signature = sign_elements(
-            (contract_chain, key_element, dh_element, emaid_element),
-            lambda raw: signer.sign_bytes(raw, rsa_pss=False),
-        )
-        sa_chain = CertificateChain(certificate=der(cps.leaf), sub_certificates=cps.sub_certificates)
-        body = CertificateInstallationRes(
-            ResponseCode.OK, sa_chain, contract_chain, key_element, dh_element, emaid_element
-        )
-        exi = encode_message(V2GMessage(Header(session_id=_SESSION_ID, signature=signature), body))
+        exi = encode_message(signed.installation_res(_SESSION_ID))
         root_id = root_certificate_id(RootUse.V2G, fingerprints(root)[0])
         with self._ctx.database.write() as session:
             audit.append(
@@ -204,28 +184,3 @@ class ProvisioningService:
         return SignedContractDataOut(
             emaid, pcid, base64.b64encode(exi).decode(), root_id, root.subject.rfc4514_string()
         )
-
-    def _cps_chain(
-        self, session: Session, directory: Any, wanted: str | None, now: Any
-    ) -> tuple[CpsChain, x509.Certificate]:
-        roots: dict[str, x509.Certificate] = {}
-        for ca in directory.cas.values():
-            if ProfileName.CPS_LEAF.value in ca.issues and ca.standard == _ISO15118_2:
-                anchor = directory.anchor(ca.id)
-                roots[root_certificate_id(RootUse.V2G, fingerprints(anchor)[0])] = anchor
-        if wanted is not None:
-            if wanted not in roots:
-                raise InvalidInput(f"cpsV2GRootCertificateFingerprint : no CPS of ours signs below V2G root {wanted}")
-            roots = {wanted: roots[wanted]}
-        for root in roots.values():
-            chain = find_cps_chain(
-                self._ctx,
-                session,
-                directory,
-                (RootCertificateId(root.issuer.rfc4514_string(), root.serial_number),),
-                now,
-                standard=_ISO15118_2,
-            )
-            if chain is not None:
-                return chain, root
-        raise Unavailable("no usable ISO 15118-2 CPS certificate to sign contract data with")

@@ -28,6 +28,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pki.core.clock import utc
 from pki.core.errors import InvalidInput, NotFound
@@ -48,7 +49,7 @@ from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store.models import OpcpProvisioningCertificateRow
 
-__all__ = ["NOT_FOUND", "ProvisioningCertificateIn", "ProvisioningPool", "VehicleEntry"]
+__all__ = ["NOT_FOUND", "ProvisioningCertificateIn", "ProvisioningPool", "VehicleEntry", "vehicle_entry"]
 
 NOT_FOUND = "The OEM provisioning certificate with given PCID is not found."
 _MAX_ROOT_IDS = 20
@@ -122,6 +123,14 @@ def _public_der(certificate: x509.Certificate) -> bytes:
     return certificate.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def vehicle_entry(session: Session, pcid: str) -> VehicleEntry | None:
+    """The PCP's entry of ``pcid`` (matched exactly), read in the caller's transaction."""
+    row = session.execute(
+        select(OpcpProvisioningCertificateRow).where(OpcpProvisioningCertificateRow.pcid == pcid)
+    ).scalar_one_or_none()
+    return VehicleEntry.from_row(row) if row is not None else None
 
 
 class ProvisioningPool:
@@ -202,12 +211,10 @@ class ProvisioningPool:
 
     def _entry(self, pcid: str) -> VehicleEntry:
         with self._ctx.database.read() as session:
-            row = session.execute(
-                select(OpcpProvisioningCertificateRow).where(OpcpProvisioningCertificateRow.pcid == pcid)
-            ).scalar_one_or_none()
-            if row is None:
-                raise NotFound(NOT_FOUND)
-            return VehicleEntry.from_row(row)
+            entry = vehicle_entry(session, pcid)
+        if entry is None:
+            raise NotFound(NOT_FOUND)
+        return entry
 
     def get(self, principal: Principal, pcid: str) -> VehicleEntry:
         """``getOEMProvCert``."""

@@ -26,6 +26,7 @@ from tests.opcp_support import AUDIENCE, b64, client_token, foreign_oem_chain, o
 pytestmark = pytest.mark.asyncio
 
 OWN_PCID, FOREIGN_PCID = "WMIOPCP0000000001", "XYZOPCP0000000001"
+OWN_EMAID = "DEXYZC000000077"  # of the provider prefix of "mo-v2g-pki"
 
 
 @pytest_asyncio.fixture
@@ -137,14 +138,28 @@ CALLERS: tuple[tuple[str, str, dict[str, list[str]]], ...] = (
     ("cpo", "cpo", {}),
     ("mo-own-pki", "mo-own-pki", {"providers": ["DEABC"]}),
     ("mo-v2g-pki", "mo-v2g-pki", {"providers": ["DEXYZ"]}),
+    ("mo-v2g-foreign", "mo-v2g-pki", {"providers": ["FRQQQ"]}),
     ("cps", "cps", {}),
     ("admin", "admin", {}),
 )
 ALL = {name for name, _, _ in CALLERS}
-PCP_READERS = {"oem-own", "mo-own-pki", "mo-v2g-pki", "cps"}
+PCP_READERS = {"oem-own", "mo-own-pki", "mo-v2g-pki", "mo-v2g-foreign", "cps"}
 
 
-def _operations(chain_body: dict[str, str], root_b64: str) -> list[tuple[str, str, str, Any, set[str]]]:
+def _contract_request(pki: PKI) -> dict[str, str]:
+    now = pki.clock.now()
+    return {
+        "contractBegins": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "contractEnds": (now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "pcid": OWN_PCID,
+        "emaid": OWN_EMAID,
+        "xsdMsgDefNamespace": "urn:iso:15118:2:2013:MsgDef",
+    }
+
+
+def _operations(
+    chain_body: dict[str, str], root_b64: str, contract_request: dict[str, str]
+) -> list[tuple[str, str, str, Any, set[str]]]:
     """(operation, method, path, JSON body, who may) for every OPCP operation evpki serves."""
     return [
         ("getAllRootCerts", "GET", "/v1/root/rootCerts", None, ALL),
@@ -155,6 +170,10 @@ def _operations(chain_body: dict[str, str], root_b64: str) -> list[tuple[str, st
         ("addOEMProvCert", "PUT", "/v1/oem/provCerts", chain_body, {"oem-own"}),
         ("getOEMProvCert", "GET", f"/v1/oem/provCerts/{OWN_PCID}", None, PCP_READERS),
         ("lookupVehicle", "GET", f"/v1/oem/provCerts/lookupVehicle/{OWN_PCID}", None, PCP_READERS),
+        ("generateSignedContractData", "PUT", "/v1/cps/generate/signedContractData", contract_request,
+         {"mo-v2g-pki"}),
+        ("provideSignedContractData", "GET", f"/v1/ccp/provideSignedContractData/{OWN_EMAID}/{OWN_PCID}", None,
+         {"oem-own"}),
         ("deleteOEMProvCert", "DELETE", f"/v1/oem/provCerts/{OWN_PCID}", None, {"oem-own"}),
         ("create-webhook-endpoint", "POST", "/v1/webhook/endpoints",
          {"url": "https://hooks.example/opcp", "enabledEvents": ["root.cert.added"]}, ALL),
@@ -178,7 +197,14 @@ async def test_every_operation_with_every_role_and_scope(fresh_pki: PKI, http: h
         root_id = saved.json()["RootResponse"]["rootCertificateId"]
         published = await http.put("/opcp/v1/oem/provCerts", json=chain.body(), headers=opcp_headers(tokens["oem-own"]))
         assert published.status_code == 200, published.text
-        for operation, method, path, body, allowed in _operations(chain.body(), b64(mo_root.certificate)):
+        generated = await http.put(
+            "/opcp/v1/cps/generate/signedContractData",
+            json=_contract_request(fresh_pki),
+            headers=opcp_headers(tokens["mo-v2g-pki"]),
+        )
+        assert generated.status_code == 201, generated.text
+        walk = _operations(chain.body(), b64(mo_root.certificate), _contract_request(fresh_pki))
+        for operation, method, path, body, allowed in walk:
             answer = await http.request(
                 method, "/opcp" + path.format(root_id=root_id), json=body, headers=opcp_headers(tokens[name])
             )
@@ -193,4 +219,7 @@ async def test_every_operation_with_every_role_and_scope(fresh_pki: PKI, http: h
     # the foreign PCID is out of every OEM's reach but its own, even for reading
     foreign = await http.get(f"/opcp/v1/oem/provCerts/{FOREIGN_PCID}", headers=opcp_headers(tokens["oem-own"]))
     assert foreign.status_code == 403
-    assert len(outcomes) == len(CALLERS) * 11
+    # and the foreign vehicle's contract is out of the OEM's reach for the provide call too
+    provide = f"/opcp/v1/ccp/provideSignedContractData/{OWN_EMAID}/{FOREIGN_PCID}"
+    assert (await http.get(provide, headers=opcp_headers(tokens["oem-own"]))).status_code == 403
+    assert len(outcomes) == len(CALLERS) * 13
