@@ -207,7 +207,7 @@ def _provision(
                 "NoCpsChain",
             )
         mo_ca = _contract_issuer(directory)
-        renew = bool(repository.current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid))
+        renew = repository.has_current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid)
     mo_subs = tuple(der(c) for c in directory.presented(mo_ca))
     return _issue(ctx, request, car, contract, remaining, cps, mo_ca, mo_subs, renew, now, limit, actor)
 
