@@ -156,13 +156,14 @@ def validate_path(
     path = [leaf]
     current = leaf
     while len(path) <= _MAX_PATH:
-        if any(current == anchor for anchor in trust.anchors):
+        if current in trust.anchors:  # identity first, then equality (the DER), as `in` compares
             return path
         below = len(path) - 1  # CA certificates already between ``current`` and the leaf
         issuers = [
             candidate
             for candidate in trust.candidates(current.issuer, presented)
-            if candidate != current
+            if candidate is not current
+            and candidate != current
             and _key_ids_agree(current, candidate)
             and _may_issue(candidate, below)
             and _signed_by(current, candidate)

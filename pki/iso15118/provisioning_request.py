@@ -233,7 +233,7 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
     """Every certificate of the path that one of our CAs issued must be on record and not revoked."""
     ours: list[tuple[x509.Certificate, str, str]] = []  # (certificate, its issuer's id, serial)
     for certificate, issuer in itertools.pairwise(path):
-        issuer_id = next((entry.id for entry in directory.cas.values() if entry.certificate == issuer), None)
+        issuer_id = _our_ca(directory, issuer)
         if issuer_id is not None:  # a foreign CA's certificates' status is the foreign CA's business
             ours.append((certificate, issuer_id, serial_hex(certificate.serial_number)))
     if not ours:
@@ -260,6 +260,18 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
                 f"{what}: {name!r} is {row.status} ({row.revocation_reason})",
                 "Revoked",
             )
+
+
+def _our_ca(directory: CaDirectory, certificate: x509.Certificate) -> str | None:
+    """The id of our CA whose certificate ``certificate`` is, or None.
+
+    The path's issuers are mostly the directory's own objects (the trust store is built from them):
+    an identity match spares comparing DER against every CA.
+    """
+    for entry in directory.cas.values():
+        if entry.certificate is certificate:
+            return entry.id
+    return next((entry.id for entry in directory.cas.values() if entry.certificate == certificate), None)
 
 
 check_revocation = _check_revocation  # the -20 installation checks its OEM chain the same way
