@@ -23,7 +23,7 @@ import itertools
 from enum import StrEnum
 
 from cryptography import x509
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, bindparam, select, tuple_
 
 from pki.ca.authority import serial_hex
 from pki.ca.profiles import ProfileName
@@ -239,11 +239,7 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
     if not ours:
         return
     # One query for the whole path (a car's chain is up to four certificates).
-    rows = connection.execute(
-        select(
-            CertificateRow.issuer_id, CertificateRow.serial, CertificateRow.status, CertificateRow.revocation_reason
-        ).where(tuple_(CertificateRow.issuer_id, CertificateRow.serial).in_([(i, s) for _, i, s in ours]))
-    ).all()
+    rows = connection.execute(_PATH_STATUSES, {"keys": [(i, s) for _, i, s in ours]}).all()
     found = {(row.issuer_id, row.serial): row for row in rows}
     for certificate, issuer_id, serial in ours:
         row = found.get((issuer_id, serial))
@@ -260,6 +256,13 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
                 f"{what}: {name!r} is {row.status} ({row.revocation_reason})",
                 "Revoked",
             )
+
+
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+# Built once (every installation request checks its path): the statuses of (issuer, serial) pairs.
+_PATH_STATUSES = select(
+    _CERTIFICATE.c.issuer_id, _CERTIFICATE.c.serial, _CERTIFICATE.c.status, _CERTIFICATE.c.revocation_reason
+).where(tuple_(_CERTIFICATE.c.issuer_id, _CERTIFICATE.c.serial).in_(bindparam("keys", expanding=True)))
 
 
 def _our_ca(directory: CaDirectory, certificate: x509.Certificate) -> str | None:
