@@ -31,7 +31,7 @@ from api.routes.certificates import BATCH_BODY_LIMIT, BATCH_PATH
 from api.schemas import Problem
 from pki import PKI, Settings
 from pki.core import EvpkiError
-from pki.runtime import gc_tuning
+from pki.runtime import settle_gc
 
 __all__ = ["app_from_environment", "create_app", "run_upkeep"]
 
@@ -70,9 +70,9 @@ async def _upkeep_loop(pki: PKI, interval: float) -> None:
 
 
 def create_app(
-    pki: PKI | None = None, *, settings: Settings | None = None, upkeep: bool = False, settle_gc: bool = False
+    pki: PKI | None = None, *, settings: Settings | None = None, upkeep: bool = False, freeze_gc: bool = False
 ) -> FastAPI:
-    # settle_gc (`evpki serve`): freeze what start-up left alive, see pki.runtime.gc_tuning.
+    # freeze_gc (`evpki serve`): freeze what start-up left alive, see pki.runtime.gc_tuning.
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = pki is None
@@ -82,8 +82,8 @@ def create_app(
             interval = app.state.pki.settings.duration("maintenance_interval").total_seconds()
             tasks.append(asyncio.create_task(_upkeep_loop(app.state.pki, interval)))
             tasks.append(asyncio.create_task(delivery_loop(app.state.pki)))  # OPCP webhooks
-        if settle_gc:
-            gc_tuning.settle()  # a long-running server: no full collection walks start-up state again
+        if freeze_gc:
+            settle_gc()  # a long-running server: no full collection walks start-up state again
         try:
             yield
         finally:
@@ -180,4 +180,4 @@ def _document_security(app: FastAPI) -> None:
 
 def app_from_environment() -> FastAPI:
     """The uvicorn factory of ``evpki serve``: settings from ``EVPKI_*``, upkeep on."""
-    return create_app(settings=Settings(), upkeep=True, settle_gc=True)
+    return create_app(settings=Settings(), upkeep=True, freeze_gc=True)

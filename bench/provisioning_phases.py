@@ -20,7 +20,7 @@ CPU 0 (``os.sched_setaffinity``). Per call it records, with ``time.perf_counter_
 ``--repeat`` runs the whole measurement that many times (new vehicles each time) and prints every
 run; the summary is the best run (lowest wall p99), since on a shared machine the slow runs say more
 about the neighbours than about the code. ``--gc default`` leaves the collector as Python starts it,
-``--gc server`` applies what ``evpki serve`` does after start-up (:func:`pki.runtime.gc_tuning.settle`),
+``--gc server`` applies what ``evpki serve`` does after start-up (:func:`pki.runtime.settle_gc`),
 after the warm-up calls, as a server would have by the time it answers cars.
 
     PYTHONPATH=. .venv/bin/python bench/provisioning_phases.py [--n 300] [--repeat 3] [--gc server]
@@ -56,7 +56,7 @@ from pki.ca import ISO15118_20_HIERARCHY, issuance
 from pki.iso15118 import cps, ev, exi20, provisioning, provisioning20
 from pki.iso15118.messages import MSG_DEF_NAMESPACE
 from pki.iso15118.messages20 import COMMON_MESSAGES_NAMESPACE as ISO20_NAMESPACE
-from pki.runtime import gc_tuning
+from pki.runtime import settle_gc
 
 PHASES = ("decode", "verify", "choose", "issue", "encrypt", "sign", "encode", "persist", "other")
 KINDS = {"p521": "-20 P-521 (ECDH P-521)", "ed448": "-20 Ed448 (ECDH X448)", "iso2": "-2 P-256 (ECDH P-256)"}
@@ -187,7 +187,7 @@ def measure(pki: PKI, kind: str, n: int, run_index: int, gc_mode: str, watch: Gc
     for request in requests[:WARM_UP]:
         call(request)
     if gc_mode == "server":
-        gc_tuning.settle()
+        settle_gc()
     clock = PhaseClock()
     run = Run()
     full_before = watch.full

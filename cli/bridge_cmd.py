@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.common import fail, guarded, open_pki
-from pki.runtime import gc_tuning
+from pki.runtime import settle_gc
 
 __all__ = ["bridge"]
 
@@ -126,7 +126,7 @@ def bridge(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         async with Bridge(pki, config):
-            gc_tuning.settle()  # listening: no full collection walks start-up state again
+            settle_gc()  # listening: no full collection walks start-up state again
             await stop.wait()
 
     try:
