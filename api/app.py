@@ -31,6 +31,7 @@ from api.routes.certificates import BATCH_BODY_LIMIT, BATCH_PATH
 from api.schemas import Problem
 from pki import PKI, Settings
 from pki.core import EvpkiError
+from pki.runtime import settle_gc
 
 __all__ = ["app_from_environment", "create_app", "run_upkeep"]
 
@@ -68,7 +69,10 @@ async def _upkeep_loop(pki: PKI, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upkeep: bool = False) -> FastAPI:
+def create_app(
+    pki: PKI | None = None, *, settings: Settings | None = None, upkeep: bool = False, freeze_gc: bool = False
+) -> FastAPI:
+    # freeze_gc (`evpki serve`): freeze what start-up left alive, see pki.runtime.gc_tuning.
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = pki is None
@@ -78,6 +82,8 @@ def create_app(pki: PKI | None = None, *, settings: Settings | None = None, upke
             interval = app.state.pki.settings.duration("maintenance_interval").total_seconds()
             tasks.append(asyncio.create_task(_upkeep_loop(app.state.pki, interval)))
             tasks.append(asyncio.create_task(delivery_loop(app.state.pki)))  # OPCP webhooks
+        if freeze_gc:
+            settle_gc()  # a long-running server: no full collection walks start-up state again
         try:
             yield
         finally:
@@ -174,4 +180,4 @@ def _document_security(app: FastAPI) -> None:
 
 def app_from_environment() -> FastAPI:
     """The uvicorn factory of ``evpki serve``: settings from ``EVPKI_*``, upkeep on."""
-    return create_app(settings=Settings(), upkeep=True)
+    return create_app(settings=Settings(), upkeep=True, freeze_gc=True)

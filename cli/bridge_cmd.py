@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.common import fail, guarded, open_pki
+from pki.runtime import settle_gc
 
 __all__ = ["bridge"]
 
@@ -125,6 +126,7 @@ def bridge(
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         async with Bridge(pki, config):
+            settle_gc()  # listening: no full collection walks start-up state again
             await stop.wait()
 
     try:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from pki.ca.policy import check_key
@@ -54,11 +54,13 @@ from pki.ca.trust_files import (
     load_one,
     pem_candidates,
 )
+from pki.core import parsed
 from pki.core.algorithms import describe_key
 from pki.core.clock import utc
 from pki.core.errors import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.operations import audit
 from pki.runtime.context import Context
+from pki.store import repository
 from pki.store.models import TrustedRootRow
 
 if TYPE_CHECKING:
@@ -287,9 +289,18 @@ def retire_root(session: Session, row: TrustedRootRow, now: dt.datetime, actor: 
 
 def trusted_roots(session: Session, use: RootUse, now: dt.datetime) -> list[x509.Certificate]:
     """The foreign roots trusted for ``use`` and valid at ``now``, newest first."""
-    rows = [row for row in _active(session, use=use) if utc(row.not_before) <= now < utc(row.not_after)]
+    found = repository.core_connection(session).execute(_TRUSTED_FOR_USE, {"use": use.value})
+    rows = [row for row in found if utc(row.not_before) <= now < utc(row.not_after)]
     rows.sort(key=lambda row: (utc(row.added_at), row.id or 0), reverse=True)
-    return [x509.load_der_x509_certificate(row.der) for row in rows]
+    return [parsed.certificate(row.der) for row in rows]
+
+
+# Built once, Core on the table: every CertificateInstallationReq reads the OEM roots; the
+# certificates themselves are parsed once per DER (pki.core.parsed).
+_TRUSTED_ROOT = TrustedRootRow.__table__  # type: ignore[attr-defined]
+_TRUSTED_FOR_USE = select(
+    *(_TRUSTED_ROOT.c[name] for name in ("id", "der", "not_before", "not_after", "added_at"))
+).where(_TRUSTED_ROOT.c.removed_at.is_(None), _TRUSTED_ROOT.c.use == bindparam("use"))
 
 
 class TrustStore:

@@ -18,12 +18,14 @@ Each failure raises :class:`ChainRejected` with the ISO 15118-2 ResponseCode the
 from __future__ import annotations
 
 import datetime as dt
-import functools
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from threading import Lock
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from pki.core.errors import VerificationFailed
 from pki.iso15118.messages import ResponseCode
@@ -94,16 +96,34 @@ def _key_ids_agree(certificate: x509.Certificate, issuer: x509.Certificate) -> b
     return aki.key_identifier == ski.digest
 
 
-@functools.lru_cache(maxsize=4096)
+# Signature checks of (certificate, issuer) links, keyed by the two certificates' DER: a signature over
+# fixed bytes verifies once and for all, so every request after the first skips the P-521 / Ed448 checks
+# of the sub-CA links it shares with other cars (and a car asking again, its own). The key holds bytes
+# only, never the parsed certificates: those are graphs of Python objects (names, extensions) that
+# every full garbage collection would walk, thousands of cars' worth.
+_LINKS_MAX = 4096
+_links: OrderedDict[tuple[bytes, bytes], bool] = OrderedDict()
+_links_lock = Lock()
+
+
 def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    # Cached by the two certificates' bytes (cryptography hashes and compares certificates by their
-    # DER): a signature over fixed bytes verifies once and for all, so every request after the
-    # first skips the P-521 / Ed448 checks of the sub-CA links it shares with other cars.
+    key = (certificate.public_bytes(Encoding.DER), issuer.public_bytes(Encoding.DER))
+    with _links_lock:
+        known = _links.get(key)
+        if known is not None:
+            _links.move_to_end(key)
+            return known
     try:
         certificate.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
+        verified = False
+    else:
+        verified = True
+    with _links_lock:
+        _links[key] = verified
+        if len(_links) > _LINKS_MAX:
+            _links.popitem(last=False)
+    return verified
 
 
 def _check_period(certificate: x509.Certificate, now: dt.datetime, what: str) -> None:
@@ -136,13 +156,14 @@ def validate_path(
     path = [leaf]
     current = leaf
     while len(path) <= _MAX_PATH:
-        if any(current == anchor for anchor in trust.anchors):
+        if current in trust.anchors:  # identity first, then equality (the DER), as `in` compares
             return path
         below = len(path) - 1  # CA certificates already between ``current`` and the leaf
         issuers = [
             candidate
             for candidate in trust.candidates(current.issuer, presented)
-            if candidate != current
+            if candidate is not current
+            and candidate != current
             and _key_ids_agree(current, candidate)
             and _may_issue(candidate, below)
             and _signed_by(current, candidate)

@@ -33,8 +33,9 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,9 +43,10 @@ from pki.ca.profiles import ProfileName
 from pki.core.clock import utc
 from pki.core.errors import Conflict, InvalidInput, NotFound
 from pki.iso15118.contract_input import checked_instant, checked_note, normalise_emaid, parse_pcid
-from pki.iso15118.contract_views import ContractView, derived_status, optional_isoformat, status_clause
+from pki.iso15118.contract_views import CertificateRef, ContractView, derived_status, optional_isoformat, status_clause
 from pki.operations import audit
 from pki.runtime.context import Context
+from pki.store import repository
 from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [
@@ -137,13 +139,35 @@ def find_active_for_pcid(source: Context | Session | Connection, pcid: str, now:
 def active_for_pcid(source: Context | Session | Connection, pcid: str, now: dt.datetime) -> list[ContractView]:
     """Every contract the vehicle ``pcid`` holds at ``now``, by priority (lower first), then the oldest first."""
     parsed = parse_pcid(pcid)
-    query = (
-        select(ContractRow)
-        .where(ContractRow.pcid == parsed, status_clause("active", now))
-        .order_by(ContractRow.priority, ContractRow.valid_from, ContractRow.id)  # type: ignore[arg-type]
+    with _connection_of(source) as connection:
+        rows = connection.execute(_ACTIVE_FOR_PCID, {"pcid": parsed, "now": now})
+        return [ContractView.from_row(row, now) for row in rows]
+
+
+# Built once, a Core statement on the table: it runs for every CertificateInstallationReq, and
+# building the query and loading ORM objects cost several times what the query itself does.
+_CONTRACT = ContractRow.__table__  # type: ignore[attr-defined]
+_ACTIVE_FOR_PCID = (
+    select(_CONTRACT)
+    .where(
+        _CONTRACT.c.pcid == bindparam("pcid"),
+        status_clause("active", bindparam("now", type_=_CONTRACT.c.valid_from.type)),
     )
-    with _session_of(source) as session:
-        return [ContractView.from_row(row, now) for row in session.execute(query).scalars()]
+    .order_by(_CONTRACT.c.priority, _CONTRACT.c.valid_from, _CONTRACT.c.id)
+)
+
+
+@contextmanager
+def _connection_of(source: Context | Session | Connection) -> Iterator[Connection]:
+    if isinstance(source, Context):
+        with source.database.read() as session:
+            yield session.connection()
+    elif isinstance(source, Session):
+        yield repository.core_connection(source)
+    elif isinstance(source, Connection):
+        yield source  # joins the caller's transaction
+    else:
+        raise TypeError(f"expected a Context, Session or Connection, not {type(source).__name__}")
 
 
 def find_for_emaid(source: Context | Session | Connection, emaid: str, now: dt.datetime) -> ContractView | None:
@@ -349,13 +373,12 @@ def record_contract_certificate(
         raise TypeError("record_contract_certificate joins the caller's issuance transaction: pass its session")
     emaid = contract.emaid if isinstance(contract, ContractView) else normalise_emaid(contract)
     serial_hex = _serial_hex(serial)
-    with _session_of(session) as orm:
-        row = row_by_emaid(orm, emaid, lock=True)
+    # Core statements built once: this runs inside every provisioning's write transaction.
+    with _connection_of(session) as connection:
+        row = connection.execute(_CONTRACT_FOR_UPDATE, {"emaid": emaid}).first()
         if row is None:
             raise NotFound(f"no contract with eMAID {emaid}")
-        certificate = orm.execute(
-            select(CertificateRow).where(CertificateRow.issuer_id == issuer_id, CertificateRow.serial == serial_hex)
-        ).scalar_one_or_none()
+        certificate = connection.execute(_CERTIFICATE_FACTS, {"issuer_id": issuer_id, "serial": serial_hex}).first()
         if certificate is None:
             raise NotFound(f"no certificate with serial {serial_hex} issued by {issuer_id}")
         if certificate.profile != _CONTRACT_PROFILE:
@@ -369,12 +392,11 @@ def record_contract_certificate(
         previous = None
         if row.current_certificate_issuer and row.current_certificate_serial:
             previous = f"{row.current_certificate_issuer}/{row.current_certificate_serial}"
-        row.current_certificate_issuer = issuer_id
-        row.current_certificate_serial = serial_hex
-        row.updated_at = when
-        orm.flush()
-        audit.append(
-            orm,
+        connection.execute(
+            _SET_CURRENT_CERTIFICATE, {"row_id": row.id, "issuer": issuer_id, "serial": serial_hex, "at": when}
+        )
+        audit.append_on(
+            connection,
             at=when,
             actor=actor,
             action="contract-certificate",
@@ -382,7 +404,28 @@ def record_contract_certificate(
             serial=serial_hex,
             details={"emaid": emaid, "previous": previous},
         )
-        return ContractView.from_row(row, when)
+    if isinstance(session, Session):
+        session.expire_all()  # its loaded contract rows predate the update
+    current = CertificateRef(issuer_id, serial_hex)
+    return replace(ContractView.from_row(row, when), current_certificate=current, updated_at=utc(when))
+
+
+_CONTRACT_FOR_UPDATE = (
+    select(_CONTRACT).where(_CONTRACT.c.emaid == bindparam("emaid")).with_for_update()
+)  # PostgreSQL locks the row; SQLite's write transaction already serialises
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+_CERTIFICATE_FACTS = select(_CERTIFICATE.c.profile, _CERTIFICATE.c.identity, _CERTIFICATE.c.created_at).where(
+    _CERTIFICATE.c.issuer_id == bindparam("issuer_id"), _CERTIFICATE.c.serial == bindparam("serial")
+)
+_SET_CURRENT_CERTIFICATE = (
+    update(_CONTRACT)
+    .where(_CONTRACT.c.id == bindparam("row_id"))
+    .values(
+        current_certificate_issuer=bindparam("issuer"),
+        current_certificate_serial=bindparam("serial"),
+        updated_at=bindparam("at"),
+    )
+)
 
 
 def _serial_hex(serial: str) -> str:

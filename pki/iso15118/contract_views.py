@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Row, and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from pki.core.clock import utc
@@ -54,7 +54,8 @@ class ContractView:
     priority: int = 0  # among the PCID's contracts, lower first
 
     @classmethod
-    def from_row(cls, row: ContractRow, now: dt.datetime) -> ContractView:
+    def from_row(cls, row: ContractRow | Row[Any], now: dt.datetime) -> ContractView:
+        """From an ORM row or a Core row of the contract table (same attribute names)."""
         current = None
         if row.current_certificate_issuer and row.current_certificate_serial:
             current = CertificateRef(row.current_certificate_issuer, row.current_certificate_serial)
@@ -108,7 +109,7 @@ def optional_isoformat(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def derived_status(row: ContractRow, now: dt.datetime) -> str:
+def derived_status(row: ContractRow | Row[Any], now: dt.datetime) -> str:
     """The status of the stored contract ``row`` at ``now``: one of :data:`CONTRACT_STATUSES`."""
     if row.status == "revoked":
         return "revoked"
@@ -119,8 +120,8 @@ def derived_status(row: ContractRow, now: dt.datetime) -> str:
     return "active"
 
 
-def status_clause(status: str, now: dt.datetime) -> ColumnElement[bool]:
-    """The rows :func:`derived_status` gives ``status`` at ``now``, as a query condition."""
+def status_clause(status: str, now: dt.datetime | ColumnElement[Any]) -> ColumnElement[bool]:
+    """The rows :func:`derived_status` gives ``status`` at ``now`` (an instant or a bind parameter), as a condition."""
     unrevoked = ContractRow.status == "active"
     not_ended = or_(ContractRow.valid_until.is_(None), ContractRow.valid_until > now)  # type: ignore[union-attr,operator]
     clauses = {

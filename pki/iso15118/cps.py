@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from pki.ca.profiles import ProfileName
+from pki.core import parsed
 from pki.core.clock import utc
 from pki.core.errors import EvpkiError, PolicyViolation
 from pki.iso15118 import contract_input
@@ -45,6 +47,7 @@ from pki.iso15118.messages import (
 )
 from pki.iso15118.signing import sign_elements
 from pki.runtime.context import CaDirectory, Context
+from pki.store import repository
 from pki.store.models import CertificateRow
 
 __all__ = [
@@ -89,16 +92,7 @@ def find_cps_chain(
 
     ``standard`` keeps to CPS CAs of that edition (``iso15118-2``: P-256; ``iso15118-20``: P-521 / Ed448).
     """
-    rows = session.execute(
-        select(CertificateRow)
-        .where(
-            CertificateRow.profile == ProfileName.CPS_LEAF.value,
-            CertificateRow.status == "valid",
-            CertificateRow.key_id.is_not(None),  # type: ignore[union-attr]
-            CertificateRow.not_after > now,
-        )
-        .order_by(CertificateRow.id.desc())  # type: ignore[union-attr]
-    ).scalars()
+    rows = repository.core_connection(session).execute(_CPS_LEAVES, {"now": now})
     for row in rows:
         if row.issuer_id not in directory.cas or utc(row.not_before) > now:
             continue
@@ -112,22 +106,48 @@ def find_cps_chain(
         except PolicyViolation:
             continue
         return CpsChain(
-            leaf=x509.load_der_x509_certificate(row.der),
+            leaf=parsed.certificate(row.der),
             sub_certificates=tuple(der(certificate) for certificate in directory.presented(row.issuer_id)),
             key_id=str(row.key_id),
         )
     return None
 
 
+# Built once (every provisioning request runs it): the usable CPS leaves, newest first.
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+_CPS_LEAVES = (
+    select(_CERTIFICATE.c.issuer_id, _CERTIFICATE.c.not_before, _CERTIFICATE.c.der, _CERTIFICATE.c.key_id)
+    .where(
+        _CERTIFICATE.c.profile == ProfileName.CPS_LEAF.value,
+        _CERTIFICATE.c.status == "valid",
+        _CERTIFICATE.c.key_id.is_not(None),
+        _CERTIFICATE.c.not_after > bindparam("now", type_=_CERTIFICATE.c.not_after.type),
+    )
+    .order_by(_CERTIFICATE.c.id.desc())
+)
+
+
 def _names_root(root_id: RootCertificateId, root: x509.Certificate) -> bool:
     """X509IssuerSerial match: the serial exactly, the name as RFC 4514 text in either RDN order."""
     if root_id.serial_number != root.serial_number:
         return False
-    try:
-        named = x509.Name.from_rfc4514_string(root_id.issuer_name)
-    except ValueError:
+    orders = _name_orders(root_id.issuer_name)
+    if orders is None:
         return _loose(root_id.issuer_name) == _loose(root.subject.rfc4514_string())
-    return named == root.subject or x509.Name(list(reversed(named.rdns))) == root.subject
+    return root.subject in orders
+
+
+@functools.lru_cache(maxsize=256)
+def _name_orders(text: str) -> tuple[x509.Name, x509.Name] | None:
+    """The RFC 4514 ``text`` as a name, in its order and reversed; None if it does not parse.
+
+    Parsed once per text: cars name the same few roots in every request.
+    """
+    try:
+        named = x509.Name.from_rfc4514_string(text)
+    except ValueError:
+        return None
+    return named, x509.Name(list(reversed(named.rdns)))
 
 
 def _loose(text: str) -> str:

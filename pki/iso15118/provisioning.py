@@ -151,7 +151,7 @@ def _provision(
                 "NoCpsChain",
             )
         mo_ca = _contract_issuer(directory)
-        renew = bool(repository.current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid))
+        renew = repository.has_current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid)
     mo_subs = tuple(der(certificate) for certificate in directory.presented(mo_ca))
     peer = car_certificate.public_key()
     assert isinstance(peer, ec.EllipticCurvePublicKey)  # checked by the signature verification

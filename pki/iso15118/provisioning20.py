@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, x448
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from pki.ca.authority import serial_hex
@@ -207,7 +207,7 @@ def _provision(
                 "NoCpsChain",
             )
         mo_ca = _contract_issuer(directory)
-        renew = bool(repository.current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid))
+        renew = repository.has_current_for_identity(session, ProfileName.CONTRACT.value, contract.emaid)
     mo_subs = tuple(der(c) for c in directory.presented(mo_ca))
     return _issue(ctx, request, car, contract, remaining, cps, mo_ca, mo_subs, renew, now, limit, actor)
 
@@ -384,12 +384,17 @@ def _has_current_certificate(
         return False
     if directory.cas[current.issuer_id].standard != ISO15118_20:
         return False
-    row = session.execute(
-        select(CertificateRow.status, CertificateRow.not_after).where(
-            CertificateRow.issuer_id == current.issuer_id, CertificateRow.serial == current.serial
-        )
-    ).first()
+    found = repository.core_connection(session).execute(
+        _CERTIFICATE_STATUS, {"issuer_id": current.issuer_id, "serial": current.serial}
+    )
+    row = found.first()
     return row is not None and row.status == "valid" and utc(row.not_after) > now
+
+
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+_CERTIFICATE_STATUS = select(_CERTIFICATE.c.status, _CERTIFICATE.c.not_after).where(
+    _CERTIFICATE.c.issuer_id == bindparam("issuer_id"), _CERTIFICATE.c.serial == bindparam("serial")
+)
 
 
 def _contract_issuer(directory: CaDirectory) -> str:

@@ -23,7 +23,7 @@ import itertools
 from enum import StrEnum
 
 from cryptography import x509
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, bindparam, select, tuple_
 
 from pki.ca.authority import serial_hex
 from pki.ca.profiles import ProfileName
@@ -233,17 +233,13 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
     """Every certificate of the path that one of our CAs issued must be on record and not revoked."""
     ours: list[tuple[x509.Certificate, str, str]] = []  # (certificate, its issuer's id, serial)
     for certificate, issuer in itertools.pairwise(path):
-        issuer_id = next((entry.id for entry in directory.cas.values() if entry.certificate == issuer), None)
+        issuer_id = _our_ca(directory, issuer)
         if issuer_id is not None:  # a foreign CA's certificates' status is the foreign CA's business
             ours.append((certificate, issuer_id, serial_hex(certificate.serial_number)))
     if not ours:
         return
     # One query for the whole path (a car's chain is up to four certificates).
-    rows = connection.execute(
-        select(
-            CertificateRow.issuer_id, CertificateRow.serial, CertificateRow.status, CertificateRow.revocation_reason
-        ).where(tuple_(CertificateRow.issuer_id, CertificateRow.serial).in_([(i, s) for _, i, s in ours]))
-    ).all()
+    rows = connection.execute(_PATH_STATUSES, {"keys": [(i, s) for _, i, s in ours]}).all()
     found = {(row.issuer_id, row.serial): row for row in rows}
     for certificate, issuer_id, serial in ours:
         row = found.get((issuer_id, serial))
@@ -260,6 +256,25 @@ def _check_revocation(connection: Connection, directory: CaDirectory, path: list
                 f"{what}: {name!r} is {row.status} ({row.revocation_reason})",
                 "Revoked",
             )
+
+
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+# Built once (every installation request checks its path): the statuses of (issuer, serial) pairs.
+_PATH_STATUSES = select(
+    _CERTIFICATE.c.issuer_id, _CERTIFICATE.c.serial, _CERTIFICATE.c.status, _CERTIFICATE.c.revocation_reason
+).where(tuple_(_CERTIFICATE.c.issuer_id, _CERTIFICATE.c.serial).in_(bindparam("keys", expanding=True)))
+
+
+def _our_ca(directory: CaDirectory, certificate: x509.Certificate) -> str | None:
+    """The id of our CA whose certificate ``certificate`` is, or None.
+
+    The path's issuers are mostly the directory's own objects (the trust store is built from them):
+    an identity match spares comparing DER against every CA.
+    """
+    for entry in directory.cas.values():
+        if entry.certificate is certificate:
+            return entry.id
+    return next((entry.id for entry in directory.cas.values() if entry.certificate == certificate), None)
 
 
 check_revocation = _check_revocation  # the -20 installation checks its OEM chain the same way

@@ -5,6 +5,7 @@ store, settings, clock and the cached CA directory) and the read-only views the 
 from __future__ import annotations
 
 from pki.runtime.context import CaDirectory, CaEntry, Context, IssuerContext
+from pki.runtime.gc_tuning import settle as settle_gc
 from pki.runtime.views import CaView, CertificateView, CrlView, InitReport, IssuedCertificate, pem
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "IssuedCertificate",
     "IssuerContext",
     "pem",
+    "settle_gc",
 ]

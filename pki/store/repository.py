@@ -171,6 +171,32 @@ def current_for_identity(session: Session, profile: str, identity: str) -> list[
     return list(session.execute(query.order_by(CertificateRow.id)).scalars())
 
 
+def core_connection(session: Session) -> Connection:
+    """``session``'s connection, for a Core statement, after the flush an ORM query would have run first."""
+    if session.autoflush:
+        session.flush()
+    return session.connection()
+
+
+def has_current_for_identity(session: Session, profile: str, identity: str) -> bool:
+    """Whether :func:`current_for_identity` would return anything (one Core query, built once)."""
+    found = core_connection(session).execute(_CURRENT_FOR_IDENTITY, {"profile": profile, "identity": identity})
+    return found.first() is not None
+
+
+_CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
+_CURRENT_FOR_IDENTITY = (
+    select(_CERTIFICATE.c.id)
+    .where(
+        _CERTIFICATE.c.profile == bindparam("profile"),
+        _CERTIFICATE.c.identity == bindparam("identity"),
+        _CERTIFICATE.c.superseded_by_id.is_(None),
+        _CERTIFICATE.c.status != "revoked",
+    )
+    .limit(1)
+)
+
+
 def supersede(session: Session, old_ids: list[int], new_id: int) -> None:
     if old_ids:
         session.execute(
