@@ -7,6 +7,7 @@ app on the same database, and a station connected over mutual TLS or Basic auth.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ from typing import Any
 
 import websockets
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from ocpp.messages import Call
 from ocpp.routing import after, on
 from ocpp.v16 import call as call16
@@ -38,6 +41,20 @@ from tests.ocpp_bridge.gateway_support import (
 )
 
 FIRMWARE_OK = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
+
+
+def verify_firmware_signature(firmware: dict[str, Any], data: bytes) -> x509.Certificate:
+    """The station's check of a signed update (L01.FR.04), with ``cryptography`` directly rather than evpki's
+    own verifier: SHA-256 over the whole file under the signer's key. Returns the signer."""
+    signer = x509.load_pem_x509_certificate(firmware["signingCertificate"].encode())
+    signature = base64.b64decode(firmware["signature"])
+    key = signer.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(signature, data, padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.AUTO), hashes.SHA256())
+    else:
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    return signer
 
 
 def now_text() -> str:
