@@ -27,7 +27,7 @@ from ocpp.v21 import call_result as result21
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
-from ocpp_bridge.gateway import Bridge
+from ocpp_bridge.gateway import Bridge, BridgeConfig
 from pki import PKI
 from tests.ocpp_bridge.gateway_support import (
     SUBPROTOCOL,
@@ -85,7 +85,8 @@ class OperatorMixin:
         return self.answers.get(action, default)
 
 
-def _snake(hash_data: dict[str, str]) -> dict[str, str]:
+def snake_hash(hash_data: dict[str, str]) -> dict[str, str]:
+    """Wire hash data (camelCase) as the ``ocpp`` library's payload fields."""
     return {
         "hash_algorithm": hash_data["hashAlgorithm"],
         "issuer_name_hash": hash_data["issuerNameHash"],
@@ -113,7 +114,7 @@ class Operator201(OperatorMixin, Station201):
     def on_installed(self, **kwargs: Any) -> Any:
         if not self.inventory:
             return self._result.GetInstalledCertificateIds(status="NotFound")
-        chain = [{"certificate_type": kind, "certificate_hash_data": _snake(data)} for kind, data in self.inventory]
+        chain = [{"certificate_type": kind, "certificate_hash_data": snake_hash(data)} for kind, data in self.inventory]
         return self._result.GetInstalledCertificateIds(status="Accepted", certificate_hash_data_chain=chain)
 
     @on("GetLog")
@@ -191,7 +192,7 @@ class Operator16(OperatorMixin, Station16):
 
     @on("GetInstalledCertificateIds")
     def on_installed(self, certificate_type: str, **kwargs: Any) -> Any:
-        entries = [_snake(data) for kind, data in self.inventory if kind == certificate_type]
+        entries = [snake_hash(data) for kind, data in self.inventory if kind == certificate_type]
         if not entries:
             return result16.GetInstalledCertificateIds(status="NotFound")
         return result16.GetInstalledCertificateIds(status="Accepted", certificate_hash_data=entries)
@@ -229,6 +230,18 @@ class Operator16(OperatorMixin, Station16):
 
 
 OPERATOR_STATIONS: dict[str, type[Any]] = {"1.6": Operator16, "2.0.1": Operator201, "2.1": Operator21}
+
+
+def operator_bridge_config(certificate_dir: Path) -> BridgeConfig:
+    """A bridge on free ports for both profiles and the combined listener, polling for operator calls quickly."""
+    return BridgeConfig(
+        port=0,
+        basic_port=0,
+        combined_port=0,
+        call_timeout=WAIT,
+        call_poll_interval=0.02,
+        certificate_dir=certificate_dir,
+    )
 
 
 def register(pki: PKI, directory: Path, identity: str, serial: str, version: str) -> Any:

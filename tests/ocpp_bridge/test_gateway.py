@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ import pytest_asyncio
 import websockets
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ocpp_bridge.gateway import Bridge, BridgeConfig, choose_subprotocol, identity_from_path
 from pki import PKI, InvalidInput
 from tests.conftest import ORG
 from tests.ocpp_bridge.gateway_support import (
+    TLS_REFUSED,
     WAIT,
     Credential,
     basic_auth,
@@ -34,8 +34,6 @@ from tests.ocpp_bridge.gateway_support import (
 )
 
 PASSWORD = "correct-horse-battery-1"
-# TLS 1.3 reports a refused client certificate after the handshake: the HTTP response never comes.
-TLS_REFUSED = (ssl.SSLError, ConnectionError, ConnectionClosed, InvalidHandshake, OSError)
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import pytest
 import pytest_asyncio
 
 from api.app import create_app
-from ocpp_bridge.gateway import Bridge, BridgeConfig
+from ocpp_bridge.gateway import Bridge
 from pki import PKI
 from pki.core.clock import FixedClock
 from pki.operations.tokens import Role
 from tests.conftest import _copy_database, drop_database, make_settings
 from tests.ocpp_bridge.conformance.octt import Api
-from tests.ocpp_bridge.gateway_support import WAIT
+from tests.ocpp_bridge.operator_stations import operator_bridge_config
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +34,7 @@ def octt_pki(tmp_path_factory: pytest.TempPathFactory, _fresh_template: tuple[Pa
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def bridge(octt_pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Bridge]:
-    config = BridgeConfig(
-        port=0,
-        basic_port=0,
-        combined_port=0,
-        call_timeout=WAIT,
-        call_poll_interval=0.02,
-        certificate_dir=tmp_path_factory.mktemp("octt-bridge"),
-    )
-    async with Bridge(octt_pki, config) as running:
+    async with Bridge(octt_pki, operator_bridge_config(tmp_path_factory.mktemp("octt-bridge"))) as running:
         yield running
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import ssl
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from tests.ocpp_bridge.operator_stations import (
     connected,
     now_text,
     register,
+    snake_hash,
     verify_firmware_signature,
 )
 
@@ -116,21 +118,12 @@ class OcttMixin:
         return [
             {
                 "certificate_type": kind,
-                "certificate_hash_data": _snake(data),
-                **({"child_certificate_hash_data": [_snake(c) for c in children]} if children else {}),
+                "certificate_hash_data": snake_hash(data),
+                **({"child_certificate_hash_data": [snake_hash(c) for c in children]} if children else {}),
             }
             for kind, data, children in self.installed
             if not wanted or kind in wanted
         ]
-
-
-def _snake(data: dict[str, str]) -> dict[str, str]:
-    return {
-        "hash_algorithm": data["hashAlgorithm"],
-        "issuer_name_hash": data["issuerNameHash"],
-        "issuer_key_hash": data["issuerKeyHash"],
-        "serial_number": data["serialNumber"],
-    }
 
 
 class Octt201(OcttMixin, Operator201):
@@ -549,6 +542,32 @@ async def walk_delete(
 
 FIRMWARE = b"firmware image v2 " * 1000
 LOCATION = "https://fw.example.com/v2.bin"
+INSTALLED = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
+_SCHEDULED = ("Downloading", "Downloaded", "SignatureVerified", "InstallScheduled", "Installing", "Installed")
+_REFUSED_SIGNER = {"events": ("InvalidFirmwareSigningCertificate",), "outcome": "refused"}
+# What the station answers and reports in each firmware case, and the outcome evpki must show.
+FIRMWARE_CASES: dict[str, dict[str, Any]] = {
+    "installed": {"words": "FirmwareUpdated"},
+    "install-scheduled": {"statuses": _SCHEDULED, "query": "&installDateTime=2030-01-01T00:00:00Z"},
+    "download-scheduled": {
+        "statuses": ("DownloadScheduled", *INSTALLED),
+        "query": "&retrieveDateTime=2030-01-01T00:00:00Z",
+    },
+    "revoked-certificate": {"answer": "RevokedCertificate", "words": "L01.FR.22", **_REFUSED_SIGNER},
+    "invalid-certificate": {"answer": "InvalidCertificate", "words": "L01.FR.02", **_REFUSED_SIGNER},
+    "invalid-signature": {
+        "statuses": ("Downloading", "Downloaded", "InvalidSignature"),
+        "events": ("InvalidFirmwareSignature",),
+        "outcome": "failed",
+        "words": "L01.FR.03",
+    },
+    "download-failed": {"statuses": ("Downloading", "DownloadFailed")},
+    "install-verification-failed": {"statuses": (*INSTALLED[:4], "InstallVerificationFailed")},
+    "installation-failed": {"statuses": (*INSTALLED[:4], "InstallationFailed")},
+    "waits-for-transaction": {"statuses": _SCHEDULED},
+}
+for _failure in ("download-failed", "install-verification-failed", "installation-failed"):
+    FIRMWARE_CASES[_failure].update(events=(), outcome="failed", words=FIRMWARE_CASES[_failure]["statuses"][-1])
 
 
 async def walk_firmware(
@@ -559,7 +578,7 @@ async def walk_firmware(
     version: str,
     *,
     answer: str = "Accepted",
-    statuses: tuple[str, ...] = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"),
+    statuses: tuple[str, ...] = INSTALLED,
     events: tuple[str, ...] = ("FirmwareUpdated",),
     outcome: str = "installed",
     words: str = "",
@@ -579,6 +598,8 @@ async def walk_firmware(
         sent_call = await api.firmware(identity, FIRMWARE, f"location={LOCATION}&retries=2{query}")
         (sent,) = station.got(action)
         assert sent["requestId"] == sent_call["id"] and sent["firmware"]["location"] == LOCATION
+        for name, value in urllib.parse.parse_qsl(query):  # installDateTime / retrieveDateTime as asked
+            assert sent["firmware"][name] == value
         signer = verify_firmware_signature(sent["firmware"], FIRMWARE)
         (manufacturer_root,) = pki.cas.roots("ManufacturerRootCertificate")
         signer.verify_directly_issued_by(manufacturer_root)
@@ -599,3 +620,45 @@ async def walk_firmware(
     notified = [n["status"] for n in update["notifications"] if n["action"] != "SecurityEventNotification"]
     assert notified == (list(statuses) if answer in ("Accepted", "AcceptedCanceled") else [])
     return dict(update)
+
+
+async def walk_firmware_during_update(
+    bridge: Bridge, api: Api, directory: Path, case: str, version: str, second_answer: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """TC_L_10 / TC_L_11: a second update while the first runs. AcceptedCanceled: the station cancels the
+    first for it (L01.FR.24); Rejected: it cannot, and the first goes on (L01.FR.27). Returns both updates
+    as the operator reads them (first, second)."""
+    pki = bridge.pki
+    identity, serial, credential = enroll(pki, directory, case, version)
+
+    def filed(call_id: int) -> int:
+        return len(pki.station_calls.notifications(identity, [call_id]).get(call_id, []))
+
+    async with octt_station(bridge, version, identity, serial, credential) as station:
+        # 1. The first update: accepted, and the station is downloading (AcceptedCanceled) or installing.
+        running = ("Downloading",) if second_answer == "AcceptedCanceled" else INSTALLED[:4]
+        station.firmware_statuses, station.firmware_events = running, ()
+        first = await api.firmware(identity, FIRMWARE, f"location={LOCATION}")
+        assert first["status"] == "accepted"
+        await wait_until(lambda: filed(first["id"]) == len(running))
+        # 2. The second update reaches the station signed, with its own requestId; the answer is the call's.
+        station.reported.clear()
+        station.answers["UpdateFirmware"] = second_answer
+        station.firmware_statuses = INSTALLED
+        station.firmware_events = ("FirmwareUpdated",) if second_answer == "AcceptedCanceled" else ()
+        second = await api.firmware(identity, FIRMWARE, f"location={LOCATION}")
+        sent = station.got("UpdateFirmware")[-1]
+        assert sent["requestId"] == second["id"] != first["id"]
+        verify_firmware_signature(sent["firmware"], FIRMWARE)
+        assert second["result"] == {"status": second_answer}
+        await wait_until(station.reported.is_set)
+        if second_answer != "AcceptedCanceled":
+            # 3. The first update goes on to Installed, and the station reports FirmwareUpdated (no requestId).
+            done = station._call.FirmwareStatusNotification(status="Installed", request_id=first["id"])
+            await station.call(done, suppress=False)
+            event = station._call.SecurityEventNotification(type="FirmwareUpdated", timestamp=now_text())
+            await station.call(event, suppress=False)
+        expected = (1, 6) if second_answer == "AcceptedCanceled" else (6, 0)
+        await wait_until(lambda: (filed(first["id"]), filed(second["id"])) == expected)
+    updates = {u["requestId"]: u for u in (await api.get(f"/api/v1/stations/{identity}/firmware"))["updates"]}
+    return updates[first["id"]], updates[second["id"]]

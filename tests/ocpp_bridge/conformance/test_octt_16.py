@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import websockets
 from ocpp.v16 import call as call16
 from websockets.exceptions import InvalidStatus
 
 from ocpp_bridge.gateway import Bridge
 from tests.ocpp_bridge.conformance.octt import (
+    FIRMWARE_CASES,
     OLD_PASSWORD,
     Api,
     enroll,
@@ -26,7 +28,7 @@ from tests.ocpp_bridge.conformance.octt import (
     walk_renewal_rejected,
     walk_tls_server_certificate,
 )
-from tests.ocpp_bridge.gateway_support import security_events, wait_until
+from tests.ocpp_bridge.gateway_support import basic_auth, client_context, security_events, wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 V = "1.6"
@@ -114,22 +116,12 @@ async def test_tc_079_get_security_log(bridge: Bridge, api: Api, tmp_path: Path)
 async def test_tc_080_secure_firmware_update(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_080: SignedUpdateFirmware with certificate and signature → Accepted → SignedFirmwareStatusNotification
     Downloading … Installed → FirmwareUpdated."""
-    await walk_firmware(bridge, api, tmp_path, "080", V, words="FirmwareUpdated")
+    await walk_firmware(bridge, api, tmp_path, "080", V, **FIRMWARE_CASES["installed"])
 
 
 async def test_tc_081_secure_firmware_update_invalid_signature(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_081: … Downloaded → InvalidSignature and the InvalidFirmwareSignature event; outcome failed."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "081",
-        V,
-        statuses=("Downloading", "Downloaded", "InvalidSignature"),
-        events=("InvalidFirmwareSignature",),
-        outcome="failed",
-        words="L01.FR.03",
-    )
+    await walk_firmware(bridge, api, tmp_path, "081", V, **FIRMWARE_CASES["invalid-signature"])
 
 
 @pytest.mark.parametrize("listener", [None, "combined"])
@@ -173,10 +165,6 @@ async def test_tc_087_tls_client_certificate(bridge: Bridge, tmp_path: Path) -> 
 
 async def test_tc_088_websocket_subprotocol(bridge: Bridge, tmp_path: Path) -> None:
     """TC_088: the station offers ocpp1.6 (among others) → the bridge answers ocpp1.6; none it speaks → 400."""
-    import websockets
-
-    from tests.ocpp_bridge.gateway_support import basic_auth, client_context
-
     pki = bridge.pki
     identity = "OCTT-088-16"
     pki.stations.add(identity=identity, serial="SN-088", security_profile=2, password=OLD_PASSWORD)

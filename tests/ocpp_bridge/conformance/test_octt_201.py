@@ -4,6 +4,7 @@ the module's bridge; the CSMS-initiated steps are started through the operator's
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import ssl
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 from ocpp.v201 import call as call201
@@ -21,10 +23,12 @@ from websockets.exceptions import InvalidStatus
 from ocpp_bridge.gateway import Bridge
 from pki import PKI
 from pki.ca.policy import RequestIdentity
+from pki.iso15118.exi import encode_fragment
 from tests.interop import car
 from tests.interop.conftest import exificient  # noqa: F401 -- the session's EXIficient oracle
-from tests.interop.exificient import Exificient
+from tests.interop.exificient import Exificient, element_from_json
 from tests.ocpp_bridge.conformance.octt import (
+    FIRMWARE_CASES,
     Api,
     enroll,
     hash_entry,
@@ -32,6 +36,7 @@ from tests.ocpp_bridge.conformance.octt import (
     walk_client_certificate_valid,
     walk_delete,
     walk_firmware,
+    walk_firmware_during_update,
     walk_install_root,
     walk_profile_upgrade,
     walk_renewal,
@@ -40,7 +45,13 @@ from tests.ocpp_bridge.conformance.octt import (
     walk_tls_server_certificate,
 )
 from tests.ocpp_bridge.conftest import SECC_ID, secc_csr
-from tests.ocpp_bridge.gateway_support import client_context, foreign_credential, issue_station_credential
+from tests.ocpp_bridge.gateway_support import (
+    client_context,
+    foreign_credential,
+    issue_station_credential,
+    security_events,
+)
+from tests.ocpp_bridge.operator_stations import snake_hash
 from tests.pki.iso15118.vehicles import make_car, new_emaid
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -67,8 +78,6 @@ async def test_tc_a_06_tls_server_side_certificate_tls_version_too_low(bridge: B
         context.maximum_version = ssl.TLSVersion.TLSv1_1
     with contextlib.suppress(ssl.SSLError):
         context.set_ciphers("ALL:@SECLEVEL=0")
-    import asyncio
-
     for listener in ("basic", "mtls"):
         with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
             await asyncio.open_connection("127.0.0.1", bridge.ports[listener], ssl=context, server_hostname="localhost")
@@ -96,8 +105,6 @@ async def test_tc_a_08_tls_client_side_certificate_invalid(bridge: Bridge, tmp_p
             pass
     assert refused.value.response.status_code == 403
     # 3. ... and the security event naming both serials (A00.FR.408).
-    from tests.ocpp_bridge.gateway_support import security_events
-
     (event,) = security_events(pki, identity)
     assert event["type"] == "InvalidChargingStationCertificate"
     assert other_serial in event["tech_info"] and serial in event["tech_info"]
@@ -203,25 +210,44 @@ def _inventory(pki: PKI) -> dict[str, tuple[str, dict[str, str], list[dict[str, 
     return entries
 
 
-@pytest.mark.parametrize(
-    ("case", "asked"),
-    [
-        ("M12", ["CSMSRootCertificate"]),
-        ("M13", ["ManufacturerRootCertificate"]),
-        ("M14", ["V2GRootCertificate"]),
-        ("M15", ["V2GCertificateChain"]),
-        ("M16", ["MORootCertificate"]),
-        ("M17", ["CSMSRootCertificate", "ManufacturerRootCertificate"]),
-    ],
-    ids=lambda value: value if isinstance(value, str) else None,
-)
-async def test_tc_m_12_to_17_retrieve_certificates_per_type(
-    bridge: Bridge, api: Api, tmp_path: Path, case: str, asked: list[str]
+async def _retrieve(bridge: Bridge, api: Api, directory: Path, case: str, asked: list[str]) -> dict[str, object]:
+    """The station holds every type and reports those asked (M03.FR.01)."""
+    return await walk_retrieve(bridge, api, directory, case, V, asked, list(_inventory(bridge.pki).values()))
+
+
+async def test_tc_m_12_retrieve_certificates_csms_root(bridge: Bridge, api: Api, tmp_path: Path) -> None:
+    """TC_M_12: GetInstalledCertificateIds(CSMSRootCertificate) → Accepted with its hash data."""
+    await _retrieve(bridge, api, tmp_path, "M12", ["CSMSRootCertificate"])
+
+
+async def test_tc_m_13_retrieve_certificates_manufacturer_root(bridge: Bridge, api: Api, tmp_path: Path) -> None:
+    """TC_M_13: GetInstalledCertificateIds(ManufacturerRootCertificate) → Accepted with its hash data."""
+    await _retrieve(bridge, api, tmp_path, "M13", ["ManufacturerRootCertificate"])
+
+
+async def test_tc_m_14_retrieve_certificates_v2g_root(bridge: Bridge, api: Api, tmp_path: Path) -> None:
+    """TC_M_14: GetInstalledCertificateIds(V2GRootCertificate) → Accepted with its hash data."""
+    await _retrieve(bridge, api, tmp_path, "M14", ["V2GRootCertificate"])
+
+
+async def test_tc_m_15_retrieve_certificates_v2g_certificate_chain(bridge: Bridge, api: Api, tmp_path: Path) -> None:
+    """TC_M_15: GetInstalledCertificateIds(V2GCertificateChain) → the V2G leaf with its sub-CAs as
+    childCertificateHashData (M03.FR.05), kept as reported."""
+    result = await _retrieve(bridge, api, tmp_path, "M15", ["V2GCertificateChain"])
+    (entry,) = result["certificateHashDataChain"]  # type: ignore[misc]
+    assert len(entry["childCertificateHashData"]) == 2
+
+
+async def test_tc_m_16_retrieve_certificates_mo_root(bridge: Bridge, api: Api, tmp_path: Path) -> None:
+    """TC_M_16: GetInstalledCertificateIds(MORootCertificate) → Accepted with its hash data."""
+    await _retrieve(bridge, api, tmp_path, "M16", ["MORootCertificate"])
+
+
+async def test_tc_m_17_retrieve_certificates_csms_root_and_manufacturer_root(
+    bridge: Bridge, api: Api, tmp_path: Path
 ) -> None:
-    """TC_M_12 CSMSRoot, TC_M_13 ManufacturerRoot, TC_M_14 V2GRoot, TC_M_15 V2GCertificateChain (leaf with
-    its sub-CAs as children, M03.FR.05), TC_M_16 MORoot, TC_M_17 CSMSRoot & ManufacturerRoot: the station
-    holds every type and reports those asked."""
-    await walk_retrieve(bridge, api, tmp_path, case, V, asked, list(_inventory(bridge.pki).values()))
+    """TC_M_17: two types in one request → both reported, nothing else."""
+    await _retrieve(bridge, api, tmp_path, "M17", ["CSMSRootCertificate", "ManufacturerRootCertificate"])
 
 
 async def test_tc_m_18_retrieve_certificates_all_certificate_types(bridge: Bridge, api: Api, tmp_path: Path) -> None:
@@ -260,7 +286,7 @@ async def test_tc_m_24_get_charging_station_certificate_status(bridge: Bridge, t
     leaf, issuer = x509.load_pem_x509_certificates(issued.chain_pem.encode())[:2]
     access = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     url = next(d.access_location.value for d in access if d.access_method == AuthorityInformationAccessOID.OCSP)
-    request = {**_snake_hash(hash_entry(leaf, issuer)), "responder_url": url}
+    request = {**snake_hash(hash_entry(leaf, issuer)), "responder_url": url}
     async with octt_station(bridge, V, identity, serial, credential) as station:
         # 1. The station asks with the CertID of its leaf and the responder URL from its AIA.
         answer = await station.call(call201.GetCertificateStatus(ocsp_request_data=request), suppress=False)
@@ -276,20 +302,9 @@ async def test_tc_m_24_get_charging_station_certificate_status(bridge: Bridge, t
     signer = response.certificates[0] if response.certificates else issuer
     if signer is not issuer:
         signer.verify_directly_issued_by(issuer)
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     key = signer.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
     key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm))
-
-
-def _snake_hash(data: dict[str, str]) -> dict[str, str]:
-    return {
-        "hash_algorithm": data["hashAlgorithm"],
-        "issuer_name_hash": data["issuerNameHash"],
-        "issuer_key_hash": data["issuerKeyHash"],
-        "serial_number": data["serialNumber"],
-    }
 
 
 def _der(certificate: x509.Certificate) -> bytes:
@@ -308,19 +323,19 @@ async def _ev_certificate(station: object, action: str, exi: bytes) -> object:
 
 
 async def _install_contract(
-    bridge: Bridge, station: object, exificient: Exificient, session: bytes
+    bridge: Bridge, station: object, oracle: Exificient, session: bytes
 ) -> tuple[str, car.CarResult]:
     pki = bridge.pki
     vehicle = make_car(pki)
     emaid = new_emaid()
     pki.contracts.add(emaid=emaid, pcid=vehicle.pcid)
-    exi = car.build_installation_request(exificient, _der(vehicle.certificate), vehicle.key, _root_ids(pki), session)
+    exi = car.build_installation_request(oracle, _der(vehicle.certificate), vehicle.key, _root_ids(pki), session)
     # 1. The station relays the EV's CertificateInstallationReq as Base64 EXI.
     answer = await _ev_certificate(station, "Install", exi)
     # 2. Accepted, with the Base64 EXI CertificateInstallationRes the independent car opens.
     assert answer.status == "Accepted"  # type: ignore[attr-defined]
     installed = car.open_response(
-        exificient,
+        oracle,
         base64.b64decode(answer.exi_response),  # type: ignore[attr-defined]
         vehicle.key,
         session,
@@ -359,9 +374,6 @@ async def test_tc_m_28_certificate_update_ev(
     async with octt_station(bridge, V, identity, serial, credential) as station:
         emaid, installed = await _install_contract(bridge, station, exificient, bytes.fromhex("0102030405060708"))
         chain = [installed.contract_certificate, *installed.contract_sub_certificates]
-        from pki.iso15118.exi import encode_fragment
-        from tests.interop.exificient import element_from_json
-
         exi = car.build_update_request(
             exificient,
             [_der(c) for c in chain],
@@ -390,140 +402,72 @@ async def test_tc_m_28_certificate_update_ev(
 
 # -- L: secure firmware update --------------------------------------------------------------------------------
 
-OK = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
-
 
 async def test_tc_l_01_secure_firmware_update_installation_successful(bridge: Bridge, api: Api, tmp_path: Path) -> None:
-    """TC_L_01: UpdateFirmware with signing certificate and signature → Accepted → Downloading … Installed →
-    FirmwareUpdated (L01.FR.01/11/31). Skipped: the station's reboot before Installed (InstallRebooting,
-    L01.FR.15) -- the station's, and evpki records whatever statuses come."""
-    await walk_firmware(bridge, api, tmp_path, "L01", V, words="FirmwareUpdated")
+    """TC_L_01: UpdateFirmware with signing certificate and signature (L01.FR.11) → Accepted → Downloading …
+    Installed under its requestId (L01.FR.01/10) → FirmwareUpdated (L01.FR.31). Skipped: a reboot before
+    Installed (InstallRebooting, L01.FR.15) is the station's; evpki records whatever statuses come."""
+    await walk_firmware(bridge, api, tmp_path, "L01", V, **FIRMWARE_CASES["installed"])
 
 
 async def test_tc_l_02_secure_firmware_update_install_scheduled(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_02: with installDateTime; the station reports InstallScheduled before Installing."""
-    statuses = ("Downloading", "Downloaded", "SignatureVerified", "InstallScheduled", "Installing", "Installed")
-    update = await walk_firmware(
-        bridge, api, tmp_path, "L02", V, statuses=statuses, query="&installDateTime=2030-01-01T00:00:00Z"
-    )
-    assert update["requestId"] > 0
+    await walk_firmware(bridge, api, tmp_path, "L02", V, **FIRMWARE_CASES["install-scheduled"])
 
 
 async def test_tc_l_03_secure_firmware_update_download_scheduled(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_03: with a future retrieveDateTime; the station reports DownloadScheduled first."""
-    statuses = ("DownloadScheduled", "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
-    await walk_firmware(
-        bridge, api, tmp_path, "L03", V, statuses=statuses, query="&retrieveDateTime=2030-01-01T00:00:00Z"
-    )
+    await walk_firmware(bridge, api, tmp_path, "L03", V, **FIRMWARE_CASES["download-scheduled"])
 
 
 async def test_tc_l_04_secure_firmware_update_revoked_certificate(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_04: the station finds the signing certificate revoked → RevokedCertificate and the
     InvalidFirmwareSigningCertificate event (L01.FR.22); evpki's outcome: refused."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "L04",
-        V,
-        answer="RevokedCertificate",
-        events=("InvalidFirmwareSigningCertificate",),
-        outcome="refused",
-        words="L01.FR.22",
-    )
+    await walk_firmware(bridge, api, tmp_path, "L04", V, **FIRMWARE_CASES["revoked-certificate"])
 
 
 async def test_tc_l_05_secure_firmware_update_invalid_certificate(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_05: the station refuses the signing certificate → InvalidCertificate and the
     InvalidFirmwareSigningCertificate event (L01.FR.02/21); outcome: refused."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "L05",
-        V,
-        answer="InvalidCertificate",
-        events=("InvalidFirmwareSigningCertificate",),
-        outcome="refused",
-        words="L01.FR.02",
-    )
+    await walk_firmware(bridge, api, tmp_path, "L05", V, **FIRMWARE_CASES["invalid-certificate"])
 
 
 async def test_tc_l_06_secure_firmware_update_invalid_signature(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_06: after download, InvalidSignature and the InvalidFirmwareSignature event (L01.FR.03)."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "L06",
-        V,
-        statuses=("Downloading", "Downloaded", "InvalidSignature"),
-        events=("InvalidFirmwareSignature",),
-        outcome="failed",
-        words="L01.FR.03",
-    )
+    await walk_firmware(bridge, api, tmp_path, "L06", V, **FIRMWARE_CASES["invalid-signature"])
 
 
 async def test_tc_l_07_secure_firmware_update_download_failed(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_07: Downloading → DownloadFailed; outcome: failed."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "L07",
-        V,
-        statuses=("Downloading", "DownloadFailed"),
-        events=(),
-        outcome="failed",
-        words="DownloadFailed",
-    )
+    await walk_firmware(bridge, api, tmp_path, "L07", V, **FIRMWARE_CASES["download-failed"])
 
 
 async def test_tc_l_08_secure_firmware_update_install_verification_failed(
     bridge: Bridge, api: Api, tmp_path: Path
 ) -> None:
     """TC_L_08: … Installing → InstallVerificationFailed; outcome: failed."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "L08",
-        V,
-        statuses=("Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallVerificationFailed"),
-        events=(),
-        outcome="failed",
-        words="InstallVerificationFailed",
-    )
+    await walk_firmware(bridge, api, tmp_path, "L08", V, **FIRMWARE_CASES["install-verification-failed"])
 
 
 async def test_tc_l_09_secure_firmware_update_installation_failed(bridge: Bridge, api: Api, tmp_path: Path) -> None:
     """TC_L_09: … Installing → InstallationFailed; outcome: failed."""
-    await walk_firmware(
-        bridge,
-        api,
-        tmp_path,
-        "L09",
-        V,
-        statuses=("Downloading", "Downloaded", "SignatureVerified", "Installing", "InstallationFailed"),
-        events=(),
-        outcome="failed",
-        words="InstallationFailed",
-    )
+    await walk_firmware(bridge, api, tmp_path, "L09", V, **FIRMWARE_CASES["installation-failed"])
 
 
 async def test_tc_l_10_secure_firmware_update_accepted_canceled(bridge: Bridge, api: Api, tmp_path: Path) -> None:
-    """TC_L_10: a second update while one is running → AcceptedCanceled (L01.FR.24), then the new one's
-    statuses. Skipped: the first update's own steps before the second (the same as TC_L_01's)."""
-    update = await walk_firmware(bridge, api, tmp_path, "L10", V, answer="AcceptedCanceled", words="installed")
-    assert update["outcome"] == "installed"
+    """TC_L_10: a second update while the first downloads → AcceptedCanceled (L01.FR.24) → the second's
+    statuses through Installed. evpki shows the first as superseded, the second as installed."""
+    first, second = await walk_firmware_during_update(bridge, api, tmp_path, "L10", V, "AcceptedCanceled")
+    assert (first["outcome"], second["outcome"]) == ("superseded", "installed")
+    assert f"update {second['requestId']}" in first["reason"] and "FirmwareUpdated" in second["reason"]
 
 
 async def test_tc_l_11_secure_firmware_update_unable_to_cancel(bridge: Bridge, api: Api, tmp_path: Path) -> None:
-    """TC_L_11: the station cannot cancel the running installation → Rejected (L01.FR.27); outcome: refused.
-    Skipped: the first update's own steps (TC_L_01's)."""
-    await walk_firmware(
-        bridge, api, tmp_path, "L11", V, answer="Rejected", events=(), outcome="refused", words="rejected"
-    )
+    """TC_L_11: a second update while the first installs → Rejected (L01.FR.27); the first goes on to
+    Installed and FirmwareUpdated, which evpki files under it, not under the refused one."""
+    first, second = await walk_firmware_during_update(bridge, api, tmp_path, "L11", V, "Rejected")
+    assert (first["outcome"], second["outcome"]) == ("installed", "refused")
+    assert "FirmwareUpdated" in first["reason"] and "FirmwareUpdated" not in second["reason"]
 
 
 async def test_tc_l_13_secure_firmware_update_ongoing_transaction(bridge: Bridge, api: Api, tmp_path: Path) -> None:
@@ -532,5 +476,4 @@ async def test_tc_l_13_secure_firmware_update_ongoing_transaction(bridge: Bridge
 
     Skipped: the transaction (TransactionEvent Started/Ended) and the device-model variable -- evpki owns
     neither; the CSMS's steps (the signed request, the statuses recorded in order) are asserted."""
-    statuses = ("Downloading", "Downloaded", "SignatureVerified", "InstallScheduled", "Installing", "Installed")
-    await walk_firmware(bridge, api, tmp_path, "L13", V, statuses=statuses)
+    await walk_firmware(bridge, api, tmp_path, "L13", V, **FIRMWARE_CASES["waits-for-transaction"])
