@@ -70,7 +70,7 @@ async def test_tc_a_04_tls_server_side_certificate_valid(bridge: Bridge) -> None
 
 async def test_tc_a_06_tls_server_side_certificate_tls_version_too_low(bridge: Bridge) -> None:
     """TC_A_06: the station offers TLS 1.0/1.1 only; the bridge refuses the handshake (A00.FR.416) on both
-    listeners, and nothing reaches the OCPP layer."""
+    listeners."""
     context = client_context(bridge.pki)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # that is the point: TLS 1.0/1.1
@@ -99,7 +99,7 @@ async def test_tc_a_08_tls_client_side_certificate_invalid(bridge: Bridge, tmp_p
         async with octt_station(bridge, V, identity, serial, foreign_credential(tmp_path, serial)):
             pass
     # 2. A certificate of ours for another station's serial: HTTP 403 at the upgrade (A00.FR.405) ...
-    other_identity, other_serial, other = enroll(pki, tmp_path / "other", "A08-OTHER", V)
+    _, other_serial, other = enroll(pki, tmp_path / "other", "A08-OTHER", V)
     with pytest.raises(InvalidStatus) as refused:
         async with octt_station(bridge, V, identity, serial, other):
             pass
@@ -115,7 +115,6 @@ async def test_tc_a_08_tls_client_side_certificate_invalid(bridge: Bridge, tmp_p
         async with octt_station(bridge, V, identity, serial, revoked):
             pass
     assert refused.value.response.status_code == 403
-    assert other_identity != identity
 
 
 async def test_tc_a_11_update_charging_station_certificate_by_request_of_csms(
