@@ -10,6 +10,7 @@ import contextlib
 import ssl
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -314,15 +315,15 @@ def _root_ids(pki: PKI) -> list[tuple[str, int]]:
     return [(root.issuer.rfc4514_string(), root.serial_number) for root in pki.cas.roots("V2GRootCertificate")]
 
 
-async def _ev_certificate(station: object, action: str, exi: bytes) -> object:
+async def _ev_certificate(station: Any, action: str, exi: bytes) -> Any:
     request = call201.Get15118EVCertificate(
         iso15118_schema_version=ISO2, action=action, exi_request=base64.b64encode(exi).decode()
     )
-    return await station.call(request, suppress=False)  # type: ignore[attr-defined]
+    return await station.call(request, suppress=False)
 
 
 async def _install_contract(
-    bridge: Bridge, station: object, oracle: Exificient, session: bytes
+    bridge: Bridge, station: Any, oracle: Exificient, session: bytes
 ) -> tuple[str, car.CarResult]:
     pki = bridge.pki
     vehicle = make_car(pki)
@@ -332,17 +333,21 @@ async def _install_contract(
     # 1. The station relays the EV's CertificateInstallationReq as Base64 EXI.
     answer = await _ev_certificate(station, "Install", exi)
     # 2. Accepted, with the Base64 EXI CertificateInstallationRes the independent car opens.
-    assert answer.status == "Accepted"  # type: ignore[attr-defined]
-    installed = car.open_response(
+    return emaid, _opened(pki, oracle, answer, vehicle.key, session, "CertificateInstallationRes")
+
+
+def _opened(pki: PKI, oracle: Exificient, answer: Any, key: Any, session: bytes, body: str) -> car.CarResult:
+    """The car's reading of an Accepted answer: the EXI decodes, signatures and chains verify, the key opens."""
+    assert answer.status == "Accepted"
+    return car.open_response(
         oracle,
-        base64.b64decode(answer.exi_response),  # type: ignore[attr-defined]
-        vehicle.key,
+        base64.b64decode(answer.exi_response),
+        key,
         session,
         sa_roots=pki.cas.roots("V2GRootCertificate"),
         contract_roots=[pki.cas.chain("mo-sub2")[-1]],
-        expected_body="CertificateInstallationRes",
+        expected_body=body,
     )
-    return emaid, installed
 
 
 async def test_tc_m_26_certificate_installation_ev(
@@ -385,16 +390,7 @@ async def test_tc_m_28_certificate_update_ev(
         # 1. The station relays the EV's CertificateUpdateReq.
         answer = await _ev_certificate(station, "Update", exi)
     # 2. Accepted, with a CertificateUpdateRes the car opens: 3. same eMAID, a new certificate.
-    assert answer.status == "Accepted"  # type: ignore[attr-defined]
-    renewed = car.open_response(
-        exificient,
-        base64.b64decode(answer.exi_response),  # type: ignore[attr-defined]
-        installed.contract_private_key,
-        b"\x07",
-        sa_roots=pki.cas.roots("V2GRootCertificate"),
-        contract_roots=[pki.cas.chain("mo-sub2")[-1]],
-        expected_body="CertificateUpdateRes",
-    )
+    renewed = _opened(pki, exificient, answer, installed.contract_private_key, b"\x07", "CertificateUpdateRes")
     assert renewed.emaid == emaid
     assert renewed.contract_certificate.serial_number != installed.contract_certificate.serial_number
 
