@@ -368,7 +368,8 @@ async def walk_renewal_rejected(
         assert pki.certificates.get(credential.serial, "cso-sub").status == "valid"
         if event is not None:
             # 6. The station's security event is confirmed (A04.FR.03) and recorded under it.
-            notification = call16.SecurityEventNotification(type=event, timestamp=now_text(), tech_info="rejected")
+            calls = call16 if version == "1.6" else station._call
+            notification = calls.SecurityEventNotification(type=event, timestamp=now_text(), tech_info="rejected")
             assert await station.call(notification, suppress=False) is not None
             assert [e["type"] for e in security_events(pki, identity)] == [event]
     # 7. The station goes on with its old certificate (no automatic retry, A02.FR.20): admitted.

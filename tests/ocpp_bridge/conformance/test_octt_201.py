@@ -146,10 +146,9 @@ async def test_tc_a_13_update_combined_certificate_by_request_of_csms(bridge: Br
 async def test_tc_a_14_update_charging_station_certificate_invalid_certificate(
     bridge: Bridge, api: Api, tmp_path: Path
 ) -> None:
-    """TC_A_14: the station rejects the CertificateSigned; the CSMS must have answered the CSR Accepted.
-
-    Skipped: the station's InvalidChargingStationCertificate event is the station's step (see 1.6 TC_077)."""
-    await walk_renewal_rejected(bridge, api, tmp_path, "A14", V)
+    """TC_A_14: the station rejects the CertificateSigned (and reports InvalidChargingStationCertificate,
+    A02.FR.07); the CSMS must have answered the CSR Accepted, confirms the event, keeps the old certificate."""
+    await walk_renewal_rejected(bridge, api, tmp_path, "A14", V, event="InvalidChargingStationCertificate")
 
 
 @pytest.mark.parametrize("listener", [None, "combined"])
