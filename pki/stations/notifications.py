@@ -2,11 +2,14 @@
 
 FirmwareStatusNotification (2.x), SignedFirmwareStatusNotification (1.6) and LogStatusNotification
 carry the ``requestId`` of the UpdateFirmware / GetLog call, which is the call's id
-(:mod:`pki.stations.calls`); one without a requestId is filed under the station's newest call of
-that kind. The firmware security events (InvalidFirmwareSigningCertificate,
-InvalidFirmwareSignature, FirmwareUpdated) are filed under the newest firmware call too, besides
-the audit log. :func:`firmware_updates` turns a station's firmware calls, their notifications and
-events into one operator-visible outcome each (OCPP L01.FR.02/03/21/22/24/31).
+(:mod:`pki.stations.calls`). The firmware security events (InvalidFirmwareSigningCertificate,
+InvalidFirmwareSignature, FirmwareUpdated) are filed under a firmware call too, besides the audit
+log. A report without a requestId goes to the station's newest call of its kind that it *accepted* (a
+refused second update leaves the first one running, L01.FR.27), except
+InvalidFirmwareSigningCertificate, which is about the update just refused. :func:`firmware_updates`
+turns a station's firmware calls, their notifications and events into one operator-visible outcome
+each (OCPP L01.FR.02/03/21/22/24/31); an update the station cancelled for a newer one
+(AcceptedCanceled, L01.FR.24) is *superseded*.
 """
 
 from __future__ import annotations
@@ -96,13 +99,13 @@ class FirmwareUpdateView:
         }
 
 
-def _newest_call(connection: Connection, station: str, actions: tuple[str, ...]) -> int | None:
-    row = connection.execute(
-        select(_DELIVERIES.c.id)
-        .where(_DELIVERIES.c.station_identity == station, _DELIVERIES.c.action.in_(actions))
-        .order_by(_DELIVERIES.c.id.desc())
-        .limit(1)
-    ).first()
+def _newest_call(connection: Connection, station: str, actions: tuple[str, ...], *, accepted: bool) -> int | None:
+    """The station's newest call of ``actions``; with ``accepted``, the newest it accepted if there is one
+    (a status or installation report belongs to an update that runs, not to a newer one it refused)."""
+    where = [_DELIVERIES.c.station_identity == station, _DELIVERIES.c.action.in_(actions)]
+    query = select(_DELIVERIES.c.id).where(*where).order_by(_DELIVERIES.c.id.desc()).limit(1)
+    row = connection.execute(query.where(_DELIVERIES.c.status == "accepted")).first() if accepted else None
+    row = row or connection.execute(query).first()
     return int(row.id) if row is not None else None
 
 
@@ -115,7 +118,10 @@ def record_notification(
     request_id = payload.get("requestId")
     with ctx.database.transaction() as connection:
         if not isinstance(request_id, int) or isinstance(request_id, bool):
-            request_id = _newest_call(connection, station, _KIND.get(action, FIRMWARE_CALLS))
+            # OCPP L01.FR.24/27: a refused second update leaves the first running; only a refusal of the
+            # signing certificate (L01.FR.02/22) concerns the update just refused.
+            accepted = status != "InvalidFirmwareSigningCertificate"
+            request_id = _newest_call(connection, station, _KIND.get(action, FIRMWARE_CALLS), accepted=accepted)
         connection.execute(
             insert(_NOTIFICATIONS).values(
                 station_identity=station,
@@ -198,7 +204,14 @@ def firmware_updates(ctx: Context, station: str, *, limit: int = 20) -> list[Fir
         ).all()
     calls = [DeliveryView.from_row(row) for row in rows]
     notes = notifications_for(ctx, station, [call.id for call in calls])
-    return [
-        FirmwareUpdateView(call, tuple(notes.get(call.id, [])), *_outcome(call, notes.get(call.id, [])))
-        for call in calls
-    ]
+    views: list[FirmwareUpdateView] = []
+    canceled_by: int | None = None  # the newer update the station cancelled the running one for
+    for call in calls:  # newest first
+        outcome, reason = _outcome(call, notes.get(call.id, []))
+        if canceled_by is not None and outcome in ("accepted", "in-progress"):
+            # OCPP L01.FR.24: the station cancelled this update when it accepted the newer one.
+            outcome, reason = "superseded", f"the station cancelled it for update {canceled_by} (AcceptedCanceled)"
+        if canceled_by is None and (call.result or {}).get("status") == "AcceptedCanceled":
+            canceled_by = call.id
+        views.append(FirmwareUpdateView(call, tuple(notes.get(call.id, [])), outcome, reason))
+    return views

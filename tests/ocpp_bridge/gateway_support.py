@@ -25,10 +25,13 @@ from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from pki import PKI, RequestIdentity
 from tests.conftest import ORG
 
+# TLS 1.3 reports a refused client certificate after the handshake: the HTTP response never comes.
+TLS_REFUSED = (ssl.SSLError, ConnectionError, ConnectionClosed, InvalidHandshake, OSError)
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 WAIT = 30.0  # generous: every wait ends on an event, this only bounds a failure
 
@@ -294,3 +297,31 @@ def security_events(pki: PKI, identity: str) -> list[dict[str, Any]]:
 
     records = pki.audit.records(action="security-event", limit=1000)
     return [event for event in (json.loads(r.details) for r in records) if event.get("station") == identity]
+
+
+def foreign_credential(directory: Path, serial: str) -> Credential:
+    """A CA of somebody else's making, issuing a certificate that looks right (O, CN) otherwise."""
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name(
+            [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        )
+
+    def certificate(subject: str, public_key: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name("Evil"))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+        )
+        if ca:
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        return builder.sign(ca_key, hashes.SHA256())
+
+    chain = pem([certificate(serial, key.public_key(), False), certificate("Evil", ca_key.public_key(), True)])
+    return write_credential(directory, "foreign", key, chain)

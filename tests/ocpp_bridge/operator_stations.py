@@ -7,6 +7,7 @@ app on the same database, and a station connected over mutual TLS or Basic auth.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ from typing import Any
 
 import websockets
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from ocpp.messages import Call
 from ocpp.routing import after, on
 from ocpp.v16 import call as call16
@@ -24,7 +27,7 @@ from ocpp.v21 import call_result as result21
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
-from ocpp_bridge.gateway import Bridge
+from ocpp_bridge.gateway import Bridge, BridgeConfig
 from pki import PKI
 from tests.ocpp_bridge.gateway_support import (
     SUBPROTOCOL,
@@ -38,6 +41,20 @@ from tests.ocpp_bridge.gateway_support import (
 )
 
 FIRMWARE_OK = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
+
+
+def verify_firmware_signature(firmware: dict[str, Any], data: bytes) -> x509.Certificate:
+    """The station's check of a signed update (L01.FR.04), with ``cryptography`` directly rather than evpki's
+    own verifier: SHA-256 over the whole file under the signer's key. Returns the signer."""
+    signer = x509.load_pem_x509_certificate(firmware["signingCertificate"].encode())
+    signature = base64.b64decode(firmware["signature"])
+    key = signer.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(signature, data, padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.AUTO), hashes.SHA256())
+    else:
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    return signer
 
 
 def now_text() -> str:
@@ -68,7 +85,8 @@ class OperatorMixin:
         return self.answers.get(action, default)
 
 
-def _snake(hash_data: dict[str, str]) -> dict[str, str]:
+def snake_hash(hash_data: dict[str, str]) -> dict[str, str]:
+    """Wire hash data (camelCase) as the ``ocpp`` library's payload fields."""
     return {
         "hash_algorithm": hash_data["hashAlgorithm"],
         "issuer_name_hash": hash_data["issuerNameHash"],
@@ -96,7 +114,7 @@ class Operator201(OperatorMixin, Station201):
     def on_installed(self, **kwargs: Any) -> Any:
         if not self.inventory:
             return self._result.GetInstalledCertificateIds(status="NotFound")
-        chain = [{"certificate_type": kind, "certificate_hash_data": _snake(data)} for kind, data in self.inventory]
+        chain = [{"certificate_type": kind, "certificate_hash_data": snake_hash(data)} for kind, data in self.inventory]
         return self._result.GetInstalledCertificateIds(status="Accepted", certificate_hash_data_chain=chain)
 
     @on("GetLog")
@@ -179,7 +197,7 @@ class Operator16(OperatorMixin, Station16):
 
     @on("GetInstalledCertificateIds")
     def on_installed(self, certificate_type: str, **kwargs: Any) -> Any:
-        entries = [_snake(data) for kind, data in self.inventory if kind == certificate_type]
+        entries = [snake_hash(data) for kind, data in self.inventory if kind == certificate_type]
         if not entries:
             return result16.GetInstalledCertificateIds(status="NotFound")
         return result16.GetInstalledCertificateIds(status="Accepted", certificate_hash_data=entries)
@@ -217,6 +235,18 @@ class Operator16(OperatorMixin, Station16):
 
 
 OPERATOR_STATIONS: dict[str, type[Any]] = {"1.6": Operator16, "2.0.1": Operator201, "2.1": Operator21}
+
+
+def operator_bridge_config(certificate_dir: Path) -> BridgeConfig:
+    """A bridge on free ports for both profiles and the combined listener, polling for operator calls quickly."""
+    return BridgeConfig(
+        port=0,
+        basic_port=0,
+        combined_port=0,
+        call_timeout=WAIT,
+        call_poll_interval=0.02,
+        certificate_dir=certificate_dir,
+    )
 
 
 def register(pki: PKI, directory: Path, identity: str, serial: str, version: str) -> Any:

@@ -7,8 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import ssl
-import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,28 +15,25 @@ import pytest
 import pytest_asyncio
 import websockets
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from cryptography.hazmat.primitives.asymmetric import ec
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ocpp_bridge.gateway import Bridge, BridgeConfig, choose_subprotocol, identity_from_path
 from pki import PKI, InvalidInput
 from tests.conftest import ORG
 from tests.ocpp_bridge.gateway_support import (
+    TLS_REFUSED,
     WAIT,
     Credential,
     basic_auth,
     client_context,
     csr_pem,
+    foreign_credential,
     issue_station_credential,
     security_events,
-    write_credential,
 )
 
 PASSWORD = "correct-horse-battery-1"
-# TLS 1.3 reports a refused client certificate after the handshake: the HTTP response never comes.
-TLS_REFUSED = (ssl.SSLError, ConnectionError, ConnectionClosed, InvalidHandshake, OSError)
 
 
 @pytest.fixture
@@ -165,48 +160,6 @@ async def test_an_expired_certificate_passes_tls_but_is_refused_with_an_event(br
     assert "expired" in event["tech_info"]
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    )
-
-
-def _foreign_credential(tmp_path: Path, serial: str) -> Credential:
-    """A CA of somebody else's making, issuing a certificate that looks right (O, CN) otherwise."""
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    ca_name = x509.Name(
-        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG), x509.NameAttribute(NameOID.COMMON_NAME, "Evil")]
-    )
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG), x509.NameAttribute(NameOID.COMMON_NAME, serial)]
-            )
-        )
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(ca_key, hashes.SHA256())
-    )
-    chain = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in (leaf, ca))
-    return write_credential(tmp_path, "foreign", key, chain)
-
-
 @pytest.mark.asyncio
 async def test_a_foreign_ca_certificate_fails_the_tls_handshake(bridge: Bridge, tmp_path: Path) -> None:
     bridge.pki.stations.add(identity="CS-F", serial="SN-F-1", security_profile=3)
@@ -214,7 +167,7 @@ async def test_a_foreign_ca_certificate_fails_the_tls_handshake(bridge: Bridge, 
     # A00.FR.403/407: the path check is OpenSSL's; the identity (in the URL) is never sent, so no
     # station can be blamed and no security event is recorded, only the TLS alert and a debug log.
     with pytest.raises(TLS_REFUSED):
-        async with mtls(bridge, "CS-F", _foreign_credential(tmp_path, "SN-F-1")) as connection:
+        async with mtls(bridge, "CS-F", foreign_credential(tmp_path, "SN-F-1")) as connection:
             await exchange(connection, [2, "1", "Heartbeat", {}])
     assert bridge.pki.audit.count() == before
 
@@ -260,54 +213,6 @@ async def test_a_superseded_certificate_still_connects(bridge: Bridge, tmp_path:
 
 
 # -- TLS parameters ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("cipher", "key_type"),
-    [
-        ("ECDHE-ECDSA-AES128-GCM-SHA256", "ec"),
-        ("ECDHE-ECDSA-AES256-GCM-SHA384", "ec"),
-        ("AES128-GCM-SHA256", "rsa"),
-        ("AES256-GCM-SHA384", "rsa"),
-    ],
-)
-@pytest.mark.asyncio
-async def test_the_four_required_tls12_suites_are_served(
-    bridge: Bridge, tmp_path: Path, cipher: str, key_type: str
-) -> None:
-    """A00.FR.421: both ECDSA and RSA suites, hence both server certificates; A00.FR.510: CN = FQDN."""
-    pki = bridge.pki
-    context = client_context(pki)
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(cipher)
-    _, writer = await asyncio.open_connection(
-        "127.0.0.1", bridge.ports["basic"], ssl=context, server_hostname="localhost"
-    )
-    try:
-        ssl_object = writer.get_extra_info("ssl_object")
-        assert ssl_object.cipher()[0] == cipher and ssl_object.version() == "TLSv1.2"
-        server = x509.load_der_x509_certificate(ssl_object.getpeercert(binary_form=True))
-        assert isinstance(server.public_key(), ec.EllipticCurvePublicKey if key_type == "ec" else rsa.RSAPublicKey)
-        assert server.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "localhost"
-        assert server.not_valid_after_utc - server.not_valid_before_utc <= dt.timedelta(hours=24, minutes=10)
-        assert ssl_object.compression() is None  # A00.FR.424
-    finally:
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
-@pytest.mark.asyncio
-async def test_tls_below_1_2_is_refused(bridge: Bridge) -> None:
-    context = client_context(bridge.pki)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # that is the point: TLS 1.0/1.1 (A00.FR.416)
-        context.minimum_version = ssl.TLSVersion.TLSv1
-        context.maximum_version = ssl.TLSVersion.TLSv1_1
-    with contextlib.suppress(ssl.SSLError):
-        context.set_ciphers("ALL:@SECLEVEL=0")
-    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        await asyncio.open_connection("127.0.0.1", bridge.ports["basic"], ssl=context, server_hostname="localhost")
 
 
 @pytest.mark.asyncio

@@ -7,7 +7,6 @@ The car asks again while ``remainingContracts`` > 0 (M01.FR.07), each time with 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 from typing import Any
 
@@ -15,10 +14,9 @@ import httpx
 import pytest
 import websockets
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
 from ocpp.routing import on
 from ocpp.v21 import ChargePoint as ChargePoint21
-from ocpp.v21 import call, call_result
+from ocpp.v21 import call_result
 
 from api.app import create_app
 from ocpp_bridge.adapter import with_certificate_handlers
@@ -28,15 +26,12 @@ from pki import PKI
 from pki.operations.tokens import Role
 from tests.api.conftest import bearer
 from tests.conftest import ORG, make_csr
-from tests.interop.car20 import build_request, open_response
 from tests.interop.conftest import exificient  # noqa: F401 -- the session's EXIficient oracle
 from tests.interop.exificient import Exificient
 from tests.interop.exificient20 import Exificient20
 from tests.ocpp_bridge.conftest import SECC_ID
-from tests.pki.iso15118.vehicles20 import Car20, make_car20, new_emaid20
-
-ISO20 = "urn:iso:std:iso:15118:-20:CommonMessages"
-SESSION = bytes.fromhex("2101020304050607")
+from tests.ocpp_bridge.minus20 import ISO20, exi_request, install_every_contract, open_answer
+from tests.pki.iso15118.vehicles20 import make_car20, new_emaid20
 
 
 @pytest.fixture(scope="module")
@@ -48,34 +43,6 @@ class Csms(ChargePoint21):
     @on("BootNotification")
     def on_boot(self, **kwargs: Any) -> call_result.BootNotification:
         return call_result.BootNotification(current_time="2026-01-15T12:00:00Z", interval=300, status="Accepted")
-
-
-def _exi_request(pki: PKI, oracle: Exificient20, car: Car20, maximum: int, emaids: tuple[str, ...] = ()) -> str:
-    root = pki.cas.chain("v2g20-root")[-1]
-    chain = [c.public_bytes(Encoding.DER) for c in (car.certificate, *car.sub_certificates)]
-    exi = build_request(
-        oracle,
-        car.key,
-        chain,
-        [(root.issuer.rfc4514_string(), root.serial_number)],
-        SESSION,
-        maximum=maximum,
-        emaids=emaids,
-    )
-    return base64.b64encode(exi).decode()
-
-
-def _open(pki: PKI, oracle: Exificient20, car: Car20, exi_response: str):  # type: ignore[no-untyped-def]
-    return open_response(
-        oracle,
-        exi_response,
-        car.agreement_key,
-        car.pcid,
-        SESSION,
-        [pki.cas.chain("v2g20-root")[-1]],
-        [pki.cas.chain("mo20-root")[-1]],
-        pki.clock.now(),
-    )
 
 
 @pytest.mark.asyncio
@@ -92,26 +59,11 @@ async def test_a_2_1_station_installs_every_contract_of_a_minus_20_car(pki20: PK
 
     server = await websockets.serve(on_connect, "127.0.0.1", 0, subprotocols=["ocpp2.1"])
     port = server.sockets[0].getsockname()[1]
-    answers: list[call_result.Get15118EVCertificate] = []
     try:
         async with websockets.connect(f"ws://127.0.0.1:{port}/CS-21-PNC", subprotocols=["ocpp2.1"]) as ws:
             station = ChargePoint21("CS-21-PNC", ws, response_timeout=20)
             receiving = asyncio.create_task(station.start())
-            maximum = 8
-            while True:  # the -20 car's loop, relayed by the station (M01.FR.07)
-                request = _exi_request(pki20, oracle, car, maximum)
-                answer = await station.call(
-                    call.Get15118EVCertificate(
-                        action="Install",
-                        exi_request=request,
-                        iso_15118_schema_version=ISO20,
-                        maximum_contract_certificate_chains=maximum,
-                    )
-                )
-                answers.append(answer)
-                if answer.status != "Accepted" or not answer.remaining_contracts:
-                    break
-                maximum -= 1
+            answers = await install_every_contract(station, pki20, oracle, car)
             receiving.cancel()
     finally:
         server.close()
@@ -119,7 +71,7 @@ async def test_a_2_1_station_installs_every_contract_of_a_minus_20_car(pki20: PK
 
     assert [a.status for a in answers] == ["Accepted"] * 3
     assert [a.remaining_contracts for a in answers] == [2, 1, 0]
-    installed = [_open(pki20, oracle, car, a.exi_response) for a in answers]
+    installed = [open_answer(pki20, oracle, car, a.exi_response) for a in answers]
     assert [i.emaid for i in installed] == emaids
     assert [i.remaining for i in installed] == [2, 1, 0]
     assert {i.ecdh_curve for i in installed} == {"X448"}
@@ -136,13 +88,13 @@ def test_the_ocpp_copies_of_maximum_and_priorities_reach_the_minus_20_provisioni
     payload = {
         "iso15118SchemaVersion": ISO20,
         "action": "Install",
-        "exiRequest": _exi_request(pki20, oracle, car, 1),  # the EXI names no PrioritizedEMAIDs
+        "exiRequest": exi_request(pki20, oracle, car, 1),  # the EXI names no PrioritizedEMAIDs
         "maximumContractCertificateChains": 1,
         "prioritizedEMAIDs": [wanted],
     }
     response = service.handle("2.1", "CS-21-A", "Get15118EVCertificate", payload).response
     assert (response["status"], response["remainingContracts"]) == ("Accepted", 0)
-    assert _open(pki20, oracle, car, response["exiResponse"]).emaid == wanted
+    assert open_answer(pki20, oracle, car, response["exiResponse"]).emaid == wanted
 
 
 def test_a_refused_minus_20_request_answers_remaining_zero(pki20: PKI, oracle: Exificient20) -> None:
@@ -150,7 +102,7 @@ def test_a_refused_minus_20_request_answers_remaining_zero(pki20: PKI, oracle: E
     payload = {
         "iso15118SchemaVersion": ISO20,
         "action": "Install",
-        "exiRequest": _exi_request(pki20, oracle, car, 2),
+        "exiRequest": exi_request(pki20, oracle, car, 2),
         "maximumContractCertificateChains": 2,
     }
     response = CertificateService(pki20).handle("2.1", "CS-21-B", "Get15118EVCertificate", payload).response
@@ -170,7 +122,7 @@ async def test_the_rest_handler_answers_a_minus_20_car_and_a_v2g20_csr(pki20: PK
         payload = {
             "iso15118SchemaVersion": ISO20,
             "action": "Install",
-            "exiRequest": _exi_request(pki20, oracle, car, 4),
+            "exiRequest": exi_request(pki20, oracle, car, 4),
             "maximumContractCertificateChains": 4,
         }
         body = {"stationId": "CS-21-REST", "payload": payload}
@@ -178,7 +130,7 @@ async def test_the_rest_handler_answers_a_minus_20_car_and_a_v2g20_csr(pki20: PK
         assert answer.status_code == 200, answer.text
         response = answer.json()["response"]
         assert (response["status"], response["remainingContracts"]) == ("Accepted", 0)
-        assert _open(pki20, oracle, car, response["exiResponse"]).emaid == emaid
+        assert open_answer(pki20, oracle, car, response["exiResponse"]).emaid == emaid
 
         csr = make_csr(SECC_ID, organization=ORG, country="DE", dc="CPO", key=ec.generate_private_key(ec.SECP521R1()))
         body = {"stationId": "CS-21-REST", "payload": {"csr": csr[0], "certificateType": "V2G20Certificate"}}
@@ -202,7 +154,7 @@ def test_the_stations_field_length_bounds_the_exi_response(pki20: PKI, oracle: E
     payload = {
         "iso15118SchemaVersion": ISO20,
         "action": "Install",
-        "exiRequest": _exi_request(pki20, oracle, car, 1),
+        "exiRequest": exi_request(pki20, oracle, car, 1),
         "maximumContractCertificateChains": 1,
     }
     response = service.handle("2.1", "CS-21-FL", "Get15118EVCertificate", payload).response

@@ -4,7 +4,8 @@ The operator files a call with ``POST /api/v1/stations/{id}/…``; the bridge (p
 sends it to the connected station in the station's own message names; the station's answer comes
 back in the response (``?wait``) and stays with the call (``GET …/calls``). Cases follow OCTT:
 TC_M_01-05 (install), TC_M_12-19 (retrieve), TC_M_20 (delete, hash data as reported), TC_A_11
-(renewal triggered by the CSMS), 1.6 TC_079 (security log), TC_073 / A01 (Basic-auth password).
+(renewal triggered by the CSMS), 1.6 TC_079 (security log) in one flow per version; each case on its
+own, step by step, is in tests/ocpp_bridge/conformance.
 """
 
 from __future__ import annotations
@@ -18,20 +19,19 @@ import httpx
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from websockets.exceptions import InvalidStatus
 
 from api.app import create_app
 from ocpp_bridge.core import CertificateService
-from ocpp_bridge.gateway import Bridge, BridgeConfig
+from ocpp_bridge.gateway import Bridge
 from ocpp_bridge.status import cert_id_of
 from pki import PKI
 from pki.operations.tokens import Role
-from tests.ocpp_bridge.gateway_support import WAIT, Station201, issue_station_credential, wait_until
-from tests.ocpp_bridge.operator_stations import connected, register
+from tests.ocpp_bridge.conformance.octt import OLD_PASSWORD, Api, walk_password_update, walk_profile_upgrade
+from tests.ocpp_bridge.gateway_support import Station201, issue_station_credential, wait_until
+from tests.ocpp_bridge.operator_stations import connected, operator_bridge_config, register
 
 pytestmark = pytest.mark.asyncio
 VERSIONS = ["1.6", "2.0.1", "2.1"]
-OLD_PASSWORD, NEW_PASSWORD = "old-password-0123456", "new-password-9876543210"
 
 
 @pytest.fixture
@@ -49,15 +49,7 @@ def server_certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture
 async def bridge(live_pki: PKI, server_certificates: Path) -> AsyncIterator[Bridge]:
-    config = BridgeConfig(
-        port=0,
-        basic_port=0,
-        combined_port=0,
-        call_timeout=WAIT,
-        call_poll_interval=0.02,
-        certificate_dir=server_certificates,
-    )
-    async with Bridge(live_pki, config) as running:
+    async with Bridge(live_pki, operator_bridge_config(server_certificates)) as running:
         yield running
 
 
@@ -153,40 +145,9 @@ async def test_install_retrieve_delete_trigger_and_security_log(
     assert all(c["ocppVersion"] == version and c["requestedBy"] == "token:operator" for c in operator)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-async def test_a_new_basic_auth_password_reaches_the_registry_only_once_accepted(
-    bridge: Bridge, api: Any, version: str
-) -> None:
-    """A01 / 1.6 TC_073: SetVariables BasicAuthPassword (1.6 ChangeConfiguration AuthorizationKey)."""
-    pki = bridge.pki
-    identity = f"CS-PW-{_slug(version)}"
-    pki.stations.add(identity=identity, serial=f"SN-PW-{_slug(version)}", security_profile=2, password=OLD_PASSWORD)
-    pki.stations.record_connection(identity, version)
-    pki.station_calls.set_root_sync(identity, mode="off")
-    action = "ChangeConfiguration" if version == "1.6" else "SetVariables"
-    base = f"/api/v1/stations/{identity}"
-    async with connected(bridge, version, identity, "-", password=OLD_PASSWORD) as station:
-        station.answers[action] = "Rejected"
-        answer = await _post(api, f"{base}/password?wait=20s", {"password": NEW_PASSWORD})
-        assert answer.status_code == 200 and answer.json()["status"] == "rejected", answer.text
-        assert NEW_PASSWORD not in answer.text  # never shown
-        assert pki.stations.check_password(identity, OLD_PASSWORD) is not None
-        assert pki.stations.check_password(identity, NEW_PASSWORD) is None
-
-        station.answers[action] = "Accepted"
-        answer = await _post(api, f"{base}/password?wait=20s", {"password": NEW_PASSWORD})
-        assert answer.status_code == 200 and answer.json()["status"] == "accepted", answer.text
-        sent = station.got(action)[-1]
-        if version == "1.6":
-            assert sent == {"key": "AuthorizationKey", "value": NEW_PASSWORD}
-        else:
-            (item,) = sent["setVariableData"]
-            assert item["variable"] == {"name": "BasicAuthPassword"} and item["attributeValue"] == NEW_PASSWORD
-    assert pki.stations.check_password(identity, NEW_PASSWORD) is not None
-    assert pki.stations.check_password(identity, OLD_PASSWORD) is None
-    # The clear text is scrubbed from the stored calls once answered.
-    stored = pki.station_calls.list(identity)
-    assert all(NEW_PASSWORD not in str(view.payload) for view in stored)
+async def test_a_2_1_station_takes_a_new_basic_auth_password_only_once_accepted(bridge: Bridge, api: Any) -> None:
+    """A01 in 2.1 (1.6 and 2.0.1: the conformance cases, tests/ocpp_bridge/conformance)."""
+    await walk_password_update(bridge, Api(*api), "2.1")
 
 
 async def test_a_call_filed_while_offline_goes_out_on_connect_and_an_expired_one_never(
@@ -250,64 +211,12 @@ async def test_root_reconciliation_after_boot_is_on_by_default_and_switchable(
         assert station.got("GetInstalledCertificateIds") == []
 
 
-@pytest.mark.parametrize(
-    ("version", "listener"),
-    [("1.6", None), ("2.0.1", None), ("2.1", None), ("2.0.1", "combined"), ("1.6", "combined")],
-)
-async def test_security_profile_upgrade_takes_effect_when_the_station_reconnects_on_it(
-    bridge: Bridge, api: Any, tmp_path: Path, version: str, listener: str | None
+@pytest.mark.parametrize("listener", [None, "combined"])
+async def test_a_2_1_security_profile_upgrade_takes_effect_when_the_station_reconnects_on_it(
+    bridge: Bridge, api: Any, tmp_path: Path, listener: str | None
 ) -> None:
-    """A05 / TC_A_19 / 1.6 TC_083: 2.x SetNetworkProfile (profile 3 in a free slot), NetworkConfigurationPriority
-    with that slot first, then Reset (2.0.1 Ed. 3; SecurityCtrlr.SecurityProfile is read-only); 1.6
-    ChangeConfiguration SecurityProfile. The registry follows on the mutual-TLS reconnect, and profile 2
-    refuses the station from then on -- on the listeners of each profile, or on one address for both."""
-    pki = bridge.pki
-    identity, serial = f"CS-A05-{_slug(version)}-{listener or 'own'}", f"SN-A05-{_slug(version)}"
-    pki.stations.add(identity=identity, serial=serial, security_profile=2, password=OLD_PASSWORD)
-    pki.stations.record_connection(identity, version)
-    pki.station_calls.set_root_sync(identity, mode="off")
-    credential = issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365))
-    async with connected(bridge, version, identity, serial, password=OLD_PASSWORD, listener=listener) as station:
-        if version != "1.6":  # a 2.x upgrade names its slot and profile-3 address, or nothing is queued
-            for refused_body, words in (({}, "configuration slot"), ({"slot": 2, "url": "ws://plain"}, "url")):
-                refused = await _post(api, f"/api/v1/stations/{identity}/security-profile", refused_body)
-                assert refused.status_code == 400 and words in refused.text, refused.text
-            assert pki.station_calls.list(identity) == []
-        body = {} if version == "1.6" else {"slot": 2, "url": "wss://csms.example.test/ocpp", "fallbackSlot": 1}
-        answer = await _post(api, f"/api/v1/stations/{identity}/security-profile?wait=20s", body)
-        assert answer.status_code == 200 and answer.json()["status"] == "accepted", answer.text
-        if version == "1.6":
-            assert station.got("ChangeConfiguration") == [{"key": "SecurityProfile", "value": "3"}]
-        else:
-            (profile,) = station.got("SetNetworkProfile")
-            assert profile["configurationSlot"] == 2
-            data = profile["connectionData"]
-            assert (data["securityProfile"], data["ocppCsmsUrl"], data["ocppTransport"]) == (
-                3,
-                "wss://csms.example.test/ocpp",
-                "JSON",
-            )
-            assert ("ocppVersion" in data) == (version == "2.0.1")
-            await wait_until(lambda: bool(station.got("Reset")))
-            (item,) = station.got("SetVariables")[0]["setVariableData"]
-            assert item["component"] == {"name": "OCPPCommCtrlr"}
-            assert item["variable"] == {"name": "NetworkConfigurationPriority"} and item["attributeValue"] == "2,1"
-            assert station.got("Reset") == [{"type": "OnIdle"}]
-            assert [name for name, _ in station.calls if name in ("SetNetworkProfile", "SetVariables", "Reset")] == [
-                "SetNetworkProfile",
-                "SetVariables",
-                "Reset",
-            ]
-    view = pki.stations.get(identity)
-    assert (view.security_profile, view.pending_security_profile) == (2, 3)
-    async with connected(bridge, version, identity, serial, credential, listener=listener):
-        pass
-    view = pki.stations.get(identity)
-    assert (view.security_profile, view.pending_security_profile) == (3, None)
-    with pytest.raises(InvalidStatus) as refused:
-        async with connected(bridge, version, identity, serial, password=OLD_PASSWORD, listener=listener):
-            pass
-    assert refused.value.response.status_code == 401  # profile 2 answers every refusal alike (A00.FR.201-206)
+    """A05 in 2.1 (1.6 TC_083 and 2.0.1 TC_A_19: the conformance cases)."""
+    await walk_profile_upgrade(bridge, Api(*api), tmp_path, "2.1", listener)
 
 
 async def test_a_delayed_root_sync_leaves_the_inventory_out_of_the_boot_follow_ups(fresh_pki: PKI) -> None:
@@ -344,6 +253,21 @@ async def test_failed_install_failed_delete_and_nothing_installed_are_recorded_a
         listed = await _post(api, f"{base}/installed-certificates?wait=20s", {})
         assert (listed.json()["status"], listed.json()["result"]["status"]) == ("answered", "NotFound")
         assert station.got("GetInstalledCertificateIds") == [{}]  # every type (M03.FR.02)
+
+
+async def test_a_2x_upgrade_names_its_slot_and_address_or_queues_nothing(
+    bridge: Bridge, api: Any, tmp_path: Path
+) -> None:
+    """A05 (2.x): without the configuration slot and a wss:// profile-3 address the request is refused."""
+    pki = bridge.pki
+    identity, serial = "CS-A05-NOSLOT", "SN-A05-NOSLOT"
+    pki.stations.add(identity=identity, serial=serial, security_profile=2, password=OLD_PASSWORD)
+    pki.stations.record_connection(identity, "2.0.1")
+    issue_station_credential(pki, tmp_path, identity, serial, validity=dt.timedelta(days=365))
+    for body, words in (({}, "configuration slot"), ({"slot": 2, "url": "ws://plain"}, "url")):
+        refused = await _post(api, f"/api/v1/stations/{identity}/security-profile", body)
+        assert refused.status_code == 400 and words in refused.text, refused.text
+    assert pki.station_calls.list(identity) == []
 
 
 async def test_a_refused_network_profile_goes_no_further(bridge: Bridge, api: Any, tmp_path: Path) -> None:

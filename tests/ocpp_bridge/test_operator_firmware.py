@@ -20,8 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -31,7 +30,7 @@ from pki import PKI
 from pki.operations.tokens import Role
 from tests.conftest import TEST_PASSPHRASE
 from tests.ocpp_bridge.gateway_support import WAIT, wait_until
-from tests.ocpp_bridge.operator_stations import connected, register
+from tests.ocpp_bridge.operator_stations import connected, register, verify_firmware_signature
 
 pytestmark = pytest.mark.asyncio
 FIRMWARE = b"firmware image v2 " * 1000
@@ -68,18 +67,6 @@ async def api(live_pki: PKI) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str,
         yield client, {"Authorization": f"Bearer {token}"}
 
 
-def _verify_independently(firmware: dict[str, Any]) -> x509.Certificate:
-    signer = x509.load_pem_x509_certificate(firmware["signingCertificate"].encode())
-    signature = base64.b64decode(firmware["signature"])
-    key = signer.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        key.verify(signature, FIRMWARE, padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.AUTO), hashes.SHA256())
-    else:
-        assert isinstance(key, ec.EllipticCurvePublicKey)
-        key.verify(signature, FIRMWARE, ec.ECDSA(hashes.SHA256()))
-    return signer
-
-
 async def _update(api: Any, identity: str, query: str = "") -> httpx.Response:
     client, headers = api
     return await client.post(
@@ -112,7 +99,7 @@ async def test_secure_firmware_update_is_installed(bridge: Bridge, api: Any, tmp
         assert sent["requestId"] == call_id and sent["retries"] == 2
         assert sent["firmware"]["location"] == LOCATION
         assert sent["firmware"]["installDateTime"] == "2030-01-01T00:00:00Z"
-        signer = _verify_independently(sent["firmware"])
+        signer = verify_firmware_signature(sent["firmware"], FIRMWARE)
         signer.verify_directly_issued_by(
             x509.load_pem_x509_certificate(pki.cas.get("mf-root").certificate_pem.encode())
         )
