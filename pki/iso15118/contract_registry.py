@@ -43,6 +43,7 @@ from pki.iso15118.contract_input import checked_instant, checked_note, normalise
 from pki.iso15118.contract_views import ContractView, derived_status, optional_isoformat, status_clause
 from pki.operations import audit
 from pki.runtime.context import Context
+from pki.store.db import joined_session
 from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [
@@ -78,7 +79,7 @@ def _session_of(source: Context | Session | Connection) -> Iterator[Session]:
         yield source
     elif isinstance(source, Connection):
         # Joins the connection's transaction; never commits it (that is the caller's).
-        yield Session(bind=source)
+        yield joined_session(source)
     else:
         raise TypeError(f"expected a Context, Session or Connection, not {type(source).__name__}")
 
