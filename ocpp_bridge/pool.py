@@ -41,10 +41,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from pki.core.settings import Settings
-from pki.iso15118 import exi20
-from pki.iso15118.exi import ExiError
-from pki.iso15118.messages20 import CertificateInstallationRes as CertificateInstallationRes20
+from pki import Settings
+from pki.iso15118 import exi20, messages20
 
 __all__ = ["CCP_PATH", "TOKEN_PATH", "ContractPool"]
 
@@ -320,10 +318,12 @@ def _remaining_contracts(exi: str) -> int | None:
     """RemainingContractCertificateChains of a -20 CertificateInstallationRes; None if it does not decode."""
     try:
         message = exi20.decode_message(base64.b64decode(exi, validate=True))
-    except (binascii.Error, ValueError, ExiError):
+    except (binascii.Error, ValueError, exi20.ExiError):
         log.warning("the contract pool's ISO 15118-20 response does not decode; remainingContracts left out")
         return None
-    return message.remaining_contract_certificate_chains if isinstance(message, CertificateInstallationRes20) else None
+    if not isinstance(message, messages20.CertificateInstallationRes):
+        return None
+    return message.remaining_contract_certificate_chains
 
 
 def _error_text(answer: Any) -> str:
