@@ -20,7 +20,7 @@ EXI, signed) are made before the clock starts. Every answer must be 200 with an 
 is decoded and must carry ResponseCode OK. Closed loop: with C connections, latency ≈ C / rate
 (Little's law), so a p99 of 50 ms at 50 clients needs ~1,000 answers/s.
 
-``--profile K`` also runs K signing requests in this process through the ASGI app (httpx
+``--profile K`` also runs K requests of each mode in this process through the ASGI app (httpx
 ``ASGITransport``, one at a time) under cProfile and prints where the time goes.
 
     .venv/bin/python bench/opcp_ccp.py [--n 1000] [--clients 50] [--workers 2] [--profile 200]
@@ -38,10 +38,12 @@ import json
 import os
 import pstats
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 # Runnable as a plain script from any directory: the repository root holds ``pki``.
@@ -96,32 +98,41 @@ def car_requests(pki: PKI, vehicles: Sequence[tuple[str, x509.Certificate, ec.El
     ]
 
 
-def prepare(home: Path, url: str, port: int, vehicles: int, clients: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class Mode:
+    pcids: list[str]
+    requests: list[str]  # the car's base64 EXI CertificateInstallationReq, one per vehicle
+
+
+@dataclass(frozen=True)
+class Setup:
+    modes: dict[str, Mode]
+    cpo: list[tuple[str, str]]  # (client id, secret)
+    cps: tuple[str, str]
+    audience: str
+
+
+def prepare(home: Path, url: str, port: int, vehicles: int, clients: int) -> Setup:
     """The PKI, the vehicles of both modes with a contract each, the CPO and CPS clients; the car's requests."""
     pki = PKI.open(settings_for(home, url, port))
     try:
         pki.cas.init(organization="Bench CSO GmbH", actor="bench")
         run_upkeep(pki)
-        modes = {}
+        modes: dict[str, Mode] = {}
         for mode, prefix in (("signing", "1"), ("stored", "2")):
             cars = make_vehicles(pki, prefix, vehicles)
             for n, (pcid, _, _) in enumerate(cars):
                 pki.contracts.add(emaid=f"DEABC{prefix}{n:08d}", pcid=pcid, actor="bench")
-            modes[mode] = {"pcids": [pcid for pcid, _, _ in cars], "requests": car_requests(pki, cars)}
+            modes[mode] = Mode([pcid for pcid, _, _ in cars], car_requests(pki, cars))
         cpo = [pki.opcp.add_client(name=f"cpo-{i}", role="cpo") for i in range(clients)]
         cps = pki.opcp.add_client(name="cps", role="cps")
         audience = pki.opcp.audience
     finally:
         pki.close()
-    return {
-        "modes": modes,
-        "cpo": [(view.client_id, secret) for view, secret in cpo],
-        "cps": (cps[0].client_id, cps[1]),
-        "audience": audience,
-    }
+    return Setup(modes, [(view.client_id, secret) for view, secret in cpo], (cps[0].client_id, cps[1]), audience)
 
 
-def start_server(home: Path, url: str, port: int, workers: int, log: Path) -> object:
+def start_server(home: Path, url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("EVPKI_")}
     env.update(
         EVPKI_HOME=str(home),
@@ -187,14 +198,14 @@ def encoded(requests: Sequence[str], tokens: Sequence[str]) -> list[bytes]:
     ]
 
 
-BAD: list[bytes] = []
+REFUSALS: list[bytes] = []  # the first answers without an eMAID (a FAILED EXI), to say why
 
 
 def has_emaid(body: bytes) -> bool:
     if b'"emaid"' in body:
         return True
-    if len(BAD) < 3:
-        BAD.append(body)
+    if len(REFUSALS) < 3:
+        REFUSALS.append(body)
     return False
 
 
@@ -209,7 +220,7 @@ def check_samples(result: loadgen.LoadResult) -> int:
 
 
 def profile_in_process(home: Path, url: str, port: int, requests: Sequence[str], cpo: tuple[str, str]) -> str:
-    """K signing requests in this process, one at a time: through the ASGI app (timed), then the domain
+    """K requests in this process, one at a time: through the ASGI app (timed), then the domain
     calls the route makes (``pki.opcp.authenticate`` and ``pki.opcp.ccp.signed_contract_data``) under
     cProfile -- the route is a threadpool handler, which a profiler of the event loop's thread misses."""
     from api.app import create_app
@@ -258,7 +269,7 @@ def profile_in_process(home: Path, url: str, port: int, requests: Sequence[str],
         pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(count)
         print(out.getvalue())
     return (
-        f"in-process, one at a time: {asgi * 1000:.1f} ms per signing request through the ASGI app; "
+        f"in-process, one at a time: {asgi * 1000:.1f} ms per request through the ASGI app; "
         f"{domain * 1000:.1f} ms in the domain calls under cProfile"
     )
 
@@ -269,12 +280,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50, help="concurrent CPO clients / connections (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of evpki serve (default 2)")
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a scratch database is made on it)")
-    parser.add_argument("--profile", type=int, default=0, help="also profile K signing requests in-process")
+    parser.add_argument("--profile", type=int, default=0, help="also profile K requests of each mode in-process")
     args = parser.parse_args(argv)
     vehicles = max(2 * args.clients, 20)
     home = Path(tempfile.mkdtemp(prefix="evpki-bench-ccp-"))
     port = loadgen.free_port()
-    server = None
+    server: subprocess.Popen[bytes] | None = None
     try:
         with scratch_database(args.database_url) as pg_url:
             url = pg_url or f"sqlite:///{home / 'evpki.db'}"
@@ -285,18 +296,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{time.perf_counter() - started:.1f} s; database {'PostgreSQL' if pg_url else 'SQLite'}; "
                 f"{args.workers} worker(s) on {loadgen.cpu_count()} core(s)"
             )
-            server = start_server(home, url, port, args.workers, home / "server.log")
+            server = running = start_server(home, url, port, args.workers, home / "server.log")
             health = loadgen.http_request("GET", "/healthz")
-            loadgen.wait_until_serving(HOST, port, health, timeout=60, alive=lambda: server.poll() is None)  # type: ignore[attr-defined]
-            modes = setup["modes"]  # type: ignore[index]
+            loadgen.wait_until_serving(HOST, port, health, timeout=60, alive=lambda: running.poll() is None)
             with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=60) as http:
-                tokens = [token(http, setup["audience"], client) for client in setup["cpo"]]  # type: ignore[arg-type,union-attr]
-                cps = token(http, setup["audience"], setup["cps"])  # type: ignore[arg-type]
-                stored = modes["stored"]  # type: ignore[index]
-                store_signed_data(http, tokens[0], cps, stored["pcids"], stored["requests"])
+                tokens = [token(http, setup.audience, client) for client in setup.cpo]
+                cps = token(http, setup.audience, setup.cps)
+                stored = setup.modes["stored"]
+                store_signed_data(http, tokens[0], cps, stored.pcids, stored.requests)
             results = []
             for mode in ("signing", "stored"):
-                pool = modes[mode]["requests"]  # type: ignore[index]
+                pool = setup.modes[mode].requests
                 requests = encoded([pool[i % len(pool)] for i in range(args.n)], tokens)
                 result = loadgen.run_load(
                     HOST,
@@ -306,11 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     concurrency=args.clients,
                     count=args.n,
                     body_ok=has_emaid,
-                    server_pids=lambda: loadgen.children(server.pid),  # type: ignore[union-attr]
+                    server_pids=lambda: loadgen.children(running.pid),
                     sample_every=37,
                 )
                 if result.error_count:
-                    for body in BAD:
+                    for body in REFUSALS:
                         (entry,) = json.loads(body)["CCPResponse"]["emaidContent"]
                         exi = base64.b64decode(entry["messageDef"]["certificateInstallationRes"])
                         print(f"{mode}: an answer without eMAID: {decode_message(exi).body}", file=sys.stderr)
@@ -326,18 +336,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"closed loop: {args.clients} clients / {result.rate:.0f} per s = "
                     f"{args.clients / result.rate * 1000:.0f} ms per answer"
                 )
-            loadgen.stop(server)  # type: ignore[arg-type]
-            server = None
+            loadgen.stop(server)
+            server: subprocess.Popen[bytes] | None = None
             if args.profile:
-                signing = modes["signing"]["requests"]  # type: ignore[index]
-                print()
-                print(
-                    profile_in_process(
-                        home, url, port, [signing[i % len(signing)] for i in range(args.profile + 1)], setup["cpo"][0]
-                    )
-                )  # type: ignore[index]
+                for mode in ("signing", "stored"):
+                    pool = setup.modes[mode].requests
+                    print(f"\n== profile: {mode}")
+                    requests = [pool[i % len(pool)] for i in range(args.profile + 1)]
+                    print(profile_in_process(home, url, port, requests, setup.cpo[0]))
     finally:
-        loadgen.stop(server)  # type: ignore[arg-type]
+        loadgen.stop(server)
         shutil.rmtree(home, ignore_errors=True)
     return 0
 

@@ -226,7 +226,8 @@ class ContractPool:
         fetched_at = self._now()
         status, answer = self._call("POST", credentials.token_url, deadline, _MAX_TOKEN_BYTES, None, json=payload)
         if status != 200:
-            said = _error_text(answer)
+            # what the endpoint says is logged and relayed: never with the secret in it, should it echo it
+            said = _error_text(answer).replace(credentials.client_secret.get_secret_value(), "***")
             # OPCP accessToken: 401 wrong credentials, 400 missing or wrong information (the audience).
             code = "PoolAuthFailed" if status in (400, 401, 403) else "PoolError"
             raise _PoolFailure(

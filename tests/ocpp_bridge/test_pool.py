@@ -172,6 +172,22 @@ def test_wrong_client_credentials_are_failed_and_the_secret_is_never_said(caplog
     assert SECRET not in caplog.text and SECRET not in json.dumps(answer) and SECRET not in repr(pool.__dict__)
 
 
+def test_a_token_endpoint_echoing_the_secret_does_not_get_it_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400, json={"error": "invalid_request", "error_description": json.loads(request.content)["client_secret"]}
+        )
+
+    caplog.set_level(logging.DEBUG)
+    pool = ContractPool(POOL, client_id="c", client_secret=SECRET, transport=httpx.MockTransport(echo))
+    answer = _ask(pool)
+    assert (
+        answer["statusInfo"]["additionalInfo"]
+        == "the contract pool's token endpoint answered HTTP 400 (invalid_request: ***)"
+    )  # type: ignore[index]
+    assert SECRET not in caplog.text
+
+
 def test_the_static_token_is_sent_and_a_401_is_failed() -> None:
     seen: list[httpx.Request] = []
 
