@@ -135,10 +135,7 @@ class CertificateService:
         self._field_lengths = field_lengths  # 2.1: the stations' OCPPCommCtrlr.FieldLength, where the CSMS knows it
         settings = pki.settings
         self._status = status_client or StatusForwarder(timeout=settings.ocpp_status_timeout, now=pki.clock.now)
-        if contract_pool is None and settings.contract_pool_url:
-            token = settings.contract_pool_token.get_secret_value() if settings.contract_pool_token else None
-            contract_pool = ContractPool(settings.contract_pool_url, token)
-        self._pool = contract_pool
+        self._pool = contract_pool or ContractPool.from_settings(settings)
         self._cas = CaIndex(pki.cas.list)
         from ocpp_bridge.operator_calls import OperatorCalls  # it builds FollowUps of this module
 
@@ -300,6 +297,8 @@ class CertificateService:
                     action=payload["action"],
                     exi_request=payload["exiRequest"],
                     max_response_chars=limit or EXI_RESPONSE_LIMITS[version],
+                    ocpp_version=version,
+                    prioritized_emaids=payload.get("prioritizedEMAIDs") if version == "2.1" else None,
                 )
             )
         result = self._pki.contracts.provision(

@@ -53,7 +53,7 @@ from pki.operations import audit
 from pki.runtime.context import CaDirectory, Context
 from pki.runtime.views import CertificateView, IssuedCertificate
 from pki.store import repository
-from pki.store.db import Database
+from pki.store.db import Database, joined_session
 from pki.store.models import CertificateRow
 
 if TYPE_CHECKING:
@@ -279,7 +279,7 @@ def _record(signed: Signed) -> audit.PendingRecord:
 def _store_with_hooks(connection: Connection, signed: Signed) -> None:
     """The certificate row, its renewal bookkeeping, the caller's hook and the audit record."""
     request, approval = signed.request, signed.approval
-    renewal = Session(bind=connection) if request.renew else None
+    renewal = joined_session(connection) if request.renew else None
     try:
         replaced = _replaced_by_renewal(renewal, signed) if renewal is not None else []
         new_id = repository.insert_certificate(

@@ -70,9 +70,16 @@ class Settings(BaseSettings):
     ocpp_root_sync_delay: float = 0.0
     # GetCertificateStatus / GetCertificateChainStatus for foreign responders: per-request timeout (seconds).
     ocpp_status_timeout: float = 5.0
-    # Get15118EVCertificate forwarded to an OPCP-style contract pool instead of answered locally.
+    # Get15118EVCertificate forwarded to an OPCP contract pool (its base URL, e.g. https://<evpki>/opcp)
+    # instead of answered locally; access with a static bearer token or OAuth2 client credentials
+    # (token URL default: the pool URL + /oauth/token; audience default: the pool URL).
     contract_pool_url: str | None = None
     contract_pool_token: SecretStr | None = None
+    contract_pool_client_id: str | None = None
+    contract_pool_client_secret: SecretStr | None = None
+    contract_pool_token_url: str | None = None
+    contract_pool_audience: str | None = None
+    contract_pool_timeout: float = 3.5  # seconds for the whole exchange; capped at 3.9 (ISO 15118-2 timing)
     # EST enrollment (RFC 7030): CAs whose certificates may authenticate a first enrollment (a
     # factory certificate), as our CA ids and/or PEM files, comma-separated; empty: none.
     est_bootstrap_cas: str = ""

@@ -47,6 +47,7 @@ from pki.iso15118.contract_views import CertificateRef, ContractView, derived_st
 from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store import repository
+from pki.store.db import joined_session
 from pki.store.models import CertificateRow, ContractRow
 
 __all__ = [
@@ -83,7 +84,7 @@ def _session_of(source: Context | Session | Connection) -> Iterator[Session]:
         yield source
     elif isinstance(source, Connection):
         # Joins the connection's transaction; never commits it (that is the caller's).
-        yield Session(bind=source)
+        yield joined_session(source)
     else:
         raise TypeError(f"expected a Context, Session or Connection, not {type(source).__name__}")
 

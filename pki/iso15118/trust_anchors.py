@@ -42,7 +42,6 @@ from weakref import WeakKeyDictionary
 
 from cryptography import x509
 from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session
 
 from pki.ca.profiles import ProfileName
 from pki.ca.root_uses import RootUse
@@ -51,7 +50,7 @@ from pki.ca.trust_sync import SyncReport, seed_roots
 from pki.core.errors import Conflict, InvalidInput, NotFound
 from pki.iso15118.chains import TrustStore
 from pki.runtime.context import CaDirectory, Context
-from pki.store.db import Database
+from pki.store.db import Database, joined_session
 from pki.store.models import OpcpProvisioningCertificateRow
 
 __all__ = ["SEED_ORIGIN", "oem_trust", "own_trust", "seed_oem_roots"]
@@ -171,7 +170,7 @@ def oem_trust(
         else:
             raise NotFound(f"iso15118_oem_roots names {entry!r}, which is neither one of our CAs nor a PEM file")
     # Inside the request's own transaction: the roots are the ones trusted when it is answered.
-    with Session(bind=connection) as session:
+    with joined_session(connection) as session:
         anchors.extend(root for root in trusted_roots(session, RootUse.OEM, now) if root not in anchors)
     if pcid is not None:
         intermediates.extend(_pool_intermediates(connection, pcid))

@@ -55,6 +55,7 @@ from pki.opcp.signers import cps_chain_below
 from pki.operations import audit
 from pki.runtime.context import ISO15118_2, Context
 from pki.store import repository
+from pki.store.db import joined_session
 
 __all__ = ["EMAID_USED", "PCID_NOT_AVAILABLE", "ContractRequestIn", "GeneratedContract", "generate_contract_data"]
 
@@ -176,7 +177,7 @@ def generate_contract_data(ctx: Context, principal: Principal, data: ContractReq
         made.append((certificate, encode_message(fields.installation_res(_SESSION_ID))))
 
     def in_transaction(connection: Connection, _row_id: int) -> None:
-        session = Session(bind=connection)
+        session = joined_session(connection)  # the issuance's transaction (a SAVEPOINT in a batch)
         _emaid_free(session, emaid, pcid)  # again: another call may have taken it since the checks
         certificate, exi = made[-1]
         serial = serial_hex(certificate.serial_number)

@@ -16,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.orm import Session
 
 from pki.ca.authority import serial_hex
 from pki.ca.issuance import IssueRequest, approve, issue
@@ -27,6 +26,7 @@ from pki.runtime.context import Context
 from pki.stations.deliveries import PENDING_ON_TOPIC, DeliveryView, insert_delivery
 from pki.stations.registry import station_row
 from pki.store import repository
+from pki.store.db import joined_session
 from pki.store.models import CertificateRow, StationRow
 
 __all__ = ["issue_for_station"]
@@ -188,7 +188,7 @@ def _revoke_undelivered(ctx: Context, connection: Connection, pending: DeliveryV
     """
     if pending.certificate_issuer is None or pending.certificate_serial is None:
         return None
-    session = Session(bind=connection)
+    session = joined_session(connection)
     try:
         row = repository.find_certificate(session, pending.certificate_serial, pending.certificate_issuer)
         if row.status == "revoked":

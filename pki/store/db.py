@@ -25,7 +25,20 @@ from sqlalchemy.orm import Session
 
 from pki.core.errors import InvalidInput, Unavailable
 
-__all__ = ["Database"]
+__all__ = ["Database", "joined_session"]
+
+
+def joined_session(connection: Connection) -> Session:
+    """An ORM session inside ``connection``'s current transaction, SAVEPOINT included, that never ends it.
+
+    SQLAlchemy's default for a connection inside a SAVEPOINT (``conditional_savepoint``) gives the
+    session a SAVEPOINT of its own, which ``close()`` rolls back -- together with whatever the
+    connection wrote meanwhile (a group-commit batch stores each issuance in a SAVEPOINT, so a
+    renewal's certificate row vanished). ``rollback_only`` is what the default already does
+    outside a SAVEPOINT: the session's statements are the caller's, committed or not by it.
+    """
+    return Session(bind=connection, join_transaction_mode="rollback_only")
+
 
 _BUSY_TIMEOUT_S = 30
 
@@ -77,7 +90,7 @@ class Database:
 
         Same semantics as :meth:`write` (``BEGIN IMMEDIATE`` on SQLite, commit on success, roll
         back on any error) without the Session's bookkeeping, which costs more than the
-        statements of an issuance. ``Session(bind=connection)`` joins it when ORM rows are needed.
+        statements of an issuance. :func:`joined_session` joins it when ORM rows are needed.
         """
         with self._write_lock:
             with _unavailable_on_connect_error():

@@ -165,7 +165,7 @@ def test_get_15118_ev_certificate_through_a_contract_pool(fresh_pki: PKI) -> Non
         body = json.loads(request.content)
         if body["certificateInstallationReq"] == "FAIL":
             return httpx.Response(500)
-        answer = {"emaidContent": [{"messageDef": {"certificateInstallationRes": "RVhJ"}}]}
+        answer = {"CCPResponse": {"emaidContent": [{"messageDef": {"certificateInstallationRes": "RVhJ"}}]}}
         return httpx.Response(200, json=answer)
 
     contract_pool = ContractPool("https://ccp.example/", "secret", transport=httpx.MockTransport(pool))

@@ -255,3 +255,32 @@ def test_a_batch_whose_insert_fails_stores_each_request_alone(batch_pki: PKI, mo
     assert len(serials) == 3
     assert _counts(batch_pki) == (before[0] + 3, before[1] + 3)
     assert batch_pki.audit.verify().ok
+
+
+def test_a_renewal_in_a_batch_keeps_its_certificate_for_the_hook_and_the_database(batch_pki: PKI) -> None:
+    """A renewal's ORM session joins the batch's SAVEPOINT: closing it must not roll back the row stored
+    meanwhile (the hook of ISO 15118 contract provisioning looks the new certificate up)."""
+    renewed, plain = _station(), _station()
+    old = batch_pki.certificates.issue(
+        profile="station", csr=make_csr(renewed, organization=ORG)[0], identity=RequestIdentity(station_id=renewed)
+    )
+    seen: list[int] = []
+
+    def look_up(connection: Connection, row_id: int) -> None:
+        found = connection.execute(select(CertificateRow.id).where(CertificateRow.id == row_id)).scalar_one_or_none()
+        seen.append(found or 0)
+
+    renewal = IssueRequest(
+        "station",
+        make_csr(renewed, organization=ORG)[0],
+        RequestIdentity(station_id=renewed),
+        renew=True,
+        in_transaction=look_up,
+    )
+    batch = [_signed(batch_pki, renewal), _signed(batch_pki, _request(plain))]
+    assert store_batch(batch_pki._ctx, batch) == [None, None]
+    assert seen and seen[0] != 0
+    assert batch_pki.certificates.get(batch[0].serial, "cso-sub").status == "valid"
+    assert batch_pki.certificates.get(old.certificate.serial, "cso-sub").status == "superseded"
+    assert _audited(batch_pki, batch[0].serial) == ["renew"]
+    assert batch_pki.audit.verify().ok
