@@ -109,7 +109,9 @@ def pki(session_home: tuple[Path, str]) -> Iterator[PKI]:
     instance.close()
 
 
-FRESH_EPOCH = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
+# The fresh hierarchies' clock: yesterday noon, so what they hold (the CPS leaf lives a year) is also
+# current for the real-clock processes some tests start (evpki serve, evpki bridge) on any date.
+FRESH_EPOCH = dt.datetime.combine(dt.date.today() - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="session")

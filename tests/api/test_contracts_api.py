@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 import pytest
 from cryptography import x509
@@ -10,7 +12,7 @@ from pki import PKI, RequestIdentity
 from pki.iso15118.contract_registry import record_contract_certificate
 from pki.operations.tokens import Role
 from tests.api.conftest import bearer
-from tests.conftest import make_csr
+from tests.conftest import FRESH_EPOCH, make_csr
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,7 +31,9 @@ async def test_create_read_list_revoke(client: httpx.AsyncClient, tokens: dict[R
     assert created.headers["location"] == f"/api/v1/contracts/{EMAID}"
     body = created.json()
     assert (body["emaid"], body["pcid"], body["status"], body["note"]) == (EMAID, PCID, "active", "customer 4711")
-    assert body["currentCertificate"] is None and body["validUntil"].startswith("2027-01-15")
+    assert body["currentCertificate"] is None and body["validUntil"].startswith(
+        (FRESH_EPOCH + dt.timedelta(days=365)).date().isoformat()
+    )
 
     for headers in (csms, auditor):
         one = await client.get("/api/v1/contracts/DE-ABC-C123ABC56", headers=headers)

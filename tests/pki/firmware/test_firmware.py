@@ -28,7 +28,7 @@ from pki.firmware.signing import sign_firmware
 from pki.firmware.verification import verify_firmware
 from pki.store import repository
 from pki.store.models import AuditRecord, CertificateRow
-from tests.conftest import ORG, make_csr
+from tests.conftest import FRESH_EPOCH, ORG, make_csr
 from tests.pki.builders import open_pki
 
 FIRMWARE = b"\x7fELF evpki test firmware image\n" * 1000
@@ -326,7 +326,8 @@ def test_revoked_signer_cannot_sign_and_its_signatures_fail(fresh_pki: PKI) -> N
         fresh_pki.firmware.sign([FIRMWARE], location=None, actor="test")
     assert refused.value.rule == "firmware.signer-revoked"
     assert fresh_pki.audit.count() == before
-    with pytest.raises(VerificationFailed, match=r"is revoked \(keyCompromise\) since 2026-01-15"):
+    since = FRESH_EPOCH.date().isoformat()
+    with pytest.raises(VerificationFailed, match=rf"is revoked \(keyCompromise\) since {since}"):
         verify(fresh_pki, FIRMWARE, signed)
 
 
