@@ -77,7 +77,8 @@ def bridge(
             "--call-poll-interval",
             min=0.05,
             max=60.0,
-            help="Seconds between looks for new operator calls (`evpki station …`, REST) in the database.",
+            help="Seconds between looks for new operator calls (`evpki station …`, REST) where nothing "
+            "announces them: SQLite (a look costs a query only after a commit), PostgreSQL while not listening.",
         ),
     ] = 0.5,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
