@@ -81,6 +81,15 @@ def bridge(
             "announces them: SQLite (a look costs a query only after a commit), PostgreSQL while not listening.",
         ),
     ] = 0.5,
+    login_failures_per_minute: Annotated[
+        int,
+        typer.Option(
+            "--login-failures-per-minute",
+            min=1,
+            help="Refused connection attempts per remote address and minute, counted across every bridge process "
+            "on the database, before further attempts get HTTP 429 unchecked.",
+        ),
+    ] = 30,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the OCPP station gateway until interrupted (SIGINT/SIGTERM close every connection with 1001).
@@ -116,6 +125,7 @@ def bridge(
         renewal_interval=renewal_interval,
         call_timeout=call_timeout,
         call_poll_interval=call_poll_interval,
+        login_failures_per_minute=login_failures_per_minute,
     )
     pki = open_pki()
 
