@@ -81,6 +81,14 @@ def bridge(
             "announces them: SQLite (a look costs a query only after a commit), PostgreSQL while not listening.",
         ),
     ] = 0.5,
+    call_notifications: Annotated[
+        bool,
+        typer.Option(
+            "--call-notifications/--no-call-notifications",
+            help="Hear of new operator calls at once (PostgreSQL LISTEN/NOTIFY; SQLite: look only after a commit); "
+            "off: query every --call-poll-interval (e.g. behind a connection pooler that drops LISTEN).",
+        ),
+    ] = True,
     login_failures_per_minute: Annotated[
         int,
         typer.Option(
@@ -125,6 +133,7 @@ def bridge(
         renewal_interval=renewal_interval,
         call_timeout=call_timeout,
         call_poll_interval=call_poll_interval,
+        call_notifications=call_notifications,
         login_failures_per_minute=login_failures_per_minute,
     )
     pki = open_pki()

@@ -94,6 +94,8 @@ class BridgeConfig:
     # Seconds between looks for new operator calls where nothing announces them (SQLite; PostgreSQL while
     # its listener is down): their latency bound there. PostgreSQL NOTIFY wakes the bridge at once.
     call_poll_interval: float = 0.5
+    # Off: look every call_poll_interval whatever the database (e.g. behind a pooler that drops LISTEN).
+    call_notifications: bool = True
     call_timeout: float = 30.0  # seconds a station has to answer a CALL we send
     trigger_cooldown: float = 600.0  # a renewal trigger is not repeated sooner for a station
     heartbeat_interval: int = 300  # BootNotification interval when there is no upstream
@@ -232,7 +234,8 @@ class Bridge:
             )
         self._tasks.append(asyncio.create_task(self._renewal_monitor(), name="evpki-renewal-monitor"))
         self._tasks.append(asyncio.create_task(self._certificate_monitor(), name="evpki-server-certificates"))
-        self._call_feed = await asyncio.to_thread(self._open_call_feed, asyncio.get_running_loop())
+        if self.config.call_notifications:
+            self._call_feed = await asyncio.to_thread(self._open_call_feed, asyncio.get_running_loop())
         self._tasks.append(asyncio.create_task(self._call_monitor(), name="evpki-operator-calls"))
         log.info("bridge listening on %s", ", ".join(f"{name} port {port}" for name, port in self.ports.items()))
 
