@@ -107,7 +107,9 @@ class PostgresListener:
 
         while not self._closed.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as connection:
+                # Named after the thread, so that pg_stat_activity tells what the connection is for.
+                connect = psycopg.connect(self._conninfo, autocommit=True, application_name=self._thread.name)
+                with connect as connection:
                     connection.execute(f"LISTEN {self._channel}")
                     self._connection = connection
                     self._on_sync(connection)  # after LISTEN: nothing committed since is missed
