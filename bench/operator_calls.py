@@ -46,20 +46,35 @@ from bridge import PASSPHRASE, ROOT, _client_context, _free_port, _raise_file_li
 
 from pki import PKI, Settings
 
+_HANDSHAKES = 16  # concurrent TLS handshakes per load-generator process
 FIRMWARE_STATUSES = ("Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")
 
 
-async def _station(url: str, ca_file: Path, identity: str, pem: Path, ready: object, received: object | None) -> None:
+async def _station(
+    url: str,
+    ca_file: Path,
+    identity: str,
+    pem: Path,
+    ready: object,
+    received: object | None,
+    handshakes: asyncio.Semaphore,
+) -> None:
     import websockets
 
-    connection = await websockets.connect(
-        f"{url}/{identity}",
-        subprotocols=["ocpp2.0.1"],
-        ssl=_client_context(ca_file, pem),
-        open_timeout=120,
-        ping_interval=None,
-        compression=None,
-    )
+    try:
+        async with handshakes:  # a few handshakes at a time, as stations coming back after an outage would
+            connection = await websockets.connect(
+                f"{url}/{identity}",
+                subprotocols=["ocpp2.0.1"],
+                ssl=_client_context(ca_file, pem),
+                open_timeout=300,
+                ping_interval=None,
+                compression=None,
+            )
+    except Exception as exc:
+        print(f"  {identity} did not connect: {exc!r}", flush=True)
+        ready.put(0)  # type: ignore[attr-defined]
+        return
     ready.put(1)  # type: ignore[attr-defined]
     waiting: dict[str, asyncio.Future[object]] = {}
 
@@ -98,14 +113,16 @@ def _client_process(
     stations: list[tuple[str, Path]],
     ready: object,
     probes: frozenset[str],
-    received: object,
+    probe_queue: object,
 ) -> None:
     _raise_file_limit()
 
     async def run() -> None:
+        handshakes = asyncio.Semaphore(_HANDSHAKES)
+        received = {identity: probe_queue for identity in probes}
         await asyncio.gather(
             *(
-                _station(url_of[identity], ca_file, identity, pem, ready, received if identity in probes else None)
+                _station(url_of[identity], ca_file, identity, pem, ready, received.get(identity), handshakes)
                 for identity, pem in stations
             )
         )
@@ -220,8 +237,9 @@ def main() -> None:
             start = time.perf_counter()
             for client in clients:
                 client.start()
-            for _ in everyone:
-                ready.get(timeout=900)
+            held = sum(ready.get(timeout=1800) for _ in everyone)
+            if held < len(everyone):
+                raise SystemExit(f"only {held} of {len(everyone)} stations connected")
             connected = time.perf_counter() - start
             identities = [identity for identity, _ in stations]
             for identity, _ in everyone:
@@ -280,6 +298,7 @@ def main() -> None:
                     )
                 )
                 print(rows[-1], flush=True)
+            rows.append(("load average (1 min) at the end: a shared machine", f"{os.getloadavg()[0]:.1f}"))
             width = max(len(name) for name, _ in rows)
             print(f"\n{'figure'.ljust(width)}  value")
             for name, value in rows:
