@@ -78,9 +78,27 @@ def bridge(
             "--call-poll-interval",
             min=0.05,
             max=60.0,
-            help="Seconds between looks for new operator calls (`evpki station …`, REST) in the database.",
+            help="Seconds between looks for new operator calls (`evpki station …`, REST) where nothing "
+            "announces them: SQLite (a look costs a query only after a commit), PostgreSQL while not listening.",
         ),
     ] = 0.5,
+    call_notifications: Annotated[
+        bool,
+        typer.Option(
+            "--call-notifications/--no-call-notifications",
+            help="Hear of new operator calls at once (PostgreSQL LISTEN/NOTIFY; SQLite: look only after a commit); "
+            "off: query every --call-poll-interval (e.g. behind a connection pooler that drops LISTEN).",
+        ),
+    ] = True,
+    login_failures_per_minute: Annotated[
+        int,
+        typer.Option(
+            "--login-failures-per-minute",
+            min=1,
+            help="Refused connection attempts per remote address and minute, counted across every bridge process "
+            "on the database, before further attempts get HTTP 429 unchecked.",
+        ),
+    ] = 30,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the OCPP station gateway until interrupted (SIGINT/SIGTERM close every connection with 1001).
@@ -116,6 +134,8 @@ def bridge(
         renewal_interval=renewal_interval,
         call_timeout=call_timeout,
         call_poll_interval=call_poll_interval,
+        call_notifications=call_notifications,
+        login_failures_per_minute=login_failures_per_minute,
     )
     pki = open_pki()
 

@@ -55,7 +55,7 @@ from ocpp_bridge.credentials import parse_basic_authorization
 from ocpp_bridge.session import SessionOptions, StationSession
 from ocpp_bridge.tls import server_context
 from pki import PKI, InvalidInput
-from pki.stations import SERVER_CERTIFICATE_VALIDITY, Admission, Refusal, parse_identity
+from pki.stations import SERVER_CERTIFICATE_VALIDITY, Admission, CallFeed, Refusal, parse_identity
 
 __all__ = [
     "STATION_CERTIFICATE_HEADER",
@@ -91,7 +91,11 @@ class BridgeConfig:
     server_certificate_validity: dt.timedelta = SERVER_CERTIFICATE_VALIDITY
     server_certificate_check: float = 600.0  # seconds between server-certificate freshness checks
     renewal_interval: float = 3600.0  # seconds between renewal checks of connected stations
-    call_poll_interval: float = 0.5  # seconds between looks for new operator calls (their latency bound)
+    # Seconds between looks for new operator calls where nothing announces them (SQLite; PostgreSQL while
+    # its listener is down): their latency bound there. PostgreSQL NOTIFY wakes the bridge at once.
+    call_poll_interval: float = 0.5
+    # Off: look every call_poll_interval whatever the database (e.g. behind a pooler that drops LISTEN).
+    call_notifications: bool = True
     call_timeout: float = 30.0  # seconds a station has to answer a CALL we send
     trigger_cooldown: float = 600.0  # a renewal trigger is not repeated sooner for a station
     heartbeat_interval: int = 300  # BootNotification interval when there is no upstream
@@ -161,6 +165,8 @@ class Bridge:
         self._mtls_context: ssl.SSLContext | None = None
         self._optional_context: ssl.SSLContext | None = None
         self._trusted_cas: list[x509.Certificate] = []
+        self._call_feed: CallFeed | None = None
+        self._call_wake = asyncio.Event()
         directory = self.config.certificate_dir or pki.settings.home / "bridge"
         self.server_certificates = pki.stations.server_certificates(
             server_name=self.config.resolved_server_name(),
@@ -228,6 +234,8 @@ class Bridge:
             )
         self._tasks.append(asyncio.create_task(self._renewal_monitor(), name="evpki-renewal-monitor"))
         self._tasks.append(asyncio.create_task(self._certificate_monitor(), name="evpki-server-certificates"))
+        if self.config.call_notifications:
+            self._call_feed = await asyncio.to_thread(self._open_call_feed, asyncio.get_running_loop())
         self._tasks.append(asyncio.create_task(self._call_monitor(), name="evpki-operator-calls"))
         log.info("bridge listening on %s", ", ".join(f"{name} port {port}" for name, port in self.ports.items()))
 
@@ -242,6 +250,9 @@ class Bridge:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._call_feed is not None:
+            await asyncio.to_thread(self._call_feed.close)
+            self._call_feed = None
         for server in self._servers.values():
             server.close(close_connections=True)
         for server in self._servers.values():
@@ -472,11 +483,32 @@ class Bridge:
                 session.enqueue([follow_up])
         return len(due)
 
+    def _open_call_feed(self, loop: asyncio.AbstractEventLoop) -> CallFeed | None:
+        def filed(stations: frozenset[str] | None) -> None:  # in the feed's thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the bridge has stopped
+                loop.call_soon_threadsafe(self._calls_filed, stations)
+
+        try:
+            return self.pki.station_calls.feed(filed)
+        except Exception as exc:  # e.g. an in-memory SQLite database: every poll interval looks
+            log.warning("no operator-call feed (%s); looking every %g s", exc, self.config.call_poll_interval)
+            return None
+
+    def _calls_filed(self, stations: frozenset[str] | None) -> None:
+        if stations is None or not stations.isdisjoint(self.sessions):
+            self._call_wake.set()
+
     async def _call_monitor(self) -> None:
-        # Polling the shared database: a call filed through any API or CLI process reaches a connected
-        # station within call_poll_interval (plus one query), whichever bridge process holds it.
+        # A call filed through any API or CLI process reaches a station connected here at once on
+        # PostgreSQL (NOTIFY), within call_poll_interval on SQLite, whichever bridge process holds it.
         while True:
-            await asyncio.sleep(self.config.call_poll_interval)
+            try:
+                await asyncio.wait_for(self._call_wake.wait(), self.config.call_poll_interval)
+            except TimeoutError:
+                feed = self._call_feed
+                if feed is not None and not feed.due():
+                    continue
+            self._call_wake.clear()
             try:
                 await self.deliver_calls()
             except Exception:

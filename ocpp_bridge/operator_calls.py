@@ -1,8 +1,8 @@
 """The bridge's side of operator-initiated calls (``pki.station_calls``): send them, record what comes back.
 
 An operator call is stored by any process (REST, CLI) in the shared database. Every bridge process
-polls for pending calls (:meth:`OperatorCalls.due`, every ``BridgeConfig.call_poll_interval``
-seconds, 0.5 s by default: the bound on how long a call waits for a connected station) and sends
+looks for pending calls (:meth:`OperatorCalls.due`) when :mod:`pki.stations.call_feed` says so --
+at once on PostgreSQL (NOTIFY), within ``BridgeConfig.call_poll_interval`` on SQLite -- and sends
 those of the stations connected to it; a station that connects gets its pending calls with its
 deliveries. Before a call goes out it is checked once more: built for the OCPP version the station
 speaks now, schema-valid for it, and -- for a firmware update -- its signer still valid and not

@@ -10,27 +10,24 @@ and hands ``{ca_id: serials}`` (``None``: assume everything of that CA changed) 
   the certificate on its DB-API connection; when the connection goes back to the pool -- after the
   commit, before the code that committed gets control back -- the listener is told. So the process
   that committed a revocation never answers from what it knew before, once its commit has returned.
-* **SQLite, other processes**: every answer from the cache first compares the WAL-index header (the
-  ``-shm`` file, mapped read-only; it changes with every commit, https://sqlite.org/walformat.html)
-  with the one of the last sync, and syncs when it differs. Other processes' changes are seen by the
-  first answer after their commit: no window. Without the mapping, ``PRAGMA data_version`` does the
-  same for ~3 µs more.
-* **PostgreSQL, other processes**: a thread LISTENs to ``evpki_status`` (the trigger NOTIFYs at
-  commit) and, every :data:`POLL_INTERVAL`, also syncs from the tables (a lost notification or a
-  restarted listener costs nothing). :meth:`StatusFeed.fresh` is true only while the last
-  confirmed sync began less than :data:`FRESHNESS_BOUND` ago; the cache answers only then. A change
-  committed elsewhere is therefore served stale for at most :data:`FRESHNESS_BOUND` (notifications
-  make it a few milliseconds in practice), and not at all while the database cannot be reached.
+* **SQLite, other processes**: every answer from the cache first asks whether the file saw a commit
+  since the last sync (:class:`pki.store.listen.SqliteCommits`: the WAL-index header, else ``PRAGMA
+  data_version``) and syncs when it did. Other processes' changes are seen by the first answer after
+  their commit: no window.
+* **PostgreSQL, other processes**: a thread (:class:`pki.store.listen.PostgresListener`) LISTENs to
+  ``evpki_status`` (the trigger NOTIFYs at commit) and, every :data:`POLL_INTERVAL`, also syncs
+  from the tables (a lost notification or a restarted listener costs nothing).
+  :meth:`StatusFeed.fresh` is true only while the last confirmed sync began less than
+  :data:`FRESHNESS_BOUND` ago; the cache answers only then. A change committed elsewhere is
+  therefore served stale for at most :data:`FRESHNESS_BOUND` (notifications make it a few
+  milliseconds in practice), and not at all while the database cannot be reached.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import logging
-import mmap
 import os
-import sqlite3
 import threading
 import time
 import weakref
@@ -41,6 +38,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from pki.store import Database
+from pki.store.listen import PostgresListener, SqliteCommits, postgres_conninfo
 from pki.store.models import CertificateRow
 
 __all__ = ["FRESHNESS_BOUND", "POLL_INTERVAL", "Changes", "StatusFeed", "open_feed", "watch_local_changes"]
@@ -49,7 +47,6 @@ log = logging.getLogger("evpki.ocsp")
 
 POLL_INTERVAL = 0.05  # seconds between syncs of the PostgreSQL listener from the tables
 FRESHNESS_BOUND = 0.1  # seconds: PostgreSQL, the most a change committed elsewhere can be answered stale
-_RECONNECT_DELAY = 1.0
 _CHANNEL = "evpki_status"
 _STATUS_COLUMNS = ("status", "status_version", "revoked_at", "revocation_reason")
 _NOTED = "evpki_status_changes"
@@ -108,49 +105,30 @@ _CHANGES_SQL = "SELECT seq, serial FROM status_change WHERE ca_id = {p} AND seq 
 class SqliteStatusFeed(StatusFeed):
     def __init__(self, path: str, listener: Listener) -> None:
         super().__init__(listener)
-        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._connection.execute("PRAGMA query_only=ON")
-        self._header = b""
-        self._shm: mmap.mmap | None = None
-        self._data_version = -1
-        with contextlib.suppress(OSError, ValueError):
-            self._connection.execute("SELECT count(*) FROM status_feed").fetchone()  # opens the WAL index
-            with open(f"{path}-shm", "rb") as handle:
-                self._shm = mmap.mmap(handle.fileno(), 4096, access=mmap.ACCESS_READ)
+        self._commits = SqliteCommits(path, probe="SELECT count(*) FROM status_feed")
+        self._mark = self._commits.mark()
         self.sync()
 
     def fresh(self) -> bool:
-        shm = self._shm
-        if shm is not None:
-            # The first copy of the WAL-index header: iChange, mxFrame, salts, checksums.
-            if shm[:48] != self._header:
-                self.sync()
-        elif self._version() != self._data_version:
+        if self._commits.changed(self._mark):
             self.sync()
         return True
-
-    def _version(self) -> int:
-        with self._sync_lock:
-            return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     def sync(self) -> None:
         with self._sync_lock:
             # What is read first counts as seen: a commit landing during the queries is synced again.
-            header = self._shm[:48] if self._shm is not None else b""
-            version = int(self._connection.execute("PRAGMA data_version").fetchone()[0])
-            heads = dict(self._connection.execute(_HEADS_SQL).fetchall())
+            mark = self._commits.mark()
+            with self._commits.lock:
+                heads = dict(self._commits.connection.execute(_HEADS_SQL).fetchall())
             self._apply(heads, self._fetch)
-            self._header, self._data_version = header, version
+            self._mark = mark
 
     def _fetch(self, ca_id: str, after: int, upto: int) -> list[tuple[int, str]]:
-        return self._connection.execute(_CHANGES_SQL.format(p="?"), (ca_id, after, upto)).fetchall()
+        with self._commits.lock:
+            return self._commits.connection.execute(_CHANGES_SQL.format(p="?"), (ca_id, after, upto)).fetchall()
 
     def close(self) -> None:
-        with self._sync_lock:
-            if self._shm is not None:
-                self._shm.close()
-                self._shm = None
-            self._connection.close()
+        self._commits.close()
 
 
 class PostgresStatusFeed(StatusFeed):
@@ -158,10 +136,14 @@ class PostgresStatusFeed(StatusFeed):
         super().__init__(listener)
         self._conninfo = conninfo
         self._confirmed = float("-inf")  # monotonic time at which the last confirmed sync began
-        self._closed = threading.Event()
-        self._connection: Any = None
-        self._thread = threading.Thread(target=self._run, name="evpki-status-feed", daemon=True)
-        self._thread.start()
+        self._listener_thread = PostgresListener(
+            conninfo,
+            _CHANNEL,
+            interval=POLL_INTERVAL,
+            on_notify=self._notified,
+            on_sync=self._sync_on,
+            name="evpki-status-feed",
+        )
 
     def fresh(self) -> bool:
         return time.monotonic() - self._confirmed < FRESHNESS_BOUND
@@ -196,36 +178,8 @@ class PostgresStatusFeed(StatusFeed):
                 return True
         return False
 
-    def _run(self) -> None:
-        import psycopg
-
-        while not self._closed.is_set():
-            try:
-                with psycopg.connect(self._conninfo, autocommit=True) as connection:
-                    self._connection = connection
-                    connection.execute(f"LISTEN {_CHANNEL}")
-                    self._sync_on(connection)  # after LISTEN: nothing committed since is missed
-                    while not self._closed.is_set():
-                        # The generator holds the connection: the sync comes after it, never inside.
-                        for notification in connection.notifies(timeout=POLL_INTERVAL):
-                            if not self._notified(notification.payload):
-                                break
-                        self._sync_on(connection)
-            except Exception as exc:  # the database went away: the cache stops answering (fresh() goes false)
-                if self._closed.is_set():
-                    return
-                log.warning("OCSP status feed interrupted (%s); retrying", exc)
-                self._closed.wait(_RECONNECT_DELAY)
-            finally:
-                self._connection = None
-
     def close(self) -> None:
-        self._closed.set()
-        connection = self._connection
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                connection.cancel_safe()
-        self._thread.join(timeout=5)
+        self._listener_thread.close()
 
 
 def open_feed(database: Database, listener: Listener) -> StatusFeed:
@@ -235,8 +189,7 @@ def open_feed(database: Database, listener: Listener) -> StatusFeed:
         if not path or path == ":memory:":
             raise ValueError("the OCSP status feed needs a SQLite file")
         return SqliteStatusFeed(os.path.abspath(path), listener)
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PostgresStatusFeed(conninfo, listener)
+    return PostgresStatusFeed(postgres_conninfo(url), listener)
 
 
 # -- this process's own commits -------------------------------------------------------------------

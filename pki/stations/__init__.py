@@ -7,6 +7,7 @@ Facade services: ``pki.stations``, ``pki.deliveries`` and ``pki.station_calls``.
 from __future__ import annotations
 
 from pki.stations.admission import EVENT_BASIC_AUTH, EVENT_INVALID_CERTIFICATE, EVENT_REFUSED, Admission, Refusal
+from pki.stations.call_feed import CallFeed
 from pki.stations.call_service import StationCalls
 from pki.stations.calls import OPERATOR
 from pki.stations.deliveries import DeliveryView, RenewalDue
@@ -23,6 +24,7 @@ __all__ = [
     "OPERATOR",
     "SERVER_CERTIFICATE_VALIDITY",
     "Admission",
+    "CallFeed",
     "Deliveries",
     "DeliveryView",
     "FirmwareUpdateView",

@@ -28,6 +28,7 @@ from pki.operations import audit
 from pki.revocation import issuer_hashes
 from pki.runtime.context import Context
 from pki.stations import call_payloads, calls, notifications, registry
+from pki.stations.call_feed import CallFeed, Filed, open_call_feed
 from pki.stations.deliveries import DeliveryView
 from pki.stations.notifications import FirmwareUpdateView, NotificationView
 from pki.stations.registry import StationView
@@ -519,6 +520,11 @@ class StationCalls:
         ``only(call_id, station)`` picks the ones wanted before their payloads are read."""
         calls.expire_due(self._ctx)
         return calls.pending_operator_calls(self._ctx, only=only)
+
+    def feed(self, filed: Filed) -> CallFeed:
+        """What tells a bridge that calls were filed (:mod:`pki.stations.call_feed`); ``filed`` is called
+        from the feed's thread with the stations named (PostgreSQL), the caller closes the feed."""
+        return open_call_feed(self._ctx.database, filed)
 
     def sendable(self, call: DeliveryView) -> str | None:
         """Why ``call`` must not go out now (a firmware signer revoked or expired since), else None."""

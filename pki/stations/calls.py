@@ -5,9 +5,10 @@ or delete a certificate, list what it holds, renew, upload its security log, tak
 password, move to security profile 3 or update its firmware. Each request is a row of
 ``ocpp_delivery`` with ``origin = "operator"``: stored with its payload built for the station's
 OCPP version (:mod:`pki.stations.call_payloads`), sent by whichever bridge process holds the
-station's connection (at once when connected -- the bridges poll for new calls -- otherwise when
-it next connects), and closed by the station's answer or CALLERROR. An unsent call may carry an
-expiry (``ttl``); past it, it is ``expired`` and never sent.
+station's connection (at once when connected -- the bridges hear of new calls through
+:mod:`pki.stations.call_feed` -- otherwise when it next connects), and closed by the station's
+answer or CALLERROR. An unsent call may carry an expiry (``ttl``); past it, it is ``expired`` and
+never sent.
 
 Statuses: ``pending`` → ``accepted`` | ``rejected`` | ``failed`` | ``answered`` (any other status
 the station gave, e.g. NotFound) | ``error`` (CALLERROR) | ``expired`` | ``superseded`` (a newer
@@ -31,12 +32,13 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from pki.core.errors import InvalidInput, NotFound
 from pki.operations import audit
 from pki.runtime.context import Context
 from pki.stations import call_payloads, registry
+from pki.stations.call_feed import CHANNEL
 from pki.stations.deliveries import DeliveryView
 from pki.store.models import OcppDeliveryRow, StationRow
 
@@ -141,6 +143,9 @@ def _insert(
             .where(_DELIVERIES.c.id == call_id)
             .values(payload=json.dumps(payload, separators=(",", ":")))
         )
+    if connection.dialect.name == "postgresql":
+        # Delivered at commit to the bridges listening (pki.stations.call_feed): the call goes out at once.
+        connection.execute(select(func.pg_notify(CHANNEL, station)))
     return call_id
 
 
