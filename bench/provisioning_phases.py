@@ -105,7 +105,7 @@ def instrumented(clock: PhaseClock) -> Iterator[None]:
         (provisioning, "verify_installation", "verify"),
         (provisioning, "_provision", "choose"),
         (provisioning, "issue", "issue"),
-        (provisioning, "_contract_csr", "issue"),
+        (provisioning, "contract_csr", "issue"),
         (cps, "encrypt_contract_key", "encrypt"),
         (cps, "sign_elements", "sign"),
         (cps, "encode_message", "encode"),
