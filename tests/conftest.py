@@ -109,9 +109,10 @@ def pki(session_home: tuple[Path, str]) -> Iterator[PKI]:
     instance.close()
 
 
-# The fresh hierarchies' clock: yesterday noon, so what they hold (the CPS leaf lives a year) is also
-# current for the real-clock processes some tests start (evpki serve, evpki bridge) on any date.
-FRESH_EPOCH = dt.datetime.combine(dt.date.today() - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+# The fresh hierarchies' clock: noon 90 days ago, so that what they hold (the CPS leaf lives a year) is
+# still current for the real-clock processes some tests start (evpki serve, evpki bridge) on any date,
+# and a test may move its clock weeks back from today and still be after the CAs were made.
+FRESH_EPOCH = dt.datetime.combine(dt.date.today() - dt.timedelta(days=90), dt.time(12), tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ from pki.iso15118.messages import CertificateInstallationRes
 from pki.iso15118.signing import verify_elements
 from pki.opcp import generate
 from pki.store.repository import CertificateFilter
+from tests.conftest import FRESH_EPOCH
 from tests.opcp_support import OemChain, client_token, foreign_oem_chain, opcp_headers
 
 pytestmark = pytest.mark.asyncio
@@ -150,12 +151,17 @@ async def test_a_contract_that_begins_later_gets_a_certificate_valid_from_its_st
     assert fresh_pki.contracts.get(EMAID).status == "pending"
 
 
+def _at(days: int) -> str:
+    """The fresh PKI's time plus ``days``, as OPCP writes it."""
+    return (FRESH_EPOCH + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"contractEnds": "2020-01-01T00:00:00Z"}, "The given contractEnds date is in the past."),
         ({"contractBegins": "yesterday"}, "contractBegins does not match"),
-        ({"contractBegins": "2026-12-01T00:00:00Z", "contractEnds": "2026-11-01T00:00:00Z"}, "after contractBegins"),
+        ({"contractBegins": _at(60), "contractEnds": _at(30)}, "after contractBegins"),
         ({"pcid": "WMIGEN00000000009"}, "The OEM provisioning certificate with the given PCID is not available."),
         ({"pcid": "WMI-NOT-A-PCID"}, "pcid : must match"),
         ({"emaid": "DEXYZ"}, "not an eMAID"),

@@ -48,8 +48,12 @@ def test_the_chain_verifies_against_the_csms_root_with_openssl(
     leaf.write_text(
         follow_up.payload["certificateChain"].split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
     )
-    result = run_openssl("verify", "-CAfile", str(root), "-untrusted", str(chain), "-attime", "1768478400", str(leaf))
+    result = run_openssl("verify", "-CAfile", str(root), "-untrusted", str(chain), "-attime", _now(service), str(leaf))
     assert result.returncode == 0, result.stderr
+
+
+def _now(service: CertificateService) -> str:
+    return str(int(service.pki.clock.now().timestamp()))
 
 
 def _pems(certificates: list) -> list[str]:  # type: ignore[type-arg]

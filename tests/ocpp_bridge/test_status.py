@@ -210,7 +210,9 @@ def test_chain_status_by_ocsp_and_crl_for_ours_and_foreign(fresh_pki: PKI, servi
         handled = service.handle("2.1", "CS-X", "GetCertificateChainStatus", {"certificateStatusRequests": requests})
         assert [s["status"] for s in handled.response["certificateStatus"]] == ["Good", "Good", "Revoked", "Failed"]
         assert [s["source"] for s in handled.response["certificateStatus"]] == ["OCSP", "CRL", "CRL", "OCSP"]
-        assert handled.response["certificateStatus"][2]["nextUpdate"] == "2026-01-22T12:00:00Z"
+        assert handled.response["certificateStatus"][2]["nextUpdate"] == (FRESH_EPOCH + dt.timedelta(days=7)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
         assert [p for _, p, _ in seen] == ["/foreign.crl"]
     fresh_pki.revocation.revoke(format(leaf.serial_number, "X"), "keyCompromise", ca_id="cso-sub")
     handled = service.handle("2.1", "CS-X", "GetCertificateChainStatus", {"certificateStatusRequests": requests[:2]})
