@@ -146,11 +146,15 @@ def stored_pcid(session: Session, emaid: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def _has_stored_data(session: Any, pcid: str) -> bool:
-    found = session.execute(
-        select(OpcpSignedContractDataRow.id).where(OpcpSignedContractDataRow.pcid == pcid).limit(1)
-    ).first()
-    return found is not None
+def _stored_of(session: Session, pcid: str) -> list[tuple[str, bytes]]:
+    """The (eMAID, EXI) of the signed contract data stored for ``pcid``, the newest first."""
+    table = OpcpSignedContractDataRow.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(table.c.emaid, table.c.exi)
+        .where(table.c.pcid == pcid)
+        .order_by(table.c.updated_at.desc(), table.c.id.desc())
+    ).all()
+    return [(str(row.emaid), bytes(row.exi)) for row in rows]
 
 
 class ContractPool:
@@ -214,22 +218,19 @@ class ContractPool:
             message = decode_request(exi_request, ISO2_NAMESPACE, "2.1")
             request = expected_body(message, Action.INSTALL)
             claimed = common_name(x509.load_der_x509_certificate(request.oem_provisioning_cert))  # type: ignore[union-attr]
-            with self._ctx.database.read() as session:
-                if claimed is None or not _has_stored_data(session, claimed):
-                    return []
-            seed_oem_roots(self._ctx)
+            if claimed is None:
+                return []
+            seed_oem_roots(self._ctx)  # its own transaction (skipped while the setting is as applied)
             now = self._ctx.clock.now()
             with self._ctx.database.read() as session:
+                stored = _stored_of(session, claimed)
+                if not stored:
+                    return []
                 connection = session.connection()
                 directory = self._ctx.ca_directory(connection)
                 vehicle = verify_installation(self._ctx, connection, directory, message, request, now)  # type: ignore[arg-type]
-                pcid = common_name(vehicle)
-                rows = session.execute(
-                    select(OpcpSignedContractDataRow)
-                    .where(OpcpSignedContractDataRow.pcid == pcid)
-                    .order_by(OpcpSignedContractDataRow.updated_at.desc(), OpcpSignedContractDataRow.id.desc())  # type: ignore[attr-defined,union-attr]
-                ).scalars()
-                stored = [(row.emaid, row.exi) for row in rows]
+                if common_name(vehicle) != claimed:  # the same certificate: never, but never answer another's
+                    return []
         except (Refused, Unanswerable, EvpkiError, ValueError):
             return []
         answers = []
