@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import functools
 import itertools
 from enum import StrEnum
 
@@ -143,20 +142,9 @@ def decode_request(exi_request: str, schema_version: str, ocpp_version: str) -> 
     if version not in _ISO2_ALIASES and not data.startswith(b"\x80\x98"):
         raise Unanswerable(f"unsupported iso15118SchemaVersion {schema_version[:60]!r}", "UnsupportedSchema")
     try:
-        return _decoded(data)
+        return decode_message(data)
     except ExiError as exc:
         raise Unanswerable(f"exiRequest is not a usable ISO 15118-2 message: {exc.message}", "InvalidExi") from None
-
-
-@functools.lru_cache(maxsize=256)
-def _decoded(data: bytes) -> V2GMessage:
-    """``decode_message(data)``, remembered for the last requests (the message is immutable).
-
-    The OPCP contract pool decodes the car's request to look for stored signed contract data, then
-    hands the same request to :func:`pki.iso15118.provisioning.provision`: the second decode is a
-    look-up. Bounded, so a stream of cars only replaces entries; a failure is not remembered.
-    """
-    return decode_message(data)
 
 
 def expected_body(message: V2GMessage, action: Action) -> CertificateInstallationReq | CertificateUpdateReq:
