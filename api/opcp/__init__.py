@@ -65,8 +65,9 @@ def mount_opcp(app: FastAPI) -> None:
 
     Starlette's mount pattern ends in ``.*``, which stops at a newline: a path id with an encoded
     newline would fall through to the parent's 404 with the parent's error body. Matched with
-    DOTALL, every path under the prefix gets OPCP's answer.
+    DOTALL, every path under the prefix gets OPCP's answer. First among the parent's routes (none of
+    which is under the prefix): an OPCP request is not tried against every /api route before it.
     """
     mount = Mount(PREFIX, app=create_opcp_app(lambda: app.state.pki))
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
-    app.router.routes.append(mount)
+    app.router.routes.insert(0, mount)

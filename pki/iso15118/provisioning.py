@@ -84,11 +84,14 @@ def provision(
     maximum_contract_certificate_chains: int | None = None,
     prioritized_emaids: Sequence[str] | None = None,
     actor: str = "csms",
+    decoded: V2GMessage | None = None,
 ) -> ProvisioningResult:
     """Answer one Get15118EVCertificate request; never raises for anything the request contains.
 
     An ``iso15118_schema_version`` naming ISO 15118-20 goes to :mod:`pki.iso15118.provisioning20`
-    (with OCPP 2.1's ``maximumContractCertificateChains`` and ``prioritizedEMAIDs``).
+    (with OCPP 2.1's ``maximumContractCertificateChains`` and ``prioritizedEMAIDs``). ``decoded``
+    is an ISO 15118-2 caller's own ``decode_request(exi_request, iso15118_schema_version,
+    ocpp_version)``, when it has made it already (the OPCP contract pool does).
     """
     try:
         limit = response_limit(ocpp_version, max_response_chars)
@@ -104,7 +107,7 @@ def provision(
                 actor=actor,
             )
         parsed_action = parse_action(action)
-        message = decode_request(exi_request, iso15118_schema_version, ocpp_version)
+        message = decoded if decoded is not None else decode_request(exi_request, iso15118_schema_version, ocpp_version)
         request = expected_body(message, parsed_action)
         try:
             return _provision(ctx, message, request, limit, actor)

@@ -146,11 +146,15 @@ def stored_pcid(session: Session, emaid: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def _has_stored_data(session: Any, pcid: str) -> bool:
-    found = session.execute(
-        select(OpcpSignedContractDataRow.id).where(OpcpSignedContractDataRow.pcid == pcid).limit(1)
-    ).first()
-    return found is not None
+def _stored_of(session: Session, pcid: str) -> list[tuple[str, bytes]]:
+    """The (eMAID, EXI) of the signed contract data stored for ``pcid``, the newest first."""
+    table = OpcpSignedContractDataRow.__table__  # type: ignore[attr-defined]
+    rows = session.execute(
+        select(table.c.emaid, table.c.exi)
+        .where(table.c.pcid == pcid)
+        .order_by(table.c.updated_at.desc(), table.c.id.desc())
+    ).all()
+    return [(str(row.emaid), bytes(row.exi)) for row in rows]
 
 
 class ContractPool:
@@ -181,8 +185,9 @@ class ContractPool:
             raise InvalidInput("certificateInstallationReq : must be the car's base64 EXI request")
         if len(certificate_installation_req) > _MAX_EXI_CHARS:
             raise InvalidInput(f"certificateInstallationReq : at most {_MAX_EXI_CHARS} characters")
+        decoded: V2GMessage | None = None
         if namespace == ISO2_NAMESPACE:
-            stored = self._stored_for(certificate_installation_req.strip())
+            decoded, stored = self._stored_for(certificate_installation_req.strip())
             if stored:
                 return stored
         result = provision(
@@ -192,6 +197,7 @@ class ContractPool:
             exi_request=certificate_installation_req.strip(),
             ocpp_version="2.1",
             actor=principal.actor,
+            decoded=decoded,  # the same decode_request(), made once
         )
         if result.status == "Failed":
             raise InvalidInput(f"certificateInstallationReq : {result.reason or 'not a CertificateInstallationReq'}")
@@ -202,8 +208,9 @@ class ContractPool:
             raise InvalidInput(f"{code}: {result.reason}")
         return [SignedContractData(result.exi_response, result.emaid)]
 
-    def _stored_for(self, exi_request: str) -> list[SignedContractData]:
-        """Stored signed contract data for the vehicle that signed ``exi_request``, the car's SessionID put in.
+    def _stored_for(self, exi_request: str) -> tuple[V2GMessage | None, list[SignedContractData]]:
+        """The decoded request (None when it does not decode), and the stored signed contract data for
+        the vehicle that signed ``exi_request``, the car's SessionID put in.
 
         Only once the request is verified (its OEM signature, the chain to a trusted OEM root): anything
         else goes to the provisioning service, whose answer says why. A vehicle without stored data
@@ -212,26 +219,26 @@ class ContractPool:
         """
         try:
             message = decode_request(exi_request, ISO2_NAMESPACE, "2.1")
+        except (Unanswerable, EvpkiError, ValueError):
+            return None, []  # provision() decodes it again and says why
+        try:
             request = expected_body(message, Action.INSTALL)
             claimed = common_name(x509.load_der_x509_certificate(request.oem_provisioning_cert))  # type: ignore[union-attr]
-            with self._ctx.database.read() as session:
-                if claimed is None or not _has_stored_data(session, claimed):
-                    return []
-            seed_oem_roots(self._ctx)
+            if claimed is None:
+                return message, []
+            seed_oem_roots(self._ctx)  # its own transaction (skipped while the setting is as applied)
             now = self._ctx.clock.now()
             with self._ctx.database.read() as session:
+                stored = _stored_of(session, claimed)
+                if not stored:
+                    return message, []
                 connection = session.connection()
                 directory = self._ctx.ca_directory(connection)
                 vehicle = verify_installation(self._ctx, connection, directory, message, request, now)  # type: ignore[arg-type]
-                pcid = common_name(vehicle)
-                rows = session.execute(
-                    select(OpcpSignedContractDataRow)
-                    .where(OpcpSignedContractDataRow.pcid == pcid)
-                    .order_by(OpcpSignedContractDataRow.updated_at.desc(), OpcpSignedContractDataRow.id.desc())  # type: ignore[attr-defined,union-attr]
-                ).scalars()
-                stored = [(row.emaid, row.exi) for row in rows]
+                if common_name(vehicle) != claimed:  # the same certificate: never, but never answer another's
+                    return message, []
         except (Refused, Unanswerable, EvpkiError, ValueError):
-            return []
+            return message, []
         answers = []
         for emaid, exi in stored:
             signed = decode_message(exi)
@@ -239,7 +246,7 @@ class ContractPool:
                 Header(session_id=message.header.session_id, signature=signed.header.signature), signed.body
             )
             answers.append(SignedContractData(base64.b64encode(encode_message(renewed)).decode(), emaid))
-        return answers
+        return message, answers
 
     def provide(
         self,

@@ -3,7 +3,8 @@
 A client id is public (``opcp-`` + 16 random URL-safe characters); its secret is 32 random bytes
 shown once, at creation. The store keeps only the secret's SHA-256: like the API tokens, a secret
 of 256 bits needs no slow hash. Removing a client deletes it; tokens it still holds stop working
-at their next use (every request looks the client up).
+at their next use (a request looks the client up, or trusts a look-up made moments ago:
+:meth:`pki.opcp.service.Opcp.authenticate`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,11 +17,14 @@ from pki.opcp.clients import ClientView
 from pki.opcp.cps import ProvisioningService
 from pki.opcp.pcp import ProvisioningPool
 from pki.opcp.rcp import RootPool
-from pki.opcp.tokens import TokenGrant
+from pki.opcp.tokens import TokenGrant, VerifiedToken
 from pki.opcp.webhooks import DeliveryJob, Webhooks
 from pki.runtime.context import Context
 
-__all__ = ["Opcp"]
+__all__ = ["AUTH_CACHE_SECONDS", "Opcp"]
+
+AUTH_CACHE_SECONDS = 1.0  # how long another process's client removal may go unnoticed here
+_AUTH_CACHE_ENTRIES = 10_000
 
 
 class Opcp:
@@ -37,6 +43,9 @@ class Opcp:
         self.ccp = ContractPool(ctx)
         self.cps = ProvisioningService(ctx, self.ccp)
         self.webhooks = Webhooks(ctx)
+        self._accepted: dict[str, tuple[VerifiedToken, float]] = {}  # token's SHA-256 -> (verified, until)
+        self._removals = 0  # counts this process's client removals: a look-up older than one is not kept
+        self._lock = threading.Lock()
 
     # -- clients and tokens
 
@@ -56,7 +65,12 @@ class Opcp:
         return clients.list_clients(self._ctx)
 
     def remove_client(self, key: str, *, actor: str = "system") -> ClientView:
-        return clients.remove_client(self._ctx, key, actor=actor)
+        try:
+            return clients.remove_client(self._ctx, key, actor=actor)
+        finally:
+            with self._lock:
+                self._removals += 1
+                self._accepted.clear()
 
     def issue_token(self, *, client_id: str, client_secret: str, audience: str) -> TokenGrant:
         """OAuth2 client credentials: Unauthenticated for wrong credentials, InvalidInput for a foreign audience."""
@@ -64,7 +78,37 @@ class Opcp:
         return tokens.issue_token(self._ctx, client, audience=audience)
 
     def authenticate(self, access_token: str) -> Principal:
-        return tokens.verify_token(self._ctx, access_token)
+        """The caller an access token names; :class:`~pki.core.Unauthenticated` when it does not verify.
+
+        It runs on every OPCP request, so a token that verified is remembered by its SHA-256 (never
+        the token) for :data:`AUTH_CACHE_SECONDS`, its lifetime still judged by our clock on every
+        use: a client removed through this process is locked out at once, one removed through
+        another process within that bound. Refusals are not remembered.
+        """
+        known = self.cached_principal(access_token)
+        if known is not None:
+            return known
+        key = hashlib.sha256(access_token.encode()).hexdigest()
+        removals = self._removals
+        verified = tokens.verify_token(self._ctx, access_token)
+        with self._lock:
+            if removals == self._removals:  # else a removal ran meanwhile: keep nothing read before it
+                if len(self._accepted) >= _AUTH_CACHE_ENTRIES:
+                    self._accepted.clear()
+                self._accepted[key] = (verified, time.monotonic() + AUTH_CACHE_SECONDS)
+        return verified.principal
+
+    def cached_principal(self, access_token: str) -> Principal | None:
+        """The caller of a token :meth:`authenticate` accepted within the bound and still current; else None.
+
+        No database, no signature check: what an event loop may call before handing a miss to a thread.
+        """
+        known = self._accepted.get(hashlib.sha256(access_token.encode()).hexdigest())
+        if known is None or time.monotonic() >= known[1]:
+            return None
+        if not known[0].current(self._ctx.clock.now().timestamp()):
+            return None  # expired (or not yet valid) by our clock: authenticate says why
+        return known[0].principal
 
     def jwks(self) -> dict[str, Any]:
         return tokens.jwks(self._ctx)

@@ -9,7 +9,8 @@ keep working until they expire. The first token creates the first key when none 
 
 The token carries what OPCP ``04_authentication.md`` says it does -- the role, which PCIDs (WMIs)
 and eMAIDs (provider prefixes) the client may touch, and the services (``scope``) -- but a request
-is judged by the client's current record: a removed client's tokens stop working at once.
+is judged by the client's current record: a removed client's tokens stop working (at once through
+this process, within :data:`pki.opcp.service.AUTH_CACHE_SECONDS` through another one).
 """
 
 from __future__ import annotations
@@ -37,11 +38,20 @@ from pki.operations import audit
 from pki.runtime.context import Context
 from pki.store.models import OpcpSigningKeyRow
 
-__all__ = ["TokenGrant", "audience_of", "issue_token", "jwks", "rotate_signing_key", "verify_token"]
+__all__ = [
+    "TokenGrant",
+    "VerifiedToken",
+    "audience_of",
+    "issue_token",
+    "jwks",
+    "rotate_signing_key",
+    "verify_token",
+]
 
 ALGORITHM = "ES256"
 _KEY_ALGORITHM = "ec-p256"
 _MAX_TOKEN_CHARS = 4096
+_IAT_LEEWAY = 60  # seconds a token's iat may be ahead of our clock
 # The services each role's token names (OPCP's scope strings: rcpservice, pcpservice, ...).
 _SERVICES: dict[OpcpRole, tuple[str, ...]] = {
     OpcpRole.OEM: ("rcpservice", "pcpservice", "webhookservice"),
@@ -93,6 +103,19 @@ class TokenGrant:
             "scope": self.scope,
             "token_type": self.token_type,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token that verified: its client's principal and the times (POSIX seconds) it is good between."""
+
+    principal: Principal
+    issued_at: float
+    expires_at: float
+
+    def current(self, now: float) -> bool:
+        """Whether the token is still within its lifetime at ``now`` (the checks :func:`verify_token` makes)."""
+        return self.expires_at > now and self.issued_at <= now + _IAT_LEEWAY
 
 
 def audience_of(ctx: Context) -> str:
@@ -217,7 +240,7 @@ def _public_key(ctx: Context, kid: str) -> ec.EllipticCurvePublicKey:
     raise Unauthenticated("the access token's signing key is unknown or retired")
 
 
-def verify_token(ctx: Context, token: str) -> Principal:
+def verify_token(ctx: Context, token: str) -> VerifiedToken:
     """The caller a Bearer token names; :class:`Unauthenticated` for a bad, expired or foreign token."""
     if len(token) > _MAX_TOKEN_CHARS:
         raise Unauthenticated("malformed access token")
@@ -241,10 +264,11 @@ def verify_token(ctx: Context, token: str) -> Principal:
         )
     except jwt.PyJWTError:
         raise Unauthenticated("the access token does not verify") from None
+    issued_at, expires_at = claims["iat"], claims["exp"]
     now = ctx.clock.now().timestamp()
-    if claims["exp"] <= now or claims["iat"] > now + 60:  # our clock, which tests move
+    if expires_at <= now or issued_at > now + _IAT_LEEWAY:  # our clock, which tests move
         raise Unauthenticated("the access token has expired")
     principal = find_principal(ctx, str(claims["azp"]))
     if principal is None or principal.role.value != claims.get("role"):
         raise Unauthenticated("the access token's client no longer exists")
-    return principal
+    return VerifiedToken(principal, float(issued_at), float(expires_at))

@@ -223,3 +223,67 @@ async def test_every_operation_with_every_role_and_scope(fresh_pki: PKI, http: h
     provide = f"/opcp/v1/ccp/provideSignedContractData/{OWN_EMAID}/{FOREIGN_PCID}"
     assert (await http.get(provide, headers=opcp_headers(tokens["oem-own"]))).status_code == 403
     assert len(outcomes) == len(CALLERS) * 13
+
+
+async def test_a_client_removed_by_another_process_is_refused_once_the_cache_bound_passed(
+    fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accepted tokens are remembered for AUTH_CACHE_SECONDS; another process's removal waits that long."""
+    from pki.opcp import service
+
+    clock = [1000.0]
+    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    token = await client_token(http, fresh_pki, "cpo-elsewhere", "cpo")
+    assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200
+    other = PKI.open(fresh_pki.settings, migrate=False)  # a second OPCP process on the same database
+    try:
+        other.opcp.remove_client("cpo-elsewhere")
+    finally:
+        other.close()
+    clock[0] += service.AUTH_CACHE_SECONDS / 2
+    assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200  # within the bound
+    clock[0] += service.AUTH_CACHE_SECONDS
+    gone = await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))
+    assert gone.status_code == 401
+    assert "no longer exists" in " ".join(gone.json()["errorMessages"])
+
+
+async def test_a_remembered_token_is_still_judged_by_its_lifetime_and_this_process_s_removals(
+    fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pki.opcp import service
+
+    monkeypatch.setattr(service.time, "monotonic", lambda: 1000.0)  # the cache bound never passes
+    token = await client_token(http, fresh_pki, "cpo-cached", "cpo")
+    assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200
+    assert fresh_pki.opcp.cached_principal(token) is not None
+    fresh_pki.clock.advance(dt.timedelta(hours=25))  # type: ignore[attr-defined]
+    assert fresh_pki.opcp.cached_principal(token) is None
+    expired = await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))
+    assert expired.status_code == 401 and "expired" in " ".join(expired.json()["errorMessages"])
+    fresh_pki.clock.advance(dt.timedelta(hours=-25))  # type: ignore[attr-defined]
+    assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200
+    fresh_pki.opcp.remove_client("cpo-cached")  # through this process: at once, within the bound
+    assert fresh_pki.opcp.cached_principal(token) is None
+    assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 401
+
+
+async def test_a_verification_that_a_removal_overtook_is_not_remembered(
+    fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pki.opcp import service, tokens
+
+    monkeypatch.setattr(service.time, "monotonic", lambda: 1000.0)
+    token = await client_token(http, fresh_pki, "cpo-raced", "cpo")
+    verify = tokens.verify_token
+
+    def verify_then_remove(ctx: Any, access_token: str) -> tokens.VerifiedToken:
+        verified = verify(ctx, access_token)  # read before the removal below
+        fresh_pki.opcp.remove_client("cpo-raced")
+        return verified
+
+    monkeypatch.setattr(tokens, "verify_token", verify_then_remove)
+    assert fresh_pki.opcp.authenticate(token).name == "cpo-raced"  # this one call was verified in time
+    monkeypatch.setattr(tokens, "verify_token", verify)
+    assert fresh_pki.opcp.cached_principal(token) is None
+    assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 401
