@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from pki.ca.services import CertificateAuthorities
 from pki.ca.trust_store import TrustStore
+from pki.core.accepted import AcceptedCache
 from pki.opcp import clients, tokens, webhooks
 from pki.opcp.access import OpcpRole, Principal
 from pki.opcp.ccp import ContractPool
@@ -24,7 +23,6 @@ from pki.runtime.context import Context
 __all__ = ["AUTH_CACHE_SECONDS", "Opcp"]
 
 AUTH_CACHE_SECONDS = 1.0  # how long another process's client removal may go unnoticed here
-_AUTH_CACHE_ENTRIES = 10_000
 
 
 class Opcp:
@@ -43,9 +41,7 @@ class Opcp:
         self.ccp = ContractPool(ctx)
         self.cps = ProvisioningService(ctx, self.ccp)
         self.webhooks = Webhooks(ctx)
-        self._accepted: dict[str, tuple[VerifiedToken, float]] = {}  # token's SHA-256 -> (verified, until)
-        self._removals = 0  # counts this process's client removals: a look-up older than one is not kept
-        self._lock = threading.Lock()
+        self._accepted: AcceptedCache[VerifiedToken] = AcceptedCache(AUTH_CACHE_SECONDS)  # by the token's SHA-256
 
     # -- clients and tokens
 
@@ -68,9 +64,7 @@ class Opcp:
         try:
             return clients.remove_client(self._ctx, key, actor=actor)
         finally:
-            with self._lock:
-                self._removals += 1
-                self._accepted.clear()
+            self._accepted.forget_all()
 
     def issue_token(self, *, client_id: str, client_secret: str, audience: str) -> TokenGrant:
         """OAuth2 client credentials: Unauthenticated for wrong credentials, InvalidInput for a foreign audience."""
@@ -88,14 +82,9 @@ class Opcp:
         known = self.cached_principal(access_token)
         if known is not None:
             return known
-        key = hashlib.sha256(access_token.encode()).hexdigest()
-        removals = self._removals
+        mark = self._accepted.mark()
         verified = tokens.verify_token(self._ctx, access_token)
-        with self._lock:
-            if removals == self._removals:  # else a removal ran meanwhile: keep nothing read before it
-                if len(self._accepted) >= _AUTH_CACHE_ENTRIES:
-                    self._accepted.clear()
-                self._accepted[key] = (verified, time.monotonic() + AUTH_CACHE_SECONDS)
+        self._accepted.remember(_digest(access_token), verified, mark)
         return verified.principal
 
     def cached_principal(self, access_token: str) -> Principal | None:
@@ -103,12 +92,10 @@ class Opcp:
 
         No database, no signature check: what an event loop may call before handing a miss to a thread.
         """
-        known = self._accepted.get(hashlib.sha256(access_token.encode()).hexdigest())
-        if known is None or time.monotonic() >= known[1]:
-            return None
-        if not known[0].current(self._ctx.clock.now().timestamp()):
-            return None  # expired (or not yet valid) by our clock: authenticate says why
-        return known[0].principal
+        known = self._accepted.get(_digest(access_token))
+        if known is None or not known.current(self._ctx.clock.now().timestamp()):
+            return None  # not remembered, or expired (or not yet valid) by our clock: authenticate says why
+        return known.principal
 
     def jwks(self) -> dict[str, Any]:
         return tokens.jwks(self._ctx)
@@ -134,3 +121,7 @@ class Opcp:
     def record_deliveries(self, outcomes: list[tuple[int, int | None, str | None]]) -> list[str]:
         """A round's outcomes, ``(delivery id, HTTP status or None, error)``, in one transaction."""
         return webhooks.record_attempts(self._ctx, outcomes)
+
+
+def _digest(access_token: str) -> str:
+    return hashlib.sha256(access_token.encode()).hexdigest()

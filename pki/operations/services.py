@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 from sqlalchemy import select
 
+from pki.core.accepted import AcceptedCache
 from pki.operations import audit, tokens
 from pki.operations.audit import AuditEntry, AuditVerification
 from pki.operations.tokens import TokenView
@@ -39,7 +37,6 @@ class AuditLog:
 
 
 AUTH_CACHE_SECONDS = 1.0  # how long another process's token revocation may go unnoticed here
-_AUTH_CACHE_ENTRIES = 10_000
 
 
 class ApiTokens:
@@ -53,9 +50,7 @@ class ApiTokens:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._accepted: dict[str, tuple[TokenView, float]] = {}
-        self._revocations = 0  # counts this process's revocations: a look-up older than one is not kept
-        self._lock = threading.Lock()
+        self._accepted: AcceptedCache[TokenView] = AcceptedCache(AUTH_CACHE_SECONDS)
 
     def create(self, *, name: str, role: str, actor: str = "system") -> tuple[TokenView, str]:
         """A new API token; the secret is returned once and only its hash is stored."""
@@ -68,21 +63,14 @@ class ApiTokens:
         try:
             return tokens.revoke_token(self._ctx, name, actor=actor)
         finally:
-            with self._lock:
-                self._revocations += 1
-                self._accepted.clear()
+            self._accepted.forget_all()
 
     def authenticate(self, token: str) -> TokenView:
         key = tokens.token_digest(token)
-        now = time.monotonic()
         known = self._accepted.get(key)
-        if known is not None and now < known[1]:
-            return known[0]
-        revocations = self._revocations
+        if known is not None:
+            return known
+        mark = self._accepted.mark()
         view = tokens.authenticate(self._ctx, token)
-        with self._lock:
-            if revocations == self._revocations:  # else a revocation ran meanwhile: keep nothing read before it
-                if len(self._accepted) >= _AUTH_CACHE_ENTRIES:
-                    self._accepted.clear()
-                self._accepted[key] = (view, now + AUTH_CACHE_SECONDS)
+        self._accepted.remember(key, view, mark)
         return view

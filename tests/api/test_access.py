@@ -107,10 +107,11 @@ async def test_a_token_revoked_by_another_process_is_refused_once_the_cache_boun
     client: httpx.AsyncClient, fresh_pki: PKI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Accepted tokens are remembered for AUTH_CACHE_SECONDS; another process's revocation waits that long."""
+    from pki.core import accepted
     from pki.operations import services
 
     clock = [1000.0]
-    monkeypatch.setattr(services.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(accepted.time, "monotonic", lambda: clock[0])
     view, token = fresh_pki.tokens.create(name="elsewhere-revoked", role="auditor")
     assert (await client.get("/api/v1/cas", headers=bearer(token))).status_code == 200
     other = PKI.open(fresh_pki.settings, migrate=False)  # a second API process on the same database

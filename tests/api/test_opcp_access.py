@@ -229,10 +229,11 @@ async def test_a_client_removed_by_another_process_is_refused_once_the_cache_bou
     fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Accepted tokens are remembered for AUTH_CACHE_SECONDS; another process's removal waits that long."""
+    from pki.core import accepted
     from pki.opcp import service
 
     clock = [1000.0]
-    monkeypatch.setattr(service.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(accepted.time, "monotonic", lambda: clock[0])
     token = await client_token(http, fresh_pki, "cpo-elsewhere", "cpo")
     assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200
     other = PKI.open(fresh_pki.settings, migrate=False)  # a second OPCP process on the same database
@@ -251,9 +252,9 @@ async def test_a_client_removed_by_another_process_is_refused_once_the_cache_bou
 async def test_a_remembered_token_is_still_judged_by_its_lifetime_and_this_process_s_removals(
     fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pki.opcp import service
+    from pki.core import accepted
 
-    monkeypatch.setattr(service.time, "monotonic", lambda: 1000.0)  # the cache bound never passes
+    monkeypatch.setattr(accepted.time, "monotonic", lambda: 1000.0)  # the cache bound never passes
     token = await client_token(http, fresh_pki, "cpo-cached", "cpo")
     assert (await http.get("/opcp/v1/root/ctl", headers=opcp_headers(token))).status_code == 200
     assert fresh_pki.opcp.cached_principal(token) is not None
@@ -271,9 +272,10 @@ async def test_a_remembered_token_is_still_judged_by_its_lifetime_and_this_proce
 async def test_a_verification_that_a_removal_overtook_is_not_remembered(
     fresh_pki: PKI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pki.opcp import service, tokens
+    from pki.core import accepted
+    from pki.opcp import tokens
 
-    monkeypatch.setattr(service.time, "monotonic", lambda: 1000.0)
+    monkeypatch.setattr(accepted.time, "monotonic", lambda: 1000.0)
     token = await client_token(http, fresh_pki, "cpo-raced", "cpo")
     verify = tokens.verify_token
 
