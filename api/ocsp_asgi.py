@@ -17,8 +17,10 @@ the application. It does for these two what the stack does for every other route
   the answer (``OcspAnswer.memo``), so a cached answer costs a list concatenation; 304 when
   ``If-None-Match`` names it; nonce and error responses are ``no-store``.
 
-The FastAPI routes in :mod:`api.routes.ocsp` stay: they describe ``/ocsp`` in the OpenAPI document
-and answer the same way when the responder is not mounted.
+What an answer is (:meth:`OcspEndpoint.reply`) does not depend on ASGI: uvicorn's HTTP protocol
+in :mod:`api.ocsp_protocol` asks the same endpoint and writes the answer's bytes itself, without an
+ASGI scope, task or message. The FastAPI routes in :mod:`api.routes.ocsp` stay: they describe
+``/ocsp`` in the OpenAPI document and answer the same way when the responder is not mounted.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import os
 import time
 from email.utils import format_datetime
 from itertools import count
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -41,7 +43,7 @@ from api.routes.ocsp import OCSP_RESPONSE, decode_get
 from pki import PKI
 from pki.revocation import MAX_REQUEST_BYTES, OcspAnswer
 
-__all__ = ["OcspEndpoint", "OcspFirst"]
+__all__ = ["OcspEndpoint", "OcspFirst", "Reply", "wire_headers"]
 
 access_log = logging.getLogger("evpki.access")
 error_log = logging.getLogger("evpki.api")
@@ -52,10 +54,17 @@ _CONTENT_TYPE = (b"content-type", OCSP_RESPONSE.encode())
 _NO_STORE = (b"cache-control", b"no-store")
 _MEMO_HEAD = "http.head"
 _START = "http.response.start"
+ROUTE_POST = "/ocsp"
+ROUTE_GET = "/ocsp/{encoded}"
 
 
 def _http_date(when: dt.datetime) -> bytes:
     return format_datetime(when.astimezone(dt.UTC), usegmt=True).encode()
+
+
+def wire_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``name: value\\r\\n`` for each header, as HTTP/1.1 sends them."""
+    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
 
 
 def _cache_headers(max_age: int, now: dt.datetime) -> list[tuple[bytes, bytes]]:
@@ -64,6 +73,15 @@ def _cache_headers(max_age: int, now: dt.datetime) -> list[tuple[bytes, bytes]]:
         (b"cache-control", f"max-age={max_age}, public, no-transform, must-revalidate".encode()),
         (b"expires", _http_date(now + dt.timedelta(seconds=max_age))),
     ]
+
+
+class Reply(NamedTuple):
+    """One HTTP answer: status, headers (also as their HTTP/1.1 bytes), body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    wire: bytes  # ``headers`` as sent on HTTP/1.1, without the status line and the blank line
+    body: bytes
 
 
 class OcspEndpoint:
@@ -75,6 +93,7 @@ class OcspEndpoint:
         self._ids = count()
         self._second: dt.datetime | None = None
         self._capped: list[tuple[bytes, bytes]] = []
+        self._capped_wire = b""
         self._cap: int | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,12 +102,71 @@ class OcspEndpoint:
             if path.startswith("/ocsp"):
                 method = scope["method"]
                 if path == "/ocsp" and method == "POST":
-                    await self._answer(scope, receive, send, "/ocsp", None)
+                    await self._answer(scope, receive, send, ROUTE_POST, None)
                     return
                 if path.startswith("/ocsp/") and method == "GET":
-                    await self._answer(scope, receive, send, "/ocsp/{encoded}", path[6:])
+                    await self._answer(scope, receive, send, ROUTE_GET, path[6:])
                     return
         await self.app(scope, receive, send)
+
+    def request_id(self, given: bytes) -> str:
+        """The caller's ``X-Request-Id`` when sane, else a new one of this process."""
+        if 0 < len(given) <= 64 and _ID_CHARACTERS.issuperset(given):
+            return given.decode()
+        return f"{_ID_PREFIX}{next(self._ids):016x}"
+
+    def reply(self, body: bytes, etag: bytes, rid: str) -> Reply:
+        """The answer to one OCSP request (DER ``body``); raises only on an unexpected error."""
+        pki: PKI = self._host.state.pki
+        answer = pki.ocsp.respond(body)
+        rid_header = (b"x-request-id", rid.encode())
+        rid_wire = b"x-request-id: %s\r\n" % rid_header[1]
+        if not answer.cacheable or answer.next_update is None or answer.this_update is None:
+            der = answer.der
+            headers = [_CONTENT_TYPE, (b"content-length", str(len(der)).encode()), _NO_STORE, rid_header]
+            return Reply(200, headers, wire_headers(headers), der)
+        head: _Head | None = answer.memo.get(_MEMO_HEAD)  # type: ignore[assignment]
+        if head is None:
+            head = answer.memo[_MEMO_HEAD] = _Head(answer)
+        now = pki.clock.now()
+        cap = self._cap
+        if cap is None:
+            cap = self._cap = int(pki.settings.duration("ocsp_max_age").total_seconds())
+        if (answer.next_update - now).total_seconds() >= cap:
+            if now != self._second:
+                self._capped, self._second = _cache_headers(cap, now), now
+                self._capped_wire = wire_headers(self._capped)
+            cache, cache_wire = self._capped, self._capped_wire
+        else:
+            cache = _cache_headers(max(int((answer.next_update - now).total_seconds()), 0), now)
+            cache_wire = wire_headers(cache)
+        if etag and etag == head.etag:
+            return Reply(304, [*head.validators, *cache, rid_header], head.validators_wire + cache_wire + rid_wire, b"")
+        return Reply(200, [*head.entity, *cache, rid_header], head.entity_wire + cache_wire + rid_wire, answer.der)
+
+    def failed(self, method: str, path: str, rid: str) -> Reply:
+        """The 500 for an unexpected error, which is logged here."""
+        error_log.exception("unhandled error on %s %s", method, path)
+        response = internal_error_response(path)
+        headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+        return Reply(500, headers, wire_headers(headers), bytes(response.body))
+
+    def too_large(self, path: str, rid: str) -> Reply:
+        detail = f"the request body exceeds {MAX_REQUEST_BYTES} bytes"
+        response = problem_response(413, "payload-too-large", "Payload too large", detail, path)
+        headers = [*response.raw_headers, (b"x-request-id", rid.encode())]
+        return Reply(413, headers, wire_headers(headers), bytes(response.body))
+
+    @staticmethod
+    def finished(method: str, route: str, path: str, status: int, started: float) -> None:
+        """The latency histogram and the access log line of one answer."""
+        duration = time.perf_counter() - started
+        metrics.observe_http(method, route, status, duration)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                "%s %s %d %.1f ms", method, path, status, duration * 1000,
+                extra={"method": method, "path": path, "status": status, "duration_ms": round(duration * 1000, 3)},
+            )  # fmt: skip
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, route: str, encoded: str | None) -> None:
         started = time.perf_counter()
@@ -101,41 +179,24 @@ class OcspEndpoint:
                 etag = value
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
-        rid = (
-            given.decode()
-            if 0 < len(given) <= 64 and _ID_CHARACTERS.issuperset(given)
-            else f"{_ID_PREFIX}{next(self._ids):016x}"
-        )
+        rid = self.request_id(given)
         token = request_id.set(rid)
-        status = 500
+        method, path = scope["method"], scope["path"]
+        reply: Reply | None = None
         try:
             if encoded is None:
                 body = await self._body(receive, length)
-                if body is None:
-                    status = 413
-                    await self._too_large(scope, receive, send, rid)
-                    return
+                reply = self.too_large(path, rid) if body is None else self.reply(body, etag, rid)
             else:
-                body = decode_get(encoded)
-            pki: PKI = self._host.state.pki
-            answer = pki.ocsp.respond(body)
-            status = await self._send(send, pki, answer, etag, rid)
+                reply = self.reply(decode_get(encoded), etag, rid)
         except Exception:
-            error_log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            status = 500
-            response = internal_error_response(scope["path"])
-            response.headers["x-request-id"] = rid
-            await response(scope, receive, send)
+            reply = self.failed(method, path, rid)
         finally:
-            duration = time.perf_counter() - started
-            method = scope["method"]
-            metrics.observe_http(method, route, status, duration)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "%s %s %d %.1f ms", method, scope["path"], status, duration * 1000,
-                    extra={"method": method, "path": scope["path"], "status": status,
-                           "duration_ms": round(duration * 1000, 3)},
-                )  # fmt: skip
+            status = 500 if reply is None else reply.status
+            if reply is not None:
+                await send({"type": _START, "status": reply.status, "headers": reply.headers})
+                await send({"type": "http.response.body", "body": reply.body})
+            self.finished(method, route, path, status, started)
             request_id.reset(token)
 
     async def _body(self, receive: Receive, length: int) -> bytes | None:
@@ -159,65 +220,27 @@ class OcspEndpoint:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
-        detail = f"the request body exceeds {MAX_REQUEST_BYTES} bytes"
-        response = problem_response(413, "payload-too-large", "Payload too large", detail, scope["path"])
-        response.headers["x-request-id"] = rid
-        await response(scope, receive, send)
-
-    async def _send(self, send: Send, pki: PKI, answer: OcspAnswer, etag: bytes, rid: str) -> int:
-        memo = answer.memo
-        if not answer.cacheable or answer.next_update is None or answer.this_update is None:
-            der = answer.der
-            headers = [_CONTENT_TYPE, (b"content-length", str(len(der)).encode()), _NO_STORE]
-            headers.append((b"x-request-id", rid.encode()))
-            await send({"type": _START, "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": der})
-            return 200
-        head: _Head | None = memo.get(_MEMO_HEAD)  # type: ignore[assignment]
-        if head is None:
-            head = memo[_MEMO_HEAD] = _Head(answer)
-        now = pki.clock.now()
-        cap = self._cap
-        if cap is None:
-            cap = self._cap = int(pki.settings.duration("ocsp_max_age").total_seconds())
-        if (answer.next_update - now).total_seconds() >= cap:
-            if now != self._second:
-                self._capped, self._second = _cache_headers(cap, now), now
-            cache = self._capped
-        else:
-            cache = _cache_headers(max(int((answer.next_update - now).total_seconds()), 0), now)
-        rid_header = (b"x-request-id", rid.encode())
-        if etag and etag == head.etag:
-            await send({"type": _START, "status": 304, "headers": [*head.validators, *cache, rid_header]})
-            await send({"type": "http.response.body", "body": b""})
-            return 304
-        await send({"type": _START, "status": 200, "headers": [*head.entity, *cache, rid_header]})
-        await send(head.body)
-        return 200
-
 
 class _Head:
     """What never changes in the HTTP answer of one pre-signed response."""
 
-    __slots__ = ("body", "entity", "etag", "validators")
+    __slots__ = ("entity", "entity_wire", "etag", "validators", "validators_wire")
 
     def __init__(self, answer: OcspAnswer) -> None:
         assert answer.this_update is not None
         self.etag = answer.etag.encode()
         self.validators = [(b"last-modified", _http_date(answer.this_update)), (b"etag", self.etag)]
         self.entity = [_CONTENT_TYPE, (b"content-length", str(len(answer.der)).encode()), *self.validators]
-        # uvicorn only reads the messages it is sent, so one body message serves every request.
-        self.body = {"type": "http.response.body", "body": answer.der}
+        self.validators_wire = wire_headers(self.validators)
+        self.entity_wire = wire_headers(self.entity)
 
 
 class OcspFirst(FastAPI):
     """A FastAPI application with :class:`OcspEndpoint` ahead of everything it does per request."""
 
-    _ocsp: OcspEndpoint | None = None
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.ocsp_endpoint = OcspEndpoint(super().__call__, self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self._ocsp
-        if endpoint is None:
-            endpoint = self._ocsp = OcspEndpoint(super().__call__, self)
-        await endpoint(scope, receive, send)
+        await self.ocsp_endpoint(scope, receive, send)

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         host="127.0.0.1",
         port=port,
         loop="uvloop",
-        http="httptools",
+        http="api.ocsp_protocol:OcspHttpToolsProtocol",
         log_level="info",
         access_log=False,
     )

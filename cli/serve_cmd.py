@@ -90,7 +90,7 @@ def serve(
         "host": host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "api.ocsp_protocol:OcspHttpToolsProtocol",  # httptools, with /ocsp answered without ASGI
         "log_level": log_level,
         "log_config": logging_config(log_format.value, log_level),
         "access_log": False,
