@@ -7,6 +7,11 @@ What is counted, and where:
   :mod:`pki.core.events`, so every path is counted -- REST routes, the OCSP fast path that answers
   ahead of routing, and OCPP handlers running in this process;
 * HTTP latency by route template comes from :class:`api.observability.RequestContext`;
+* on the OCSP path (tens of thousands of answers per second) prometheus_client's per-observation
+  cost -- a lock and a value object per bucket, sum and counter -- would be a fifth of an answer,
+  so OCSP counts and both latency histograms are added up in :class:`_Tally` objects and handed
+  over in bulk: every 512 observations, a second after the first one pending, and before every
+  scrape of this process (with several workers a scrape may miss up to a second of another's);
 * the gauge of certificates expiring within 30 days per CA is computed at scrape time with one
   grouped query and cached for a few seconds, so a scrape storm costs one query.
 
@@ -22,6 +27,8 @@ import datetime as dt
 import os
 import threading
 import time
+from bisect import bisect_left
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -60,11 +67,88 @@ EXPIRING = Gauge(
 
 router = APIRouter(tags=["metrics"])
 
-# Labelled children, looked up once: ``labels()`` costs more than the increment (the OCSP hot path).
-# Series are bounded by the label values (routes are templates), and so are these dictionaries.
-_ocsp_counters: dict[tuple[str, str], Counter] = {}
-_ocsp_latencies: dict[str, Histogram] = {}
-_http_latencies: dict[tuple[str, str, int], Histogram] = {}
+_TALLY_COUNT = 512
+_TALLY_AGE_S = 1.0
+
+
+class _Tally:
+    """Observations of one series, added up here and handed to prometheus_client in bulk.
+
+    ``child`` is a labelled Histogram child (``bounds`` its buckets: observations go into its bucket
+    and sum values, the ones ``observe`` adds to one at a time) or a Counter child (``bounds``
+    ``None``: each observation counts one). Should a prometheus_client release keep a histogram's
+    values elsewhere, pending observations are replayed through ``observe`` instead (slower, right).
+    """
+
+    __slots__ = ("_bounds", "_child", "_counts", "_lock", "_pending", "_since", "_sum", "_values")
+
+    def __init__(self, child: Any, bounds: tuple[float, ...] | None) -> None:
+        self._child = child
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._since = 0.0
+        self._sum = 0.0
+        self._values: list[float] | None = None  # replayed observations, when bulk is not possible
+        if bounds is not None and not (hasattr(child, "_buckets") and hasattr(child, "_sum")):
+            self._values, bounds = [], None
+        self._bounds = bounds
+        self._counts = [0] * (len(bounds) + 1) if bounds is not None else []  # the last one: +Inf
+
+    def add(self, value: float = 1.0) -> None:
+        with self._lock:
+            if self._bounds is not None:
+                self._counts[bisect_left(self._bounds, value)] += 1  # the first bucket with value <= le
+                self._sum += value
+            elif self._values is not None:
+                self._values.append(value)
+            self._pending += 1
+            if self._pending == 1:
+                self._since = time.monotonic()
+            elif self._pending >= _TALLY_COUNT or time.monotonic() - self._since >= _TALLY_AGE_S:
+                self._hand_over()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        child = self._child
+        if self._bounds is not None:
+            for index, count in enumerate(self._counts):
+                if count:
+                    child._buckets[index].inc(count)
+                    self._counts[index] = 0
+            child._sum.inc(self._sum)
+            self._sum = 0.0
+        elif self._values is not None:
+            for value in self._values:
+                child.observe(value)
+            self._values.clear()
+        else:
+            child.inc(self._pending)
+        self._pending = 0
+
+
+_tallies: dict[tuple[str, ...], _Tally] = {}
+_tallies_lock = threading.Lock()
+
+
+def _tally(key: tuple[str, ...], family: Counter | Histogram, bounds: tuple[float, ...] | None) -> _Tally:
+    """The tally of ``family``'s series labelled ``key[1:]``, made on first use."""
+    tally = _tallies.get(key)
+    if tally is None:
+        with _tallies_lock:
+            tally = _tallies.get(key)
+            if tally is None:
+                tally = _tallies[key] = _Tally(family.labels(*key[1:]), bounds)
+    return tally
+
+
+def flush() -> None:
+    """Hand every pending observation of this process to prometheus_client (before a scrape)."""
+    for tally in list(_tallies.values()):
+        tally.flush()
 
 
 def _observe(event: events.Event) -> None:
@@ -74,15 +158,9 @@ def _observe(event: events.Event) -> None:
         REVOCATIONS.labels(event.labels["reason"]).inc()
     elif event.kind == "ocsp":
         status, cache = event.labels["status"], event.labels["cache"]
-        counter = _ocsp_counters.get((status, cache))
-        if counter is None:
-            counter = _ocsp_counters[(status, cache)] = OCSP_REQUESTS.labels(status, cache)
-        counter.inc()
+        _tally(("ocsp", status, cache), OCSP_REQUESTS, None).add()
         if event.duration_s is not None:
-            histogram = _ocsp_latencies.get(cache)
-            if histogram is None:
-                histogram = _ocsp_latencies[cache] = OCSP_LATENCY.labels(cache)
-            histogram.observe(event.duration_s)
+            _tally(("ocsp-latency", cache), OCSP_LATENCY, _LATENCY_BUCKETS).add(event.duration_s)
 
 
 def install() -> None:
@@ -91,11 +169,8 @@ def install() -> None:
 
 
 def observe_http(method: str, route: str, status: int, duration_s: float) -> None:
-    key = (method, route, status)
-    histogram = _http_latencies.get(key)
-    if histogram is None:
-        histogram = _http_latencies[key] = HTTP_LATENCY.labels(method, route, str(status))
-    histogram.observe(duration_s)
+    """One HTTP answer's latency, under its route template (a bounded set: one tally each)."""
+    _tally(("http", method, route, str(status)), HTTP_LATENCY, _LATENCY_BUCKETS).add(duration_s)
 
 
 class _ExpiryCache:
@@ -125,6 +200,7 @@ _expiry = _ExpiryCache()
 
 
 def _exposition() -> bytes:
+    flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)

@@ -12,6 +12,7 @@ hash (RFC 5019 §2.2.3), the responder certificate included, nextUpdate, the non
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 
 from asn1crypto import algos as asn1_algos
@@ -57,6 +58,7 @@ def _tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag, 0x80 | len(octets))) + octets + content
 
 
+@functools.lru_cache(maxsize=1024)  # thisUpdate, nextUpdate and producedAt change once a second
 def _time(when: dt.datetime) -> bytes:
     return _tlv(0x18, when.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode())  # GeneralizedTime
 
