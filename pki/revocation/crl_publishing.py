@@ -106,6 +106,9 @@ def _generate(
             base = (made.number, made.this_update)
         else:
             base = (base_row.number, utc(base_row.this_update))
+    # Read before the entries (each statement may see newer commits on PostgreSQL): the CRL then
+    # states at least every change up to this number, which is what _current_stored relies on.
+    status_seq = repository.status_seq(session, ca_id)
     signer = ctx.keys.load(ca_row.key_id)
     number = repository.next_crl_number(session, ca_id)
     now = ctx.clock.now()
@@ -160,6 +163,7 @@ def _generate(
             next_update=view.next_update,
             revoked_count=view.revoked_count,
             der=der,
+            status_seq=status_seq,
         ),
     )
     details: dict[str, object] = {
@@ -197,6 +201,9 @@ def _current_stored(ctx: Context, session: Session, ca_id: str, kind: str) -> Cr
         base = repository.latest_crl(session, ca_id, "full")
         if base is None or base.number != row.base_number:
             return None
+    if row.status_seq is not None:
+        # The feed counts every committed status change of the CA (migration 0014 says why not time).
+        return _view(row) if repository.status_seq(session, ca_id) <= row.status_seq else None
     changed = repository.last_status_change(session, ca_id)
     if changed is None or changed < this_update:
         return _view(row)

@@ -143,6 +143,7 @@ class CrlRow(SQLModel, table=True):
     next_update: dt.datetime = _when()  # type: ignore[assignment]
     revoked_count: int
     der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status_seq: int | None = None  # the CA's status_feed.seq it was built from (migration 0014)
 
 
 class AuditRecord(SQLModel, table=True):

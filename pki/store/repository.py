@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func,
 from sqlalchemy.orm import Session
 
 from pki.core.errors import Conflict, InvalidInput, NotFound
-from pki.store.models import CertificateAuthorityRow, CertificateRow, CrlRow, SettingRow
+from pki.store.models import CertificateAuthorityRow, CertificateRow, CrlRow, SettingRow, StatusFeedRow
 
 __all__ = [
     "CERTIFICATE_STATUSES",
@@ -37,6 +37,7 @@ __all__ = [
     "next_crl_number",
     "revoked_entries",
     "set_setting",
+    "status_seq",
     "supersede",
     "unknown_ca",
 ]
@@ -335,6 +336,13 @@ def last_status_change(session: Session, ca_id: str) -> dt.datetime | None:
     query = select(func.max(_CERTIFICATE.c.status_changed_at)).where(_CERTIFICATE.c.issuer_id == ca_id)
     value = session.connection().execute(query).scalar_one_or_none()
     return utc(value) if value is not None else None
+
+
+def status_seq(session: Session, ca_id: str) -> int:
+    """The CA's status feed sequence number (0 before its first status change); one key lookup."""
+    query = select(StatusFeedRow.seq).where(StatusFeedRow.ca_id == ca_id)  # type: ignore[arg-type]
+    value = session.connection().execute(query).scalar_one_or_none()
+    return int(value) if value is not None else 0
 
 
 def get_setting(session: Session, key: str) -> str | None:

@@ -258,6 +258,28 @@ def test_a_status_change_after_the_crl_makes_it_stale(fresh_pki: PKI) -> None:
     assert _entries(current.der) == {issued.serial: x509.ReasonFlags.superseded}
 
 
+def test_a_revocation_stamped_before_the_crl_but_committed_after_it_makes_it_stale(fresh_pki: PKI) -> None:
+    # A revocation's transaction takes its time before the CRL is built and commits after it: its
+    # status_changed_at is older than the CRL's thisUpdate, yet the CRL cannot list it.
+    issued = _issue(fresh_pki)
+    clock = _clock(fresh_pki)
+    clock.advance(dt.timedelta(seconds=10))
+    built = fresh_pki.crls.current(CA)
+    clock.advance(dt.timedelta(seconds=-5))
+    fresh_pki.revocation.revoke(issued.serial, "keyCompromise", ca_id=CA, publish_crls=False)
+    clock.advance(dt.timedelta(seconds=5))
+    current = fresh_pki.crls.current(CA)
+    assert current.number > built.number
+    assert _entries(current.der) == {issued.serial: x509.ReasonFlags.key_compromise}
+    assert fresh_pki.crls.current(CA, delta=True).base_number == current.number  # the base lists it
+    with fresh_pki._ctx.database.engine.connect() as connection:
+        seqs = connection.execute(
+            text("SELECT c.status_seq, f.seq FROM crl c JOIN status_feed f ON f.ca_id = c.ca_id WHERE c.number = :n"),
+            {"n": current.number},
+        ).one()
+    assert seqs[0] == seqs[1]  # the feed's number it was built from
+
+
 def test_a_change_of_another_ca_leaves_the_crl_current(fresh_pki: PKI) -> None:
     first = fresh_pki.crls.current("cso-root")
     issued = _issue(fresh_pki)
