@@ -10,6 +10,8 @@ number) takes row locks with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from pki.core.errors import InvalidInput, Unavailable
 
-__all__ = ["Database", "joined_session"]
+__all__ = ["Database", "WriterQueue", "joined_session"]
 
 
 def joined_session(connection: Connection) -> Session:
@@ -43,6 +45,59 @@ def joined_session(connection: Connection) -> Session:
 _BUSY_TIMEOUT_S = 30
 
 
+def _lock_path(url: str) -> Path | None:
+    """Next to a SQLite database file: ``<file>-writer`` (as ``-wal`` and ``-shm``); None in memory."""
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(f"{path}-writer")
+
+
+class WriterQueue:
+    """The turn to write a SQLite database: threads of this process, then processes, in turn.
+
+    A reentrant lock for the threads; around the outermost hold, an exclusive ``flock`` on the
+    ``-writer`` file next to the database for the processes (two API workers, the bridge, the
+    CLI). A blocked ``flock`` sleeps in the kernel and wakes when the holder lets go, where
+    SQLite's busy handler would poll. It only orders evpki's own writers: SQLite's locking still
+    decides, so a writer that does not take it (the ``sqlite3`` shell) meets the busy timeout as
+    before. The kernel drops the lock of a process that dies.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        if path is not None:
+            with contextlib.suppress(OSError):  # a read-only directory: threads still queue
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __enter__(self) -> WriterQueue:
+        self._lock.acquire()
+        if self._depth == 0 and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # releases the GIL while it waits
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)  # also drops the flock, should it be held
+                self._fd = None
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -56,12 +111,11 @@ class Database:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._write_engine = self.engine.execution_options(evpki_write=True)
-        # SQLite has one writer at a time. Threads of this process queue here for it instead of in
-        # SQLite's busy handler, which polls with sleeps of up to 100 ms: under concurrent writes
-        # (the OCPP bridge runs each station's call in a worker thread) that sleeping, not the
-        # work, set the pace. Other processes still meet the busy timeout.
+        # SQLite has one writer at a time. Writers queue here for it instead of in SQLite's busy
+        # handler, which polls with sleeps of up to 100 ms: under concurrent writes (the bridge's
+        # station threads, two API workers) that sleeping, not the work, set the pace.
         self._write_lock: contextlib.AbstractContextManager[object] = (
-            threading.RLock() if self.is_sqlite else contextlib.nullcontext()
+            WriterQueue(_lock_path(url)) if self.is_sqlite else contextlib.nullcontext()
         )
 
     def __repr__(self) -> str:
@@ -133,6 +187,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if isinstance(self._write_lock, WriterQueue):
+            self._write_lock.close()
 
 
 def alembic_config(url: str) -> Config:
