@@ -24,6 +24,7 @@ refusal rolls back its own issuance only.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
@@ -88,6 +89,45 @@ def issue(ctx: Context, request: IssueRequest, actor: str, *, approval: Approval
         raise
     events.emit("issuance", {"profile": _profile_label(request.profile), "outcome": "issued"})
     return issued
+
+
+async def issue_async(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
+    """:func:`issue` for a caller on an event loop: checks and signs here, awaits the group commit.
+
+    The checks and the signature run on the loop's thread (what a thread hop would cost is more
+    than they do); storing waits for the batch's commit without blocking the loop, so requests
+    that arrive meanwhile are signed and join the next batch. Hooks (``before_store``,
+    ``in_transaction``) and renewals take :func:`issue`.
+    """
+    if request.renew or request.before_store is not None or request.in_transaction is not None:
+        raise InvalidInput("issue_async takes plain issuance requests; renewals and hooks go through issue()")
+    label = _profile_label(request.profile)
+    try:
+        issued = await _issue_async(ctx, request, actor)
+    except EvpkiError:
+        events.emit("issuance", {"profile": label, "outcome": "refused"})
+        raise
+    events.emit("issuance", {"profile": label, "outcome": "issued"})
+    return issued
+
+
+async def _issue_async(ctx: Context, request: IssueRequest, actor: str) -> IssuedCertificate:
+    committer = group_commit.for_database(ctx.database)
+    for _ in range(_DIRECTORY_ATTEMPTS):
+        signed = _sign(ctx, _approve(ctx, request), request, actor)
+        try:
+            await committer.store_async(signed)
+        except StoreAlone:
+            return issued_view(await asyncio.to_thread(_store_alone, signed))
+        except IntegrityError as exc:
+            if not _serial_collision(exc):
+                raise
+            resigned = _sign(ctx, signed.approval, request, actor)
+            return issued_view(await asyncio.to_thread(_store_alone, resigned))
+        except DirectoryChanged:
+            continue  # decide again on the fresh rows
+        return issued_view(signed)
+    raise Unavailable("the CA hierarchy kept changing during issuance; retry")
 
 
 def issue_many(

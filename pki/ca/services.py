@@ -17,7 +17,7 @@ from pki.ca.bootstrap import init_hierarchy, stored_hierarchy, stored_organizati
 from pki.ca.ca_requests import CaRequestView, request_view
 from pki.ca.foreign_install import install_ca_certificate
 from pki.ca.hierarchy import load_hierarchy
-from pki.ca.issuance import IssueRequest, issue, issue_many
+from pki.ca.issuance import IssueRequest, issue, issue_async, issue_many
 from pki.ca.policy import RequestIdentity
 from pki.ca.root_uses import ROOT_USE_PKI, RootUse, parse_root_use
 from pki.ca.trust_store import trusted_roots
@@ -209,6 +209,20 @@ class Certificates:
         actor: str = "system",
     ) -> IssuedCertificate:
         return issue(self._ctx, IssueRequest(profile, csr, identity, ca_id, validity), actor)
+
+    async def issue_async(
+        self,
+        *,
+        profile: str,
+        csr: bytes | str,
+        identity: RequestIdentity,
+        ca_id: str | None = None,
+        validity: dt.timedelta | None = None,
+        actor: str = "system",
+    ) -> IssuedCertificate:
+        """:meth:`issue` on an event loop: checked and signed in the caller's thread, stored by the group
+        commit without blocking the loop (the REST API's path)."""
+        return await issue_async(self._ctx, IssueRequest(profile, csr, identity, ca_id, validity), actor)
 
     def issue_batch(
         self,

@@ -7,6 +7,7 @@ the callers of the test into one batch. Every test ends with the audit chain ver
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
@@ -284,3 +285,140 @@ def test_a_renewal_in_a_batch_keeps_its_certificate_for_the_hook_and_the_databas
     assert batch_pki.certificates.get(old.certificate.serial, "cso-sub").status == "superseded"
     assert _audited(batch_pki, batch[0].serial) == ["renew"]
     assert batch_pki.audit.verify().ok
+
+
+# -- callers on an event loop (the REST API: pki.certificates.issue_async) ------------------------
+
+
+def test_event_loop_callers_and_threads_share_one_batch_led_by_the_commit_thread(
+    batch_pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committer = GroupCommit(max_gather_s=120.0)  # waits for every caller counted below
+    monkeypatch.setattr(group_commit, "for_database", lambda _database: committer)
+    batches: list[int] = []
+    leaders: list[str] = []
+    real_store_batch = group_commit.store_batch
+
+    def counting_store_batch(ctx: object, batch: list[Signed]) -> list[BaseException | None]:
+        batches.append(len(batch))
+        leaders.append(threading.current_thread().name)
+        return real_store_batch(ctx, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(group_commit, "store_batch", counting_store_batch)
+    loop_stations = [_station() for _ in range(3)]
+    thread_station = _station()
+    for _ in range(len(loop_stations) + 1):
+        committer.prepare()
+    loop_thread = threading.get_ident()
+    stored: dict[str, Signed] = {}
+
+    async def on_the_loop(station: str) -> None:
+        signed = _signed(batch_pki, _request(station))
+        await committer.store_async(signed, prepared=True)
+        assert threading.get_ident() == loop_thread  # woken on its own loop
+        stored[station] = signed
+
+    def in_a_thread() -> None:
+        signed = _signed(batch_pki, _request(thread_station))
+        committer.store(signed, prepared=True)
+        stored[thread_station] = signed
+
+    async def main() -> None:
+        thread = threading.Thread(target=in_a_thread)
+        thread.start()
+        await asyncio.gather(*(on_the_loop(station) for station in loop_stations))
+        await asyncio.to_thread(thread.join, 60)
+
+    asyncio.run(main())
+    assert batches == [4]
+    assert set(stored) == {*loop_stations, thread_station}
+    for station, signed in stored.items():
+        assert batch_pki.certificates.get(signed.serial, "cso-sub").identity == station
+    assert batch_pki.audit.verify().ok
+
+
+def test_issue_async_gives_each_caller_its_certificate_or_its_own_refusal(batch_pki: PKI) -> None:
+    stations = [_station() for _ in range(6)]
+    bad_csr = make_csr("not-the-serial", organization=ORG)[0]
+
+    async def issue(station: str, csr: str) -> object:
+        return await batch_pki.certificates.issue_async(
+            profile="station", csr=csr, identity=RequestIdentity(station_id=station)
+        )
+
+    async def main() -> list[object]:
+        calls = [issue(station, make_csr(station, organization=ORG)[0]) for station in stations]
+        calls.insert(3, issue("CP-BREFUSED2", bad_csr))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    before = _counts(batch_pki)
+    outcomes = asyncio.run(main())
+    refused = outcomes.pop(3)
+    assert isinstance(refused, PolicyViolation)
+    for station, outcome in zip(stations, outcomes, strict=True):
+        assert not isinstance(outcome, BaseException), outcome
+        pem = outcome.certificate.certificate_pem  # type: ignore[attr-defined]
+        assert x509.load_pem_x509_certificate(pem.encode()).subject.rfc4514_string().startswith(f"CN={station}")
+        assert batch_pki.certificates.get(outcome.certificate.serial, "cso-sub").status == "valid"  # type: ignore[attr-defined]
+    assert _counts(batch_pki) == (before[0] + 6, before[1] + 6)
+    assert batch_pki.audit.verify().ok
+
+
+def test_issue_async_stores_alone_when_the_shared_transaction_fails(
+    batch_pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(_ctx: object, _batch: list[Signed]) -> list[BaseException | None]:
+        raise InvalidInput("the batch's statements failed")
+
+    monkeypatch.setattr(group_commit, "store_batch", failing)
+    monkeypatch.setattr(group_commit, "for_database", lambda _database: GroupCommit(max_gather_s=0.0, linger_s=0.05))
+    stations = [_station() for _ in range(3)]
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            *(
+                batch_pki.certificates.issue_async(
+                    profile="station", csr=make_csr(station, organization=ORG)[0],
+                    identity=RequestIdentity(station_id=station),
+                )
+                for station in stations
+            )
+        )  # fmt: skip
+
+    for station, outcome in zip(stations, asyncio.run(main()), strict=True):
+        assert batch_pki.certificates.get(outcome.certificate.serial, "cso-sub").identity == station  # type: ignore[attr-defined]
+    assert batch_pki.audit.verify().ok
+
+
+def test_issue_async_takes_plain_requests_only(batch_pki: PKI) -> None:
+    from pki.ca.issuance import issue_async
+
+    with pytest.raises(InvalidInput, match="renewals and hooks"):
+        asyncio.run(issue_async(batch_pki._ctx, _request(_station(), renew=True), "test"))
+
+
+def test_a_thread_that_leads_while_loop_callers_wait_stores_its_own_certificate_first(
+    batch_pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committer = GroupCommit(max_batch=2, max_gather_s=0.0, linger_s=0.0)
+    monkeypatch.setattr(group_commit, "for_database", lambda _database: committer)
+    loop_stations = [_station() for _ in range(3)]
+    thread_station = _station()
+    stored: dict[str, Signed] = {}
+
+    async def main() -> None:
+        loop_signed = [_signed(batch_pki, _request(station)) for station in loop_stations]
+        waiting = [asyncio.ensure_future(committer.store_async(signed)) for signed in loop_signed]
+        await asyncio.sleep(0)  # the three slots wait; their flush is queued behind this coroutine
+        assert committer._flushing  # nobody leads yet
+        signed = _signed(batch_pki, _request(thread_station))
+        # A thread arriving now leads (nobody does): its own slot must be in its batch of two.
+        await asyncio.to_thread(committer.store, signed)
+        stored[thread_station] = signed
+        await asyncio.gather(*waiting)
+        stored.update(zip(loop_stations, loop_signed, strict=True))
+
+    asyncio.run(main())
+    for station, signed in stored.items():
+        assert batch_pki.certificates.get(signed.serial, "cso-sub").identity == station
+    assert _counts(batch_pki)[0] >= 4 and batch_pki.audit.verify().ok
