@@ -75,6 +75,16 @@ _CLOSE_DELIVERY = (
         last_sent_at=bindparam("last_sent_at"),
     )
 )
+_SUPERSEDE_PENDING = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.station_identity == bindparam("on_station"),
+        _DELIVERIES.c.topic == bindparam("on_topic"),
+        _DELIVERIES.c.status == "pending",
+    )
+    .values(status="superseded", completed_at=bindparam("superseded_at"))
+)
+_INSERT_DELIVERY = insert(_DELIVERIES)
 _CERTIFICATES = CertificateRow.__table__  # type: ignore[attr-defined]
 _CERTIFICATE_OF_DELIVERY = select(
     _CERTIFICATES.c.id,
@@ -208,27 +218,20 @@ def insert_delivery(
     certificate: tuple[str, str] | None,
 ) -> int:
     """Insert a pending delivery; an older pending one on the same topic is superseded by it."""
-    connection.execute(
-        update(_DELIVERIES)
-        .where(
-            _DELIVERIES.c.station_identity == station,
-            _DELIVERIES.c.topic == topic,
-            _DELIVERIES.c.status == "pending",
-        )
-        .values(status="superseded", completed_at=now)
-    )
+    connection.execute(_SUPERSEDE_PENDING, {"on_station": station, "on_topic": topic, "superseded_at": now})
     result = connection.execute(
-        insert(_DELIVERIES).values(
-            station_identity=station,
-            action=action,
-            topic=topic,
-            payload=json.dumps(payload, separators=(",", ":")),
-            status="pending",
-            certificate_issuer=certificate[0] if certificate else None,
-            certificate_serial=certificate[1] if certificate else None,
-            attempts=0,
-            created_at=now,
-        )
+        _INSERT_DELIVERY,
+        {
+            "station_identity": station,
+            "action": action,
+            "topic": topic,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "status": "pending",
+            "certificate_issuer": certificate[0] if certificate else None,
+            "certificate_serial": certificate[1] if certificate else None,
+            "attempts": 0,
+            "created_at": now,
+        },
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
