@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -293,10 +293,18 @@ def check_password(ctx: Context, identity: str, password: str) -> StationView | 
 def record_connection(ctx: Context, identity: str, ocpp_version: str) -> None:
     """Remember when and with which OCPP version the station last connected (no audit record: frequent)."""
     now = ctx.clock.now()
-    with ctx.database.write() as session:
-        row = station_row(session, identity)
-        row.last_seen_at = now
-        row.ocpp_version = ocpp_version
+    # One statement built once: every connection of every station runs it.
+    with ctx.database.transaction() as connection:
+        result = connection.execute(
+            _RECORD_CONNECTION, {"for_identity": identity, "seen_at": now, "version": ocpp_version}
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no station {identity!r}; `evpki station add` registers one")
 
 
+_RECORD_CONNECTION = (
+    update(_STATIONS)
+    .where(_STATIONS.c.identity == bindparam("for_identity"))
+    .values(last_seen_at=bindparam("seen_at"), ocpp_version=bindparam("version"))
+)
 _DUMMY_HASH = _hash_password("x" * _PASSWORD_MIN)
