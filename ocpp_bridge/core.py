@@ -43,7 +43,7 @@ from pki import PKI
 from pki.ca import RequestIdentity, load_csr
 from pki.core import Conflict, EvpkiError, InvalidInput, NotFound, PolicyViolation
 from pki.iso15118 import EXI_RESPONSE_LIMITS
-from pki.stations import OPERATOR
+from pki.stations import OPERATOR, StationDisabled
 
 __all__ = [
     "HANDLED_ACTIONS",
@@ -215,18 +215,19 @@ class CertificateService:
             log.warning("SignCertificate from %s rejected (%s): %s", station_id, reason_code, message)
             return Handled({"status": "Rejected", **_status_info(version, reason_code, message)})
 
-        try:
-            station = self._pki.stations.get(station_id)
-        except NotFound:
-            return reject("UnknownStation", f"station {station_id!r} is not registered")
-        if station.status != "active":
-            return reject("StationDisabled", f"station {station_id!r} is disabled")
-        try:
-            csr = load_csr(payload["csr"])
-        except InvalidInput as error:
-            return reject("InvalidCSR", error.message)
         ca_id: str | None = None
+        identity: RequestIdentity | None = None
         if certificate_type in ("V2GCertificate", v2g20.V2G20_CERTIFICATE):
+            try:
+                station = self._pki.stations.get(station_id)
+            except NotFound:
+                return reject("UnknownStation", f"station {station_id!r} is not registered")
+            if station.status != "active":
+                return reject("StationDisabled", f"station {station_id!r} is disabled")
+            try:
+                csr = load_csr(payload["csr"])
+            except InvalidInput as error:
+                return reject("InvalidCSR", error.message)
             names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
             if not names:
                 return reject("InvalidCSR", "a V2G CSR needs CN = SECC id")
@@ -241,9 +242,9 @@ class CertificateService:
             profile = "secc"
             identity = RequestIdentity(station_id=station_id, secc_id=str(names[0].value))
         else:
+            # OCPP A00.FR.511: CN = the serial registered for this identity (identity None: issuance reads
+            # the station once -- unknown, disabled, then the CSR is checked, in that order).
             profile = "station"
-            # OCPP A00.FR.511: CN = the serial registered for this identity.
-            identity = RequestIdentity(station_id=station_id, station_serial=station.serial)
         topic = f"CertificateSigned:{certificate_type}"
         typed = version != "1.6" or pnc
 
@@ -266,6 +267,8 @@ class CertificateService:
                 ca_id=ca_id,
                 actor=f"ocpp:{station_id}",
             )
+        except StationDisabled as error:
+            return reject("StationDisabled", error.message)
         except PolicyViolation as error:
             # A CSR whose signature does not verify is not a valid CSR, whatever it asks for.
             return reject("InvalidCSR" if error.rule.startswith("csr.") else "PolicyViolation", error.message)

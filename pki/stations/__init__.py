@@ -10,6 +10,7 @@ from pki.stations.admission import EVENT_BASIC_AUTH, EVENT_INVALID_CERTIFICATE, 
 from pki.stations.call_feed import CallFeed
 from pki.stations.call_service import StationCalls
 from pki.stations.calls import OPERATOR
+from pki.stations.csr_issuance import StationDisabled
 from pki.stations.deliveries import DeliveryView, RenewalDue
 from pki.stations.notifications import FIRMWARE_CALLS, FirmwareUpdateView, NotificationView
 from pki.stations.registry import StationView, parse_identity
@@ -34,6 +35,7 @@ __all__ = [
     "ServerCertificate",
     "ServerCertificates",
     "StationCalls",
+    "StationDisabled",
     "StationView",
     "Stations",
     "parse_identity",

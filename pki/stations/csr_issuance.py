@@ -24,12 +24,12 @@ from pki.core.errors import Conflict
 from pki.revocation.reasons import RevocationReason, revoke_row
 from pki.runtime.context import Context
 from pki.stations.deliveries import PENDING_ON_TOPIC, DeliveryView, insert_delivery
-from pki.stations.registry import station_row
+from pki.stations.registry import station_record
 from pki.store import repository
 from pki.store.db import joined_session
 from pki.store.models import CertificateRow, StationRow
 
-__all__ = ["issue_for_station"]
+__all__ = ["StationDisabled", "issue_for_station"]
 
 _CERTIFICATES = CertificateRow.__table__  # type: ignore[attr-defined]
 # Built once: a station's enrollment runs these on its hot path.
@@ -71,11 +71,17 @@ def issue_for_station(
     station's OCPP version. ``ca_id`` names the issuing CA where several issue ``profile`` (an ISO
     15118-20 SECC certificate comes from the -20 CPO sub-CA).
     """
+    # One read before anything is decided: the station, and what is pending on the topic (with its
+    # certificate's DER, to compare keys once the CSR has passed every check).
     with ctx.database.read() as session:
-        row = station_row(session, station)
+        connection = session.connection()
+        row = station_record(connection, station)
         if row.status != "active":
-            raise Conflict(f"station {station!r} is disabled")
+            raise StationDisabled(f"station {station!r} is disabled")
         serial = row.serial
+        pending_row = connection.execute(PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
+        pending = DeliveryView.from_row(pending_row) if pending_row is not None else None
+        pending_der = _certificate_der(connection, pending) if pending is not None else None
     identity = identity or RequestIdentity(station_id=station, station_serial=serial)
     leaf: list[x509.Certificate] = []
     created: list[DeliveryView] = []
@@ -137,13 +143,8 @@ def issue_for_station(
         in_transaction=store_delivery,
     )
     approval = approve(ctx, request)
-    with ctx.database.read() as session:
-        connection = session.connection()
-        pending = connection.execute(PENDING_ON_TOPIC, {"station": station, "topic": topic}).first()
-        if pending is not None:
-            view = DeliveryView.from_row(pending)
-            if _same_key(connection, view, approval.approved.public_key):
-                return view, False, None
+    if pending is not None and pending_der is not None and _is_key_of(pending_der, approval.approved.public_key):
+        return pending, False, None
     try:
         issue(ctx, request, actor, approval=approval)
     except _StillPending as raced:
@@ -160,6 +161,10 @@ def _keep_last(leaf: list[x509.Certificate]) -> Callable[[x509.Certificate], Non
     return keep
 
 
+class StationDisabled(Conflict):
+    """The station is registered but disabled: it gets no certificate."""
+
+
 class _StillPending(Exception):
     """A delivery for the same key became pending while this one was being signed."""
 
@@ -171,14 +176,24 @@ def _spki(public_key: CertificatePublicKeyTypes) -> bytes:
     return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-def _same_key(connection: Connection, pending: DeliveryView, public_key: CertificatePublicKeyTypes) -> bool:
-    """Whether the pending delivery's certificate is for ``public_key``."""
+def _certificate_der(connection: Connection, pending: DeliveryView) -> bytes | None:
+    """The DER of the pending delivery's certificate (None for a delivery without one)."""
     if pending.certificate_issuer is None or pending.certificate_serial is None:
-        return False
-    der = connection.execute(
+        return None
+    der: bytes = connection.execute(
         _DER_OF_CERTIFICATE, {"issuer": pending.certificate_issuer, "serial": pending.certificate_serial}
     ).scalar_one()
+    return der
+
+
+def _is_key_of(der: bytes, public_key: CertificatePublicKeyTypes) -> bool:
     return _spki(x509.load_der_x509_certificate(der).public_key()) == _spki(public_key)
+
+
+def _same_key(connection: Connection, pending: DeliveryView, public_key: CertificatePublicKeyTypes) -> bool:
+    """Whether the pending delivery's certificate is for ``public_key``."""
+    der = _certificate_der(connection, pending)
+    return der is not None and _is_key_of(der, public_key)
 
 
 def _revoke_undelivered(ctx: Context, connection: Connection, pending: DeliveryView, actor: str) -> str | None:

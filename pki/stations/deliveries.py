@@ -32,7 +32,8 @@ from pki.operations import audit
 from pki.revocation.reasons import RevocationReason, apply_revocation, status_change_time
 from pki.runtime.context import Context
 from pki.store import repository
-from pki.store.models import OcppDeliveryRow
+from pki.store.db import joined_session
+from pki.store.models import CertificateRow, OcppDeliveryRow
 
 __all__ = [
     "PENDING_ON_TOPIC",
@@ -61,6 +62,53 @@ PENDING_ON_TOPIC = (
     )
     .order_by(_DELIVERIES.c.id.desc())
     .limit(1)
+)
+_DELIVERY_BY_ID = select(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("delivery_id"))
+_CLOSE_DELIVERY = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("status"),
+        completed_at=bindparam("completed_at"),
+        result=bindparam("result"),
+        attempts=bindparam("attempts"),
+        last_sent_at=bindparam("last_sent_at"),
+    )
+)
+_SUPERSEDE_PENDING = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.station_identity == bindparam("on_station"),
+        _DELIVERIES.c.topic == bindparam("on_topic"),
+        _DELIVERIES.c.status == "pending",
+    )
+    .values(status="superseded", completed_at=bindparam("superseded_at"))
+)
+_INSERT_DELIVERY = insert(_DELIVERIES)
+_CERTIFICATES = CertificateRow.__table__  # type: ignore[attr-defined]
+_CERTIFICATE_OF_DELIVERY = select(
+    _CERTIFICATES.c.id,
+    _CERTIFICATES.c.issuer_id,
+    _CERTIFICATES.c.serial,
+    _CERTIFICATES.c.profile,
+    _CERTIFICATES.c.identity,
+    _CERTIFICATES.c.status,
+).where(_CERTIFICATES.c.issuer_id == bindparam("issuer"), _CERTIFICATES.c.serial == bindparam("serial"))
+# repository.current_for_identity's rows, as Core: the certificates an accepted one supersedes.
+_CURRENT_OF_IDENTITY = (
+    select(_CERTIFICATES.c.id, _CERTIFICATES.c.issuer_id, _CERTIFICATES.c.serial)
+    .where(
+        _CERTIFICATES.c.profile == bindparam("profile"),
+        _CERTIFICATES.c.identity == bindparam("identity"),
+        _CERTIFICATES.c.superseded_by_id.is_(None),
+        _CERTIFICATES.c.status != "revoked",
+    )
+    .order_by(_CERTIFICATES.c.id)
+)
+_SUPERSEDE = (
+    update(_CERTIFICATES)
+    .where(_CERTIFICATES.c.id.in_(bindparam("ids", expanding=True)))
+    .values(superseded_by_id=bindparam("new_id"))
 )
 _CLOSED_BY = {"Accepted": "accepted", "Rejected": "rejected"}
 # Statuses that close a delivery as done although they are not "Accepted".
@@ -170,33 +218,26 @@ def insert_delivery(
     certificate: tuple[str, str] | None,
 ) -> int:
     """Insert a pending delivery; an older pending one on the same topic is superseded by it."""
-    connection.execute(
-        update(_DELIVERIES)
-        .where(
-            _DELIVERIES.c.station_identity == station,
-            _DELIVERIES.c.topic == topic,
-            _DELIVERIES.c.status == "pending",
-        )
-        .values(status="superseded", completed_at=now)
-    )
+    connection.execute(_SUPERSEDE_PENDING, {"on_station": station, "on_topic": topic, "superseded_at": now})
     result = connection.execute(
-        insert(_DELIVERIES).values(
-            station_identity=station,
-            action=action,
-            topic=topic,
-            payload=json.dumps(payload, separators=(",", ":")),
-            status="pending",
-            certificate_issuer=certificate[0] if certificate else None,
-            certificate_serial=certificate[1] if certificate else None,
-            attempts=0,
-            created_at=now,
-        )
+        _INSERT_DELIVERY,
+        {
+            "station_identity": station,
+            "action": action,
+            "topic": topic,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "status": "pending",
+            "certificate_issuer": certificate[0] if certificate else None,
+            "certificate_serial": certificate[1] if certificate else None,
+            "attempts": 0,
+            "created_at": now,
+        },
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def _view(connection: Connection, delivery_id: int) -> DeliveryView:
-    row = connection.execute(select(_DELIVERIES).where(_DELIVERIES.c.id == delivery_id)).first()
+    row = connection.execute(_DELIVERY_BY_ID, {"delivery_id": delivery_id}).first()
     if row is None:
         raise NotFound(f"no delivery {delivery_id}")
     return DeliveryView.from_row(row)
@@ -336,8 +377,8 @@ def _record_result(
         raise InvalidInput("the station's answer must be a JSON object")
     now = ctx.clock.now()
     changed_ca: str | None = None
-    with ctx.database.write() as session:
-        connection = session.connection()
+    # Core statements built once: a station's every enrollment closes a delivery, inside the write lock.
+    with ctx.database.transaction() as connection:
         current = _owned(_view(connection, delivery_id), station)
         if current.status != "pending":
             return current, None
@@ -352,29 +393,44 @@ def _record_result(
         attempts = current.attempts + (1 if sent else 0)
         last_sent_at = now if sent else current.last_sent_at
         connection.execute(
-            update(_DELIVERIES)
-            .where(_DELIVERIES.c.id == delivery_id)
-            .values(status=status, completed_at=now, result=result, attempts=attempts, last_sent_at=last_sent_at)
+            _CLOSE_DELIVERY,
+            {
+                "delivery_id": delivery_id,
+                "status": status,
+                "completed_at": now,
+                "result": result,
+                "attempts": attempts,
+                "last_sent_at": last_sent_at,
+            },
         )
         details: dict[str, Any] = {"station": current.station_identity, "topic": current.topic, "status": status}
         if current.action == "CertificateSigned" and current.certificate_issuer and current.certificate_serial:
-            certificate = repository.find_certificate(session, current.certificate_serial, current.certificate_issuer)
+            certificate = _delivered_certificate(connection, current.certificate_issuer, current.certificate_serial)
             if status == "accepted":
                 replaced = [
                     old
-                    for old in repository.current_for_identity(session, certificate.profile, certificate.identity or "")
-                    if old.id != certificate.id and old.id is not None and old.id < (certificate.id or 0)
+                    for old in connection.execute(
+                        _CURRENT_OF_IDENTITY, {"profile": certificate.profile, "identity": certificate.identity or ""}
+                    )
+                    if old.id != certificate.id and old.id < certificate.id
                 ]
-                repository.supersede(session, [old.id for old in replaced if old.id is not None], certificate.id)  # type: ignore[arg-type]
+                if replaced:
+                    connection.execute(_SUPERSEDE, {"ids": [old.id for old in replaced], "new_id": certificate.id})
                 details["supersedes"] = [f"{old.issuer_id}/{old.serial}" for old in replaced]
             elif status == "rejected" and certificate.status != "revoked":
                 # Never installed, so never usable: revoke rather than leave a valid orphan behind.
-                changed_at = status_change_time(session, certificate.issuer_id, ctx.clock)
-                apply_revocation(certificate, RevocationReason.SUPERSEDED, changed_at)
+                session = joined_session(connection)
+                try:
+                    row = repository.find_certificate(session, certificate.serial, certificate.issuer_id)
+                    changed_at = status_change_time(session, row.issuer_id, ctx.clock)
+                    apply_revocation(row, RevocationReason.SUPERSEDED, changed_at)
+                    session.flush()
+                finally:
+                    session.close()
                 details["revoked"] = f"{certificate.issuer_id}/{certificate.serial}"
                 changed_ca = certificate.issuer_id
-        audit.append(
-            session,
+        audit.append_on(
+            connection,
             at=now,
             actor=actor,
             action="ocpp-delivery-result",
@@ -382,8 +438,19 @@ def _record_result(
             serial=current.certificate_serial,
             details=details,
         )
-        session.flush()
         closed = dataclasses.replace(
             current, status=status, attempts=attempts, last_sent_at=last_sent_at, completed_at=now, result=response
         )
         return closed, changed_ca
+
+
+def _delivered_certificate(connection: Connection, issuer: str, serial: str) -> Any:
+    """The (id, issuer, serial, profile, identity, status) of a delivery's certificate; NotFound if gone."""
+    try:
+        normalised = format(int(serial, 16), "X")  # as repository.find_certificate reads a serial
+    except ValueError:
+        raise InvalidInput(f"{serial!r} is not a hex serial") from None
+    row = connection.execute(_CERTIFICATE_OF_DELIVERY, {"issuer": issuer, "serial": normalised}).first()
+    if row is None:
+        raise NotFound(f"no certificate with serial {normalised} issued by {issuer}")
+    return row

@@ -18,8 +18,9 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,7 @@ __all__ = [
     "remove_station",
     "set_password",
     "set_station_status",
+    "station_record",
     "station_row",
 ]
 
@@ -69,7 +71,8 @@ class StationView:
     pending_security_profile: int | None = None  # A05: accepted, applies once it reconnects on it
 
     @classmethod
-    def from_row(cls, row: StationRow) -> StationView:
+    def from_row(cls, row: StationRow | Any) -> StationView:
+        """From an ORM row or a Core row of the station table (same attribute names)."""
         return cls(
             identity=row.identity,
             serial=row.serial,
@@ -162,6 +165,19 @@ def station_row(session: Session, identity: str) -> StationRow:
     return row
 
 
+_STATIONS = StationRow.__table__  # type: ignore[attr-defined]
+# Built once: every enrollment and connection reads the station.
+_STATION_BY_IDENTITY = select(_STATIONS).where(_STATIONS.c.identity == bindparam("identity"))
+
+
+def station_record(connection: Connection, identity: str) -> Any:
+    """:func:`station_row` as a Core row (read-only, no ORM object); :class:`NotFound` if unregistered."""
+    row = connection.execute(_STATION_BY_IDENTITY, {"identity": identity}).first()
+    if row is None:
+        raise NotFound(f"no station {identity!r}; `evpki station add` registers one")
+    return row
+
+
 def add_station(
     ctx: Context,
     *,
@@ -206,7 +222,7 @@ def add_station(
 
 def get_station(ctx: Context, identity: str) -> StationView:
     with ctx.database.read() as session:
-        return StationView.from_row(station_row(session, identity))
+        return StationView.from_row(station_record(session.connection(), identity))
 
 
 def list_stations(ctx: Context, *, limit: int = 1000, offset: int = 0) -> list[StationView]:
@@ -277,10 +293,18 @@ def check_password(ctx: Context, identity: str, password: str) -> StationView | 
 def record_connection(ctx: Context, identity: str, ocpp_version: str) -> None:
     """Remember when and with which OCPP version the station last connected (no audit record: frequent)."""
     now = ctx.clock.now()
-    with ctx.database.write() as session:
-        row = station_row(session, identity)
-        row.last_seen_at = now
-        row.ocpp_version = ocpp_version
+    # One statement built once: every connection of every station runs it.
+    with ctx.database.transaction() as connection:
+        result = connection.execute(
+            _RECORD_CONNECTION, {"for_identity": identity, "seen_at": now, "version": ocpp_version}
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"no station {identity!r}; `evpki station add` registers one")
 
 
+_RECORD_CONNECTION = (
+    update(_STATIONS)
+    .where(_STATIONS.c.identity == bindparam("for_identity"))
+    .values(last_seen_at=bindparam("seen_at"), ocpp_version=bindparam("version"))
+)
 _DUMMY_HASH = _hash_password("x" * _PASSWORD_MIN)
