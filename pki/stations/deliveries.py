@@ -94,17 +94,6 @@ _CERTIFICATE_OF_DELIVERY = select(
     _CERTIFICATES.c.identity,
     _CERTIFICATES.c.status,
 ).where(_CERTIFICATES.c.issuer_id == bindparam("issuer"), _CERTIFICATES.c.serial == bindparam("serial"))
-# repository.current_for_identity's rows, as Core: the certificates an accepted one supersedes.
-_CURRENT_OF_IDENTITY = (
-    select(_CERTIFICATES.c.id, _CERTIFICATES.c.issuer_id, _CERTIFICATES.c.serial)
-    .where(
-        _CERTIFICATES.c.profile == bindparam("profile"),
-        _CERTIFICATES.c.identity == bindparam("identity"),
-        _CERTIFICATES.c.superseded_by_id.is_(None),
-        _CERTIFICATES.c.status != "revoked",
-    )
-    .order_by(_CERTIFICATES.c.id)
-)
 _SUPERSEDE = (
     update(_CERTIFICATES)
     .where(_CERTIFICATES.c.id.in_(bindparam("ids", expanding=True)))
@@ -409,8 +398,8 @@ def _record_result(
             if status == "accepted":
                 replaced = [
                     old
-                    for old in connection.execute(
-                        _CURRENT_OF_IDENTITY, {"profile": certificate.profile, "identity": certificate.identity or ""}
+                    for old in repository.current_rows_for_identity(
+                        connection, certificate.profile, certificate.identity or ""
                     )
                     if old.id != certificate.id and old.id < certificate.id
                 ]

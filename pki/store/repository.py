@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ __all__ = [
     "add_crl",
     "changed_entries_since",
     "current_for_identity",
+    "current_rows_for_identity",
     "derived_status",
     "find_certificate",
     "get_ca",
@@ -186,16 +188,26 @@ def has_current_for_identity(session: Session, profile: str, identity: str) -> b
 
 
 _CERTIFICATE = CertificateRow.__table__  # type: ignore[attr-defined]
-_CURRENT_FOR_IDENTITY = (
-    select(_CERTIFICATE.c.id)
-    .where(
+
+
+def _current_of_identity(*columns: Any) -> Select[Any]:
+    """What "current" means for an identity's certificates: not superseded by a renewal, not revoked."""
+    return select(*columns).where(
         _CERTIFICATE.c.profile == bindparam("profile"),
         _CERTIFICATE.c.identity == bindparam("identity"),
         _CERTIFICATE.c.superseded_by_id.is_(None),
         _CERTIFICATE.c.status != "revoked",
     )
-    .limit(1)
-)
+
+
+_CURRENT_FOR_IDENTITY = _current_of_identity(_CERTIFICATE.c.id).limit(1)
+_CURRENT_ROWS_FOR_IDENTITY = _current_of_identity(_CERTIFICATE.c.id, _CERTIFICATE.c.issuer_id, _CERTIFICATE.c.serial)
+
+
+def current_rows_for_identity(connection: Connection, profile: str, identity: str) -> list[Any]:
+    """:func:`current_for_identity` as Core rows (``id``, ``issuer_id``, ``serial``), oldest first."""
+    query = _CURRENT_ROWS_FOR_IDENTITY.order_by(_CERTIFICATE.c.id)
+    return list(connection.execute(query, {"profile": profile, "identity": identity}))
 
 
 def supersede(session: Session, old_ids: list[int], new_id: int) -> None:
