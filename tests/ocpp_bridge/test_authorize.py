@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -153,6 +154,9 @@ class Responder:
 GOOD_SERIAL, REVOKED_SERIAL = 0x1A2B3C4D5E6F7081, 0x2B3C4D5E6F708192
 
 
+_ACCEPT = re.compile(r"^ACCEPT \S*:(\d+)\s", re.MULTILINE)
+
+
 @contextlib.contextmanager
 def openssl_responder(mo: ForeignMo, tmp_path: Path) -> Iterator[Responder]:
     """``openssl ocsp`` for ``mo``: GOOD_SERIAL good, REVOKED_SERIAL revoked, nextUpdate in 60 minutes."""
@@ -178,11 +182,12 @@ def openssl_responder(mo: ForeignMo, tmp_path: Path) -> Iterator[Responder]:
             cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
+        # The line may arrive in pieces; wait until the whole address is there.
         deadline = time.monotonic() + 10
-        while "ACCEPT" not in log.read_text() and time.monotonic() < deadline:
+        while (accepted := _ACCEPT.search(log.read_text())) is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        line = next(line for line in log.read_text().splitlines() if line.startswith("ACCEPT"))
-        port = int(line.split()[1].rsplit(":", 1)[1])
+        assert accepted is not None, f"openssl ocsp did not start: {log.read_text()!r}"
+        port = int(accepted.group(1))
         yield Responder(f"http://127.0.0.1:{port}/", log)
     finally:
         process.kill()

@@ -124,7 +124,12 @@ def test_the_bridge_command_serves_tls_and_stops_on_sigterm(env: Path) -> None:
                 time.sleep(0.1)
         assert (env / "bridge").stat().st_mode & 0o777 == 0o700
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"bridge still running 30 s after SIGTERM: {process.communicate()[1].decode()[-2000:]}")
+        assert code == 0, process.communicate()[1].decode()[-2000:]
     finally:
         if process.poll() is None:
             process.kill()
