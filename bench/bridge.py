@@ -7,7 +7,10 @@
    and after. The load comes from ``--client-processes`` separate processes.
 2. Enrollments: ``--enrollers`` connected stations each run ``--rounds`` times SignCertificate →
    CertificateSigned → Accepted (a fresh P-256 key and CSR per round, made before its clock
-   starts). Prints enrollments/s and p50/p99 of SignCertificate sent → CertificateSigned received.
+   starts). The clock starts once every enroller is connected (the handshakes are phase 1's
+   subject) and runs in ``--enroll-processes`` processes of their own. Prints enrollments/s,
+   p50/p99 of SignCertificate sent → CertificateSigned received, and the CPU the bridge and the
+   station processes used meanwhile (on 2 cores they compete for the same CPUs).
 
 The bridge runs as its own process (``evpki bridge``) on 127.0.0.1 in a temporary data directory.
 
@@ -40,6 +43,7 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.loadgen import process_cpu_seconds
 from pki import PKI, RequestIdentity, Settings
 
 ORGANIZATION = "Bench CSO GmbH"
@@ -159,47 +163,93 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-async def _enroll(url: str, ca_file: Path, identity: str, pem: Path, serial: str, rounds: int) -> list[float]:
+async def _enroll_all(
+    url: str, ca_file: Path, stations: list[tuple[str, Path]], rounds: int, ready: object, go: object
+) -> tuple[list[float], float]:
+    """Connect every station and make its CSRs, say so on ``ready``, then enroll ``rounds`` times each
+    once ``go`` is set; returns the latencies and the seconds from ``go`` to the last answer."""
     import websockets
 
-    csrs = [_csr(serial)[0].decode() for _ in range(rounds)]
+    connections = []
+    for identity, pem in stations:
+        connections.append(
+            await websockets.connect(
+                f"{url}/{identity}",
+                subprotocols=["ocpp2.0.1"],
+                ssl=_client_context(ca_file, pem),
+                open_timeout=60,
+                ping_interval=None,
+                compression=None,
+            )
+        )
+    csrs = [[_csr("SN" + identity[2:])[0].decode() for _ in range(rounds)] for identity, _ in stations]
+    await asyncio.sleep(1)  # the bridge's on-connect work (pending deliveries, boot reconciliation) settles
+    ready.put(len(connections))  # type: ignore[attr-defined]
+    await asyncio.get_running_loop().run_in_executor(None, go.wait)  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    pairs = zip(connections, csrs, strict=True)
+    results = await asyncio.gather(*(_enroll(connection, mine) for connection, mine in pairs))
+    elapsed = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
+    return [value for result in results for value in result], elapsed
+
+
+async def _enroll(connection: object, csrs: list[str]) -> list[float]:
     latencies = []
-    async with websockets.connect(
-        f"{url}/{identity}",
-        subprotocols=["ocpp2.0.1"],
-        ssl=_client_context(ca_file, pem),
-        open_timeout=60,
-        ping_interval=None,
-    ) as connection:
-        for csr in csrs:
-            start = time.perf_counter()
-            message_id, frame = _frame("SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"})
-            await connection.send(frame)
-            while True:
-                message = json.loads(await asyncio.wait_for(connection.recv(), 60))
-                if message[0] == 3 and message[1] == message_id:
-                    if message[2].get("status") != "Accepted":
-                        raise RuntimeError(f"SignCertificate answered {message[2]}")
-                    continue
-                if message[0] == 2 and message[2] == "CertificateSigned":
-                    latencies.append(time.perf_counter() - start)
-                    await connection.send(json.dumps([3, message[1], {"status": "Accepted"}]))
-                    break
-                if message[0] == 2:  # another bridge call (reconciliation): answer so it does not wait
-                    await connection.send(json.dumps([4, message[1], "NotImplemented", "bench", {}]))
+    for csr in csrs:
+        start = time.perf_counter()
+        message_id, frame = _frame("SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"})
+        await connection.send(frame)  # type: ignore[attr-defined]
+        while True:
+            message = json.loads(await asyncio.wait_for(connection.recv(), 60))  # type: ignore[attr-defined]
+            if message[0] == 3 and message[1] == message_id:
+                if message[2].get("status") != "Accepted":
+                    raise RuntimeError(f"SignCertificate answered {message[2]}")
+                continue
+            if message[0] == 2 and message[2] == "CertificateSigned":
+                latencies.append(time.perf_counter() - start)
+                await connection.send(json.dumps([3, message[1], {"status": "Accepted"}]))  # type: ignore[attr-defined]
+                break
+            if message[0] == 2:  # another bridge call (reconciliation): answer so it does not wait
+                await connection.send(json.dumps([4, message[1], "NotImplemented", "bench", {}]))  # type: ignore[attr-defined]
     return latencies
 
 
-async def _enrollments(
-    url: str, ca_file: Path, stations: list[tuple[str, Path]], rounds: int
-) -> tuple[int, float, list[float]]:
-    start = time.perf_counter()
-    results = await asyncio.gather(
-        *(_enroll(url, ca_file, identity, pem, "SN" + identity[2:], rounds) for identity, pem in stations)
-    )
-    elapsed = time.perf_counter() - start
-    latencies = [value for result in results for value in result]
-    return len(latencies), elapsed, latencies
+def _enroll_process(
+    url: str, ca_file: Path, stations: list[tuple[str, Path]], rounds: int, ready: object, go: object, done: object
+) -> None:
+    _raise_file_limit()
+    latencies, elapsed = asyncio.run(_enroll_all(url, ca_file, stations, rounds, ready, go))
+    done.put((latencies, elapsed, time.process_time()))  # type: ignore[attr-defined]
+
+
+def _enrollments(
+    url: str, ca_file: Path, stations: list[tuple[str, Path]], rounds: int, processes: int, bridge_pid: int
+) -> tuple[list[float], float, float, float]:
+    """Enrollments from ``processes`` client processes, timed from the moment every station is
+    connected; returns latencies, seconds, and the bridge's and the clients' CPU (cores' worth)."""
+    context = multiprocessing.get_context("spawn")
+    ready, done, go = context.Queue(), context.Queue(), context.Event()
+    share = [stations[i::processes] for i in range(processes)]
+    clients = [
+        context.Process(target=_enroll_process, args=(url, ca_file, part, rounds, ready, go, done)) for part in share
+    ]
+    for client in clients:
+        client.start()
+    for _ in clients:
+        ready.get(timeout=600)
+    client_cpu_before = [process_cpu_seconds(client.pid) for client in clients if client.pid]  # type: ignore[arg-type]
+    bridge_before = process_cpu_seconds(bridge_pid)
+    go.set()
+    outcomes = [done.get(timeout=600) for _ in clients]
+    elapsed = max(outcome[1] for outcome in outcomes)
+    bridge_cpu = (process_cpu_seconds(bridge_pid) - bridge_before) / elapsed
+    # Each client reports its own process_time at the end; what it spent before ``go`` is taken off.
+    client_cpu = (sum(outcome[2] for outcome in outcomes) - sum(client_cpu_before)) / elapsed
+    for client in clients:
+        client.join(timeout=60)
+    return [value for outcome in outcomes for value in outcome[0]], elapsed, bridge_cpu, client_cpu
 
 
 def _p99(ordered: list[float]) -> float:
@@ -212,6 +262,7 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=4)
     parser.add_argument("--enrollers", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--enroll-processes", type=int, default=1, help="station processes for the enrollments (1)")
     args = parser.parse_args()
     _raise_file_limit()
     with tempfile.TemporaryDirectory(prefix="evpki-bench-bridge-") as directory:
@@ -274,13 +325,23 @@ def main() -> None:
                 client.join(timeout=120)
 
             enrollers = stations[: args.enrollers]
-            count, elapsed, latencies = asyncio.run(_enrollments(url, ca_file, enrollers, args.rounds))
+            latencies, elapsed, bridge_cpu, client_cpu = _enrollments(
+                url, ca_file, enrollers, args.rounds, args.enroll_processes, bridge.pid
+            )
             ms = sorted(value * 1000 for value in latencies)
+            rate = len(latencies) / elapsed
             print(
-                f"\nenrollments: {count} (SignCertificate → CertificateSigned → Accepted) by {len(enrollers)} "
-                f"stations in {elapsed:.2f} s = {count / elapsed:.0f}/s"
+                f"\nenrollments: {len(latencies)} (SignCertificate → CertificateSigned → Accepted) by "
+                f"{len(enrollers)} connected stations in {elapsed:.2f} s = {rate:.0f}/s"
             )
             print(f"  latency p50 {statistics.median(ms):.1f} ms, p99 {_p99(ms):.1f} ms, max {ms[-1]:.1f} ms")
+            print(
+                f"  CPU meanwhile (share of one core): bridge {bridge_cpu:.0%} "
+                f"({bridge_cpu / rate * 1e6:.0f} µs per enrollment), {args.enroll_processes} station "
+                f"process(es) {client_cpu:.0%}; {os.cpu_count()} cores"
+            )
+            print(f"\naim: >= 300 enrollments/s, p99 <= 500 ms: {rate:.0f}/s, p99 {_p99(ms):.0f} ms  "
+                  f"met: {'yes' if rate >= 300 and _p99(ms) <= 500 else 'NO'}")  # fmt: skip
         finally:
             bridge.send_signal(signal.SIGINT)
             try:

@@ -8,6 +8,9 @@ historical spelling ``FormationViolation``). An action without a schema for the 
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+from threading import Lock
 from typing import Any, Literal
 
 from jsonschema.exceptions import ValidationError as SchemaValidationError
@@ -19,6 +22,15 @@ from ocpp_bridge.errors import OcppCallError
 __all__ = ["has_schema", "validate_request", "validate_response"]
 
 Direction = Literal["request", "response"]
+
+# Validation is a pure function of (version, action, direction, payload), and the small payloads
+# repeat (``{"status": "Accepted"}`` answers every CertificateSigned): those known valid are
+# remembered by their canonical JSON, so that jsonschema walks each one once. A payload larger
+# than _MEMO_MAX_CHARS (a CSR, a certificate chain) is rarely seen twice and is always validated.
+_MEMO_MAX_CHARS = 512
+_MEMO_SIZE = 4096
+_valid: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
+_valid_lock = Lock()
 
 
 def _validator(version: str, action: str, direction: Direction) -> Any:
@@ -49,11 +61,31 @@ def _code(version: str, error: SchemaValidationError) -> str:
 def _validate(version: str, action: str, payload: Any, direction: Direction) -> None:
     if not isinstance(payload, dict):
         raise OcppCallError("FormationViolation" if version == "1.6" else "FormatViolation", "payload is not an object")
+    key = _memo_key(version, action, direction, payload)
+    if key is not None:
+        with _valid_lock:
+            if key in _valid:
+                _valid.move_to_end(key)
+                return
     validator = _validator(version, action, direction)
     error = best_match(validator.iter_errors(payload))  # the error the library itself would raise
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "payload"
         raise OcppCallError(_code(version, error), f"{action} {direction} {where}: {error.message}"[:512])
+    if key is not None:
+        with _valid_lock:
+            _valid[key] = None
+            if len(_valid) > _MEMO_SIZE:
+                _valid.popitem(last=False)
+
+
+def _memo_key(version: str, action: str, direction: str, payload: dict[str, Any]) -> tuple[str, str, str, str] | None:
+    try:
+        # sort_keys: one key per payload whatever its member order; 1, 1.0 and true stay distinct.
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None  # not plain JSON: jsonschema decides, nothing is remembered
+    return (version, action, direction, text) if len(text) <= _MEMO_MAX_CHARS else None
 
 
 def validate_request(version: str, action: str, payload: Any) -> None:
