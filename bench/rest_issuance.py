@@ -4,9 +4,9 @@
 in a throw-away database created on that server and dropped afterwards) is driven by
 ``bench/loadgen.py`` with ``--concurrency`` keep-alive connections until ``--requests``
 certificates have been issued -- twice: once with every connection opened at once, once with
-them opened one by one (``--stagger`` apart). uvicorn's workers share one listening socket and
-the first to wake accepts the whole burst, so the first run may leave a worker idle; the
-second shows what both workers do when the connections are spread.
+them opened one by one (``--stagger`` apart). Each worker has its own ``SO_REUSEPORT`` socket,
+so the kernel spreads connections by their address hash: a burst can still land unevenly, and
+the second run shows what both workers do when the connections arrive over time.
 
 CSRs (P-256, distinct station ids and serials) are made before the clock starts, and
 ``--warmup-requests`` more are issued first over short connections so that both workers have
