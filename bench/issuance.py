@@ -23,15 +23,19 @@ after each database's runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,7 +49,7 @@ from sqlalchemy.exc import OperationalError
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pki import PKI, RequestIdentity, Settings
-from pki.ca import CertificateRequest
+from pki.ca import CertificateRequest, group_commit
 from pki.ca.authority import IssuerContext, build_certificate, fingerprint, new_serial, validity_window
 from pki.ca.policy import check_request, load_csr
 from pki.ca.profiles import get_profile
@@ -131,14 +135,51 @@ def time_concurrent(pki: PKI, csrs: Sequence[tuple[str, str]], threads: int, nam
     workers = [threading.Thread(target=caller, args=(csrs[i::threads],)) for i in range(threads)]
     for worker in workers:
         worker.start()
-    barrier.wait()
-    cpu, start = time.process_time(), time.perf_counter()
-    for worker in workers:
-        worker.join()
-    elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu
+    with _batches_recorded() as batches:
+        barrier.wait()
+        cpu, start = time.process_time(), time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu
     if errors:
         raise SystemExit(f"{name}: {type(errors[0]).__name__}: {errors[0]}")
+    _print_batches(name, batches, elapsed)
     return Result(name, len(csrs), elapsed, cpu_used)
+
+
+@contextlib.contextmanager
+def _batches_recorded() -> Iterator[list[tuple[int, float, float]]]:
+    """(size, start, seconds) of every batch the group commit stores meanwhile."""
+    batches: list[tuple[int, float, float]] = []
+    store = group_commit.GroupCommit._store
+
+    def recording(batch: list[Any]) -> None:
+        began = time.perf_counter()
+        try:
+            store(batch)
+        finally:
+            batches.append((len(batch), began, time.perf_counter() - began))
+
+    group_commit.GroupCommit._store = staticmethod(recording)  # type: ignore[method-assign]
+    try:
+        yield batches
+    finally:
+        group_commit.GroupCommit._store = staticmethod(store)  # type: ignore[method-assign]
+
+
+def _print_batches(name: str, batches: Sequence[tuple[int, float, float]], elapsed: float) -> None:
+    """Where a group-commit run's time goes: storing batches, and the gaps between them (signing)."""
+    if len(batches) < 2:
+        return
+    sizes = sorted(size for size, _, _ in batches)
+    storing = sum(seconds for _, _, seconds in batches)
+    gaps = [later[1] - (earlier[1] + earlier[2]) for earlier, later in itertools.pairwise(batches)]
+    print(
+        f"  {name}: {len(batches)} batches, size median {sizes[len(sizes) // 2]} (p10 {sizes[len(sizes) // 10]}), "
+        f"storing {1000 * storing / len(batches):.1f} ms per batch ({storing / elapsed:.0%} of the run), "
+        f"{1000 * statistics.mean(gaps):.1f} ms from one batch to the next (the callers sign meanwhile)",
+        flush=True,
+    )
 
 
 def time_bulk(pki: PKI, csrs: Sequence[tuple[str, str]], chunk: int, name: str) -> Result:
@@ -156,8 +197,12 @@ def check_audit(pki: PKI, label: str) -> None:
         raise SystemExit(f"{label}: the audit chain does not verify after the run")
 
 
-def time_crypto_only(url: str, keys_dir: Path, csrs: Sequence[tuple[str, str]]) -> Result:
-    """The same checks and signing as issuance, with the issuer loaded once and nothing stored."""
+def time_crypto_only(url: str, keys_dir: Path, csrs: Sequence[tuple[str, str]], threads: int = 1) -> Result:
+    """The same checks and signing as issuance, with the issuer loaded once and nothing stored.
+
+    With ``threads`` > 1 the CSRs are shared among that many threads: what signing alone gives when
+    callers are threads of one process, whose GIL hand-overs cost before any storing does.
+    """
     database = Database(url)
     with database.read() as session:
         ca = repository.get_ca(session, ISSUING_CA)
@@ -169,32 +214,43 @@ def time_crypto_only(url: str, keys_dir: Path, csrs: Sequence[tuple[str, str]]) 
         certificate=x509.load_der_x509_certificate(ca.der),
         rsa_pss=ca.rsa_pss,
     )
-    cpu = time.process_time()
     profile = get_profile("station")
-    start = time.perf_counter()
-    for station, pem in csrs:
-        approved = check_request(
-            load_csr(pem),
-            profile,
-            standard=ca.standard,
-            organization=organization,
-            identity=RequestIdentity(station_id=station),
-        )
-        not_before, not_after = validity_window(
-            issuer.certificate.not_valid_before_utc, profile.default_validity, issuer.certificate
-        )
-        certificate = build_certificate(
-            issuer=issuer,
-            subject=approved.subject,
-            public_key=approved.public_key,
-            profile=profile,
-            serial=new_serial(),
-            not_before=not_before,
-            not_after=not_after,
-            public_url="http://127.0.0.1:8080",
-        )
-        fingerprint(certificate)
-    return Result("crypto only (no storage)", len(csrs), time.perf_counter() - start, time.process_time() - cpu)
+
+    def sign_all(mine: Sequence[tuple[str, str]]) -> None:
+        for station, pem in mine:
+            approved = check_request(
+                load_csr(pem),
+                profile,
+                standard=ca.standard,
+                organization=organization,
+                identity=RequestIdentity(station_id=station),
+            )
+            not_before, not_after = validity_window(
+                issuer.certificate.not_valid_before_utc, profile.default_validity, issuer.certificate
+            )
+            certificate = build_certificate(
+                issuer=issuer,
+                subject=approved.subject,
+                public_key=approved.public_key,
+                profile=profile,
+                serial=new_serial(),
+                not_before=not_before,
+                not_after=not_after,
+                public_url="http://127.0.0.1:8080",
+            )
+            fingerprint(certificate)
+
+    workers = [threading.Thread(target=sign_all, args=(csrs[i::threads],)) for i in range(threads)]
+    cpu, start = time.process_time(), time.perf_counter()
+    if threads == 1:
+        sign_all(csrs)
+    else:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    name = "crypto only (no storage)" if threads == 1 else f"crypto only, {threads} threads"
+    return Result(name, len(csrs), time.perf_counter() - start, time.process_time() - cpu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +269,13 @@ def run_all(pki: PKI, url: str, keys_dir: Path, csrs: Sequence[tuple[str, str]],
     results.append(time_sequential(pki, parts[0], f"{db}, 1 caller"))
     results.append(time_crypto_only(url, keys_dir, crypto_csrs))
     results.append(time_concurrent(pki, parts[1], plan.threads, f"{db}, {plan.threads} callers"))
+    threaded = time_crypto_only(url, keys_dir, crypto_csrs, plan.threads)
+    print(
+        f"  {db}: crypto only in {plan.threads} threads (the callers' own ceiling): {threaded.rate:.0f} certs/s, "
+        f"{threaded.cpu_us:.0f} µs CPU each; the {plan.threads} callers reached "
+        f"{results[-1].rate / threaded.rate:.2f} of it",
+        flush=True,
+    )
     results.append(time_crypto_only(url, keys_dir, crypto_csrs))
     results.append(time_bulk(pki, parts[2], plan.chunk, f"{db}, bulk ({plan.chunk}/call)"))
     results.append(time_crypto_only(url, keys_dir, crypto_csrs))
