@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -106,6 +107,21 @@ def _client_context(ca_file: Path, pem: Path) -> ssl.SSLContext:
     return context
 
 
+async def connect_station(url: str, ca_file: Path, identity: str, pem: Path, *, open_timeout: float = 60) -> Any:
+    """A station's OCPP 2.0.1 connection over mutual TLS, as the benches' stations open it."""
+    import websockets
+
+    return await websockets.connect(
+        f"{url}/{identity}",
+        subprotocols=["ocpp2.0.1"],  # type: ignore[list-item]
+        ssl=_client_context(ca_file, pem),
+        open_timeout=open_timeout,
+        ping_interval=None,
+        compression=None,
+        max_size=65536,
+    )
+
+
 def _frame(action: str, payload: dict[str, object]) -> tuple[str, str]:
     message_id = uuid.uuid4().hex
     return message_id, json.dumps([2, message_id, action, payload])
@@ -114,20 +130,10 @@ def _frame(action: str, payload: dict[str, object]) -> tuple[str, str]:
 async def _hold(
     url: str, ca_file: Path, stations: list[tuple[str, Path]], ready: object, go: object, done: object
 ) -> None:
-    import websockets
-
     connections = []
     for identity, pem in stations:
         try:
-            connection = await websockets.connect(
-                f"{url}/{identity}",
-                subprotocols=["ocpp2.0.1"],
-                ssl=_client_context(ca_file, pem),  # type: ignore[list-item]
-                open_timeout=60,
-                ping_interval=None,
-                compression=None,
-                max_size=65536,
-            )
+            connection = await connect_station(url, ca_file, identity, pem)
         except Exception as exc:
             print(f"  connect {identity} failed: {exc!r}", flush=True)
             continue
@@ -168,20 +174,7 @@ async def _enroll_all(
 ) -> tuple[list[float], float]:
     """Connect every station and make its CSRs, say so on ``ready``, then enroll ``rounds`` times each
     once ``go`` is set; returns the latencies and the seconds from ``go`` to the last answer."""
-    import websockets
-
-    connections = []
-    for identity, pem in stations:
-        connections.append(
-            await websockets.connect(
-                f"{url}/{identity}",
-                subprotocols=["ocpp2.0.1"],
-                ssl=_client_context(ca_file, pem),
-                open_timeout=60,
-                ping_interval=None,
-                compression=None,
-            )
-        )
+    connections = [await connect_station(url, ca_file, identity, pem) for identity, pem in stations]
     csrs = [[_csr("SN" + identity[2:])[0].decode() for _ in range(rounds)] for identity, _ in stations]
     await asyncio.sleep(1)  # the bridge's on-connect work (pending deliveries, boot reconciliation) settles
     ready.put(len(connections))  # type: ignore[attr-defined]

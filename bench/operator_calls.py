@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bridge import PASSPHRASE, ROOT, _client_context, _free_port, _raise_file_limit, prepare
+from bridge import PASSPHRASE, ROOT, _free_port, _raise_file_limit, connect_station, prepare
 
 from pki import PKI, Settings
 
@@ -59,18 +59,9 @@ async def _station(
     received: object | None,
     handshakes: asyncio.Semaphore,
 ) -> None:
-    import websockets
-
     try:
         async with handshakes:  # a few handshakes at a time, as stations coming back after an outage would
-            connection = await websockets.connect(
-                f"{url}/{identity}",
-                subprotocols=["ocpp2.0.1"],
-                ssl=_client_context(ca_file, pem),
-                open_timeout=300,
-                ping_interval=None,
-                compression=None,
-            )
+            connection = await connect_station(url, ca_file, identity, pem, open_timeout=300)
     except Exception as exc:
         print(f"  {identity} did not connect: {exc!r}", flush=True)
         ready.put(0)  # type: ignore[attr-defined]
