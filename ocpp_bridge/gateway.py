@@ -503,7 +503,10 @@ class Bridge:
         # PostgreSQL (NOTIFY), within call_poll_interval on SQLite, whichever bridge process holds it.
         while True:
             try:
-                await asyncio.wait_for(self._call_wake.wait(), self.config.call_poll_interval)
+                # Not asyncio.wait_for: on 3.11 it drops a cancellation that arrives with the wake-up,
+                # and the monitor then outlived Bridge.stop() (tests/ocpp_bridge/test_shutdown_races.py).
+                async with asyncio.timeout(self.config.call_poll_interval):
+                    await self._call_wake.wait()
             except TimeoutError:
                 feed = self._call_feed
                 if feed is not None and not feed.due():

@@ -204,8 +204,10 @@ class StationSession:
             if self._upstream is not None:
                 self._spawn(self._read_upstream())
             if after is not None:
+                # asyncio.timeout, not wait_for, throughout: 3.11's wait_for can drop a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(after.finished.wait(), self._options.call_timeout)
+                    async with asyncio.timeout(self._options.call_timeout):
+                        await after.finished.wait()
             await asyncio.to_thread(self._service.on_connected, self.version, self.identity, self.certificate)
             # Deliveries still pending from earlier connections go out again (guaranteed delivery).
             self.enqueue(await asyncio.to_thread(self._service.pending, self.identity, version=self.version))
@@ -487,7 +489,8 @@ class StationSession:
         self._waiting[unique_id] = future
         try:
             await self.connection.send(message)
-            return await asyncio.wait_for(future, self._options.call_timeout)
+            async with asyncio.timeout(self._options.call_timeout):
+                return await future
         except TimeoutError:
             return None
         finally:

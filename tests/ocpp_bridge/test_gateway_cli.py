@@ -101,7 +101,7 @@ def test_the_bridge_command_serves_tls_and_stops_on_sigterm(env: Path) -> None:
             "--log-level",
             "warning",
         ],
-        env=os.environ.copy(),
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[2],
@@ -127,8 +127,9 @@ def test_the_bridge_command_serves_tls_and_stops_on_sigterm(env: Path) -> None:
         try:
             code = process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail(f"bridge still running 30 s after SIGTERM: {process.communicate()[1].decode()[-2000:]}")
+            process.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack on stderr
+            stderr = process.communicate(timeout=30)[1].decode()
+            pytest.fail(f"bridge still running 30 s after SIGTERM: {stderr[-6000:]}")
         assert code == 0, process.communicate()[1].decode()[-2000:]
     finally:
         if process.poll() is None:
