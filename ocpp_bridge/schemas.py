@@ -8,9 +8,8 @@ historical spelling ``FormationViolation``). An action without a schema for the 
 
 from __future__ import annotations
 
+import functools
 import json
-from collections import OrderedDict
-from threading import Lock
 from typing import Any, Literal
 
 from jsonschema.exceptions import ValidationError as SchemaValidationError
@@ -29,8 +28,6 @@ Direction = Literal["request", "response"]
 # than _MEMO_MAX_CHARS (a CSR, a certificate chain) is rarely seen twice and is always validated.
 _MEMO_MAX_CHARS = 512
 _MEMO_SIZE = 4096
-_valid: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
-_valid_lock = Lock()
 
 
 def _validator(version: str, action: str, direction: Direction) -> Any:
@@ -61,31 +58,29 @@ def _code(version: str, error: SchemaValidationError) -> str:
 def _validate(version: str, action: str, payload: Any, direction: Direction) -> None:
     if not isinstance(payload, dict):
         raise OcppCallError("FormationViolation" if version == "1.6" else "FormatViolation", "payload is not an object")
-    key = _memo_key(version, action, direction, payload)
-    if key is not None:
-        with _valid_lock:
-            if key in _valid:
-                _valid.move_to_end(key)
-                return
+    try:
+        # sort_keys: one text per payload whatever its member order; 1, 1.0 and true stay distinct.
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        text = None  # not plain JSON: jsonschema decides, nothing is remembered
+    if text is not None and len(text) <= _MEMO_MAX_CHARS:
+        _valid_text(version, action, direction, text)
+    else:
+        _check(version, action, payload, direction)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _valid_text(version: str, action: str, direction: Direction, text: str) -> None:
+    """:func:`_check` of a payload's canonical JSON; only a valid one is remembered (a refusal raises)."""
+    _check(version, action, json.loads(text), direction)
+
+
+def _check(version: str, action: str, payload: dict[str, Any], direction: Direction) -> None:
     validator = _validator(version, action, direction)
     error = best_match(validator.iter_errors(payload))  # the error the library itself would raise
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "payload"
         raise OcppCallError(_code(version, error), f"{action} {direction} {where}: {error.message}"[:512])
-    if key is not None:
-        with _valid_lock:
-            _valid[key] = None
-            if len(_valid) > _MEMO_SIZE:
-                _valid.popitem(last=False)
-
-
-def _memo_key(version: str, action: str, direction: str, payload: dict[str, Any]) -> tuple[str, str, str, str] | None:
-    try:
-        # sort_keys: one key per payload whatever its member order; 1, 1.0 and true stay distinct.
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        return None  # not plain JSON: jsonschema decides, nothing is remembered
-    return (version, action, direction, text) if len(text) <= _MEMO_MAX_CHARS else None
 
 
 def validate_request(version: str, action: str, payload: Any) -> None:

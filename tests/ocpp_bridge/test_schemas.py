@@ -12,7 +12,7 @@ from ocpp_bridge.errors import OcppCallError
 
 @pytest.fixture(autouse=True)
 def _empty_memo() -> None:
-    schemas._valid.clear()
+    schemas._valid_text.cache_clear()
 
 
 def _count_walks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -69,9 +69,7 @@ def test_large_payloads_are_always_walked_and_the_memo_is_bounded(monkeypatch: p
     for _ in range(2):
         schemas.validate_request("2.0.1", "CertificateSigned", {"certificateChain": chain})
     assert len(walks) == 2
-    monkeypatch.setattr(schemas, "_MEMO_SIZE", 8)
-    for index in range(20):
-        schemas.validate_response(
-            "2.0.1", "CertificateSigned", {"status": "Accepted", "customData": {"vendorId": f"v{index}"}}
-        )
-    assert len(schemas._valid) == 8
+    for index in range(schemas._MEMO_SIZE + 50):
+        payload = {"status": "Accepted", "customData": {"vendorId": f"v{index}"}}
+        schemas.validate_response("2.0.1", "CertificateSigned", payload)
+    assert schemas._valid_text.cache_info().currsize == schemas._MEMO_SIZE
