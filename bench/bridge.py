@@ -188,24 +188,24 @@ async def _enroll_all(
     return [value for result in results for value in result], elapsed
 
 
-async def _enroll(connection: object, csrs: list[str]) -> list[float]:
+async def _enroll(connection: Any, csrs: list[str]) -> list[float]:
     latencies = []
     for csr in csrs:
         start = time.perf_counter()
         message_id, frame = _frame("SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"})
-        await connection.send(frame)  # type: ignore[attr-defined]
+        await connection.send(frame)
         while True:
-            message = json.loads(await asyncio.wait_for(connection.recv(), 60))  # type: ignore[attr-defined]
+            message = json.loads(await asyncio.wait_for(connection.recv(), 60))
             if message[0] == 3 and message[1] == message_id:
                 if message[2].get("status") != "Accepted":
                     raise RuntimeError(f"SignCertificate answered {message[2]}")
                 continue
             if message[0] == 2 and message[2] == "CertificateSigned":
                 latencies.append(time.perf_counter() - start)
-                await connection.send(json.dumps([3, message[1], {"status": "Accepted"}]))  # type: ignore[attr-defined]
+                await connection.send(json.dumps([3, message[1], {"status": "Accepted"}]))
                 break
             if message[0] == 2:  # another bridge call (reconciliation): answer so it does not wait
-                await connection.send(json.dumps([4, message[1], "NotImplemented", "bench", {}]))  # type: ignore[attr-defined]
+                await connection.send(json.dumps([4, message[1], "NotImplemented", "bench", {}]))
     return latencies
 
 

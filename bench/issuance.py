@@ -240,15 +240,16 @@ def time_crypto_only(url: str, keys_dir: Path, csrs: Sequence[tuple[str, str]], 
             )
             fingerprint(certificate)
 
-    workers = [threading.Thread(target=sign_all, args=(csrs[i::threads],)) for i in range(threads)]
+    workers = (
+        [threading.Thread(target=sign_all, args=(csrs[i::threads],)) for i in range(threads)] if threads > 1 else []
+    )
     cpu, start = time.process_time(), time.perf_counter()
-    if threads == 1:
-        sign_all(csrs)
-    else:
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+    if not workers:
+        sign_all(csrs)  # the one-core baseline: no thread hand-over at all
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
     name = "crypto only (no storage)" if threads == 1 else f"crypto only, {threads} threads"
     return Result(name, len(csrs), time.perf_counter() - start, time.process_time() - cpu)
 
